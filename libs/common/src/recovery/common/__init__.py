@@ -1,0 +1,1 @@
+"""The shared kit every Recovery Platform service is built on."""

@@ -1,0 +1,123 @@
+"""The audit trail: every access decision on a clinical record, allowed or denied.
+
+Reads are recorded through a small buffer flushed in the background (every 200 ms or
+500 entries, and on shutdown) so a read does not pay for a write; changes are recorded in
+the same transaction as the change itself.
+"""
+
+import asyncio
+import contextlib
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+import structlog
+from sqlalchemy import Column, insert
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from recovery.common.auth import Principal
+from recovery.common.db import UTCDateTime
+from recovery.common.timeutil import utcnow
+
+log = structlog.get_logger(__name__)
+
+
+class Outcome(StrEnum):
+    allowed = "allowed"
+    denied = "denied"
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what to which record, when, from where, and whether it was allowed."""
+
+    __tablename__ = "audit_event"
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True)
+    recorded_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), index=True))
+    actor: str = Field(max_length=200)
+    actor_roles: str = Field(default="", max_length=200)
+    record_type: str = Field(max_length=60)
+    record_id: str | None = Field(default=None, max_length=64, index=True)
+    service_user_id: str | None = Field(default=None, max_length=64, index=True)
+    action: str = Field(max_length=30)
+    outcome: str = Field(max_length=10)
+    source_address: str | None = Field(default=None, max_length=64)
+    request_id: str | None = Field(default=None, max_length=64)
+    purpose: str | None = Field(default=None, max_length=500)
+
+
+def audit_entry(
+    principal: Principal | None,
+    *,
+    record_type: str,
+    action: str,
+    outcome: Outcome,
+    record_id: str | None = None,
+    service_user_id: str | None = None,
+    source_address: str | None = None,
+    request_id: str | None = None,
+    purpose: str | None = None,
+) -> AuditEvent:
+    return AuditEvent(
+        actor=principal.sub if principal else "anonymous",
+        actor_roles=" ".join(sorted(principal.roles)) if principal else "",
+        record_type=record_type,
+        record_id=record_id,
+        service_user_id=service_user_id,
+        action=action,
+        outcome=outcome.value,
+        source_address=source_address,
+        request_id=request_id,
+        purpose=purpose,
+    )
+
+
+class AuditTrail:
+    """Buffers audit entries of reads and writes them in batches."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, flush_every: float = 0.2,
+                 batch_size: int = 500) -> None:
+        self._sessions = sessions
+        self._buffer: list[AuditEvent] = []
+        self._flush_every = flush_every
+        self._batch_size = batch_size
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def record(self, entry: AuditEvent) -> None:
+        self._buffer.append(entry)
+        if len(self._buffer) >= self._batch_size:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        if not self._buffer:
+            return
+        batch, self._buffer = self._buffer, []
+        rows = [entry.model_dump() for entry in batch]
+        try:
+            async with self._sessions() as session:
+                await session.exec(insert(AuditEvent), params=rows)  # type: ignore[call-overload]
+                await session.commit()
+        except Exception:
+            # Put them back so the next flush retries; an audit entry is never dropped silently.
+            self._buffer[:0] = batch
+            log.exception("audit_flush_failed", pending=len(self._buffer))
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._flush_every)
+            self._wake.clear()
+            await self.flush()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="audit-trail")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()

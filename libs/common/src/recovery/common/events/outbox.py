@@ -1,0 +1,64 @@
+"""The transactional outbox: an event row written in the same transaction as the change."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Integer, String, event
+from sqlalchemy.orm import Session
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from recovery.common.db import UTCDateTime
+from recovery.common.events.envelope import CloudEvent, source_of
+
+#: Session.info key holding the callable that wakes the relay after a commit.
+WAKE_RELAY = "recovery.wake_relay"
+_PENDING = "recovery.outbox_pending"
+
+
+class OutboxEvent(SQLModel, table=True):
+    """An event waiting to be published (``published_at`` empty) or already published."""
+
+    __tablename__ = "outbox_event"
+
+    position: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True,
+                                                                 autoincrement=True))
+    event_id: str = Field(sa_column=Column(String(36), unique=True, nullable=False))
+    type: str = Field(max_length=120)
+    subject: str = Field(max_length=64)
+    occurred_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    envelope: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    published_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(),
+                                                                          index=True))
+
+
+def record_event(session: AsyncSession, event_type: str, subject: str,
+                 data: dict[str, Any]) -> CloudEvent:
+    """Add an event to the session; it is published only if the transaction commits.
+
+    ``data`` holds ids, statuses and dates for routing and figures, never clinical free text.
+    """
+    cloud_event = CloudEvent(source=source_of(event_type), type=event_type, subject=subject,
+                             data=data)
+    session.add(OutboxEvent(
+        event_id=cloud_event.id,
+        type=event_type,
+        subject=subject,
+        occurred_at=cloud_event.time,
+        envelope=cloud_event.model_dump(mode="json"),
+    ))
+    session.sync_session.info[_PENDING] = True
+    return cloud_event
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_relay_after_commit(session: Session) -> None:
+    if session.info.pop(_PENDING, False):
+        wake = session.info.get(WAKE_RELAY)
+        if wake is not None:
+            wake()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)

@@ -1,0 +1,142 @@
+"""Errors as RFC 9457 problem documents (``application/problem+json``), validation included."""
+
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://recovery-platform.org/problems/"
+
+log = structlog.get_logger(__name__)
+
+
+class InvalidParam(BaseModel):
+    name: str
+    reason: str
+
+
+class ProblemDocument(BaseModel):
+    """The body of every error response (RFC 9457)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    invalid_params: list[InvalidParam] | None = Field(default=None, alias="invalid-params")
+
+    model_config = {"populate_by_name": True}
+
+
+class Problem(Exception):
+    """Raise to answer with a problem document; ``kind`` names the problem type."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        kind: str | None = None,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        invalid_params: list[InvalidParam] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.kind = kind
+        self.title = title or HTTPStatus(status).phrase
+        self.headers = headers
+        self.invalid_params = invalid_params
+
+    def document(self, instance: str | None = None) -> dict[str, Any]:
+        doc = ProblemDocument(
+            type=PROBLEM_TYPE_BASE + self.kind if self.kind else "about:blank",
+            title=self.title,
+            status=self.status,
+            detail=self.detail,
+            instance=instance,
+            invalid_params=self.invalid_params,
+        )
+        return doc.model_dump(by_alias=True, exclude_none=True)
+
+
+def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
+    instance = request.url.path if request is not None else None
+    return JSONResponse(
+        problem.document(instance),
+        status_code=problem.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=problem.headers,
+    )
+
+
+def _location(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def validation_problem(errors: list[Any]) -> Problem:
+    params = [
+        InvalidParam(name=_location(error.get("loc", ())), reason=str(error.get("msg", "")))
+        for error in errors
+    ]
+    return Problem(
+        422,
+        "The request is not valid; see invalid-params for each field.",
+        kind="validation",
+        title="Invalid request",
+        invalid_params=params,
+    )
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return problem_response(exc, request)
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return problem_response(
+            Problem(400, "The request body is not valid JSON.", kind="malformed-json"), request
+        )
+    return problem_response(validation_problem(errors), request)
+
+
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    problem = Problem(exc.status_code, str(exc.detail), headers=exc.headers)
+    return problem_response(problem, request)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The exception type is logged, never its message: it may carry clinical text.
+    log.error("unhandled_error", error_type=type(exc).__name__, path=request.url.path)
+    problem = Problem(500, "Something went wrong on our side; it has been logged.")
+    return problem_response(problem, request)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries so a schema-driven client sees every error status."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "model": ProblemDocument,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,131 @@
+"""The pytest plugin every test suite loads (``-p recovery.common.testing.plugin``)."""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from recovery.common.dev_issuer import DevIssuer
+from recovery.common.migrations import upgrade_to_head
+from recovery.common.settings import Settings
+from recovery.common.testing.processes import NatsServer, PostgresServer, postgres_binaries
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+def pytest_report_header() -> str:
+    found = postgres_binaries()
+    if found is None:
+        return ("postgresql: server binaries (initdb, pg_ctl) not found - PostgreSQL tests will "
+                "be SKIPPED; install Debian's postgresql package to run them")
+    return f"postgresql: using server binaries in {found}"
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[NatsServer]:
+    server = NatsServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer | None]:
+    bin_dir = postgres_binaries()
+    if bin_dir is None:
+        yield None
+        return
+    server = PostgresServer(bin_dir)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database on each backend in turn."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    server: PostgresServer | None = request.getfixturevalue("postgres_server")
+    if server is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL server binaries are required in CI (initdb, pg_ctl)")
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found on this machine")
+    return server.create_database("t_" + uuid.uuid4().hex[:16])
+
+
+@pytest.fixture(scope="session")
+def dev_issuer(tmp_path_factory: pytest.TempPathFactory) -> DevIssuer:
+    issuer = DevIssuer(tmp_path_factory.mktemp("dev-issuer"))
+    issuer.ensure_keys()
+    return issuer
+
+
+class TokenFactory:
+    """Signed development tokens for every role, for tests."""
+
+    def __init__(self, issuer: DevIssuer) -> None:
+        self.issuer = issuer
+
+    def __call__(self, role: str, sub: str, *, teams: list[str] | None = None,
+                 patient: str | None = None, scope: str | None = None, **kwargs: Any) -> str:
+        return self.issuer.mint(role=role, sub=sub, teams=teams, patient=patient, scope=scope,
+                                **kwargs)
+
+    def service_user(self, person: str, **kwargs: Any) -> str:
+        return self("service_user", person, patient=person, **kwargs)
+
+    def clinician(self, sub: str = "staff-1", teams: list[str] | None = None, **kw: Any) -> str:
+        return self("clinician", sub, teams=teams if teams is not None else ["team-a"], **kw)
+
+    def peer_specialist(self, sub: str = "peer-1", teams: list[str] | None = None) -> str:
+        return self("peer_specialist", sub, teams=teams if teams is not None else ["team-a"])
+
+    def manager(self, sub: str = "manager-1", teams: list[str] | None = None) -> str:
+        return self("manager", sub, teams=teams if teams is not None else ["team-a"])
+
+    def system(self, sub: str = "partner-1", scope: str = "system/*.rs") -> str:
+        return self("system", sub, scope=scope)
+
+    @staticmethod
+    def header(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="session")
+def tokens(dev_issuer: DevIssuer) -> TokenFactory:
+    return TokenFactory(dev_issuer)
+
+
+def make_settings(service: str, *, database_url: str, jwks_file: Path,
+                  nats_url: str | None = None, **overrides: Any) -> Settings:
+    return Settings(
+        service=service,
+        environment="test",
+        database_url=database_url,
+        jwks_file=str(jwks_file),
+        nats_url=nats_url or "nats://127.0.0.1:1",
+        events_enabled=nats_url is not None,
+        **overrides,
+    )
+
+
+@asynccontextmanager
+async def running_service(app_factory: Callable[[Settings], FastAPI], settings: Settings,
+                          migrations_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """Migrate, start the app with its lifespan, and hand back an in-process client."""
+    await asyncio.to_thread(upgrade_to_head, migrations_dir, settings.database_url)
+    app = app_factory(settings)
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client

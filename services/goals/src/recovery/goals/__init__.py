@@ -1,0 +1,1 @@
+"""Personal life goals service."""
