@@ -1,13 +1,27 @@
-"""The outbox relay: publishes committed events to JetStream, in order, exactly once."""
+"""The outbox relay: publishes committed events to JetStream, in order, exactly once.
+
+Woken at commit and polling as a safety net. Each message carries ``Nats-Msg-Id`` = event id,
+so a batch published again (after a crash between publish and mark, or by a second relay)
+is dropped by JetStream as a duplicate. On PostgreSQL a transaction-scoped advisory lock
+lets one relay of a service publish at a time, so replicas neither race nor reorder.
+"""
 
 import asyncio
 import contextlib
+import json
+import time
+import zlib
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
 
 import structlog
 from nats.js.api import PubAck
-from sqlalchemy import update
+from nats.js.errors import NoStreamResponseError
+from prometheus_client import Counter
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recovery.common.events.bus import EventBus
@@ -16,59 +30,124 @@ from recovery.common.timeutil import utcnow
 
 log = structlog.get_logger(__name__)
 
+PUBLISHED = Counter("recovery_outbox_published_total", "Outbox events published to JetStream",
+                    ["stream"])
+PUBLISH_FAILURES = Counter("recovery_outbox_publish_failures_total",
+                           "Outbox batches that were not fully acknowledged", ["stream"])
+
+#: Every service has its own database, so one fixed advisory-lock key per database suffices.
+RELAY_LOCK_KEY = zlib.crc32(b"recovery.outbox_relay")
+
 
 class OutboxRelay:
-    """Woken at commit, and polling as a safety net; publishes in batches.
-
-    Each message carries ``Nats-Msg-Id`` = event id, so a batch republished after a crash
-    between publish and mark is dropped by JetStream as a duplicate.
-    """
+    """Publishes unpublished outbox rows in position order, a batch at a time."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventBus, *,
-                 poll_seconds: float = 0.5, batch_size: int = 500) -> None:
+                 poll_seconds: float = 0.5, batch_size: int = 500,
+                 ack_timeout: float = 5.0,
+                 retention: timedelta = timedelta(days=7),
+                 prune_every_seconds: float = 600.0) -> None:
         self._sessions = sessions
         self._bus = bus
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
+        self._ack_timeout = ack_timeout
+        self._retention = retention
+        self._prune_every = prune_every_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
+        # A backlog written while NATS was down goes out as soon as it is back.
+        bus.on_connected(self.wake)
 
     def wake(self) -> None:
         self._wake.set()
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unpublished events; returns how many were published."""
+        """Publish one batch of unpublished events; returns how many were published.
+
+        Only the acknowledged prefix of a batch is marked published, so a failure part-way
+        never lets a later event overtake an earlier one.
+        """
         js = self._bus.js
         if js is None or not self._bus.connected:
             return 0
         async with self._sessions() as session:
-            rows = (await session.exec(
-                select(OutboxEvent)
+            connection = await session.connection()
+            if connection.dialect.name == "postgresql":
+                locked = (await connection.execute(
+                    select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY)))).scalar_one()
+                if not locked:
+                    return 0  # another replica is publishing; it will get these rows too
+            rows = (await connection.execute(
+                select(col(OutboxEvent.position), col(OutboxEvent.event_id),
+                       col(OutboxEvent.type), col(OutboxEvent.envelope))
                 .where(col(OutboxEvent.published_at).is_(None))
                 .order_by(col(OutboxEvent.position))
                 .limit(self._batch_size)
             )).all()
             if not rows:
                 return 0
-            from recovery.common.events.envelope import CloudEvent
+            acked = await self._publish(rows)
+            if acked:
+                await connection.execute(
+                    update(OutboxEvent)
+                    .where(col(OutboxEvent.position).in_([row.position for row in rows[:acked]]))
+                    .values(published_at=utcnow())
+                )
+                await session.commit()
+                self.published += acked
+                PUBLISHED.labels(self._bus.settings.stream_name).inc(acked)
+            if acked < len(rows):
+                PUBLISH_FAILURES.labels(self._bus.settings.stream_name).inc()
+                raise PublishIncompleteError(acked, len(rows))
+            return acked
 
-            futures: list[asyncio.Future[PubAck]] = []
+    async def _publish(self, rows: Sequence[Row[Any]]) -> int:
+        """Publish rows asynchronously; the length of the prefix JetStream acknowledged."""
+        js = self._bus.js
+        assert js is not None
+        futures: list[asyncio.Future[PubAck]] = []
+        try:
             for row in rows:
-                payload = CloudEvent.model_validate(row.envelope).to_json()
+                payload = json.dumps(row.envelope, separators=(",", ":")).encode()
                 futures.append(await js.publish_async(
                     row.type, payload, headers={"Nats-Msg-Id": row.event_id}))
-            await asyncio.gather(*futures)
-            await session.exec(  # type: ignore[call-overload]
-                update(OutboxEvent)
-                .where(col(OutboxEvent.position).in_([r.position for r in rows]))
-                .values(published_at=utcnow())
-            )
+        except Exception as exc:
+            log.warning("outbox_publish_failed", error=type(exc).__name__)
+        if futures:
+            _, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
+            for future in pending:
+                future.cancel()
+        acked = 0
+        for future in futures:
+            if future.cancelled():
+                break
+            error = future.exception()
+            if error is not None:
+                if isinstance(error, NoStreamResponseError):
+                    # The server lost the stream (fresh storage after a restart): provision it.
+                    await self._bus.provision_own_stream()
+                break
+            acked += 1
+        # Retrieve every outcome so no failed future is reported as never retrieved.
+        for future in futures:
+            if future.done() and not future.cancelled():
+                future.exception()
+        return acked
+
+    async def prune_published(self, older_than: timedelta | None = None) -> int:
+        """Delete events published longer ago than the retention; JetStream keeps them."""
+        cutoff = utcnow() - (older_than if older_than is not None else self._retention)
+        async with self._sessions() as session:
+            connection = await session.connection()
+            result = await connection.execute(
+                delete(OutboxEvent).where(col(OutboxEvent.published_at) < cutoff))
             await session.commit()
-            self.published += len(rows)
-            return len(rows)
+            return int(result.rowcount or 0)
 
     async def _run(self) -> None:
+        next_prune = time.monotonic() + self._prune_every
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
@@ -76,10 +155,13 @@ class OutboxRelay:
             try:
                 while await self.publish_pending() == self._batch_size:
                     pass
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + self._prune_every
+                    await self.prune_published()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("outbox_publish_failed", error=type(exc).__name__)
+                log.warning("outbox_relay_failed", error=type(exc).__name__)
                 await asyncio.sleep(self._poll_seconds)
 
     def start(self) -> None:
@@ -90,3 +172,13 @@ class OutboxRelay:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            self._task = None
+
+
+class PublishIncompleteError(Exception):
+    """JetStream acknowledged only part of a batch; the rest stays in the outbox."""
+
+    def __init__(self, acked: int, total: int) -> None:
+        super().__init__(f"{acked} of {total} events acknowledged")
+        self.acked = acked
+        self.total = total

@@ -37,6 +37,16 @@ def nats_server() -> Iterator[NatsServer]:
     server.stop()
 
 
+@pytest.fixture
+def own_nats_server() -> Iterator[NatsServer]:
+    """A NATS server for one test alone, free to be stopped and restarted."""
+    server = NatsServer()
+    server.start()
+    yield server
+    server.stop()
+    server.remove_storage()
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer | None]:
     bin_dir = postgres_binaries()

@@ -61,9 +61,17 @@ class NatsServer:
             self.process.wait(timeout=10)
             self.process = None
 
-    def restart(self) -> None:
+    def restart(self, *, lose_storage: bool = False) -> None:
+        """Stop and start on the same port; ``lose_storage`` wipes JetStream's files between,
+        as a pod without a persistent volume would."""
         self.stop()
+        if lose_storage:
+            shutil.rmtree(self.store_dir, ignore_errors=True)
+            self.store_dir.mkdir(parents=True)
         self.start()
+
+    def remove_storage(self) -> None:
+        shutil.rmtree(self.store_dir, ignore_errors=True)
 
 
 def postgres_binaries() -> Path | None:
