@@ -1,0 +1,45 @@
+"""`make bench` (``python -m bench``): run the benchmark, write bench/results/*.json and the
+figures in docs/performance.md. ``--quick`` is a short smoke run that leaves the docs alone."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.config import FULL, QUICK, SCALES
+from bench.report import DOCS, RESULTS_DIR, update_docs, write_json
+from bench.run import run, say
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short smoke run (scale quick)")
+    parser.add_argument("--scale", choices=sorted(SCALES), help="full, quick or tiny")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--docs", dest="docs", action="store_true", default=None,
+                        help="rewrite the figures in docs/performance.md (default: full runs)")
+    parser.add_argument("--no-docs", dest="docs", action="store_false")
+    args = parser.parse_args(argv)
+    scale = SCALES[args.scale] if args.scale else (QUICK if args.quick else FULL)
+    results = run(scale)
+    path = write_json(results, args.results_dir)
+    say(f"results written to {path}")
+    if args.docs if args.docs is not None else scale is FULL:
+        update_docs(results)
+        say(f"figures written to {DOCS}")
+    for target in results["targets"]:
+        verdict = "met" if target["met"] else "MISSED"
+        measured = "not measured" if target["measured"] is None else target["measured"]
+        say(f"{verdict:>6}  {target['description']}: {measured} "
+            f"(target {'>=' if target['higher_is_better'] else '<='} {target['bound']})")
+    if results.get("aborted"):
+        say(f"the run stopped early: {results['aborted']}")
+        return 2
+    if results["failures"]:
+        say("requests or events failed, so the figures above are not trustworthy: "
+            + "; ".join(results["failures"]))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

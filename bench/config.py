@@ -1,0 +1,64 @@
+"""How big and how long each benchmark run is, and the targets the issue sets."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Sizes and durations of one run; ``full`` fits a 2-core machine in a few minutes."""
+
+    name: str
+    duration_s: float
+    warmup_s: float
+    connections: int
+    goals_to_read: int
+    list_small_table: int
+    list_large_table: int
+    relay_events: int
+    latency_rate_per_s: int
+    latency_duration_s: float
+
+
+FULL = Scale(name="full", duration_s=10, warmup_s=2, connections=32, goals_to_read=200,
+             list_small_table=1_000, list_large_table=100_000, relay_events=20_000,
+             latency_rate_per_s=200, latency_duration_s=10)
+QUICK = Scale(name="quick", duration_s=3, warmup_s=1, connections=32, goals_to_read=50,
+              list_small_table=1_000, list_large_table=10_000, relay_events=5_000,
+              latency_rate_per_s=200, latency_duration_s=3)
+# Only proves the plumbing (used by the harness's own test); its figures mean nothing.
+TINY = Scale(name="tiny", duration_s=1, warmup_s=0, connections=4, goals_to_read=5,
+             list_small_table=150, list_large_table=300, relay_events=200,
+             latency_rate_per_s=50, latency_duration_s=1)
+
+SCALES = {scale.name: scale for scale in (FULL, QUICK, TINY)}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One line of the issue's section 5: ``measured`` is compared with ``bound``."""
+
+    key: str
+    description: str
+    bound: float
+    unit: str
+    higher_is_better: bool
+
+    def met_by(self, measured: float) -> bool:
+        return measured >= self.bound if self.higher_is_better else measured <= self.bound
+
+
+TARGETS = [
+    Target("get_ratio", "GET a goal by id: req/s vs baseline", 0.30, "x", True),
+    Target("get_p99_ms", "GET a goal by id: p99 at 32 connections", 25.0, "ms", False),
+    Target("post_ratio", "POST a goal (with its outbox row): req/s vs baseline", 0.15, "x",
+           True),
+    Target("list_ratio", "List 100 goals: req/s vs baseline (large table)", 0.10, "x", True),
+    Target("list_p50_growth", "List 100 goals: p50 large table / p50 1,000 goals", 1.5, "x",
+           False),
+    Target("relay_events_per_s", "Outbox relay into JetStream", 5_000, "events/s", True),
+    Target("relay_latency_p50_ms", "Commit-to-consumer latency p50 at 200 events/s", 10.0, "ms",
+           False),
+    Target("relay_latency_p99_ms", "Commit-to-consumer latency p99 at 200 events/s", 50.0, "ms",
+           False),
+    Target("rss_after_mb", "Service RSS after the run", 150.0, "MB", False),
+]

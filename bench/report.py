@@ -1,0 +1,144 @@
+"""Writes a run's figures: the JSON file in bench/results and the generated part of
+docs/performance.md (the text outside its markers is written by hand and kept)."""
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench.servers import REPO
+
+RESULTS_DIR = REPO / "bench" / "results"
+DOCS = REPO / "docs" / "performance.md"
+BEGIN = "<!-- bench:results:begin (written by `make bench`; edit outside these markers) -->"
+END = "<!-- bench:results:end -->"
+
+#: What holds a figure back, shown beside a missed target; from profiling (see the docs).
+LIMITS: dict[str, str] = {}
+TIMES = "\u00d7"  # the multiplication sign, spelled out for linters
+
+SCENARIO_TITLES = {
+    "get_goal": "`GET /v1/goals/{id}`, authenticated",
+    "list_small": "`GET /v1/goals?team_id=…&limit=100`, small table",
+    "list_large": "`GET /v1/goals?team_id=…&limit=100`, large table",
+    "post_goal": "`POST /v1/goals` (minimal create, with its outbox row)",
+}
+
+
+def write_json(results: dict[str, Any], directory: Path = RESULTS_DIR) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.fromisoformat(results["started_at"]).strftime("%Y%m%dT%H%M%SZ")
+    path = directory / f"{stamp}-{results['scale']['name']}.json"
+    path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return "not measured"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def _bound(target: dict[str, Any]) -> str:
+    sign = "≥" if target["higher_is_better"] else "≤"
+    unit = target["unit"]
+    return f"{sign} {_number(target['bound'])} {unit}".replace(" x", f"{TIMES} baseline")
+
+
+def _measured(target: dict[str, Any]) -> str:
+    if target["measured"] is None:
+        return "not measured"
+    suffix = TIMES if target["unit"] == "x" else f" {target['unit']}"
+    return f"{_number(target['measured'])}{suffix}"
+
+
+def render(results: dict[str, Any]) -> str:
+    """The generated block of docs/performance.md, markers included."""
+    scale = results["scale"]
+    cpus = results["cpu_plan"]
+    baseline = results.get("baseline", {})
+    scenarios = results["scenarios"]
+    service = results.get("service", {})
+    placement = (f"service on core {cpus['server']}, wrk, NATS and the harness on core(s) "
+                 f"{cpus['load']}" if cpus["isolated"] else "one core shared by everything")
+    lines = [
+        BEGIN,
+        "",
+        f"### Latest run: {results['started_at']}",
+        "",
+        f"Scale `{scale['name']}`: {scale['duration_s']:g} s per scenario after a "
+        f"{scale['warmup_s']:g} s warm-up, {scale['connections']} connections; "
+        f"{results['machine']['cpus']} cores ({placement}); Python "
+        f"{results['machine']['python']}; {results['machine']['load_generator']}; service "
+        f"command from {results['command']['source']}: `{results['command']['line']}`.",
+        "",
+    ]
+    if results.get("aborted"):
+        lines += [f"**The run stopped early:** {results['aborted']}", ""]
+    lines += ["| Target | Bound | Measured | Result | What limits it |",
+              "|---|---|---|---|---|"]
+    for target in results["targets"]:
+        met = target["met"]
+        result = "met" if met else ("**missed**" if target["measured"] is not None else "—")
+        limit = "" if met else LIMITS.get(target["key"], "")
+        lines.append(f"| {target['description']} | {_bound(target)} | {_measured(target)} | "
+                     f"{result} | {limit} |")
+    lines += ["", f"| Scenario | req/s | {TIMES} baseline | p50 ms | p90 ms | p99 ms | peak RSS MB "
+              "| failed requests |", "|---|---|---|---|---|---|---|---|"]
+    rows = [("Baseline: bare Starlette `GET /`", baseline)]
+    for key, title in SCENARIO_TITLES.items():
+        if key in scenarios:
+            figures = scenarios[key]
+            if "goals_in_table" in figures:
+                title = title.replace("table", f"table ({figures['goals_in_table']:,} goals)")
+            rows.append((title, figures))
+    base_rate = baseline.get("requests_per_s")
+    for title, figures in rows:
+        if not figures:
+            continue
+        latency = figures["latency_ms"]
+        rate = figures["requests_per_s"]
+        ratio = f"{rate / base_rate:.2f}" if base_rate else "—"
+        lines.append(f"| {title} | {rate:,.0f} | {ratio} | {latency['p50']:.2f} | "
+                     f"{latency['p90']:.2f} | {latency['p99']:.2f} | "
+                     f"{figures['peak_rss_mb']} | {sum(figures['errors'].values())} |")
+    relay = scenarios.get("relay_throughput")
+    latency_run = scenarios.get("relay_latency")
+    if relay or latency_run:
+        lines += ["", "| Outbox relay | Figure |", "|---|---|"]
+    if relay:
+        lines += [f"| Events committed at once, then one change to wake the relay | "
+                  f"{relay['events']:,} |",
+                  f"| Until all were stored in JetStream | {relay['seconds']} s "
+                  f"({relay['events_per_s']:,.0f} events/s) |"]
+    if latency_run:
+        figures = latency_run["latency_ms"]
+        lines += [f"| Commit-to-consumer latency at {latency_run['rate_per_s']} changes/s: "
+                  f"p50 / p90 / p99 / max | {figures['p50']} / {figures['p90']} / "
+                  f"{figures['p99']} / {figures['max']} ms |",
+                  f"| Changes committed / events received | "
+                  f"{latency_run['changes_committed']:,} / {latency_run['events_received']:,} |"]
+    if service:
+        lines += ["", f"Service memory (RSS): {service.get('rss_after_start_mb', '—')} MB after "
+                  f"start, {service.get('peak_rss_mb', '—')} MB at peak, "
+                  f"{service.get('rss_after_run_mb', '—')} MB after the run; the baseline "
+                  f"peaked at {baseline.get('peak_rss_mb', '—')} MB."]
+    problems = results.get("failures") or []
+    lines += ["", "Failures during the run: " + ("; ".join(problems) if problems else "none.")]
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def update_docs(results: dict[str, Any], path: Path = DOCS) -> None:
+    """Replace the generated block in ``path``, keeping the hand-written text around it."""
+    block = render(results)
+    text = path.read_text() if path.exists() else "# Performance\n\n" + BEGIN + "\n" + END + "\n"
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)

@@ -1,0 +1,351 @@
+"""One benchmark run: baseline, then the goals service with its own NATS and SQLite, each
+scenario measured by wrk from the other core; returns the figures as a plain dict."""
+
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.config import TARGETS, Scale
+from bench.cpus import CpuPlan, plan_cpus
+from bench.loadgen import Request, ensure_wrk, run_wrk, write_plan
+from bench.relay import commit_to_consumer_latency, relay_throughput
+from bench.seeding import GoalSeeder, sync_engine
+from bench.servers import (
+    REPO,
+    SERVICE,
+    RssSampler,
+    ServerProcess,
+    procfile_command,
+    server_argv,
+)
+from recovery.common.dev_issuer import DevIssuer
+from recovery.common.testing.processes import NatsServer, free_port
+
+SERVICE_APP = "recovery.goals.main:create_app"
+BASELINE_APP = "bench.baseline:create_app"
+TEAMS = {"get": "bench-get", "list": "bench-list", "post": "bench-post",
+         "relay": "bench-relay"}
+# Words of a person's own goal; the same text for every benchmark goal.
+DESCRIPTION = "Get back to playing five-a-side football on Saturday mornings"
+
+
+def say(message: str) -> None:
+    print(f"bench: {message}", flush=True)
+
+
+def goal_body(team: str, person: str) -> dict[str, str]:
+    """The minimal create the issue promises: who, which team, and the goal in their words."""
+    return {"service_user_id": person, "team_id": team, "description": DESCRIPTION}
+
+
+def _json_line(body: dict[str, str]) -> str:
+    import json
+
+    return json.dumps(body, separators=(",", ":"))
+
+
+class Bench:
+    """Holds what every scenario shares: the cores, the work folder, the load settings."""
+
+    def __init__(self, scale: Scale, workdir: Path, cpus: CpuPlan) -> None:
+        self.scale = scale
+        self.workdir = workdir
+        self.cpus = cpus
+
+    def load(self, name: str, server: ServerProcess, sampler: RssSampler,
+             requests: list[Request], headers: dict[str, str],
+             check: Callable[[httpx.Response], None]) -> dict[str, Any]:
+        """Check one request answers as it should, warm up, then measure with wrk."""
+        first = requests[0]
+        answer = httpx.request(first.method, server.base_url + first.path,
+                               content=first.body or None, headers=headers, timeout=30)
+        check(answer)
+        plan = write_plan(self.workdir, requests, headers)
+        settings = {"connections": self.scale.connections, "cpus": self.cpus.load}
+        if self.scale.warmup_s:
+            run_wrk(server.base_url, plan, duration_s=self.scale.warmup_s, **settings)  # type: ignore[arg-type]
+        with sampler.phase() as memory:
+            result = run_wrk(server.base_url, plan, duration_s=self.scale.duration_s,
+                             **settings)  # type: ignore[arg-type]
+        figures = {**result.as_dict(), **memory, "connections": self.scale.connections}
+        say(f"{name}: {result.requests_per_s:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
+            f"p99 {result.p99_ms:.2f} ms, errors {result.error_count}, "
+            f"peak RSS {memory['peak_rss_mb']} MB")
+        return figures
+
+
+def expect(status: int, items: int | None = None) -> Callable[[httpx.Response], None]:
+    def check(answer: httpx.Response) -> None:
+        if answer.status_code != status:
+            raise RuntimeError(f"{answer.request.method} {answer.request.url.path} answered "
+                               f"{answer.status_code}, not {status}: {answer.text[:300]}")
+        if items is not None and page_length(answer.json()) != items:
+            raise RuntimeError(f"the list page holds {page_length(answer.json())} goals, "
+                               f"not {items}")
+
+    return check
+
+
+def page_length(body: Any) -> int:
+    """How many records a list page holds, whatever the page's envelope calls them."""
+    if isinstance(body, list):
+        return len(body)
+    for key in ("items", "data", "goals", "results", "entry"):
+        if isinstance(body, dict) and isinstance(body.get(key), list):
+            return len(body[key])
+    raise RuntimeError(f"cannot find the records in a list page with keys {list(body)}")
+
+
+def service_environment(workdir: Path, database_url: str, nats_url: str,
+                        extra: dict[str, str]) -> dict[str, str]:
+    # The caller's own RECOVERY_* settings must not leak into the run.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_")}
+    env.update(extra)
+    env.update({
+        "RECOVERY_SERVICE": SERVICE,
+        "RECOVERY_ENVIRONMENT": "development",
+        "RECOVERY_DATABASE_URL": database_url,
+        "RECOVERY_NATS_URL": nats_url,
+        "RECOVERY_JWKS_FILE": str(workdir / "dev-issuer" / "jwks.json"),
+    })
+    return env
+
+
+def migrate(env: dict[str, str]) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-m", "recovery.common.migrate", f"recovery.{SERVICE}.main"],
+        cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    if finished.returncode != 0:
+        raise RuntimeError(f"migrations failed:\n{finished.stdout}\n{finished.stderr}")
+
+
+def run_baseline(bench: Bench, command: str) -> dict[str, Any]:
+    port = free_port()
+    argv, extra = server_argv(command, port)
+    if SERVICE_APP not in argv:
+        raise RuntimeError(f"the goals command does not name {SERVICE_APP}: {argv}")
+    argv = [BASELINE_APP if word == SERVICE_APP else word for word in argv]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_")}, **extra}
+    server = ServerProcess("baseline", argv, env, port, bench.cpus.server,
+                           bench.workdir / "baseline.log")
+    server.start("/healthz")
+    sampler = RssSampler(server.pid).start()
+    try:
+        figures = bench.load("baseline  GET /", server, sampler, [Request("GET", "/")], {},
+                             expect(200))
+    finally:
+        sampler.stop()
+        server.stop()
+    return {**figures, "argv": argv}
+
+
+def create_goals(client: httpx.Client, team: str, count: int) -> list[str]:
+    ids = []
+    for number in range(count):
+        answer = client.post("/v1/goals", json=goal_body(team, f"su-bench-{number:05d}"))
+        expect(201)(answer)
+        ids.append(str(answer.json()["id"]))
+    return ids
+
+
+def run_service(bench: Bench, command: str, results: dict[str, Any]) -> None:
+    """Every goals scenario against one service process; fills ``results`` as it goes."""
+    scale, workdir = bench.scale, bench.workdir
+    scenarios: dict[str, Any] = results["scenarios"]
+    issuer = DevIssuer(workdir / "dev-issuer")
+    issuer.ensure_keys()
+    token = issuer.mint(role="clinician", sub="bench-clinician", teams=list(TEAMS.values()),
+                        ttl_seconds=4 * 3600)
+    auth = {"Authorization": f"Bearer {token}"}
+    json_auth = {**auth, "Content-Type": "application/json"}
+
+    nats_server = NatsServer(store_dir=workdir / "nats")
+    nats_server.start()
+    database_url = f"sqlite+aiosqlite:///{workdir / 'goals.db'}"
+    port = free_port()
+    argv, extra = server_argv(command, port)
+    env = service_environment(workdir, database_url, nats_server.url, extra)
+    migrate(env)
+    service = ServerProcess("goals", argv, env, port, bench.cpus.server, workdir / "goals.log")
+    results["service"] = {"argv": argv}
+    engine = sync_engine(database_url)
+    try:
+        service.start("/readyz")
+        say(f"goals service ready on port {port} (pid {service.pid})")
+        sampler = RssSampler(service.pid).start()
+        results["service"]["rss_after_start_mb"] = round(service.rss_bytes() / 2**20, 1)
+        client = httpx.Client(base_url=service.base_url, headers=auth, timeout=30)
+
+        ids = create_goals(client, TEAMS["get"], scale.goals_to_read)
+        scenarios["get_goal"] = bench.load(
+            "GET  /v1/goals/{id}", service, sampler,
+            [Request("GET", f"/v1/goals/{goal_id}") for goal_id in ids], auth, expect(200))
+
+        template = create_goals(client, TEAMS["list"], 1)[0]
+        seeder = GoalSeeder(engine, template)
+        list_page = [Request("GET", f"/v1/goals?team_id={TEAMS['list']}&limit=100")]
+        for key, size in (("list_small", scale.list_small_table),
+                          ("list_large", scale.list_large_table)):
+            started = time.perf_counter()
+            seeder.fill_to(size)
+            say(f"seeded the goal table to {seeder.count():,} goals in "
+                f"{time.perf_counter() - started:.1f} s")
+            scenarios[key] = bench.load(
+                f"GET  /v1/goals?limit=100 ({size:,} goals)", service, sampler, list_page,
+                auth, expect(200, min(100, size - scale.goals_to_read)))
+            scenarios[key]["goals_in_table"] = seeder.count()
+
+        posts = [Request("POST", "/v1/goals",
+                         _json_line(goal_body(TEAMS["post"], f"su-bench-post-{n:03d}")))
+                 for n in range(50)]
+        scenarios["post_goal"] = bench.load("POST /v1/goals", service, sampler, posts,
+                                            json_auth, expect(201))
+        scenarios["post_goal"]["goals_in_table_after"] = seeder.count()
+
+        with sampler.phase() as memory:
+            scenarios["relay_throughput"] = asyncio.run(_relay_throughput(
+                engine, nats_server.url, service.base_url, auth, scale.relay_events))
+        scenarios["relay_throughput"].update(memory)
+        say(f"relay: {scenarios['relay_throughput']['events_per_s']:,.0f} events/s into "
+            "JetStream")
+
+        bodies = [goal_body(TEAMS["relay"], f"su-bench-relay-{n:03d}") for n in range(50)]
+        with sampler.phase() as memory:
+            scenarios["relay_latency"] = asyncio.run(_relay_latency(
+                nats_server.url, service.base_url, auth, bodies, scale))
+        scenarios["relay_latency"].update(memory)
+        latency = scenarios["relay_latency"]["latency_ms"]
+        say(f"commit-to-consumer at {scale.latency_rate_per_s}/s: p50 {latency['p50']} ms, "
+            f"p99 {latency['p99']} ms")
+
+        client.close()
+        time.sleep(1)  # let the audit buffer and relay settle before the final reading
+        results["service"]["rss_after_run_mb"] = round(service.rss_bytes() / 2**20, 1)
+        results["service"]["peak_rss_mb"] = round(sampler.peak / 2**20, 1)
+        sampler.stop()
+        say(f"service RSS after the run {results['service']['rss_after_run_mb']} MB "
+            f"(peak {results['service']['peak_rss_mb']} MB)")
+    except Exception:
+        say("the goals service's log ends with:\n" + service.log_tail())
+        raise
+    finally:
+        service.stop()
+        engine.dispose()
+        nats_server.stop()
+
+
+async def _relay_throughput(engine: Any, nats_url: str, base_url: str,
+                            headers: dict[str, str], events: int) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client:
+        return await relay_throughput(engine, nats_url, client,
+                                      goal_body(TEAMS["relay"], "su-bench-relay-wake"), events)
+
+
+async def _relay_latency(nats_url: str, base_url: str, headers: dict[str, str],
+                         bodies: list[dict[str, str]], scale: Scale) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client:
+        return await commit_to_consumer_latency(nats_url, client, bodies,
+                                                scale.latency_rate_per_s,
+                                                scale.latency_duration_s)
+
+
+def measured_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of the issue with its measured figure, or None where the run did not get
+    that far."""
+    scenarios = results["scenarios"]
+    baseline = results.get("baseline", {}).get("requests_per_s")
+
+    def ratio(key: str) -> float | None:
+        rate = scenarios.get(key, {}).get("requests_per_s")
+        return round(rate / baseline, 3) if rate is not None and baseline else None
+
+    def get(path: str) -> float | None:
+        value: Any = scenarios
+        for part in path.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return None
+            value = value[part]
+        return float(value)
+
+    small, large = get("list_small.latency_ms.p50"), get("list_large.latency_ms.p50")
+    measured = {
+        "get_ratio": ratio("get_goal"),
+        "get_p99_ms": get("get_goal.latency_ms.p99"),
+        "post_ratio": ratio("post_goal"),
+        "list_ratio": ratio("list_large"),
+        "list_p50_growth": round(large / small, 3) if small and large is not None else None,
+        "relay_events_per_s": get("relay_throughput.events_per_s"),
+        "relay_latency_p50_ms": get("relay_latency.latency_ms.p50"),
+        "relay_latency_p99_ms": get("relay_latency.latency_ms.p99"),
+        "rss_after_mb": results.get("service", {}).get("rss_after_run_mb"),
+    }
+    return [{**asdict(target), "measured": measured[target.key],
+             "met": measured[target.key] is not None and target.met_by(measured[target.key])}
+            for target in TARGETS]
+
+
+def failures(results: dict[str, Any]) -> list[str]:
+    """Requests or events that went wrong: figures measured over failures are not figures."""
+    found = []
+    for name, figures in results["scenarios"].items():
+        errors = sum(figures.get("errors", {}).values())
+        if errors:
+            found.append(f"{name}: {errors} failed requests ({figures['errors']})")
+    latency = results["scenarios"].get("relay_latency")
+    if latency and (latency["failed_requests"]
+                    or latency["events_received"] != latency["changes_committed"]):
+        found.append(f"relay_latency: {latency['changes_committed']} changes committed, "
+                     f"{latency['events_received']} events received, "
+                     f"{latency['failed_requests']} requests failed")
+    return found
+
+
+def run(scale: Scale) -> dict[str, Any]:
+    """The whole benchmark at ``scale``; everything it starts is stopped before it returns.
+    A run that breaks returns what it measured, with ``aborted`` saying why."""
+    cpus = plan_cpus()
+    # The harness, NATS and wrk inherit the load cores; only the server gets its own.
+    os.sched_setaffinity(0, cpus.load)
+    wrk = ensure_wrk()
+    command, command_source = procfile_command()
+    wrk_version = subprocess.run([wrk, "--version"], capture_output=True, text=True,
+                                 check=False).stdout.splitlines()[:1]
+    results: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "scale": asdict(scale),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "system": platform.platform(), "load_generator": " ".join(wrk_version)},
+        "cpu_plan": cpus.as_dict(),
+        "command": {"source": command_source, "line": command},
+        "scenarios": {},
+    }
+    if not cpus.isolated:
+        say("only one core: the server and the load generator share it")
+    say(f"scale {scale.name}; server on cores {sorted(cpus.server)}, load on "
+        f"{sorted(cpus.load)}; command from {command_source}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="recovery-bench-") as tmp:
+            bench = Bench(scale, Path(tmp), cpus)
+            results["baseline"] = run_baseline(bench, command)
+            run_service(bench, command, results)
+    except Exception as exc:
+        # The figures gathered so far are still written, with the reason the run stopped.
+        traceback.print_exc()
+        results["aborted"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        results["targets"] = measured_targets(results)
+        results["failures"] = failures(results)
+    return results
