@@ -2,98 +2,80 @@
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from recovery.common.audit import AuditTrail
-from recovery.common.auth import TokenVerifier
-from recovery.common.db import create_engine, session_factory
-from recovery.common.events.bus import EventBus
-from recovery.common.events.consumer import ConsumerRunner, EventHandler
-from recovery.common.events.outbox import WAKE_RELAY
-from recovery.common.events.relay import OutboxRelay
+from recovery.common.audit_export import audit_router
+from recovery.common.events.consumer import EventHandler
 from recovery.common.health import health_router
+from recovery.common.kit import ServiceKit, build_kit
 from recovery.common.observability import RequestContextMiddleware, configure_logging
-from recovery.common.problems import ProblemDocument, install_problem_handlers
+from recovery.common.problems import (
+    PROBLEM_MEDIA_TYPE,
+    PROBLEM_SCHEMA_REF,
+    InvalidParam,
+    ProblemDocument,
+    install_problem_handlers,
+)
 from recovery.common.settings import Settings
 
+__all__ = ["ServiceKit", "build_kit", "create_service_app"]
 
-@dataclass
-class ServiceKit:
-    """Everything the kit runs for one service process; lives on ``app.state.kit``."""
-
-    settings: Settings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    verifier: TokenVerifier
-    audit: AuditTrail
-    bus: EventBus
-    relay: OutboxRelay
-    consumers: ConsumerRunner
-    migrations_dir: Path
-    extras: dict[str, Any] = field(default_factory=dict)
+_PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
-def build_kit(settings: Settings, migrations_dir: Path,
-              handlers: Sequence[EventHandler] = ()) -> ServiceKit:
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    bus = EventBus(settings)
-    sessions = session_factory(engine)
-    relay = OutboxRelay(sessions, bus, poll_seconds=settings.outbox_poll_seconds,
-                        batch_size=settings.outbox_batch_size)
-    sessions.configure(info={WAKE_RELAY: relay.wake})
-    return ServiceKit(
-        settings=settings,
-        engine=engine,
-        sessions=sessions,
-        verifier=TokenVerifier(settings),
-        audit=AuditTrail(sessions),
-        bus=bus,
-        relay=relay,
-        consumers=ConsumerRunner(bus, sessions, settings, handlers),
-        migrations_dir=migrations_dir,
-    )
+def _problem_statuses(operation: dict[str, Any]) -> list[str]:
+    """The error statuses the kit itself can answer for this operation."""
+    statuses = ["400", "413", "500"]  # malformed request, body too large, our fault
+    if operation.get("parameters") or operation.get("requestBody"):
+        statuses.append("422")
+    if operation.get("security"):
+        statuses += ["401", "403"]
+    if any(p.get("in") == "path" for p in operation.get("parameters", [])):
+        statuses.append("404")
+    return statuses
 
 
-def _problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """OpenAPI where every error, validation included, is a problem document."""
+def problem_openapi(app: FastAPI) -> dict[str, Any]:
+    """OpenAPI where every error, validation included, is a documented problem document."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
+                         description=app.description)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    components["ProblemDocument"] = ProblemDocument.model_json_schema(
+        by_alias=True, ref_template="#/components/schemas/{model}")
+    components["ProblemDocument"].pop("$defs", None)
+    components[InvalidParam.__name__] = InvalidParam.model_json_schema()
+    for path_item in schema.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method not in _HTTP_METHODS:
+                continue
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            for status in _problem_statuses(operation):
+                responses.setdefault(status, {"description": HTTPStatus(int(status)).phrase})
+            for status, response in responses.items():
+                if not status.isdigit() or int(status) < 400:
+                    continue
+                content = response.get("content", {})
+                # Statuses a route declared without a body of its own answer with a problem.
+                if not content or ("application/json" in content and _is_default(content)):
+                    response["content"] = _PROBLEM_CONTENT
+    app.openapi_schema = schema
+    return schema
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
-                             description=app.description)
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.pop("HTTPValidationError", None)
-        components.pop("ValidationError", None)
-        components["ProblemDocument"] = ProblemDocument.model_json_schema(
-            by_alias=True, ref_template="#/components/schemas/{model}")
-        for nested, definition in components["ProblemDocument"].pop("$defs", {}).items():
-            components[nested] = definition
-        problem = {"application/problem+json": {
-            "schema": {"$ref": "#/components/schemas/ProblemDocument"}}}
-        for path_item in schema.get("paths", {}).values():
-            for operation in path_item.values():
-                responses = operation.get("responses", {})
-                for status in ("400", "401", "403", "413", "422", "500"):
-                    responses[status] = {"description": status_phrase(status),
-                                         "content": problem}
-        app.openapi_schema = schema
-        return schema
 
-    return openapi
-
-
-def status_phrase(status: str) -> str:
-    from http import HTTPStatus
-
-    return HTTPStatus(int(status)).phrase
+def _is_default(content: dict[str, Any]) -> bool:
+    schema = content.get("application/json", {}).get("schema", {})
+    ref = schema.get("$ref", "")
+    return not schema or ref.endswith(("/HTTPValidationError", "/ProblemDocument"))
 
 
 def create_service_app(
@@ -106,7 +88,8 @@ def create_service_app(
     handlers: Sequence[EventHandler] = (),
     on_startup: Sequence[Callable[[ServiceKit], Awaitable[None]]] = (),
 ) -> FastAPI:
-    """A service app with health, metrics, problems, auth, audit, outbox relay, consumers."""
+    """A service app with health, metrics, problems, auth, audit (and its FHIR export),
+    outbox relay and consumers."""
     configure_logging(settings.service, settings.log_level)
     kit = build_kit(settings, migrations_dir, handlers)
 
@@ -132,9 +115,14 @@ def create_service_app(
     app.state.kit = kit
     install_problem_handlers(app)
     app.include_router(health_router)
+    app.include_router(audit_router)
     for router in routers:
         app.include_router(router)
     app.add_middleware(RequestContextMiddleware, service=settings.service,
                        max_body_bytes=settings.max_body_bytes)
-    app.openapi = _problem_openapi(app)  # type: ignore[method-assign]
+
+    def openapi() -> dict[str, Any]:
+        return problem_openapi(app)
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

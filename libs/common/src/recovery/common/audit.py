@@ -1,12 +1,13 @@
 """The audit trail: every access decision on a clinical record, allowed or denied.
 
-Reads are recorded through a small buffer flushed in the background (every 200 ms or
-500 entries, and on shutdown) so a read does not pay for a write; changes are recorded in
-the same transaction as the change itself.
+Entries go through a small buffer flushed in the background (every 200 ms by default or at
+500 entries, and on shutdown) so a request does not pay for an extra write; a failed flush
+keeps its entries for the next one. Rows hold ids, codes and addresses, never clinical text.
 """
 
 import asyncio
 import contextlib
+import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -23,6 +24,10 @@ from recovery.common.timeutil import utcnow
 
 log = structlog.get_logger(__name__)
 
+#: A purpose of use is a code (HL7 v3 ActReason such as ``TREAT`` or ``BTG``), never a sentence:
+#: a free-text reason may be clinical, and the audit trail holds nothing clinical.
+PURPOSE_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,39}")
+
 
 class Outcome(StrEnum):
     allowed = "allowed"
@@ -35,7 +40,8 @@ class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_event"
 
     id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True)
-    recorded_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), index=True))
+    recorded_at: datetime = Field(default_factory=utcnow,
+                                  sa_column=Column(UTCDateTime(), index=True, nullable=False))
     actor: str = Field(max_length=200)
     actor_roles: str = Field(default="", max_length=200)
     record_type: str = Field(max_length=60)
@@ -60,6 +66,9 @@ def audit_entry(
     request_id: str | None = None,
     purpose: str | None = None,
 ) -> AuditEvent:
+    """One audit row; ``purpose`` must be a code, refused (ValueError) if it is free text."""
+    if purpose is not None and not PURPOSE_CODE.fullmatch(purpose):
+        raise ValueError("an audit purpose is a code such as 'BTG', not free text")
     return AuditEvent(
         actor=principal.sub if principal else "anonymous",
         actor_roles=" ".join(sorted(principal.roles)) if principal else "",
@@ -77,14 +86,19 @@ def audit_entry(
 class AuditTrail:
     """Buffers audit entries of reads and writes them in batches."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, flush_every: float = 0.2,
-                 batch_size: int = 500) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *,
+                 flush_every: float = 0.2, batch_size: int = 500) -> None:
         self._sessions = sessions
         self._buffer: list[AuditEvent] = []
         self._flush_every = flush_every
         self._batch_size = batch_size
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+
+    @property
+    def pending(self) -> int:
+        """Entries recorded but not yet written."""
+        return len(self._buffer)
 
     def record(self, entry: AuditEvent) -> None:
         self._buffer.append(entry)
@@ -98,7 +112,7 @@ class AuditTrail:
         rows = [entry.model_dump() for entry in batch]
         try:
             async with self._sessions() as session:
-                await session.exec(insert(AuditEvent), params=rows)  # type: ignore[call-overload]
+                await session.exec(insert(AuditEvent), params=rows)
                 await session.commit()
         except Exception:
             # Put them back so the next flush retries; an audit entry is never dropped silently.

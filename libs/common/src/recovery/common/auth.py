@@ -90,8 +90,11 @@ class Principal:
             s for s in (Scope.parse(part) for part in str(claims.get("scope", "")).split()) if s
         )
         patient = claims.get("patient")
+        sub = str(claims["sub"])
+        if not sub.strip():
+            raise ValueError("empty subject")
         return cls(
-            sub=str(claims["sub"]),
+            sub=sub,
             roles=frozenset(str(r) for r in roles),
             patient=str(patient) if patient else None,
             teams=frozenset(str(t) for t in teams),
@@ -161,6 +164,21 @@ def can_read_aggregates(principal: Principal, team_id: str | None) -> bool:
     return team_id is None or team_id in principal.teams
 
 
+#: The FHIR type of audit trail entries; wildcards do not reach it for partner systems.
+AUDIT_RESOURCE = "AuditEvent"
+
+
+def can_read_audit_trail(principal: Principal, verb: Verb) -> bool:
+    """Admins with a user scope that covers AuditEvent, or system callers whose scopes name
+    AuditEvent explicitly (``system/*.rs`` is not enough to read who looked at what)."""
+    if Role.admin in principal.roles and "user" in principal.contexts_for(AUDIT_RESOURCE, verb):
+        return True
+    return principal.is_system and any(
+        s.context == "system" and s.resource == AUDIT_RESOURCE and verb.value in s.verbs
+        for s in principal.scopes
+    )
+
+
 def unauthorized(detail: str) -> Problem:
     return Problem(
         401,
@@ -182,9 +200,7 @@ class TokenVerifier:
         self._jwks_client = PyJWKClient(settings.jwks_url) if settings.jwks_url else None
         self._keyset: PyJWKSet | None = None
         self._keyset_mtime = 0.0
-        # Verified tokens are remembered until they expire: a hash of the token is the key,
-        # so the cache never holds a token itself.
-        self._cache: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
         self._cache_size = cache_size
 
     def _file_keyset(self) -> PyJWKSet:
@@ -208,13 +224,27 @@ class TokenVerifier:
                 return key.key
         raise unauthorized("The token was signed by a key we do not know.")
 
+    @property
+    def fetches_keys(self) -> bool:
+        """True when keys come from a URL, so a verification may block on the network."""
+        return self._jwks_client is not None
+
+    @staticmethod
+    def _digest(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def cached(self, token: str) -> Principal | None:
+        """The caller of a token verified before and not yet expired, without crypto."""
+        entry = self._cache.get(self._digest(token))
+        if entry is None or entry[0] <= time.time():
+            return None
+        return entry[1]
+
     def verify(self, token: str) -> Principal:
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        cached = self._cache.get(digest)
-        now = time.time()
-        if cached is not None and cached[0] > now:
-            self._cache.move_to_end(digest)
-            return Principal.from_claims(cached[1], token)
+        """The caller this token proves, or a 401 problem."""
+        known = self.cached(token)
+        if known is not None:
+            return known
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") not in self.algorithms:
@@ -228,11 +258,15 @@ class TokenVerifier:
                 leeway=self.leeway,
                 options={"require": ["exp", "iss", "aud", "sub"]},
             )
+            principal = Principal.from_claims(claims, token)
         except jwt.ExpiredSignatureError as exc:
             raise unauthorized("The token has expired.") from exc
         except jwt.PyJWTError as exc:
             raise unauthorized(f"The token is not valid: {type(exc).__name__}.") from exc
-        self._cache[digest] = (float(claims["exp"]), claims)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise unauthorized("The token's claims are not usable.") from exc
+        # Remembered until it expires; the key is a hash so the token is not kept twice.
+        self._cache[self._digest(token)] = (float(claims["exp"]), principal)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-        return Principal.from_claims(claims, token)
+        return principal

@@ -1,22 +1,33 @@
-"""FastAPI dependencies every service route uses: the session, the caller, access checks."""
+"""FastAPI dependencies every service route uses: the session, the caller, access checks.
+
+They are all ``async``: FastAPI runs a plain ``def`` dependency in a worker thread, which
+costs more than the work these do.
+"""
 
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from recovery.common.app import ServiceKit
 from recovery.common.audit import Outcome, audit_entry
-from recovery.common.auth import Principal, Verb, can_reach_record, unauthorized
+from recovery.common.auth import (
+    Principal,
+    Verb,
+    can_reach_record,
+    can_read_aggregates,
+    unauthorized,
+)
+from recovery.common.kit import ServiceKit
 from recovery.common.problems import Problem
 from recovery.common.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT from the platform's OIDC issuer")
 
 
-def get_kit(request: Request) -> ServiceKit:
+async def get_kit(request: Request) -> ServiceKit:
     kit: ServiceKit = request.app.state.kit
     return kit
 
@@ -24,7 +35,7 @@ def get_kit(request: Request) -> ServiceKit:
 KitDep = Annotated[ServiceKit, Depends(get_kit)]
 
 
-def get_settings(kit: KitDep) -> Settings:
+async def get_settings(kit: KitDep) -> Settings:
     return kit.settings
 
 
@@ -39,22 +50,30 @@ async def get_session(kit: KitDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_principal(
+async def get_principal(
     kit: KitDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """The verified caller; 401 with ``WWW-Authenticate`` for a missing or bad token."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized("Send a bearer token in the Authorization header.")
-    return kit.verifier.verify(credentials.credentials)
+    token = credentials.credentials
+    known = kit.verifier.cached(token)
+    if known is not None:
+        return known
+    if kit.verifier.fetches_keys:
+        # Fetching a JWKS over HTTP blocks; keep it off the event loop.
+        return await anyio.to_thread.run_sync(kit.verifier.verify, token)
+    return kit.verifier.verify(token)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 class RecordAccess:
-    """Decides, audits and enforces access to one clinical record."""
+    """Decides, audits and enforces access to clinical records for one request."""
 
-    def __init__(self, request: Request, kit: KitDep, principal: PrincipalDep) -> None:
+    def __init__(self, request: Request, kit: ServiceKit, principal: Principal) -> None:
         self.request = request
         self.kit = kit
         self.principal = principal
@@ -66,18 +85,36 @@ class RecordAccess:
             "request_id": getattr(self.request.state, "request_id", None),
         }
 
-    def check(self, resource: str, verb: Verb, *, record_type: str, record_id: str | None,
-              service_user_id: str, team_id: str | None, action: str,
-              purpose: str | None = None) -> None:
-        """Allow or refuse (404, so records of others are not revealed); audit either way."""
+    def allows(self, resource: str, verb: Verb, *, record_type: str, record_id: str | None,
+               service_user_id: str, team_id: str | None, action: str,
+               purpose: str | None = None) -> bool:
+        """Decide and audit, without raising: for filtering lists and batch reads."""
         allowed = can_reach_record(self.principal, resource, verb,
                                    service_user_id=service_user_id, team_id=team_id)
         self.audit(record_type=record_type, record_id=record_id,
                    service_user_id=service_user_id, action=action,
                    outcome=Outcome.allowed if allowed else Outcome.denied, purpose=purpose)
-        if not allowed:
+        return allowed
+
+    def check(self, resource: str, verb: Verb, *, record_type: str, record_id: str | None,
+              service_user_id: str, team_id: str | None, action: str,
+              purpose: str | None = None) -> None:
+        """Allow or refuse (404, so records of others are not revealed); audit either way."""
+        if not self.allows(resource, verb, record_type=record_type, record_id=record_id,
+                           service_user_id=service_user_id, team_id=team_id, action=action,
+                           purpose=purpose):
             raise Problem(404, f"No {record_type} with that id is available to you.",
                           kind="not-found")
+
+    def check_aggregates(self, *, record_type: str, team_id: str | None,
+                         action: str = "aggregate") -> None:
+        """Team figures: managers and admins of the team; 403 otherwise, audited either way."""
+        allowed = can_read_aggregates(self.principal, team_id)
+        self.audit(record_type=record_type, record_id=team_id, service_user_id=None,
+                   action=action, outcome=Outcome.allowed if allowed else Outcome.denied)
+        if not allowed:
+            raise Problem(403, "Team figures are for managers and admins of that team.",
+                          kind="forbidden")
 
     def audit(self, *, record_type: str, record_id: str | None, service_user_id: str | None,
               action: str, outcome: Outcome, purpose: str | None = None) -> None:
@@ -87,4 +124,9 @@ class RecordAccess:
             **self._entry_context()))
 
 
-AccessDep = Annotated[RecordAccess, Depends(RecordAccess)]
+async def get_record_access(request: Request, kit: KitDep,
+                            principal: PrincipalDep) -> RecordAccess:
+    return RecordAccess(request, kit, principal)
+
+
+AccessDep = Annotated[RecordAccess, Depends(get_record_access)]

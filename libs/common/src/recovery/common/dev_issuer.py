@@ -5,7 +5,9 @@ prints a signed token and nothing else.
 """
 
 import argparse
+import fcntl
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from recovery.common.auth import Role
-from recovery.common.settings import DEV_ISSUER, Environment, Settings, var_dir
+from recovery.common.settings import DEV_ISSUER, Environment, var_dir
 
 KID = "dev-issuer-1"
 
@@ -46,26 +48,27 @@ class DevIssuer:
         return self.directory / "jwks.json"
 
     def ensure_keys(self) -> None:
+        """Load the key pair, creating it once; safe when several processes start at once."""
         key_path = self.directory / "private.pem"
-        if key_path.exists() and self.jwks_path.exists():
-            self._private_key = serialization.load_pem_private_key(
-                key_path.read_bytes(), password=None
-            )
-            return
         self.directory.mkdir(parents=True, exist_ok=True)
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        key_path.write_bytes(
-            key.private_bytes(
+        with open(self.directory / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if key_path.exists() and self.jwks_path.exists():
+                self._private_key = serialization.load_pem_private_key(
+                    key_path.read_bytes(), password=None
+                )
+                return
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            pem = key.private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
             )
-        )
-        key_path.chmod(0o600)
-        public = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
-        public.update({"kid": KID, "use": "sig", "alg": "RS256"})
-        self.jwks_path.write_text(json.dumps({"keys": [public]}, indent=2))
-        self._private_key = key
+            public = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+            public.update({"kid": KID, "use": "sig", "alg": "RS256"})
+            _write_atomically(key_path, pem, mode=0o600)
+            _write_atomically(self.jwks_path, json.dumps({"keys": [public]}, indent=2).encode())
+            self._private_key = key
 
     def mint(
         self,
@@ -98,8 +101,18 @@ class DevIssuer:
         return jwt.encode(claims, self._private_key, algorithm="RS256", headers={"kid": KID})
 
 
+def _write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+    # A reader (a service reloading the JWKS) never sees a half-written file.
+    partial = path.with_suffix(path.suffix + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    os.replace(partial, path)
+
+
 def main() -> None:
-    if Settings().environment is Environment.production:
+    """Print one development token for the role, subject, teams, patient and scopes asked."""
+    if os.environ.get("RECOVERY_ENVIRONMENT", "").lower() == Environment.production:
         raise SystemExit("the development token issuer is not available in production")
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--role", default="clinician", choices=[r.value for r in Role])
@@ -110,11 +123,12 @@ def main() -> None:
     parser.add_argument("--ttl", type=int, default=8 * 3600)
     args = parser.parse_args()
     patient = args.patient or None
-    sub = args.sub or (patient if args.role == Role.service_user and patient else "dev-" + args.role)
-    if args.role == Role.service_user and not patient:
+    is_service_user = args.role == Role.service_user
+    sub = args.sub or (patient if is_service_user and patient else "dev-" + args.role)
+    if is_service_user and not patient:
         patient = sub
     print(
-        DevIssuer().mint(
+        DevIssuer(audience=os.environ.get("RECOVERY_JWT_AUDIENCE", "recovery-platform")).mint(
             role=args.role,
             sub=sub,
             teams=[t for t in args.teams.split(",") if t],

@@ -4,11 +4,13 @@ import logging
 import sys
 import time
 import uuid
+from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recovery.common.problems import Problem, problem_response
@@ -20,9 +22,12 @@ LATENCY = Histogram(
     "http_request_duration_seconds", "HTTP request latency", ["service", "method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+#: Operational routes are neither logged per request nor worth a log line each.
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+UNMATCHED_ROUTE = "unmatched"
 
 
-def _add_request_id(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _add_request_id(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     request_id = request_id_var.get()
     if request_id:
         event["request_id"] = request_id
@@ -30,26 +35,54 @@ def _add_request_id(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
-    """Structured JSON lines on stdout. Callers log ids and codes, never clinical text."""
-    logging.basicConfig(stream=sys.stdout, format="%(message)s", level=level)
+    """Structured JSON lines on stdout, for our own logs and the libraries' (uvicorn included).
+
+    Callers log ids and codes, never clinical text, bodies or tokens.
+    """
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_request_id,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _add_request_id,
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(),
+        processors=[*shared, structlog.processors.format_exc_info,
+                    structlog.processors.JSONRenderer()],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info,
+                    structlog.processors.JSONRenderer()],
+    ))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        # uvicorn installs its own plain-text handlers; send its records through ours.
+        library_logger = logging.getLogger(name)
+        library_logger.handlers.clear()
+        library_logger.propagate = True
+    # The access log repeats our request line with the raw path and query string, which can
+    # hold identifiers; our own line names the route template instead.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the matched route (``/v1/goals/{goal_id}``), never the raw path."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
 
 
 class RequestContextMiddleware:
-    """Request id, body-size limit, metrics and one log line per request (pure ASGI)."""
+    """Request id, body-size limit, metrics, one log line per request, and a last-resort 500
+    problem document that never carries the exception's message (pure ASGI)."""
 
     def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
         self.app = app
@@ -68,13 +101,50 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         started = time.perf_counter()
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
 
         declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await self._too_large(scope, receive, send)
+        try:
+            if declared is not None and not declared.isdigit():
+                await self._refuse(Problem(400, "The Content-Length header is not a number.",
+                                           kind="bad-content-length"), scope, receive,
+                                   send_with_id)
+            elif declared is not None and int(declared) > self.max_body_bytes:
+                await self._refuse(self._too_large(), scope, receive, send_with_id)
+            else:
+                await self.app(scope, self._limited(receive), send_with_id)
+        except Exception as exc:
+            # Only the type is logged: the message may quote clinical text or a token.
+            self.log.error("unhandled_error", error_type=type(exc).__name__,
+                           route=route_template(scope))
+            if not response_started:
+                await self._refuse(Problem(500, "Something went wrong on our side; it has been "
+                                                "logged."), scope, receive, send_with_id)
+        finally:
+            route = route_template(scope)
+            elapsed = time.perf_counter() - started
+            method = scope["method"]
+            REQUESTS.labels(self.service, method, route, str(status)).inc()
+            LATENCY.labels(self.service, method, route).observe(elapsed)
+            if route not in QUIET_ROUTES:
+                self.log.info("request", method=method, route=route, status=status,
+                              ms=round(elapsed * 1000, 2))
             request_id_var.reset(token)
-            return
 
+    def _too_large(self) -> Problem:
+        return Problem(413, f"The request body is larger than {self.max_body_bytes} bytes.",
+                       kind="body-too-large")
+
+    def _limited(self, receive: Receive) -> Receive:
+        """Counts body bytes as they arrive, for chunked bodies that declare no length."""
         received = 0
 
         async def limited_receive() -> Message:
@@ -83,31 +153,12 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise Problem(413, "The request body is too large.", kind="body-too-large")
+                    # A Problem is an HTTPException, which FastAPI lets through body parsing.
+                    raise self._too_large()
             return message
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
-            await send(message)
+        return limited_receive
 
-        try:
-            await self.app(scope, limited_receive, send_with_id)
-        finally:
-            route = scope.get("route")
-            route_path = getattr(route, "path", "unmatched")
-            elapsed = time.perf_counter() - started
-            method = scope["method"]
-            REQUESTS.labels(self.service, method, route_path, str(status)).inc()
-            LATENCY.labels(self.service, method, route_path).observe(elapsed)
-            if route_path not in {"/healthz", "/readyz", "/metrics"}:
-                self.log.info("request", method=method, route=route_path, status=status,
-                              ms=round(elapsed * 1000, 2))
-            request_id_var.reset(token)
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        problem = Problem(413, f"The request body is larger than {self.max_body_bytes} bytes.",
-                          kind="body-too-large")
-        await problem_response(problem)(scope, receive, send)
+    @staticmethod
+    async def _refuse(problem: Problem, scope: Scope, receive: Receive, send: Send) -> None:
+        await problem_response(problem, Request(scope))(scope, receive, send)

@@ -3,6 +3,7 @@
 import base64
 import binascii
 import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -11,6 +12,8 @@ from pydantic import BaseModel
 from recovery.common.problems import Problem
 
 T = TypeVar("T")
+R = TypeVar("R")
+SortValue = datetime | str | int
 
 
 class Page(BaseModel, Generic[T]):
@@ -20,7 +23,8 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
-def encode_cursor(sort_value: datetime | str | int, record_id: str) -> str:
+def encode_cursor(sort_value: SortValue, record_id: str) -> str:
+    """An opaque cursor pointing just after the row with this sort value and id."""
     value = sort_value.isoformat() if isinstance(sort_value, datetime) else sort_value
     raw = json.dumps([value, record_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -30,7 +34,10 @@ def decode_cursor(cursor: str) -> tuple[Any, str]:
     """The (sort value, id) a cursor points after; 400 when it is not one of ours."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        value, record_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(decoded, list) or len(decoded) != 2:
+            raise ValueError("shape")
+        value, record_id = decoded
         if not isinstance(record_id, str):
             raise ValueError("id")
         return value, record_id
@@ -40,15 +47,29 @@ def decode_cursor(cursor: str) -> tuple[Any, str]:
 
 
 def decode_time_cursor(cursor: str) -> tuple[datetime, str]:
+    """A cursor whose sort value is a timestamp (aware, as it was encoded)."""
     value, record_id = decode_cursor(cursor)
     try:
-        return datetime.fromisoformat(str(value)), record_id
+        moment = datetime.fromisoformat(str(value))
+        if moment.tzinfo is None:
+            raise ValueError("naive")
+        return moment, record_id
     except ValueError as exc:
         raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.",
                       kind="invalid-cursor") from exc
 
 
 def page_size(requested: int | None, default: int, maximum: int) -> int:
+    """The page size to use: the default when none is asked for, never above the cap."""
     if requested is None:
         return default
     return max(1, min(requested, maximum))
+
+
+def keyset_page(rows: Sequence[R], limit: int,
+                key: Callable[[R], tuple[SortValue, str]]) -> tuple[list[R], str | None]:
+    """Split rows fetched with ``LIMIT limit + 1`` into the page and the next cursor."""
+    page = list(rows[:limit])
+    if len(rows) <= limit or not page:
+        return page, None
+    return page, encode_cursor(*key(page[-1]))

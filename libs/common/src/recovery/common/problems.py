@@ -1,17 +1,20 @@
 """Errors as RFC 9457 problem documents (``application/problem+json``), validation included."""
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://recovery-platform.org/problems/"
+PROBLEM_SCHEMA_REF = "#/components/schemas/ProblemDocument"
 
 log = structlog.get_logger(__name__)
 
@@ -34,8 +37,12 @@ class ProblemDocument(BaseModel):
     model_config = {"populate_by_name": True}
 
 
-class Problem(Exception):
-    """Raise to answer with a problem document; ``kind`` names the problem type."""
+class Problem(StarletteHTTPException):
+    """Raise to answer with a problem document; ``kind`` names the problem type.
+
+    It is an HTTPException so that FastAPI passes it through untouched even when it is
+    raised while the request body is being read (the body-size limit does that).
+    """
 
     def __init__(
         self,
@@ -44,15 +51,14 @@ class Problem(Exception):
         *,
         kind: str | None = None,
         title: str | None = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         invalid_params: list[InvalidParam] | None = None,
     ) -> None:
-        super().__init__(detail)
+        super().__init__(status, detail, dict(headers) if headers else None)
         self.status = status
         self.detail = detail
         self.kind = kind
         self.title = title or HTTPStatus(status).phrase
-        self.headers = headers
         self.invalid_params = invalid_params
 
     def document(self, instance: str | None = None) -> dict[str, Any]:
@@ -112,7 +118,12 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    problem = Problem(exc.status_code, str(exc.detail), headers=exc.headers)
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        # FastAPI's wording when the body is not even text (e.g. invalid UTF-8).
+        problem = Problem(400, "The request body could not be read as JSON.",
+                          kind="malformed-json")
+    else:
+        problem = Problem(exc.status_code, str(exc.detail), headers=exc.headers)
     return problem_response(problem, request)
 
 
@@ -135,8 +146,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         status: {
             "description": HTTPStatus(status).phrase,
-            "model": ProblemDocument,
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}},
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
         }
         for status in statuses
     }

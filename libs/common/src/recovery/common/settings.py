@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     consumer_max_deliver: int = 5
     consumer_backoff_seconds: list[float] = [0.5, 2.0, 10.0, 30.0]
     events_enabled: bool = True
+    # Audit entries are buffered and written in batches at this interval (and on shutdown).
+    audit_flush_seconds: float = 0.2
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -1,8 +1,11 @@
 """Real servers for tests: a nats-server with JetStream, a PostgreSQL cluster from initdb."""
 
+import contextlib
 import os
+import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -76,49 +79,69 @@ class NatsServer:
 
 def postgres_binaries() -> Path | None:
     """The folder holding initdb and pg_ctl, or None where PostgreSQL is not installed."""
-    for name in ("initdb", "pg_ctl"):
-        if not shutil.which(name):
-            break
-    else:
-        return Path(shutil.which("pg_ctl") or "").parent
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb and pg_ctl and Path(initdb).parent == Path(pg_ctl).parent:
+        return Path(pg_ctl).parent
+    # Debian keeps the server binaries off PATH, one folder per major version.
     for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (candidate / "initdb").exists():
+        if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
             return candidate
     return None
 
 
+def _unprivileged_user() -> tuple[int, int] | None:
+    """Who to run PostgreSQL as: initdb refuses root, and CI runs as root."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return entry.pw_uid, entry.pw_gid
+    raise RuntimeError("running as root and there is no 'postgres' or 'nobody' user to run "
+                       "PostgreSQL as")
+
+
+def _world_traversable(folder: Path) -> bool:
+    return all(part.stat().st_mode & stat.S_IXOTH for part in (folder, *folder.parents))
+
+
 class PostgresServer:
-    """A throwaway PostgreSQL cluster on a free port, owned by the test run."""
+    """A throwaway PostgreSQL cluster on a free port, owned by the test run.
+
+    As root, the cluster's folder (data, log and socket) is handed to an unprivileged user
+    and every server command runs as that user.
+    """
 
     def __init__(self, bin_dir: Path) -> None:
         self.bin_dir = bin_dir
         self.port = free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="pg-"))
+        self.owner = _unprivileged_user()
+        base = Path(tempfile.gettempdir())
+        if self.owner is not None and not _world_traversable(base):
+            base = Path("/tmp")  # the server's user must be able to reach its folder
+        self.root = Path(tempfile.mkdtemp(prefix="pg-", dir=base))
+        if self.owner is not None:
+            os.chown(self.root, *self.owner)
         self.data_dir = self.root / "data"
         self.user = "recovery"
 
     def _run(self, *args: str) -> None:
-        subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                       **self._as_postgres_user())
+        owner = {} if self.owner is None else {"user": self.owner[0], "group": self.owner[1]}
+        result = subprocess.run(list(args), check=False, capture_output=True, text=True,
+                                cwd=self.root, **owner)  # type: ignore[call-overload]
+        if result.returncode != 0:
+            raise RuntimeError(f"{Path(args[0]).name} failed ({result.returncode}): "
+                               f"{result.stderr.strip()[-800:]}")
 
-    def _as_postgres_user(self) -> dict[str, object]:
-        # initdb refuses to run as root; CI runs as root, so drop to an unprivileged user.
-        if os.geteuid() != 0:
-            return {}
-        import pwd
-
-        for name in ("postgres", "nobody"):
-            try:
-                entry = pwd.getpwnam(name)
-            except KeyError:
-                continue
-            shutil.chown(self.root, entry.pw_uid, entry.pw_gid)
-            return {"user": entry.pw_uid, "group": entry.pw_gid}
-        raise RuntimeError("running as root and no unprivileged user to run PostgreSQL as")
+    def _client(self) -> str:
+        beside = self.bin_dir / "psql"
+        return str(beside) if beside.exists() else (shutil.which("psql") or "psql")
 
     def start(self) -> None:
         self._run(str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", self.user,
-                  "--auth=trust", "-E", "UTF8", "--no-sync")
+                  "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions")
         self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-w", "-l",
                   str(self.root / "log"), "-o",
                   f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
@@ -130,13 +153,14 @@ class PostgresServer:
         return f"postgresql+asyncpg://{self.user}@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str) -> str:
-        self._run(str(self.bin_dir / "psql") if (self.bin_dir / "psql").exists() else "psql",
-                  "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", "postgres",
-                  "-c", f'CREATE DATABASE "{name}"')
+        """A new empty database on this cluster; returns its SQLAlchemy URL."""
+        self._run(self._client(), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user,
+                  "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", f'CREATE DATABASE "{name}"')
         return self.url(name)
 
     def stop(self) -> None:
-        subprocess.run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast",
-                        "stop"], check=False, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, **self._as_postgres_user())  # type: ignore[call-overload]
+        # Already stopped, or never started: the folder goes either way.
+        with contextlib.suppress(RuntimeError):
+            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast",
+                      "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,55 @@
+"""The kit's running parts for one service process (engine, verifier, audit, events)."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from recovery.common.audit import AuditTrail
+from recovery.common.auth import TokenVerifier
+from recovery.common.db import create_engine, session_factory
+from recovery.common.events.bus import EventBus
+from recovery.common.events.consumer import ConsumerRunner, EventHandler
+from recovery.common.events.outbox import WAKE_RELAY
+from recovery.common.events.relay import OutboxRelay
+from recovery.common.settings import Settings
+
+
+@dataclass
+class ServiceKit:
+    """Everything the kit runs for one service process; lives on ``app.state.kit``."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    verifier: TokenVerifier
+    audit: AuditTrail
+    bus: EventBus
+    relay: OutboxRelay
+    consumers: ConsumerRunner
+    migrations_dir: Path
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def build_kit(settings: Settings, migrations_dir: Path,
+              handlers: Sequence[EventHandler] = ()) -> ServiceKit:
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    bus = EventBus(settings)
+    sessions = session_factory(engine)
+    relay = OutboxRelay(sessions, bus, poll_seconds=settings.outbox_poll_seconds,
+                        batch_size=settings.outbox_batch_size)
+    sessions.configure(info={WAKE_RELAY: relay.wake})
+    return ServiceKit(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        verifier=TokenVerifier(settings),
+        audit=AuditTrail(sessions, flush_every=settings.audit_flush_seconds),
+        bus=bus,
+        relay=relay,
+        consumers=ConsumerRunner(bus, sessions, settings, handlers),
+        migrations_dir=migrations_dir,
+    )
