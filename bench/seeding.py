@@ -62,7 +62,7 @@ class GoalSeeder:
         self.template_id = template_id
         self.template = _rows_of(engine, template_id)
         owners = [table for table, rows in self.template.items()
-                  if any(rows[0].get(c.name) == template_id for c in table.primary_key.columns)]
+                  if [rows[0].get(c.name) for c in table.primary_key.columns] == [template_id]]
         if len(owners) != 1:
             raise RuntimeError(f"cannot tell which table holds goal {template_id}: {owners}")
         self.goal_table = owners[0]
