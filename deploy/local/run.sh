@@ -76,4 +76,8 @@ announce_ready() {
 
 banner
 announce_ready $$ &
-exec honcho start -f "$PROCFILE" -d . --no-colour
+status=0
+honcho start -f "$PROCFILE" -d . --no-colour || status=$?
+# honcho answers Ctrl-C by stopping every process and exiting 130: that is a clean stop.
+((status == 130)) && status=0
+exit "$status"
