@@ -1,0 +1,568 @@
+"""What the goals service does: plain functions over a session and the caller's access."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import String, and_, case, func, literal, or_, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from recovery.common.audit import Outcome
+from recovery.common.auth import (
+    Principal,
+    Verb,
+    can_reach_record,
+    can_read_aggregates,
+    require_scope,
+)
+from recovery.common.db import UTCDateTime
+from recovery.common.deps import RecordAccess
+from recovery.common.events import record_event
+from recovery.common.pagination import Page, decode_cursor, decode_time_cursor, encode_cursor
+from recovery.common.problems import InvalidParam, Problem
+from recovery.common.timeutil import utcnow
+from recovery.common.versioning import require_if_match
+from recovery.goals import rules
+from recovery.goals.events import GoalEvent, goal_event_data
+from recovery.goals.models import (
+    BatchRead,
+    BatchReadResult,
+    Decision,
+    ExpressedBy,
+    Goal,
+    GoalCreate,
+    GoalKind,
+    GoalPublic,
+    GoalReview,
+    GoalUpdate,
+    GoalVersion,
+    GoalVersionPublic,
+    LifeArea,
+    LifecycleStatus,
+    PersonGoals,
+    ReviewCreate,
+    ReviewPublic,
+    StatusChange,
+    StepCreate,
+    StepUpdate,
+    TeamFigures,
+    new_id,
+)
+
+RESOURCE = "Goal"
+S = LifecycleStatus
+
+
+def refuse(refusal: rules.Refusal) -> Problem:
+    params = ([InvalidParam(name=refusal.field, reason=refusal.detail)]
+              if refusal.field else None)
+    return Problem(refusal.status, refusal.detail, kind=refusal.kind, invalid_params=params)
+
+
+def actor_for(principal: Principal, service_user_id: str) -> rules.Actor:
+    """The person themselves, staff, or a partner system, as far as this goal is concerned."""
+    if principal.is_service_user and principal.own_person() == service_user_id:
+        return rules.Actor(rules.ActorKind.person, principal.sub)
+    if principal.is_staff:
+        return rules.Actor(rules.ActorKind.staff, principal.sub)
+    return rules.Actor(rules.ActorKind.system, principal.sub)
+
+
+def public(goal: Goal) -> GoalPublic:
+    return GoalPublic.model_validate(goal)
+
+
+def agreed(goal: Goal) -> bool:
+    """The person has made this goal theirs: written it, or accepted the proposal."""
+    return goal.accepted_at is not None
+
+
+# --- reading one goal ---------------------------------------------------------------------
+
+
+async def get_goal(session: AsyncSession, access: RecordAccess, goal_id: str, *,
+                   verb: Verb = Verb.read, action: str = "read") -> Goal:
+    """One goal the caller may reach (one primary-key query), audited; 404 otherwise."""
+    require_scope(access.principal, RESOURCE, verb)
+    goal = await session.get(Goal, goal_id) if len(goal_id) <= 36 else None
+    if goal is None:
+        access.audit(record_type=RESOURCE, record_id=goal_id[:64], service_user_id=None,
+                     action=action, outcome=Outcome.denied)
+        raise Problem(404, "No Goal with that id is available to you.", kind="not-found")
+    access.check(RESOURCE, verb, record_type=RESOURCE, record_id=goal.id,
+                 service_user_id=goal.service_user_id, team_id=goal.team_id, action=action)
+    return goal
+
+
+async def _goal_for_change(session: AsyncSession, access: RecordAccess, goal_id: str,
+                           if_match: str | None, action: str) -> Goal:
+    goal = await get_goal(session, access, goal_id, verb=Verb.update, action=action)
+    require_if_match(if_match, goal.version)
+    return goal
+
+
+async def _commit_change(session: AsyncSession, goal: Goal, *, actor: rules.Actor,
+                         event: GoalEvent, data: dict[str, Any], extra: Sequence[Any] = ()
+                         ) -> None:
+    """Write the goal, its new version and its event in one transaction."""
+    session.add(goal)
+    session.add(GoalVersion(goal_id=goal.id, version=goal.version, recorded_at=goal.updated_at,
+                            recorded_by=actor.sub, change=event.value.rsplit(".", 1)[1],
+                            snapshot=public(goal).model_dump(mode="json")))
+    for row in extra:
+        session.add(row)
+    record_event(session, event.value, goal.id, data)
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        # Two changes raced from the same version: the second loses on goal_version's key.
+        await session.rollback()
+        raise Problem(412, "The goal changed while you were changing it; read it again.",
+                      kind="version-conflict") from exc
+
+
+def _bump(goal: Goal) -> None:
+    goal.version += 1
+    goal.updated_at = utcnow()
+
+
+# --- creating and changing ----------------------------------------------------------------
+
+
+async def _linked_goals(session: AsyncSession, ids: list[str]) -> dict[str, rules.LinkedGoal]:
+    if not ids:
+        return {}
+    rows = (await session.exec(
+        select(Goal.id, Goal.service_user_id, Goal.kind, Goal.lifecycle_status)
+        .where(col(Goal.id).in_(ids)))).all()
+    return {row[0]: rules.LinkedGoal(row[0], row[1], GoalKind(row[2]), S(row[3]))
+            for row in rows}
+
+
+async def _check_links(session: AsyncSession, kind: GoalKind, service_user_id: str,
+                       serves_goal_ids: list[str]) -> None:
+    linked = await _linked_goals(session, serves_goal_ids)
+    refusal = rules.therapeutic_link_refusal(kind, service_user_id, serves_goal_ids, linked)
+    if refusal is not None:
+        raise refuse(refusal)
+
+
+def _step_row(step: StepCreate) -> dict[str, Any]:
+    return {"id": new_id(), "who": step.who.value, "what": step.what,
+            "by_when": step.by_when.isoformat() if step.by_when else None,
+            "done": False, "done_at": None}
+
+
+async def create_goal(session: AsyncSession, access: RecordAccess, data: GoalCreate) -> Goal:
+    """The person writes their own goal (active), or staff propose one (proposed)."""
+    principal = access.principal
+    require_scope(principal, RESOURCE, Verb.create)
+    allowed = can_reach_record(principal, RESOURCE, Verb.create,
+                               service_user_id=data.service_user_id, team_id=data.team_id)
+    access.audit(record_type=RESOURCE, record_id=None, service_user_id=data.service_user_id,
+                 action="create", outcome=Outcome.allowed if allowed else Outcome.denied)
+    if not allowed:
+        raise Problem(403, "You may not write goals for this person or team.",
+                      kind="forbidden")
+    actor = actor_for(principal, data.service_user_id)
+    state = rules.initial_state(actor)
+    if isinstance(state, rules.Refusal):
+        raise refuse(state)
+    await _check_links(session, data.kind, data.service_user_id, data.serves_goal_ids)
+    now = utcnow()
+    goal = Goal(
+        service_user_id=data.service_user_id, team_id=data.team_id, kind=data.kind.value,
+        life_area=data.life_area.value if data.life_area else None,
+        chime_tags=[tag.value for tag in data.chime_tags], description=data.description,
+        why_it_matters=data.why_it_matters, strengths=list(data.strengths),
+        supporters=[s.model_dump(mode="json", exclude_none=True) for s in data.supporters],
+        target_date=data.target_date, serves_goal_ids=list(data.serves_goal_ids),
+        steps=[_step_row(step) for step in data.steps],
+        expressed_by=state.expressed_by.value,
+        proposed_by=None if state.agreed else actor.sub,
+        lifecycle_status=state.lifecycle_status.value,
+        achievement_status=state.achievement_status.value if state.achievement_status else None,
+        created_at=now, updated_at=now, status_changed_at=now,
+        accepted_at=now if state.agreed else None, version=1,
+    )
+    event = GoalEvent.created if state.agreed else GoalEvent.proposed
+    await _commit_change(session, goal, actor=actor, event=event,
+                         data=goal_event_data(goal, changed_by=actor.sub))
+    return goal
+
+
+async def update_goal(session: AsyncSession, access: RecordAccess, goal_id: str,
+                      if_match: str | None, change: GoalUpdate) -> Goal:
+    """Change what the goal says; the person's own words stay theirs once agreed."""
+    goal = await _goal_for_change(session, access, goal_id, if_match, "update")
+    actor = actor_for(access.principal, goal.service_user_id)
+    fields = change.model_dump(mode="json", exclude_unset=True)
+    changed = [name for name, value in fields.items() if getattr(goal, name) != value]
+    refusal = rules.edit_refusal(actor, S(goal.lifecycle_status), changed, agreed=agreed(goal))
+    if refusal is not None:
+        raise refuse(refusal)
+    if not changed:
+        return goal
+    kind = GoalKind(fields.get("kind", goal.kind))
+    serves = fields.get("serves_goal_ids", goal.serves_goal_ids)
+    if kind is GoalKind.life and "kind" in changed and "serves_goal_ids" not in fields:
+        serves = []  # a goal becoming a life goal stops serving others
+        fields["serves_goal_ids"] = serves
+    if {"kind", "serves_goal_ids"} & set(fields):
+        await _check_links(session, kind, goal.service_user_id, serves)
+    for name, value in fields.items():
+        setattr(goal, name, date.fromisoformat(value) if name == "target_date" and value
+                else value)
+    _bump(goal)
+    await _commit_change(session, goal, actor=actor, event=GoalEvent.updated,
+                         data=goal_event_data(goal, changed_by=actor.sub,
+                                              changed_fields=changed))
+    return goal
+
+
+async def decide_goal(session: AsyncSession, access: RecordAccess, goal_id: str,
+                      if_match: str | None, decision: Decision, *, accept: bool) -> Goal:
+    """The person accepts a proposed goal (it becomes active) or declines it (kept, rejected)."""
+    goal = await _goal_for_change(session, access, goal_id, if_match,
+                                  "accept" if accept else "decline")
+    actor = actor_for(access.principal, goal.service_user_id)
+    previous = goal.lifecycle_status
+    refusal = rules.decision_refusal(actor, S(previous))
+    if refusal is not None:
+        raise refuse(refusal)
+    _bump(goal)
+    goal.status_changed_at = goal.updated_at
+    goal.status_reason = decision.reason
+    if accept:
+        goal.lifecycle_status = S.active.value
+        goal.accepted_at = goal.updated_at
+        goal.achievement_status = goal.achievement_status or "in-progress"
+    else:
+        goal.lifecycle_status = S.rejected.value
+    await _commit_change(session, goal, actor=actor,
+                         event=GoalEvent.accepted if accept else GoalEvent.declined,
+                         data=goal_event_data(goal, changed_by=actor.sub,
+                                              previous_status=previous))
+    return goal
+
+
+async def change_status(session: AsyncSession, access: RecordAccess, goal_id: str,
+                        if_match: str | None, change: StatusChange) -> Goal:
+    """Move a goal along its lifecycle: on hold, completed, cancelled, entered in error."""
+    goal = await _goal_for_change(session, access, goal_id, if_match, "status")
+    actor = actor_for(access.principal, goal.service_user_id)
+    previous = goal.lifecycle_status
+    refusal = rules.transition_refusal(actor, S(previous), change.status, agreed=agreed(goal))
+    if refusal is not None:
+        raise refuse(refusal)
+    _bump(goal)
+    goal.lifecycle_status = change.status.value
+    goal.status_changed_at = goal.updated_at
+    goal.status_reason = change.reason
+    if change.achievement_status is not None:
+        goal.achievement_status = change.achievement_status.value
+    event = GoalEvent.for_verb(rules.event_verb_for_status(change.status))
+    await _commit_change(session, goal, actor=actor, event=event,
+                         data=goal_event_data(goal, changed_by=actor.sub,
+                                              previous_status=previous))
+    return goal
+
+
+async def add_step(session: AsyncSession, access: RecordAccess, goal_id: str,
+                   if_match: str | None, step: StepCreate) -> Goal:
+    goal = await _goal_for_change(session, access, goal_id, if_match, "add-step")
+    actor = actor_for(access.principal, goal.service_user_id)
+    refusal = rules.edit_refusal(actor, S(goal.lifecycle_status), ["steps"], agreed=agreed(goal))
+    if refusal is not None:
+        raise refuse(refusal)
+    if len(goal.steps) >= 50:
+        raise Problem(422, "A goal has at most 50 steps.", kind="too-many-steps")
+    goal.steps = [*goal.steps, _step_row(step)]
+    _bump(goal)
+    await _commit_change(session, goal, actor=actor, event=GoalEvent.updated,
+                         data=goal_event_data(goal, changed_by=actor.sub,
+                                              changed_fields=["steps"]))
+    return goal
+
+
+async def update_step(session: AsyncSession, access: RecordAccess, goal_id: str, step_id: str,
+                      if_match: str | None, change: StepUpdate) -> Goal:
+    goal = await _goal_for_change(session, access, goal_id, if_match, "update-step")
+    actor = actor_for(access.principal, goal.service_user_id)
+    refusal = rules.edit_refusal(actor, S(goal.lifecycle_status), ["steps"], agreed=agreed(goal))
+    if refusal is not None:
+        raise refuse(refusal)
+    steps = [dict(step) for step in goal.steps]
+    found = next((step for step in steps if step["id"] == step_id), None)
+    if found is None:
+        raise Problem(404, "The goal has no step with that id.", kind="not-found")
+    fields = change.model_dump(mode="json", exclude_unset=True)
+    if fields.get("who", found["who"]) is None or fields.get("what", found["what"]) is None:
+        raise Problem(422, "A step always says who does what.", kind="validation")
+    if "done" in fields and fields["done"] is None:
+        raise Problem(422, "done is true or false.", kind="validation")
+    if fields.get("done") is True and not found["done"]:
+        found["done_at"] = utcnow().isoformat()
+    elif fields.get("done") is False:
+        found["done_at"] = None
+    found.update(fields)
+    goal.steps = steps
+    _bump(goal)
+    await _commit_change(session, goal, actor=actor, event=GoalEvent.updated,
+                         data=goal_event_data(goal, changed_by=actor.sub,
+                                              changed_fields=["steps"]))
+    return goal
+
+
+async def add_review(session: AsyncSession, access: RecordAccess, goal_id: str,
+                     if_match: str | None, review: ReviewCreate) -> GoalReview:
+    """Record a progress review; the goal takes its achievement status from it."""
+    goal = await _goal_for_change(session, access, goal_id, if_match, "review")
+    actor = actor_for(access.principal, goal.service_user_id)
+    if actor.kind is rules.ActorKind.system:
+        raise refuse(rules.Refusal(403, "forbidden", "Partner systems do not review goals."))
+    refusal = rules.review_refusal(S(goal.lifecycle_status))
+    if refusal is not None:
+        raise refuse(refusal)
+    today = utcnow().date()
+    reviewed_on = review.reviewed_on or today
+    if reviewed_on > today:
+        raise refuse(rules.Refusal(422, "review-in-future",
+                                   "A review is recorded once it has happened.", "reviewed_on"))
+    _bump(goal)
+    goal.achievement_status = review.achievement_status.value
+    if goal.last_reviewed_on is None or reviewed_on >= goal.last_reviewed_on:
+        goal.last_reviewed_on = reviewed_on
+    row = GoalReview(goal_id=goal.id, reviewed_on=reviewed_on,
+                     attendees=[a.model_dump(mode="json", exclude_none=True)
+                                for a in review.attendees],
+                     achievement_status=review.achievement_status.value, rating=review.rating,
+                     own_words=review.own_words, recorded_by=actor.sub,
+                     recorded_at=goal.updated_at, goal_version=goal.version)
+    await _commit_change(session, goal, actor=actor, event=GoalEvent.reviewed,
+                         data=goal_event_data(goal, changed_by=actor.sub, review_id=row.id),
+                         extra=[row])
+    return row
+
+
+# --- lists --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Whose goals a caller may see in a list: everyone, some people, some teams."""
+
+    everyone: bool
+    people: frozenset[str]
+    teams: frozenset[str]
+
+
+def reach_of(principal: Principal, verb: Verb) -> Reach:
+    """The list-level counterpart of ``can_reach_record``, from the same scopes and claims."""
+    contexts = principal.contexts_for(RESOURCE, verb)
+    people: set[str] = set()
+    teams: frozenset[str] = frozenset()
+    if "patient" in contexts and principal.patient:
+        people.add(principal.patient)
+    if "user" in contexts:
+        own = principal.own_person()
+        if principal.is_service_user and own:
+            people.add(own)
+        if principal.is_staff:
+            teams = principal.teams
+    return Reach("system" in contexts and principal.is_system, frozenset(people), teams)
+
+
+def _in(column: Any, values: frozenset[str]) -> ColumnElement[bool]:
+    return column == next(iter(values)) if len(values) == 1 else column.in_(sorted(values))
+
+
+def _reach_condition(reach: Reach, service_user_id: str | None,
+                     team_id: str | None) -> ColumnElement[bool] | bool | None:
+    """The extra WHERE for what the caller may see; False when they may see none of it."""
+    if reach.everyone or (service_user_id in reach.people) or (team_id in reach.teams):
+        return None
+    # A filter outside the caller's reach means that part of the reach can match nothing.
+    people = reach.people if service_user_id is None else frozenset()
+    teams = reach.teams if team_id is None else frozenset()
+    parts = []
+    if people:
+        parts.append(_in(col(Goal.service_user_id), people))
+    if teams:
+        parts.append(_in(col(Goal.team_id), teams))
+    if not parts:
+        return False
+    return parts[0] if len(parts) == 1 else or_(*parts)
+
+
+async def list_goals(session: AsyncSession, access: RecordAccess, *,
+                     service_user_id: str | None, team_id: str | None,
+                     statuses: list[LifecycleStatus] | None, kind: GoalKind | None,
+                     cursor: str | None, limit: int) -> Page[GoalPublic]:
+    """Goals the caller may reach, newest first, by keyset over (created_at, id)."""
+    principal = access.principal
+    require_scope(principal, RESOURCE, Verb.search)
+    condition = _reach_condition(reach_of(principal, Verb.search), service_user_id, team_id)
+    access.audit(record_type=RESOURCE, record_id=None, service_user_id=service_user_id,
+                 action="search",
+                 outcome=Outcome.denied if condition is False else Outcome.allowed)
+    if condition is False:
+        raise Problem(404, "No goals of that person or team are available to you.",
+                      kind="not-found")
+    query = select(Goal)
+    if service_user_id is not None:
+        query = query.where(col(Goal.service_user_id) == service_user_id)
+    if team_id is not None:
+        query = query.where(col(Goal.team_id) == team_id)
+    if condition is not None and condition is not True:
+        query = query.where(condition)
+    if statuses:
+        query = query.where(_in(col(Goal.lifecycle_status),
+                                frozenset(s.value for s in statuses)))
+    else:
+        query = query.where(col(Goal.lifecycle_status) != S.entered_in_error.value)
+    if kind is not None:
+        query = query.where(col(Goal.kind) == kind.value)
+    if cursor:
+        after, after_id = decode_time_cursor(cursor)
+        query = query.where(tuple_(col(Goal.created_at), col(Goal.id))
+                            < tuple_(literal(after, UTCDateTime()), literal(after_id, String())))
+    rows = (await session.exec(
+        query.order_by(col(Goal.created_at).desc(), col(Goal.id).desc()).limit(limit + 1)
+    )).all()
+    items = [public(row) for row in rows[:limit]]
+    next_cursor = (encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id)
+                   if len(rows) > limit else None)
+    return Page[GoalPublic](items=items, next_cursor=next_cursor)
+
+
+async def batch_read(session: AsyncSession, access: RecordAccess,
+                     request: BatchRead) -> BatchReadResult:
+    """Goals of many people at once, each person's list filtered by the caller's access."""
+    principal = access.principal
+    require_scope(principal, RESOURCE, Verb.read)
+    reach = reach_of(principal, Verb.read)
+    whole = [p for p in request.service_user_ids if reach.everyone or p in reach.people]
+    by_team = [p for p in request.service_user_ids if p not in whole] if reach.teams else []
+    for person in request.service_user_ids:
+        allowed = person in whole or person in by_team
+        access.audit(record_type=RESOURCE, record_id=None, service_user_id=person,
+                     action="batch-read", outcome=Outcome.allowed if allowed else Outcome.denied)
+    results = {p: PersonGoals(service_user_id=p, goals=[], truncated=False)
+               for p in request.service_user_ids}
+    parts: list[ColumnElement[bool]] = []
+    if whole:
+        parts.append(col(Goal.service_user_id).in_(whole))
+    if by_team:
+        parts.append(and_(col(Goal.service_user_id).in_(by_team),
+                          _in(col(Goal.team_id), reach.teams)))
+    if not parts:
+        return BatchReadResult(results=list(results.values()))
+    statuses = ([s.value for s in request.status] if request.status
+                else [s.value for s in S if s is not S.entered_in_error])
+    position = func.row_number().over(
+        partition_by=col(Goal.service_user_id),
+        order_by=(col(Goal.created_at).desc(), col(Goal.id).desc())).label("position")
+    ranked = (select(Goal, position)
+              .where(or_(*parts), col(Goal.lifecycle_status).in_(statuses))
+              .subquery())
+    goal_alias = aliased(Goal, ranked)
+    rows = (await session.exec(
+        select(goal_alias, ranked.c.position)
+        .where(ranked.c.position <= request.limit_per_person + 1)
+        .order_by(ranked.c.service_user_id, ranked.c.position)
+    )).all()
+    for goal, rank in rows:
+        entry = results[goal.service_user_id]
+        if rank > request.limit_per_person:
+            entry.truncated = True
+        else:
+            entry.goals.append(public(goal))
+    return BatchReadResult(results=list(results.values()))
+
+
+async def list_versions(session: AsyncSession, access: RecordAccess, goal_id: str, *,
+                        cursor: str | None, limit: int) -> Page[GoalVersionPublic]:
+    """Every version of a goal, oldest first."""
+    goal = await get_goal(session, access, goal_id, action="read-history")
+    query = select(GoalVersion).where(col(GoalVersion.goal_id) == goal.id)
+    if cursor:
+        after, _ = decode_cursor(cursor)
+        if not isinstance(after, int):
+            raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.",
+                          kind="invalid-cursor")
+        query = query.where(col(GoalVersion.version) > after)
+    rows = (await session.exec(query.order_by(col(GoalVersion.version)).limit(limit + 1))).all()
+    items = [GoalVersionPublic.model_validate(row) for row in rows[:limit]]
+    next_cursor = encode_cursor(rows[limit - 1].version, goal.id) if len(rows) > limit else None
+    return Page[GoalVersionPublic](items=items, next_cursor=next_cursor)
+
+
+async def list_reviews(session: AsyncSession, access: RecordAccess, goal_id: str, *,
+                       cursor: str | None, limit: int) -> Page[ReviewPublic]:
+    """A goal's progress reviews, most recent first."""
+    goal = await get_goal(session, access, goal_id, action="read-reviews")
+    query = select(GoalReview).where(col(GoalReview.goal_id) == goal.id)
+    if cursor:
+        after, after_id = decode_cursor(cursor)
+        try:
+            after_day = date.fromisoformat(str(after))
+        except ValueError as exc:
+            raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.",
+                          kind="invalid-cursor") from exc
+        query = query.where(tuple_(col(GoalReview.reviewed_on), col(GoalReview.id))
+                            < tuple_(literal(after_day), literal(after_id, String())))
+    rows = (await session.exec(
+        query.order_by(col(GoalReview.reviewed_on).desc(), col(GoalReview.id).desc())
+        .limit(limit + 1))).all()
+    items = [ReviewPublic.model_validate(row) for row in rows[:limit]]
+    last = rows[limit - 1] if len(rows) > limit else None
+    next_cursor = encode_cursor(last.reviewed_on.isoformat(), last.id) if last else None
+    return Page[ReviewPublic](items=items, next_cursor=next_cursor)
+
+
+async def team_figures(session: AsyncSession, access: RecordAccess, team_id: str, *,
+                       reviewed_within_days: int) -> TeamFigures:
+    """A team's figures, for its managers and admins (and partner systems)."""
+    principal = access.principal
+    require_scope(principal, RESOURCE, Verb.search)
+    allowed = can_read_aggregates(principal, team_id)
+    access.audit(record_type="GoalFigures", record_id=team_id, service_user_id=None,
+                 action="aggregate", outcome=Outcome.allowed if allowed else Outcome.denied)
+    if not allowed:
+        raise Problem(403, "Team figures are for the team's managers and admins.",
+                      kind="forbidden")
+    as_of = utcnow()
+    since = as_of.date() - timedelta(days=reviewed_within_days)
+    work = case((col(Goal.life_area) == LifeArea.work_and_education.value, 1), else_=0)
+    recent = case((col(Goal.last_reviewed_on) >= since, 1), else_=0)
+    rows = (await session.exec(
+        select(Goal.lifecycle_status, Goal.kind, Goal.expressed_by, work, recent,
+               func.count())
+        .where(col(Goal.team_id) == team_id)
+        .group_by(col(Goal.lifecycle_status), col(Goal.kind), col(Goal.expressed_by), work,
+                  recent)
+    )).all()
+    figures = rules.team_figures(
+        rules.FigureRow(S(status), GoalKind(kind), ExpressedBy(expressed), bool(is_work),
+                        bool(is_recent), int(count))
+        for status, kind, expressed, is_work, is_recent, count in rows)
+    return TeamFigures(
+        team_id=team_id, as_of=as_of, reviewed_within_days=reviewed_within_days,
+        goals=figures.goals, life_goals=figures.life_goals,
+        therapeutic_goals=figures.therapeutic_goals,
+        life_share=figures.share(figures.life_goals),
+        therapeutic_share=figures.share(figures.therapeutic_goals),
+        expressed_by_service_user=figures.expressed_by_service_user,
+        expressed_by_service_user_share=figures.share(figures.expressed_by_service_user),
+        employment_and_education_goals=figures.employment_and_education_goals,
+        employment_and_education_share=figures.share(figures.employment_and_education_goals),
+        open_goals=figures.open_goals, reviewed_recently=figures.reviewed_recently,
+        reviewed_recently_share=figures.share(figures.reviewed_recently, figures.open_goals),
+        by_status=figures.by_status,
+    )
