@@ -1,0 +1,332 @@
+"""Identity: every bad token is refused with 401 and a problem document; scopes, object-level
+rules and the configuration that production refuses."""
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import ValidationError
+
+from recovery.common.auth import (
+    Principal,
+    Scope,
+    TokenVerifier,
+    Verb,
+    can_reach_record,
+    can_read_aggregates,
+    can_read_audit_trail,
+)
+from recovery.common.dev_issuer import KID, DevIssuer
+from recovery.common.problems import Problem
+from recovery.common.settings import DEV_ISSUER, Settings
+from recovery.common.testing.plugin import TokenFactory
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims: dict[str, Any] = {"iss": DEV_ISSUER, "aud": "recovery-platform", "sub": "staff-1",
+                              "iat": now, "exp": now + 600, "roles": ["clinician"],
+                              "teams": ["team-a"], "scope": "user/*.cruds"}
+    claims.update(overrides)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def _signed(issuer: DevIssuer, claims: dict[str, Any]) -> str:
+    issuer.ensure_keys()
+    return jwt.encode(claims, issuer._private_key, algorithm="RS256", headers={"kid": KID})
+
+
+def _unsigned(claims: dict[str, Any]) -> str:
+    header = _b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    return f"{header}.{_b64(json.dumps(claims).encode())}."
+
+
+def _hs256_with_public_key(issuer: DevIssuer, claims: dict[str, Any]) -> str:
+    """The key-confusion attack: HMAC keyed with the issuer's public key, which is public."""
+    issuer.ensure_keys()
+    public_pem = issuer._private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    signing_input = (_b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": KID}).encode())
+                     + "." + _b64(json.dumps(claims).encode()))
+    signature = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def _other_key(claims: dict[str, Any]) -> str:
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return jwt.encode(claims, stranger, algorithm="RS256", headers={"kid": KID})
+
+
+BAD_TOKENS = {
+    "malformed": lambda issuer: "not-a.jwt",
+    "expired": lambda issuer: _signed(issuer, _claims(exp=int(time.time()) - 3600)),
+    "wrong audience": lambda issuer: _signed(issuer, _claims(aud="another-platform")),
+    "wrong issuer": lambda issuer: _signed(issuer, _claims(iss="https://issuer.example")),
+    "alg none": lambda issuer: _unsigned(_claims()),
+    "HS256 keyed with the public key": lambda issuer: _hs256_with_public_key(issuer, _claims()),
+    "signed by another key": lambda issuer: _other_key(_claims()),
+    "missing exp": lambda issuer: _signed(issuer, _claims(exp=None)),
+    "missing sub": lambda issuer: _signed(issuer, _claims(sub=None)),
+    "empty sub": lambda issuer: _signed(issuer, _claims(sub="  ")),
+    "missing iss": lambda issuer: _signed(issuer, _claims(iss=None)),
+    "missing aud": lambda issuer: _signed(issuer, _claims(aud=None)),
+}
+
+
+def _assert_401(response: httpx.Response) -> None:
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"].startswith("Bearer ")
+    body = response.json()
+    assert body["status"] == 401
+    assert body["type"].endswith("/unauthorized")
+
+
+async def test_a_request_without_a_token_is_refused_with_401(
+        toy_sqlite: httpx.AsyncClient) -> None:
+    _assert_401(await toy_sqlite.get("/v1/whoami"))
+
+
+async def test_a_basic_auth_header_is_not_a_bearer_token(toy_sqlite: httpx.AsyncClient) -> None:
+    _assert_401(await toy_sqlite.get("/v1/whoami", headers={"Authorization": "Basic YTpi"}))
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_TOKENS))
+async def test_every_bad_token_is_refused_with_401(toy_sqlite: httpx.AsyncClient,
+                                                   dev_issuer: DevIssuer, kind: str) -> None:
+    token = BAD_TOKENS[kind](dev_issuer)
+    response = await toy_sqlite.get("/v1/whoami", headers=TokenFactory.header(token))
+    _assert_401(response)
+    assert token not in response.text
+
+
+async def test_a_valid_token_is_accepted_and_its_claims_become_the_principal(
+        toy_sqlite: httpx.AsyncClient, tokens: TokenFactory) -> None:
+    token = tokens.clinician("staff-7", teams=["team-a", "team-b"])
+    response = await toy_sqlite.get("/v1/whoami", headers=tokens.header(token))
+    assert response.status_code == 200
+    assert response.json() == {"sub": "staff-7", "roles": ["clinician"],
+                               "teams": ["team-a", "team-b"], "patient": None}
+    again = await toy_sqlite.get("/v1/whoami", headers=tokens.header(token))
+    assert again.json()["sub"] == "staff-7"  # second time from the verifier's cache
+
+
+def test_a_cached_token_is_forgotten_once_it_expires(dev_issuer: DevIssuer) -> None:
+    verifier = TokenVerifier(Settings(environment="test", jwks_file=str(dev_issuer.jwks_path),
+                                      jwt_leeway_seconds=0))
+    token = _signed(dev_issuer, _claims(exp=int(time.time()) + 1))
+    assert verifier.verify(token).sub == "staff-1"
+    time.sleep(1.1)
+    assert verifier.cached(token) is None
+    with pytest.raises(Problem) as refused:
+        verifier.verify(token)
+    assert refused.value.status == 401
+
+
+def test_only_allowed_algorithms_are_accepted_even_when_none_is_configured(
+        dev_issuer: DevIssuer) -> None:
+    verifier = TokenVerifier(Settings(environment="test", jwks_file=str(dev_issuer.jwks_path),
+                                      jwt_algorithms=["RS256", "none"]))
+    with pytest.raises(Problem) as refused:
+        verifier.verify(_unsigned(_claims()))
+    assert refused.value.status == 401
+
+
+# --- JWKS from a URL -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def jwks_url(dev_issuer: DevIssuer) -> Iterator[str]:
+    """The issuer's JWKS served over HTTP on loopback, as an identity provider would."""
+    body = dev_issuer.jwks_path.read_bytes()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+    server.shutdown()
+    server.server_close()
+
+
+def test_tokens_are_verified_against_a_jwks_fetched_from_a_url(
+        jwks_url: str, tokens: TokenFactory) -> None:
+    verifier = TokenVerifier(Settings(environment="test", jwks_url=jwks_url))
+    assert verifier.fetches_keys
+    assert verifier.verify(tokens.clinician("staff-9")).sub == "staff-9"
+    with pytest.raises(Problem):
+        verifier.verify(_other_key(_claims()))
+
+
+async def test_the_app_verifies_tokens_with_a_jwks_url(
+        jwks_url: str, tmp_path: Path, tokens: TokenFactory) -> None:
+    from kit_toy import MIGRATIONS_DIR, create_app
+
+    from recovery.common.testing.plugin import running_service
+
+    settings = Settings(service="toy", environment="test", events_enabled=False,
+                        jwks_url=jwks_url,
+                        database_url=f"sqlite+aiosqlite:///{tmp_path / 'toy.db'}")
+    async with running_service(create_app, settings, MIGRATIONS_DIR) as client:
+        ok = await client.get("/v1/whoami", headers=tokens.header(tokens.clinician("s-3")))
+        assert ok.status_code == 200
+        _assert_401(await client.get("/v1/whoami",
+                                     headers=tokens.header(_other_key(_claims()))))
+
+
+# --- scopes ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "context", "resource", "verbs"), [
+    ("patient/Goal.rs", "patient", "Goal", "rs"),
+    ("user/*.cruds", "user", "*", "cruds"),
+    ("system/CarePlan.r", "system", "CarePlan", "r"),
+    ("patient/Goal.read", "patient", "Goal", "rs"),
+    ("user/Goal.write", "user", "Goal", "cud"),
+    ("user/Goal.*", "user", "Goal", "cruds"),
+    ("patient/Observation.rs?category=vital-signs", "patient", "Observation", "rs"),
+])
+def test_smart_scopes_parse_to_context_resource_and_verbs(
+        text: str, context: str, resource: str, verbs: str) -> None:
+    assert Scope.parse(text) == Scope(context, resource, frozenset(verbs))
+
+
+@pytest.mark.parametrize("text", ["openid", "fhirUser", "launch/patient", "admin/Goal.rs",
+                                  "user/Goal", "user/.rs", "user/Goal.xyz", "offline_access"])
+def test_anything_else_is_not_a_resource_scope(text: str) -> None:
+    assert Scope.parse(text) is None
+
+
+def _principal(*roles: str, sub: str = "x", patient: str | None = None,
+               teams: tuple[str, ...] = (), scope: str = "") -> Principal:
+    return Principal.from_claims({"sub": sub, "roles": list(roles), "patient": patient,
+                                  "teams": list(teams), "scope": scope})
+
+
+def test_scopes_gate_each_verb_and_type() -> None:
+    reader = _principal("clinician", scope="user/Goal.rs openid")
+    assert reader.may("Goal", Verb.read) and reader.may("Goal", Verb.search)
+    assert not reader.may("Goal", Verb.update)
+    assert not reader.may("CarePlan", Verb.read)
+
+
+def _reach(principal: Principal, service_user: str, team: str | None,
+           verb: Verb = Verb.read) -> bool:
+    return can_reach_record(principal, "Goal", verb, service_user_id=service_user, team_id=team)
+
+
+def test_a_service_user_reaches_only_their_own_records() -> None:
+    person = _principal("service_user", sub="su-1", patient="su-1", scope="patient/*.cruds")
+    assert _reach(person, "su-1", "team-a")
+    assert not _reach(person, "su-2", "team-a")
+
+
+def test_a_service_user_token_with_user_scopes_still_reaches_only_their_own() -> None:
+    person = _principal("service_user", sub="su-1", scope="user/*.cruds")
+    assert _reach(person, "su-1", None)
+    assert not _reach(person, "su-2", None)
+
+
+def test_staff_reach_records_of_their_teams_only() -> None:
+    staff = _principal("clinician", teams=("team-a",), scope="user/*.cruds")
+    assert _reach(staff, "su-1", "team-a")
+    assert not _reach(staff, "su-1", "team-b")
+    assert not _reach(staff, "su-1", None)
+
+
+def test_a_patient_scope_is_bound_to_the_patient_claim() -> None:
+    app_for_su1 = _principal("clinician", patient="su-1", teams=(), scope="patient/Goal.rs")
+    assert _reach(app_for_su1, "su-1", "team-z")
+    assert not _reach(app_for_su1, "su-2", "team-z")
+    no_patient = _principal("clinician", teams=(), scope="patient/Goal.rs")
+    assert not _reach(no_patient, "su-1", "team-z")
+
+
+def test_system_callers_reach_what_their_system_scopes_allow() -> None:
+    partner = _principal("system", scope="system/Goal.rs")
+    assert _reach(partner, "su-1", "team-a")
+    assert not _reach(partner, "su-1", "team-a", Verb.update)
+    not_a_system = _principal("clinician", scope="system/Goal.rs")
+    assert not _reach(not_a_system, "su-1", "team-a")
+
+
+def test_without_a_scope_for_the_verb_nobody_reaches_a_record() -> None:
+    staff = _principal("clinician", teams=("team-a",), scope="user/Goal.rs")
+    assert not _reach(staff, "su-1", "team-a", Verb.update)
+
+
+def test_team_figures_are_for_managers_and_admins_of_that_team() -> None:
+    assert can_read_aggregates(_principal("manager", teams=("team-a",)), "team-a")
+    assert can_read_aggregates(_principal("admin", teams=("team-a",)), "team-a")
+    assert not can_read_aggregates(_principal("manager", teams=("team-a",)), "team-b")
+    assert not can_read_aggregates(_principal("clinician", teams=("team-a",)), "team-a")
+    assert not can_read_aggregates(_principal("service_user", sub="su-1"), "team-a")
+
+
+def test_the_audit_trail_is_for_admins_and_systems_with_an_audit_scope() -> None:
+    assert can_read_audit_trail(_principal("admin", scope="user/*.cruds"), Verb.search)
+    assert not can_read_audit_trail(_principal("manager", scope="user/*.cruds"), Verb.search)
+    assert can_read_audit_trail(_principal("system", scope="system/AuditEvent.rs"), Verb.search)
+    assert not can_read_audit_trail(_principal("system", scope="system/*.rs"), Verb.search)
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+def test_production_refuses_the_development_issuer() -> None:
+    with pytest.raises(ValidationError, match="development token issuer"):
+        Settings(environment="production", jwks_url="https://idp.example/jwks")
+
+
+@pytest.mark.parametrize("algorithms", [["HS256"], ["RS256", "none"], ["RS256", "HS512"]])
+def test_production_refuses_symmetric_and_none_algorithms(algorithms: list[str]) -> None:
+    with pytest.raises(ValidationError, match="asymmetric"):
+        Settings(environment="production", jwt_issuer="https://idp.example",
+                 jwks_url="https://idp.example/jwks", jwt_algorithms=algorithms)
+
+
+def test_production_needs_a_jwks_to_verify_against() -> None:
+    with pytest.raises(ValidationError, match="JWKS"):
+        Settings(environment="production", jwt_issuer="https://idp.example")
+
+
+def test_production_accepts_a_real_issuer_with_asymmetric_algorithms() -> None:
+    settings = Settings(environment="production", jwt_issuer="https://idp.example",
+                        jwks_url="https://idp.example/jwks")
+    assert settings.jwt_algorithms == ["RS256", "ES256"]
+
+
+def test_the_development_issuer_refuses_to_run_in_production(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from recovery.common import dev_issuer
+
+    monkeypatch.setenv("RECOVERY_ENVIRONMENT", "production")
+    monkeypatch.setattr("sys.argv", ["dev_issuer", "--role", "clinician"])
+    with pytest.raises(SystemExit, match="not available in production"):
+        dev_issuer.main()
