@@ -140,7 +140,7 @@ def capability_statement() -> dict[str, Any]:
 
 router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse)
 
-_FHIR_OK = {200: {"description": "A FHIR resource",
+_FHIR_OK: dict[int | str, dict[str, Any]] = {200: {"description": "A FHIR resource",
                   "content": {FHIR_JSON: {"schema": {
                       "type": "object", "required": ["resourceType"],
                       "properties": {"resourceType": {"type": "string"}}}}}}}

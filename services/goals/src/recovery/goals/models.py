@@ -97,9 +97,12 @@ class ReviewAttendee(StrEnum):
     other = "other"
 
 
-Id = str
-_ID = {"min_length": 1, "max_length": 64, "pattern": r"^[A-Za-z0-9._:@|-]+$"}
-Words = str
+ID_PATTERN = r"^[A-Za-z0-9._:@|-]+$"
+
+
+def id_field(default: Any = ..., **extra: Any) -> Any:
+    """An opaque id from another system (an EHR patient id, a team id, a staff id)."""
+    return Field(default, min_length=1, max_length=64, pattern=ID_PATTERN, **extra)
 
 
 def new_id() -> str:
@@ -202,7 +205,7 @@ class Supporter(_Strict):
 
     role: SupporterRole
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    id: str | None = Field(default=None, **_ID)  # type: ignore[arg-type]
+    id: str | None = id_field(None)
 
     @model_validator(mode="after")
     def _named_or_identified(self) -> Self:
@@ -265,8 +268,8 @@ class GoalFields(_Strict):
 class GoalCreate(GoalFields):
     """A new goal; only ``service_user_id``, ``team_id`` and ``description`` are needed."""
 
-    service_user_id: str = Field(**_ID)  # type: ignore[arg-type]
-    team_id: str = Field(**_ID)  # type: ignore[arg-type]
+    service_user_id: str = id_field()
+    team_id: str = id_field()
     description: str = Field(min_length=1, max_length=2000,
                              description="The goal in the person's own words")
     kind: GoalKind = GoalKind.life
@@ -340,7 +343,7 @@ class StatusChange(_Strict):
 class Attendee(_Strict):
     role: ReviewAttendee
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    id: str | None = Field(default=None, **_ID)  # type: ignore[arg-type]
+    id: str | None = id_field(None)
 
 
 class ReviewCreate(_Strict):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from recovery.common.events.envelope import CloudEvent
 
