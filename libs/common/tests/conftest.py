@@ -2,20 +2,13 @@
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from kit_toy import MIGRATIONS_DIR, SERVICE, create_app
+from kit_toy import MIGRATIONS_DIR, create_app, toy_settings
 
 from recovery.common.dev_issuer import DevIssuer
-from recovery.common.settings import Settings
-from recovery.common.testing.plugin import make_settings, running_service
-
-
-def toy_settings(database_url: str, issuer: DevIssuer, **overrides: Any) -> Settings:
-    return make_settings(SERVICE, database_url=database_url, jwks_file=issuer.jwks_path,
-                         **overrides)
+from recovery.common.testing.plugin import running_service
 
 
 @pytest.fixture

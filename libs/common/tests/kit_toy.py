@@ -4,7 +4,7 @@ users, guarded by the kit's identity, access and audit."""
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, Response
 from pydantic import BaseModel, Field
@@ -16,8 +16,10 @@ from recovery.common.app import create_service_app
 from recovery.common.auth import Verb, require_scope
 from recovery.common.db import UTCDateTime
 from recovery.common.deps import AccessDep, PrincipalDep, SessionDep
+from recovery.common.dev_issuer import DevIssuer
 from recovery.common.problems import Problem, problem_responses
 from recovery.common.settings import Settings
+from recovery.common.testing.plugin import make_settings
 from recovery.common.timeutil import utcnow
 from recovery.common.versioning import require_if_match, set_etag
 
@@ -134,3 +136,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(settings=settings or Settings(service=SERVICE), title="Toy",
                               description="The kit's test service", routers=[router],
                               migrations_dir=MIGRATIONS_DIR)
+
+
+def toy_settings(database_url: str, issuer: DevIssuer, **overrides: Any) -> Settings:
+    """Test settings: this database, the test issuer's keys, events off."""
+    return make_settings(SERVICE, database_url=database_url, jwks_file=issuer.jwks_path,
+                         **overrides)
