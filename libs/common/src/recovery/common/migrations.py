@@ -1,6 +1,8 @@
 """Alembic wiring shared by every service: one migration history per service package."""
 
 import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from alembic import command
@@ -12,15 +14,22 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
 def alembic_config(migrations_dir: Path, database_url: str) -> Config:
+    """An Alembic configuration for one service's migrations folder and database."""
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
 
 
-def head_revisions(migrations_dir: Path) -> set[str]:
+@functools.cache
+def _heads(migrations_dir: Path) -> frozenset[str]:
     script = ScriptDirectory.from_config(alembic_config(migrations_dir, "sqlite://"))
-    return set(script.get_heads())
+    return frozenset(script.get_heads())
+
+
+def head_revisions(migrations_dir: Path) -> set[str]:
+    """The newest revisions in the folder (read once per process: files do not change)."""
+    return set(_heads(migrations_dir))
 
 
 async def current_revisions(engine: AsyncEngine) -> set[str]:
@@ -68,4 +77,11 @@ def run_migrations(target_metadata: MetaData) -> None:
             await connection.commit()
         await engine.dispose()
 
-    asyncio.run(run())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(run())
+        return
+    # Called from async code (a test, a startup hook): run on a loop of its own.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        worker.submit(asyncio.run, run()).result()
