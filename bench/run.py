@@ -4,6 +4,7 @@ scenario measured by wrk from the other core; returns the figures as a plain dic
 import asyncio
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -172,16 +173,16 @@ def run_service(bench: Bench, command: str, results: dict[str, Any]) -> None:
     json_auth = {**auth, "Content-Type": "application/json"}
 
     nats_server = NatsServer(store_dir=workdir / "nats")
-    nats_server.start()
     database_url = f"sqlite+aiosqlite:///{workdir / 'goals.db'}"
     port = free_port()
     argv, extra = server_argv(command, port)
     env = service_environment(workdir, database_url, nats_server.url, extra)
-    migrate(env)
     service = ServerProcess("goals", argv, env, port, bench.cpus.server, workdir / "goals.log")
     results["service"] = {"argv": argv}
     engine = sync_engine(database_url)
     try:
+        nats_server.start()
+        migrate(env)
         service.start("/readyz")
         say(f"goals service ready on port {port} (pid {service.pid})")
         sampler = RssSampler(service.pid).start()
@@ -238,7 +239,7 @@ def run_service(bench: Bench, command: str, results: dict[str, Any]) -> None:
         say(f"service RSS after the run {results['service']['rss_after_run_mb']} MB "
             f"(peak {results['service']['peak_rss_mb']} MB)")
     except Exception:
-        say("the goals service's log ends with:\n" + service.log_tail())
+        say("the goals service's log ends with:\n" + service.log_tail(15))
         raise
     finally:
         service.stop()
@@ -312,9 +313,16 @@ def failures(results: dict[str, Any]) -> list[str]:
     return found
 
 
+def _exit_on_signal(number: int, _: object) -> None:
+    raise SystemExit(128 + number)
+
+
 def run(scale: Scale) -> dict[str, Any]:
     """The whole benchmark at ``scale``; everything it starts is stopped before it returns.
     A run that breaks returns what it measured, with ``aborted`` saying why."""
+    # `kill` or a closed terminal stops the run the way Ctrl-C does: servers are stopped.
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _exit_on_signal)
     cpus = plan_cpus()
     # The harness, NATS and wrk inherit the load cores; only the server gets its own.
     os.sched_setaffinity(0, cpus.load)

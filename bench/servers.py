@@ -1,6 +1,7 @@
 """The processes under test: the goals service started as `make run` starts it, the
 baseline under the same server settings, and a sampler of their memory."""
 
+import ctypes
 import os
 import re
 import shlex
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +25,7 @@ SERVICE = "goals"
 # Used only while deploy/local/Procfile has no goals line.
 FALLBACK_COMMAND = ("uvicorn --factory recovery.goals.main:create_app --host 127.0.0.1 "
                     "--port $PORT --no-access-log --loop uvloop --http httptools")
+_PR_SET_PDEATHSIG = 1
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
@@ -76,6 +78,18 @@ def _resolve_executable(name: str) -> str:
     return str(beside_python) if beside_python.exists() else name
 
 
+def _server_child(cpus: set[int]) -> Callable[[], None]:
+    """Pin the child, and have the kernel stop it should the harness die without cleaning
+    up, so no server outlives a killed run."""
+    pin = pinned(cpus)
+
+    def setup() -> None:
+        pin()
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return setup
+
+
 class ServerProcess:
     """One HTTP server process, pinned to the server core, its output kept in a log file."""
 
@@ -102,7 +116,7 @@ class ServerProcess:
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(self.argv, cwd=REPO, env=self.env, stdout=log,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        preexec_fn=pinned(self.cpus))
+                                        preexec_fn=_server_child(self.cpus))
         log.close()
         deadline = time.monotonic() + timeout_s
         last = "no answer"

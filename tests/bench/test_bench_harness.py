@@ -1,0 +1,114 @@
+"""Keeps `make bench` from rotting: its plumbing end to end at a tiny scale, and the pieces
+that turn a Procfile line, wrk's output and a run's figures into what the docs show.
+No timing is asserted: figures on a shared test machine mean nothing."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.config import TARGETS, Target
+from bench.report import BEGIN, END, render, update_docs
+from bench.run import page_length
+from bench.servers import PROCFILE, REPO, procfile_command, server_argv
+
+
+def test_the_goals_line_of_the_procfile_becomes_a_loopback_server_on_the_chosen_port() -> None:
+    command, source = procfile_command()
+    argv, _ = server_argv(command, 43210)
+    assert source == str(PROCFILE.relative_to(REPO))
+    assert "recovery.goals.main:create_app" in argv
+    assert argv[argv.index("--port") + 1] == "43210"
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"
+    assert argv.count("--port") == 1 and argv.count("--host") == 1
+    assert Path(argv[0]).name == "uvicorn"
+
+
+def test_environment_assignments_and_earlier_steps_of_a_procfile_line_are_understood() -> None:
+    argv, env = server_argv(
+        "python -m recovery.common.migrate x && RECOVERY_LOG_LEVEL=WARNING exec uvicorn "
+        "--factory app:create --port=${PORT} --workers 1", 8123)
+    assert env == {"RECOVERY_LOG_LEVEL": "WARNING"}
+    assert argv[1:] == ["--factory", "app:create", "--workers", "1", "--host", "127.0.0.1",
+                        "--port", "8123"]
+
+
+@pytest.mark.parametrize("body", [[{}] * 3, {"items": [{}] * 3, "next_cursor": None},
+                                  {"data": [{}] * 3}])
+def test_a_list_page_is_counted_whatever_its_envelope_calls_the_records(body: Any) -> None:
+    assert page_length(body) == 3
+
+
+@pytest.mark.parametrize(("target", "measured", "met"), [
+    (Target("a", "more is better", 0.3, "x", True), 0.31, True),
+    (Target("a", "more is better", 0.3, "x", True), 0.29, False),
+    (Target("b", "less is better", 25.0, "ms", False), 25.0, True),
+    (Target("b", "less is better", 25.0, "ms", False), 25.1, False),
+])
+def test_a_target_is_met_only_on_its_own_side_of_the_bound(target: Target, measured: float,
+                                                           met: bool) -> None:
+    assert target.met_by(measured) is met
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One whole run at the tiny scale: baseline, service, NATS, wrk, seeding, relay."""
+    results_dir = tmp_path_factory.mktemp("bench-results")
+    finished = subprocess.run(
+        [sys.executable, "-m", "bench", "--scale", "tiny", "--results-dir", str(results_dir),
+         "--no-docs"],
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_")})
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    [written] = list(results_dir.glob("*-tiny.json"))
+    results: dict[str, Any] = json.loads(written.read_text())
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_tiny_run_measures_every_scenario_without_a_failed_request(
+        tiny_run: dict[str, Any]) -> None:
+    assert "aborted" not in tiny_run
+    assert tiny_run["failures"] == []
+    for name in ("get_goal", "list_small", "list_large", "post_goal"):
+        figures = tiny_run["scenarios"][name]
+        assert figures["requests"] > 0, name
+        assert sum(figures["errors"].values()) == 0, name
+        assert figures["peak_rss_mb"] > 0, name
+    assert tiny_run["baseline"]["requests"] > 0
+    assert tiny_run["scenarios"]["list_large"]["goals_in_table"] == 300
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_tiny_run_sees_every_committed_change_arrive_as_one_event(
+        tiny_run: dict[str, Any]) -> None:
+    latency = tiny_run["scenarios"]["relay_latency"]
+    assert latency["changes_committed"] == latency["changes"] > 0
+    assert latency["events_received"] == latency["changes_committed"]
+    relay = tiny_run["scenarios"]["relay_throughput"]
+    assert relay["events"] == 201 and relay["events_per_s"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_tiny_run_gives_a_figure_for_every_target_and_renders_it_into_the_docs(
+        tiny_run: dict[str, Any], tmp_path: Path) -> None:
+    assert [t["key"] for t in tiny_run["targets"]] == [t.key for t in TARGETS]
+    assert all(t["measured"] is not None for t in tiny_run["targets"])
+    docs = tmp_path / "performance.md"
+    docs.write_text(f"# Performance\n\nWritten by hand.\n\n{BEGIN}\nold figures\n{END}\n\n"
+                    "## Analysis\nAlso by hand.\n")
+    update_docs(tiny_run, docs)
+    text = docs.read_text()
+    assert "Written by hand." in text and "## Analysis\nAlso by hand." in text
+    assert "old figures" not in text
+    assert text.count(BEGIN) == 1 and text.count(END) == 1
+    for target in TARGETS:
+        assert target.description in text
+    assert render(tiny_run) in text
