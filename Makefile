@@ -38,7 +38,8 @@ help:
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Python 3.11 or newer is needed (found $(PYTHON))" >&2; exit 1; }
-	@$(PYTHON) -m venv $(VENV) >&2
+	@$(PYTHON) -m venv $(VENV) >&2 || { rm -rf $(VENV); echo "Could not create $(VENV);" \
+		"on Debian or Ubuntu install python3-venv first" >&2; exit 1; }
 
 # All pip output goes to stderr, so `make -s token` on a fresh clone prints only the token.
 # Build isolation is off so the build backend (hatchling) is the pinned one too.
