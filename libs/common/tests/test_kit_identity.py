@@ -5,6 +5,9 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -330,3 +333,29 @@ def test_the_development_issuer_refuses_to_run_in_production(
     monkeypatch.setattr("sys.argv", ["dev_issuer", "--role", "clinician"])
     with pytest.raises(SystemExit, match="not available in production"):
         dev_issuer.main()
+
+
+# --- the development issuer's command line -------------------------------------------------------
+
+
+def _issue(cwd: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_")}
+    result = subprocess.run([sys.executable, "-m", "recovery.common.dev_issuer", *args],
+                            cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
+                            check=True)
+    return result.stdout
+
+
+def test_the_token_command_prints_one_verifiable_token_and_nothing_else(tmp_path: Path) -> None:
+    out = _issue(tmp_path, "--role", "clinician", "--sub", "staff-1", "--teams", "team-a,team-b")
+    assert out.count("\n") == 1 and out.count(".") == 2
+    jwks = tmp_path / "var" / "dev-issuer" / "jwks.json"
+    verifier = TokenVerifier(Settings(environment="development", jwks_file=str(jwks)))
+    principal = verifier.verify(out.strip())
+    assert principal.sub == "staff-1" and principal.roles == {"clinician"}
+    assert principal.teams == {"team-a", "team-b"}
+    assert principal.may("Goal", Verb.update)  # a clinician's default scopes
+
+    person = verifier.verify(_issue(tmp_path, "--role", "service_user", "--sub", "su-1").strip())
+    assert person.patient == "su-1" and person.own_person() == "su-1"
+    assert {s.context for s in person.scopes} == {"patient"}

@@ -114,10 +114,11 @@ class AuditTrail:
             async with self._sessions() as session:
                 await session.exec(insert(AuditEvent), params=rows)
                 await session.commit()
-        except Exception:
+        except Exception as exc:
             # Put them back so the next flush retries; an audit entry is never dropped silently.
             self._buffer[:0] = batch
-            log.exception("audit_flush_failed", pending=len(self._buffer))
+            log.error("audit_flush_failed", error_type=type(exc).__name__,
+                      pending=len(self._buffer))
 
     async def _run(self) -> None:
         while True:
