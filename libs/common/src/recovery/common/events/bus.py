@@ -15,6 +15,7 @@ from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
+from recovery.common.events.tasks import cancel_and_wait
 from recovery.common.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -145,6 +146,12 @@ class EventBus:
     async def _on_error(self, exc: Exception) -> None:
         if isinstance(exc, OSError | TimeoutError | nats.errors.NoServersError):
             self.failed_attempts += 1
+            # Attempts 1, 2, 4, 8...: an outage is visible without flooding the log.
+            if self.failed_attempts & (self.failed_attempts - 1):
+                return
+            log.warning("nats_unreachable", error=type(exc).__name__,
+                        attempts=self.failed_attempts)
+            return
         log.warning("nats_error", error=type(exc).__name__)
 
     async def _on_disconnected(self) -> None:
@@ -178,11 +185,8 @@ class EventBus:
 
     async def stop(self) -> None:
         self._stopping = True
-        for task in (self._task, self._after_reconnect):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await cancel_and_wait(self._task)
+        await cancel_and_wait(self._after_reconnect)
         client, self.client, self.js = self.client, None, None
         self.ready.clear()
         if client is None or client.is_closed:

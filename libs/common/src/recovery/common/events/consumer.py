@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from recovery.common.db import UTCDateTime
 from recovery.common.events.bus import EventBus, stream_subjects
 from recovery.common.events.envelope import CloudEvent
+from recovery.common.events.tasks import cancel_and_wait
 from recovery.common.settings import Settings
 from recovery.common.timeutil import utcnow
 
@@ -102,8 +103,7 @@ class ConsumerRunner:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._tasks.clear()
 
     def backoff_for(self, attempt: int) -> float:

@@ -26,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recovery.common.events.bus import EventBus
 from recovery.common.events.outbox import OutboxEvent
+from recovery.common.events.tasks import cancel_and_wait
 from recovery.common.timeutil import utcnow
 
 log = structlog.get_logger(__name__)
@@ -168,11 +169,8 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
 
 class PublishIncompleteError(Exception):

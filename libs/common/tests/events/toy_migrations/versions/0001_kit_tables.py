@@ -1,0 +1,27 @@
+"""The kit's tables, as every service's first migration creates them.
+
+Revision ID: 0001
+"""
+
+from alembic import op
+
+from recovery.common.audit import AuditEvent
+from recovery.common.events.consumer import ProcessedEvent
+from recovery.common.events.outbox import OutboxEvent
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+TABLES = [OutboxEvent.__table__, ProcessedEvent.__table__, AuditEvent.__table__]
+
+
+def upgrade() -> None:
+    for table in TABLES:
+        table.create(op.get_bind())
+
+
+def downgrade() -> None:
+    for table in reversed(TABLES):
+        table.drop(op.get_bind())
