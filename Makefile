@@ -57,7 +57,7 @@ install: $(INSTALLED)
 $(JWKS): | $(INSTALLED)
 	@$(PY) -c 'from recovery.common.dev_issuer import DevIssuer; DevIssuer().ensure_keys()'
 
-run: $(INSTALLED) $(JWKS)
+run: $(INSTALLED)
 	@deploy/local/run.sh
 
 token: $(INSTALLED)

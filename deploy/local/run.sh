@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make run`: migrate every service in the Procfile, then start NATS and the services with
-# honcho. Ctrl-C stops them all; nothing is left behind, so it can be started again at once.
+# `make run`: create the development issuer's keys, migrate every service in the Procfile,
+# then start NATS and the services with honcho. Ctrl-C stops them all and leaves nothing
+# behind, so it can be started again at once.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -32,6 +33,7 @@ for port in "$NATS_PORT" "$NATS_MONITOR_PORT" $(printf '%s\n' "${services[@]}" |
 done
 
 mkdir -p var/nats
+python -c 'from recovery.common.dev_issuer import DevIssuer; DevIssuer().ensure_keys()'
 for module in $(grep -o 'recovery\.[a-z_]*\.main' "$PROCFILE" | sort -u); do
   echo "Migrating ${module%.main} ..."
   python -m recovery.common.migrate "$module"
