@@ -106,12 +106,14 @@ async def test_fhir_applies_the_same_access_rules_as_rest(api: GoalsApi) -> None
                                  headers=api.auth(partner))).status_code == 200
 
 
-async def test_bad_fhir_search_parameters_are_400_problems(api: GoalsApi) -> None:
+async def test_bad_fhir_search_parameters_are_4xx_problems(api: GoalsApi) -> None:
     own = api.tokens.service_user("su-1")
-    for params in ({"patient": "Patient/a/b"}, {"lifecycle-status": "finished"},
-                   {"patient": "su-1", "subject": "Patient/su-2"}):
+    for params, status in (({"patient": "Patient/a/b"}, 400),
+                           ({"patient": "su-1", "subject": "Patient/su-2"}, 400),
+                           ({"lifecycle-status": "finished"}, 422)):
         response = await api.client.get("/fhir/Goal", params=params, headers=api.auth(own))
-        assert response.status_code == 400, params
+        assert response.status_code == status, params
+        assert response.headers["content-type"].startswith("application/problem+json")
 
 
 async def test_capability_statement_describes_goal_read_and_search(api: GoalsApi) -> None:

@@ -29,6 +29,8 @@ STRENGTH = f"{BASE}/StructureDefinition/strength"
 TEAM = f"{BASE}/StructureDefinition/team"
 ACHIEVEMENT_SYSTEM = "http://terminology.hl7.org/CodeSystem/goal-achievement"
 FHIR_JSON = "application/fhir+json"
+_STATUS = "|".join(s.value for s in LifecycleStatus)
+STATUS_LIST = f"^({_STATUS})(,({_STATUS}))*$"
 
 LIFE_AREA_DISPLAY = {
     "work_and_education": "Work and education",
@@ -189,8 +191,9 @@ async def search_goals(
     request: Request, session: SessionDep, access: AccessDep, settings: SettingsDep,
     patient: Annotated[str | None, Query(min_length=1, max_length=80)] = None,
     subject: Annotated[str | None, Query(min_length=1, max_length=80)] = None,
-    lifecycle_status: Annotated[str | None, Query(alias="lifecycle-status", max_length=200)
-                                ] = None,
+    lifecycle_status: Annotated[str | None, Query(
+        alias="lifecycle-status", max_length=200, pattern=STATUS_LIST,
+        description="Comma-separated FHIR Goal lifecycle codes")] = None,
     count: Annotated[int | None, Query(alias="_count", ge=1, le=1000)] = None,
     cursor: Annotated[str | None, Query(alias="_cursor", max_length=500)] = None,
 ) -> FhirResponse:

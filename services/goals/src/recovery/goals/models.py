@@ -3,9 +3,16 @@
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Text
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
@@ -103,6 +110,11 @@ ID_PATTERN = r"^[A-Za-z0-9._:@|-]+$"
 def id_field(default: Any = ..., **extra: Any) -> Any:
     """An opaque id from another system (an EHR patient id, a team id, a staff id)."""
     return Field(default, min_length=1, max_length=64, pattern=ID_PATTERN, **extra)
+
+
+PersonId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ID_PATTERN)]
+GoalRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Strength = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 
 def new_id() -> str:
@@ -207,12 +219,6 @@ class Supporter(_Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     id: str | None = id_field(None)
 
-    @model_validator(mode="after")
-    def _named_or_identified(self) -> Self:
-        if self.name is None and self.id is None:
-            raise ValueError("a supporter needs a name or an id")
-        return self
-
 
 class StepCreate(_Strict):
     who: StepActor
@@ -248,7 +254,7 @@ class GoalFields(_Strict):
     life_area: LifeArea | None = None
     chime_tags: list[ChimeTag] = Field(default_factory=list, max_length=5)
     why_it_matters: str | None = Field(default=None, min_length=1, max_length=2000)
-    strengths: list[str] = Field(default_factory=list, max_length=20)
+    strengths: list[Strength] = Field(default_factory=list, max_length=20)
     supporters: list[Supporter] = Field(default_factory=list, max_length=20)
     target_date: date | None = None
 
@@ -256,13 +262,6 @@ class GoalFields(_Strict):
     @classmethod
     def _distinct_tags(cls, value: list[ChimeTag]) -> list[ChimeTag]:
         return _unique(value)
-
-    @field_validator("strengths")
-    @classmethod
-    def _short_strengths(cls, value: list[str]) -> list[str]:
-        if any(not 1 <= len(item) <= 500 for item in value):
-            raise ValueError("each strength is 1 to 500 characters")
-        return value
 
 
 class GoalCreate(GoalFields):
@@ -273,56 +272,58 @@ class GoalCreate(GoalFields):
     description: str = Field(min_length=1, max_length=2000,
                              description="The goal in the person's own words")
     kind: GoalKind = GoalKind.life
-    serves_goal_ids: list[str] = Field(default_factory=list, max_length=20,
-                                       description="Life goals a therapeutic goal serves")
+    serves_goal_ids: list[GoalRef] = Field(default_factory=list, max_length=20,
+                                           description="Life goals a therapeutic goal serves")
     steps: list[StepCreate] = Field(default_factory=list, max_length=50)
 
     @field_validator("serves_goal_ids")
     @classmethod
     def _distinct_goals(cls, value: list[str]) -> list[str]:
-        if any(not 1 <= len(item) <= 64 for item in value):
-            raise ValueError("each goal id is 1 to 64 characters")
         return _unique(value)
+
+
+NOT_NULL_ON_UPDATE = ("description", "kind", "chime_tags", "strengths", "supporters",
+                      "serves_goal_ids")
+
+
+def _not_null_in_schema(schema: dict[str, Any]) -> None:
+    # Leaving a field out keeps it; null is refused for these, so the schema says so too.
+    for name in NOT_NULL_ON_UPDATE:
+        prop = schema["properties"][name]
+        variants = [v for v in prop.pop("anyOf", []) if v.get("type") != "null"]
+        if variants:
+            prop.update(variants[0])
+        prop.pop("default", None)
 
 
 class GoalUpdate(_Strict):
     """A partial change; fields left out stay as they are, ``null`` clears optional ones."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_not_null_in_schema)
 
     description: str | None = Field(default=None, min_length=1, max_length=2000)
     kind: GoalKind | None = None
     life_area: LifeArea | None = None
     chime_tags: list[ChimeTag] | None = Field(default=None, max_length=5)
     why_it_matters: str | None = Field(default=None, min_length=1, max_length=2000)
-    strengths: list[str] | None = Field(default=None, max_length=20)
+    strengths: list[Strength] | None = Field(default=None, max_length=20)
     supporters: list[Supporter] | None = Field(default=None, max_length=20)
     target_date: date | None = None
-    serves_goal_ids: list[str] | None = Field(default=None, max_length=20)
+    serves_goal_ids: list[GoalRef] | None = Field(default=None, max_length=20)
 
     @field_validator("chime_tags")
     @classmethod
     def _distinct_tags(cls, value: list[ChimeTag] | None) -> list[ChimeTag] | None:
         return None if value is None else _unique(value)
 
-    @field_validator("strengths")
-    @classmethod
-    def _short_strengths(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and any(not 1 <= len(item) <= 500 for item in value):
-            raise ValueError("each strength is 1 to 500 characters")
-        return value
-
     @field_validator("serves_goal_ids")
     @classmethod
     def _distinct_goals(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        if any(not 1 <= len(item) <= 64 for item in value):
-            raise ValueError("each goal id is 1 to 64 characters")
-        return _unique(value)
+        return None if value is None else _unique(value)
 
     @model_validator(mode="after")
     def _required_stay_set(self) -> Self:
-        for name in ("description", "kind", "chime_tags", "strengths", "supporters",
-                     "serves_goal_ids"):
+        for name in NOT_NULL_ON_UPDATE:
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
         return self
@@ -416,15 +417,13 @@ class GoalVersionPublic(BaseModel):
 class BatchRead(_Strict):
     """Goals of many service users in one call (the gateway's DataLoader)."""
 
-    service_user_ids: list[str] = Field(min_length=1, max_length=100)
+    service_user_ids: list[PersonId] = Field(min_length=1, max_length=100)
     status: list[LifecycleStatus] | None = Field(default=None, max_length=9)
     limit_per_person: int = Field(default=50, ge=1, le=100)
 
     @field_validator("service_user_ids")
     @classmethod
     def _distinct_people(cls, value: list[str]) -> list[str]:
-        if any(not 1 <= len(item) <= 64 for item in value):
-            raise ValueError("each service user id is 1 to 64 characters")
         return _unique(value)
 
 
