@@ -110,14 +110,42 @@ async def test_a_content_length_that_is_not_a_number_is_a_400_problem(
     assert (b"content-type", PROBLEM.encode()) in sent[0]["headers"]
 
 
+async def test_nul_characters_are_refused_on_every_backend_and_change_nothing(
+        toy: httpx.AsyncClient, clinician: dict[str, str], tokens: TokenFactory) -> None:
+    # PostgreSQL cannot store NUL in text; without this it would be a 500 there only.
+    body = await toy.post("/v1/notes", headers=clinician, json={
+        "service_user_id": "su-1\x00", "team_id": "team-a", "size": 1})
+    assert _is_problem(body, 400)["type"].endswith("/nul-character")
+    query = await toy.get("/v1/audit-events", params={"record_id": "a\x00b"},
+                          headers=tokens.header(tokens.admin()))
+    _is_problem(query, 400)
+    _is_problem(await toy.get("/v1/notes/a%00b", headers=clinician), 400)
+    assert await _note_count(toy) == 0
+
+
+async def test_a_nul_split_across_body_chunks_is_still_found(
+        toy_sqlite: httpx.AsyncClient, clinician: dict[str, str]) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for piece in (b'{"service_user_id": "su-1\\u0', b"0", b'00", "team_id": "t", ',
+                      b'"size": 1}'):
+            yield piece
+
+    response = await toy_sqlite.post("/v1/notes", content=chunks(),
+                                     headers={**clinician, "content-type": "application/json"})
+    _is_problem(response, 400)
+    assert await _note_count(toy_sqlite) == 0
+
+
 async def test_an_unknown_route_is_a_404_problem(toy_sqlite: httpx.AsyncClient) -> None:
     _is_problem(await toy_sqlite.get("/v1/nothing-here"), 404)
 
 
-async def test_a_wrong_method_is_a_405_problem_with_allow(toy_sqlite: httpx.AsyncClient) -> None:
-    response = await toy_sqlite.delete("/v1/whoami")
+async def test_a_wrong_method_is_a_405_problem_allowing_every_method_of_the_path(
+        toy_sqlite: httpx.AsyncClient) -> None:
+    response = await toy_sqlite.delete("/v1/notes/n-1")
     _is_problem(response, 405)
-    assert "GET" in response.headers["allow"]
+    # GET and PUT are two routes on one path; Starlette alone names only the first.
+    assert response.headers["allow"] == "GET, PUT"
 
 
 async def test_an_unexpected_error_is_a_500_problem_that_leaks_nothing(

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 from sqlalchemy import and_, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -41,6 +41,26 @@ _ACTIONS: dict[str, tuple[str, str | None]] = {
     "entered-in-error": ("D", "delete"),
 }
 _FHIR_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{1,63}")
+_ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}([T ].*)?")
+
+
+def _iso_time(value: object) -> object:
+    """Times in queries are ISO 8601 text; pydantic alone would take ``0.5`` as a timestamp."""
+    if isinstance(value, str) and not _ISO_DATE_TIME.fullmatch(value):
+        raise ValueError("expected an ISO 8601 date-time such as 2026-01-31T12:00:00Z")
+    return value
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return as_utc(value)
+    except OverflowError as exc:
+        raise Problem(400, "That time is out of range.", kind="invalid-search") from exc
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_time)]
 
 
 class FhirJSONResponse(JSONResponse):
@@ -213,8 +233,8 @@ async def list_audit_events(
     actor: Annotated[str | None, Query(max_length=200)] = None,
     record_type: Annotated[str | None, Query(max_length=60)] = None,
     outcome: Outcome | None = None,
-    since: Annotated[datetime | None, Query(description="Recorded at or after")] = None,
-    until: Annotated[datetime | None, Query(description="Recorded before")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="Recorded at or after")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="Recorded before")] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
 ) -> Page[AuditEventPublic]:
@@ -223,7 +243,7 @@ async def list_audit_events(
     await kit.audit.flush()
     filters = AuditFilters(record_type=record_type, record_id=record_id,
                            service_user_id=service_user_id, actor=actor, outcome=outcome,
-                           since=since and as_utc(since), until=until and as_utc(until))
+                           since=_utc(since), until=_utc(until))
     size = page_size(limit, kit.settings.page_size_default, kit.settings.page_size_max)
     async with kit.sessions() as session:
         rows, next_cursor = await search_audit_events(session, filters, limit=size,
@@ -262,7 +282,7 @@ def _date_bounds(values: list[str]) -> tuple[datetime | None, datetime | None]:
                 day = date.fromisoformat(text)
                 start = datetime(day.year, day.month, day.day, tzinfo=UTC)
                 end = start + timedelta(days=1)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             raise Problem(400, "date is not a valid date or time.",
                           kind="invalid-search") from exc
         if prefix in {"eq", "ge"}:

@@ -25,6 +25,15 @@ LATENCY = Histogram(
 #: Operational routes are neither logged per request nor worth a log line each.
 QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 UNMATCHED_ROUTE = "unmatched"
+# PostgreSQL cannot store NUL in text, so a NUL anywhere in a request would end as a 500 there
+# (and pass on SQLite); refuse it at the door on every backend. In a JSON body it can only
+# arrive escaped.
+_NUL_IN_BODY = b"\\u0000"
+_NUL_IN_QUERY = (b"%00", b"\x00")
+
+
+def _nul_problem() -> Problem:
+    return Problem(400, "Text must not contain NUL characters.", kind="nul-character")
 
 
 def _add_request_id(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -122,7 +131,10 @@ class RequestContextMiddleware:
 
         declared = headers.get(b"content-length")
         try:
-            if declared is not None and not declared.isdigit():
+            if "\x00" in scope["path"] or any(
+                    marker in scope["query_string"] for marker in _NUL_IN_QUERY):
+                await self._refuse(_nul_problem(), scope, receive, send_with_id)
+            elif declared is not None and not declared.isdigit():
                 await self._refuse(Problem(400, "The Content-Length header is not a number.",
                                            kind="bad-content-length"), scope, receive,
                                    send_with_id)
@@ -153,17 +165,24 @@ class RequestContextMiddleware:
                        kind="body-too-large")
 
     def _limited(self, receive: Receive) -> Receive:
-        """Counts body bytes as they arrive, for chunked bodies that declare no length."""
+        """Counts body bytes as they arrive (chunked bodies declare no length) and looks for
+        NUL characters, also across chunk boundaries."""
         received = 0
+        tail = b""
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, tail
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                received += len(chunk)
+                # A Problem is an HTTPException, which FastAPI lets through body parsing.
                 if received > self.max_body_bytes:
-                    # A Problem is an HTTPException, which FastAPI lets through body parsing.
                     raise self._too_large()
+                seen = tail + chunk
+                if _NUL_IN_BODY in seen:
+                    raise _nul_problem()
+                tail = seen[-(len(_NUL_IN_BODY) - 1):]
             return message
 
         return limited_receive

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
+from starlette.routing import Match
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://recovery-platform.org/problems/"
@@ -122,9 +123,25 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
         # FastAPI's wording when the body is not even text (e.g. invalid UTF-8).
         problem = Problem(400, "The request body could not be read as JSON.",
                           kind="malformed-json")
+    elif exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        problem = Problem(405, f"This resource answers to {', '.join(allowed)} only.",
+                          headers={"Allow": ", ".join(allowed)})
     else:
         problem = Problem(exc.status_code, str(exc.detail), headers=exc.headers)
     return problem_response(problem, request)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route on this path answers; Starlette names only the first route's."""
+    allowed = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        # A fresh scope per method: the one routing left behind carries the matched route.
+        probe = {"type": "http", "path": request.scope["path"], "method": method,
+                 "root_path": request.scope.get("root_path", ""), "headers": []}
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
