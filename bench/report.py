@@ -42,6 +42,10 @@ def _number(value: float | None, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
 def _bound(target: dict[str, Any]) -> str:
     sign = "≥" if target["higher_is_better"] else "≤"
     unit = target["unit"]
@@ -73,7 +77,10 @@ def render(results: dict[str, Any]) -> str:
         f"{scale['warmup_s']:g} s warm-up, {scale['connections']} connections; "
         f"{results['machine']['cpus']} cores ({placement}); Python "
         f"{results['machine']['python']}; {results['machine']['load_generator']}; service "
-        f"command from {results['command']['source']}: `{results['command']['line']}`.",
+        f"command from {results['command']['source']}: `{results['command']['line']}`. "
+        f"Load average (1 min) {results.get('load_average_at_start', ['?'])[0]} at the start, "
+        f"{results.get('load_average_at_end', ['?'])[0]} at the end: the machine is shared, "
+        "and the server's wait for its core is shown per scenario.",
         "",
     ]
     if results.get("aborted"):
@@ -87,7 +94,8 @@ def render(results: dict[str, Any]) -> str:
         lines.append(f"| {target['description']} | {_bound(target)} | {_measured(target)} | "
                      f"{result} | {limit} |")
     lines += ["", f"| Scenario | req/s | {TIMES} baseline | p50 ms | p90 ms | p99 ms | peak RSS MB "
-              "| failed requests |", "|---|---|---|---|---|---|---|---|"]
+              "| server CPU | server waiting for its core | failed requests |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     rows = [("Baseline: bare Starlette `GET /`", baseline)]
     for key, title in SCENARIO_TITLES.items():
         if key in scenarios:
@@ -104,7 +112,9 @@ def render(results: dict[str, Any]) -> str:
         ratio = f"{rate / base_rate:.2f}" if base_rate else "—"
         lines.append(f"| {title} | {rate:,.0f} | {ratio} | {latency['p50']:.2f} | "
                      f"{latency['p90']:.2f} | {latency['p99']:.2f} | "
-                     f"{figures['peak_rss_mb']} | {sum(figures['errors'].values())} |")
+                     f"{figures['peak_rss_mb']} | {_share(figures.get('cpu_share'))} | "
+                     f"{_share(figures.get('run_queue_wait_share'))} | "
+                     f"{sum(figures['errors'].values())} |")
     relay = scenarios.get("relay_throughput")
     latency_run = scenarios.get("relay_latency")
     if relay or latency_run:

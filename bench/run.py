@@ -83,7 +83,8 @@ class Bench:
         figures = {**result.as_dict(), **memory, "connections": self.scale.connections}
         say(f"{name}: {result.requests_per_s:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
             f"p99 {result.p99_ms:.2f} ms, errors {result.error_count}, "
-            f"peak RSS {memory['peak_rss_mb']} MB")
+            f"peak RSS {memory['peak_rss_mb']} MB, server CPU {memory['cpu_share']:.0%}, "
+            f"waiting for its core {memory['run_queue_wait_share']:.0%}")
         return figures
 
 
@@ -336,6 +337,8 @@ def run(scale: Scale) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "system": platform.platform(), "load_generator": " ".join(wrk_version)},
         "cpu_plan": cpus.as_dict(),
+        # Other programs on the machine skew the figures; the load says how busy it was.
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "command": {"source": command_source, "line": command},
         "scenarios": {},
     }
@@ -354,6 +357,7 @@ def run(scale: Scale) -> dict[str, Any]:
         results["aborted"] = f"{type(exc).__name__}: {exc}"
     finally:
         results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         results["targets"] = measured_targets(results)
         results["failures"] = failures(results)
     return results

@@ -155,10 +155,22 @@ class ServerProcess:
             self.process.wait(timeout=5)
 
 
+def _run_queue_wait_s(pid: int) -> float:
+    """Time the process's main thread (the event loop) spent runnable but waiting for a core:
+    on a shared machine, the part of the latency that other programs caused."""
+    try:
+        fields = Path(f"/proc/{pid}/schedstat").read_text().split()
+        return int(fields[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 class RssSampler:
-    """Samples a process's resident memory in the background; peaks per phase and overall."""
+    """Samples a process's resident memory in the background; peaks per phase and overall.
+    Each phase also records the process's CPU use and how long it waited for its core."""
 
     def __init__(self, pid: int, every_s: float = 0.05) -> None:
+        self._pid = pid
         self._process = psutil.Process(pid)
         self._every_s = every_s
         self._stop = threading.Event()
@@ -183,18 +195,27 @@ class RssSampler:
         self._thread.start()
         return self
 
+    def _cpu_s(self) -> float:
+        times = self._process.cpu_times()
+        return float(times.user + times.system)
+
     @contextmanager
     def phase(self) -> Iterator[dict[str, float]]:
-        """Yields a dict that holds ``peak_rss_mb`` of the phase once the block ends."""
-        self._sample()
+        """Yields a dict that holds the phase's ``peak_rss_mb``, ``cpu_share`` (cores busy)
+        and ``run_queue_wait_share`` once the block ends."""
         self._phase_peak = 0
         self._sample()
+        started, cpu, waited = time.perf_counter(), self._cpu_s(), _run_queue_wait_s(self._pid)
         figures: dict[str, float] = {}
         try:
             yield figures
         finally:
             self._sample()
+            wall = max(time.perf_counter() - started, 1e-9)
             figures["peak_rss_mb"] = round(self._phase_peak / 2**20, 1)
+            figures["cpu_share"] = round((self._cpu_s() - cpu) / wall, 3)
+            figures["run_queue_wait_share"] = round(
+                (_run_queue_wait_s(self._pid) - waited) / wall, 3)
 
     def stop(self) -> None:
         self._stop.set()
