@@ -166,6 +166,7 @@ async def test_missing_scope_is_a_403_problem(toy_sqlite: httpx.AsyncClient,
     response = await toy_sqlite.post("/v1/notes", headers=reader, json={
         "service_user_id": "su-1", "team_id": "team-a", "size": 1})
     assert _is_problem(response, 403)["type"].endswith("/insufficient-scope")
+    assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
 
 
 async def test_every_response_carries_a_request_id_and_honours_the_callers(

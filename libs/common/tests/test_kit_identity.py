@@ -103,7 +103,9 @@ def _assert_401(response: httpx.Response) -> None:
 
 async def test_a_request_without_a_token_is_refused_with_401(
         toy_sqlite: httpx.AsyncClient) -> None:
-    _assert_401(await toy_sqlite.get("/v1/whoami"))
+    response = await toy_sqlite.get("/v1/whoami")
+    _assert_401(response)
+    assert "error=" not in response.headers["www-authenticate"]  # RFC 6750: none was sent
 
 
 async def test_a_basic_auth_header_is_not_a_bearer_token(toy_sqlite: httpx.AsyncClient) -> None:
@@ -116,6 +118,7 @@ async def test_every_bad_token_is_refused_with_401(toy_sqlite: httpx.AsyncClient
     token = BAD_TOKENS[kind](dev_issuer)
     response = await toy_sqlite.get("/v1/whoami", headers=TokenFactory.header(token))
     _assert_401(response)
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
     assert token not in response.text
 
 

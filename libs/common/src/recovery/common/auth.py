@@ -135,6 +135,7 @@ def require_scope(principal: Principal, resource: str, verb: Verb) -> None:
             403,
             f"Your token has no scope that allows '{verb.name}' on {resource}.",
             kind="insufficient-scope",
+            headers={"WWW-Authenticate": 'Bearer realm="recovery", error="insufficient_scope"'},
         )
 
 
@@ -179,13 +180,12 @@ def can_read_audit_trail(principal: Principal, verb: Verb) -> bool:
     )
 
 
-def unauthorized(detail: str) -> Problem:
-    return Problem(
-        401,
-        detail,
-        kind="unauthorized",
-        headers={"WWW-Authenticate": 'Bearer realm="recovery", error="invalid_token"'},
-    )
+def unauthorized(detail: str, *, token_sent: bool = True) -> Problem:
+    """401 with the RFC 6750 challenge; ``invalid_token`` only when a token was sent."""
+    challenge = 'Bearer realm="recovery"'
+    if token_sent:
+        challenge += ', error="invalid_token"'
+    return Problem(401, detail, kind="unauthorized", headers={"WWW-Authenticate": challenge})
 
 
 class TokenVerifier:

@@ -56,7 +56,8 @@ async def get_principal(
 ) -> Principal:
     """The verified caller; 401 with ``WWW-Authenticate`` for a missing or bad token."""
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise unauthorized("Send a bearer token in the Authorization header.")
+        raise unauthorized("Send a bearer token in the Authorization header.",
+                           token_sent=False)
     token = credentials.credentials
     known = kit.verifier.cached(token)
     if known is not None:
