@@ -1,10 +1,12 @@
 """The goals migrations build exactly the schema the models describe, on both backends."""
 
 import asyncio
+from datetime import UTC, date, datetime
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select, text
 from sqlmodel import SQLModel
 
 import recovery.common.audit
@@ -12,8 +14,9 @@ import recovery.common.events.consumer
 import recovery.common.events.outbox
 import recovery.goals.models  # noqa: F401
 from recovery.common.db import create_engine
-from recovery.common.migrations import at_head, upgrade_to_head
+from recovery.common.migrations import alembic_config, at_head, upgrade_to_head
 from recovery.goals.main import MIGRATIONS_DIR
+from recovery.goals.models import Goal, GoalPublic
 
 
 def _our_tables() -> set[str]:
@@ -57,3 +60,32 @@ async def test_migrating_twice_changes_nothing(database_url: str) -> None:
         assert await at_head(engine, MIGRATIONS_DIR)
     finally:
         await engine.dispose()
+
+
+async def test_goals_written_before_stored_documents_get_one_on_upgrade(
+        database_url: str) -> None:
+    config = alembic_config(MIGRATIONS_DIR, database_url)
+    await asyncio.to_thread(command.upgrade, config, "0001")
+    engine = create_engine(database_url)
+    created = datetime(2026, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text(
+                "INSERT INTO goal (id, service_user_id, team_id, kind, life_area, chime_tags,"
+                " description, strengths, supporters, target_date, serves_goal_ids, steps,"
+                " expressed_by, lifecycle_status, created_at, updated_at, status_changed_at,"
+                " version) VALUES ('g-old', 'su-1', 'team-a', 'life', 'home', '[\"hope\"]',"
+                " 'My own flat', '[]', '[]', :target, '[]', '[]', 'service_user', 'active',"
+                " :created, :created, :created, 3)"),
+                {"target": date(2030, 5, 1), "created": created})
+        await asyncio.to_thread(upgrade_to_head, MIGRATIONS_DIR, database_url)
+        async with engine.connect() as connection:
+            stored = (await connection.execute(
+                select(Goal.__table__.c.document).where(Goal.__table__.c.id == "g-old")  # type: ignore[attr-defined]
+            )).scalar_one()
+    finally:
+        await engine.dispose()
+    goal = GoalPublic.model_validate(stored)
+    assert (goal.id, goal.description, goal.version) == ("g-old", "My own flat", 3)
+    assert goal.chime_tags == ["hope"] and goal.target_date == date(2030, 5, 1)
+    assert goal.created_at == created

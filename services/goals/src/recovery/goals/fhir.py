@@ -15,7 +15,7 @@ from recovery.common.deps import AccessDep, SessionDep, SettingsDep
 from recovery.common.pagination import page_size
 from recovery.common.problems import Problem, problem_responses
 from recovery.goals import service
-from recovery.goals.models import ExpressedBy, Goal, GoalPublic, LifecycleStatus
+from recovery.goals.models import ExpressedBy, GoalPublic, LifecycleStatus
 
 FHIR_VERSION = "4.0.1"
 BASE = "https://recovery-platform.org/fhir"
@@ -154,16 +154,13 @@ async def metadata() -> FhirResponse:
     return FhirResponse(capability_statement())
 
 
-def _goal_fhir_response(goal: Goal) -> FhirResponse:
-    return FhirResponse(goal_resource(service.public(goal)),
-                        headers={"ETag": f'W/"{goal.version}"'})
-
-
 @router.get("/Goal/{goal_id}", response_model=None,
             responses={**_FHIR_OK, **problem_responses(404)}, summary="Read a Goal")
 async def read_goal(goal_id: Annotated[str, Path(min_length=1, max_length=64)],
                     session: SessionDep, access: AccessDep) -> FhirResponse:
-    return _goal_fhir_response(await service.get_goal(session, access, goal_id))
+    version, document = await service.read_goal_document(session, access, goal_id)
+    return FhirResponse(goal_resource(GoalPublic.model_validate_json(document)),
+                        headers={"ETag": f'W/"{version}"'})
 
 
 def _person(reference: str | None) -> str | None:
@@ -217,6 +214,6 @@ async def search_goals(
         "timestamp": _instant(datetime.now(UTC)),
         "link": links,
         "entry": [{"fullUrl": f"{base}/fhir/Goal/{goal.id}", "resource": goal_resource(goal),
-                   "search": {"mode": "match"}} for goal in page.items],
+                   "search": {"mode": "match"}} for goal in page.goals()],
     }
     return FhirResponse(bundle)

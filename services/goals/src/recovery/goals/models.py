@@ -168,6 +168,10 @@ class Goal(SQLModel, table=True):
     accepted_at: datetime | None = SQLField(default=None, sa_column=Column(UTCDateTime()))
     last_reviewed_on: date | None = None
     version: int = SQLField(default=1, sa_column=Column(Integer, nullable=False))
+    # The goal as callers see it (GoalPublic) at this version, written with every change:
+    # reads and lists hand it out as stored, without rebuilding it row by row.
+    document: dict[str, Any] = SQLField(default_factory=dict,
+                                        sa_column=Column(JSON, nullable=False))
 
 
 class GoalVersion(SQLModel, table=True):

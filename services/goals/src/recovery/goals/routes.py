@@ -83,19 +83,21 @@ async def list_goals(
         session, access, service_user_id=service_user_id, team_id=team_id, statuses=status,
         kind=kind, cursor=cursor,
         limit=page_size(limit, settings.page_size_default, settings.page_size_max))
-    return json_response(page)
+    return Response(page.json(), media_type="application/json")
 
 
 @router.post("/goals:batch-read", response_model=BatchReadResult,
              summary="Goals of many service users in one call, each filtered by access")
 async def batch_read(request: BatchRead, session: SessionDep, access: AccessDep) -> Response:
-    return json_response(await service.batch_read(session, access, request))
+    return Response(await service.batch_read(session, access, request),
+                    media_type="application/json")
 
 
 @router.get("/goals/{goal_id}", response_model=GoalPublic, responses=READ,
             summary="One goal, with its ETag")
 async def read_goal(goal_id: GoalId, session: SessionDep, access: AccessDep) -> Response:
-    return goal_response(await service.get_goal(session, access, goal_id))
+    version, document = await service.read_goal_document(session, access, goal_id)
+    return Response(document, media_type="application/json", headers={"ETag": etag(version)})
 
 
 @router.patch("/goals/{goal_id}", response_model=GoalPublic, responses=CHANGE,

@@ -1,13 +1,13 @@
 """What the goals service does: plain functions over a session and the caller's access."""
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, case, func, literal, or_, tuple_
+from sqlalchemy import String, Text, and_, case, cast, func, literal, or_, tuple_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -31,7 +31,6 @@ from recovery.goals import rules
 from recovery.goals.events import GoalEvent, goal_event_data
 from recovery.goals.models import (
     BatchRead,
-    BatchReadResult,
     Decision,
     ExpressedBy,
     Goal,
@@ -44,7 +43,6 @@ from recovery.goals.models import (
     GoalVersionPublic,
     LifeArea,
     LifecycleStatus,
-    PersonGoals,
     ReviewCreate,
     ReviewPublic,
     StatusChange,
@@ -56,6 +54,9 @@ from recovery.goals.models import (
 
 RESOURCE = "Goal"
 S = LifecycleStatus
+#: The stored public document as JSON text (cast in SQL: asyncpg would decode json itself),
+#: so reads pass it on without decoding it.
+DOCUMENT = cast(col(Goal.document), Text)
 
 
 def refuse(refusal: rules.Refusal) -> Problem:
@@ -91,12 +92,31 @@ async def get_goal(session: AsyncSession, access: RecordAccess, goal_id: str, *,
     require_scope(access.principal, RESOURCE, verb)
     goal = await session.get(Goal, goal_id) if len(goal_id) <= 36 else None
     if goal is None:
-        access.audit(record_type=RESOURCE, record_id=goal_id[:64], service_user_id=None,
-                     action=action, outcome=Outcome.denied)
-        raise Problem(404, "No Goal with that id is available to you.", kind="not-found")
+        raise _unknown_goal(access, goal_id, action)
     access.check(RESOURCE, verb, record_type=RESOURCE, record_id=goal.id,
                  service_user_id=goal.service_user_id, team_id=goal.team_id, action=action)
     return goal
+
+
+def _unknown_goal(access: RecordAccess, goal_id: str, action: str) -> Problem:
+    access.audit(record_type=RESOURCE, record_id=goal_id[:64], service_user_id=None,
+                 action=action, outcome=Outcome.denied)
+    return Problem(404, "No Goal with that id is available to you.", kind="not-found")
+
+
+async def read_goal_document(session: AsyncSession, access: RecordAccess,
+                             goal_id: str) -> tuple[int, str]:
+    """The version and stored JSON of one goal the caller may reach: one indexed query."""
+    require_scope(access.principal, RESOURCE, Verb.read)
+    row = (await session.exec(
+        select(col(Goal.service_user_id), col(Goal.team_id), col(Goal.version), DOCUMENT)
+        .where(col(Goal.id) == goal_id))).first() if len(goal_id) <= 36 else None
+    if row is None:
+        raise _unknown_goal(access, goal_id, "read")
+    service_user_id, team_id, version, document = row
+    access.check(RESOURCE, Verb.read, record_type=RESOURCE, record_id=goal_id,
+                 service_user_id=service_user_id, team_id=team_id, action="read")
+    return version, document
 
 
 async def _goal_for_change(session: AsyncSession, access: RecordAccess, goal_id: str,
@@ -110,10 +130,12 @@ async def _commit_change(session: AsyncSession, goal: Goal, *, actor: rules.Acto
                          event: GoalEvent, data: dict[str, Any], extra: Sequence[Any] = ()
                          ) -> None:
     """Write the goal, its new version and its event in one transaction."""
+    document = public(goal).model_dump(mode="json")
+    goal.document = document
     session.add(goal)
     session.add(GoalVersion(goal_id=goal.id, version=goal.version, recorded_at=goal.updated_at,
                             recorded_by=actor.sub, change=event.value.rsplit(".", 1)[1],
-                            snapshot=public(goal).model_dump(mode="json")))
+                            snapshot=document))
     for row in extra:
         session.add(row)
     record_event(session, event.value, goal.id, data)
@@ -354,6 +376,22 @@ async def add_review(session: AsyncSession, access: RecordAccess, goal_id: str,
 
 
 @dataclass(frozen=True)
+class GoalDocuments:
+    """A page of goals as their stored JSON documents."""
+
+    documents: list[str]
+    next_cursor: str | None
+
+    def json(self) -> str:
+        """The page as ``Page[GoalPublic]`` JSON, joined rather than re-serialised."""
+        return (f'{{"items":[{",".join(self.documents)}],'
+                f'"next_cursor":{json.dumps(self.next_cursor)}}}')
+
+    def goals(self) -> list[GoalPublic]:
+        return [GoalPublic.model_validate_json(document) for document in self.documents]
+
+
+@dataclass(frozen=True)
 class Reach:
     """Whose goals a caller may see in a list: everyone, some people, some teams."""
 
@@ -406,7 +444,7 @@ def _reach_condition(reach: Reach, service_user_id: str | None,
 async def list_goals(session: AsyncSession, access: RecordAccess, *,
                      service_user_id: str | None, team_id: str | None,
                      statuses: list[LifecycleStatus] | None, kind: GoalKind | None,
-                     cursor: str | None, limit: int) -> Page[GoalPublic]:
+                     cursor: str | None, limit: int) -> "GoalDocuments":
     """Goals the caller may reach, newest first, by keyset over (created_at, id)."""
     principal = access.principal
     require_scope(principal, RESOURCE, Verb.search)
@@ -417,7 +455,7 @@ async def list_goals(session: AsyncSession, access: RecordAccess, *,
     if condition is False:
         raise Problem(404, "No goals of that person or team are available to you.",
                       kind="not-found")
-    query = select(Goal)
+    query = select(col(Goal.created_at), col(Goal.id), DOCUMENT)
     if service_user_id is not None:
         query = query.where(col(Goal.service_user_id) == service_user_id)
     if team_id is not None:
@@ -438,15 +476,15 @@ async def list_goals(session: AsyncSession, access: RecordAccess, *,
     rows = (await session.exec(
         query.order_by(col(Goal.created_at).desc(), col(Goal.id).desc()).limit(limit + 1)
     )).all()
-    items = [public(row) for row in rows[:limit]]
-    next_cursor = (encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id)
+    next_cursor = (encode_cursor(rows[limit - 1][0], rows[limit - 1][1])
                    if len(rows) > limit else None)
-    return Page[GoalPublic](items=items, next_cursor=next_cursor)
+    return GoalDocuments([row[2] for row in rows[:limit]], next_cursor)
 
 
 async def batch_read(session: AsyncSession, access: RecordAccess,
-                     request: BatchRead) -> BatchReadResult:
-    """Goals of many people at once, each person's list filtered by the caller's access."""
+                     request: BatchRead) -> str:
+    """Goals of many people at once, each person's list filtered by the caller's access;
+    the answer is ``BatchReadResult`` JSON built from the stored documents."""
     principal = access.principal
     require_scope(principal, RESOURCE, Verb.read)
     reach = reach_of(principal, Verb.read)
@@ -456,37 +494,44 @@ async def batch_read(session: AsyncSession, access: RecordAccess,
         allowed = person in whole or person in by_team
         access.audit(record_type=RESOURCE, record_id=None, service_user_id=person,
                      action="batch-read", outcome=Outcome.allowed if allowed else Outcome.denied)
-    results = {p: PersonGoals(service_user_id=p, goals=[], truncated=False)
-               for p in request.service_user_ids}
+    goals: dict[str, list[str]] = {p: [] for p in request.service_user_ids}
+    truncated: set[str] = set()
     parts: list[ColumnElement[bool]] = []
     if whole:
         parts.append(col(Goal.service_user_id).in_(whole))
     if by_team:
         parts.append(and_(col(Goal.service_user_id).in_(by_team),
                           _in(col(Goal.team_id), reach.teams)))
-    if not parts:
-        return BatchReadResult(results=list(results.values()))
+    if parts:
+        await _batch_documents(session, request, parts, goals, truncated)
+    results = ",".join(
+        f'{{"service_user_id":{json.dumps(person)},"goals":[{",".join(documents)}],'
+        f'"truncated":{json.dumps(person in truncated)}}}'
+        for person, documents in goals.items())
+    return f'{{"results":[{results}]}}'
+
+
+async def _batch_documents(session: AsyncSession, request: BatchRead,
+                           parts: list[ColumnElement[bool]], goals: dict[str, list[str]],
+                           truncated: set[str]) -> None:
     statuses = ([s.value for s in request.status] if request.status
                 else [s.value for s in S if s is not S.entered_in_error])
     position = func.row_number().over(
         partition_by=col(Goal.service_user_id),
         order_by=(col(Goal.created_at).desc(), col(Goal.id).desc())).label("position")
-    ranked = (select(Goal, position)
+    ranked = (select(col(Goal.service_user_id), DOCUMENT.label("document"), position)
               .where(or_(*parts), col(Goal.lifecycle_status).in_(statuses))
               .subquery())
-    goal_alias = aliased(Goal, ranked)
     rows = (await session.exec(
-        select(goal_alias, ranked.c.position)
+        select(ranked.c.service_user_id, ranked.c.document, ranked.c.position)
         .where(ranked.c.position <= request.limit_per_person + 1)
         .order_by(ranked.c.service_user_id, ranked.c.position)
     )).all()
-    for goal, rank in rows:
-        entry = results[goal.service_user_id]
+    for person, document, rank in rows:
         if rank > request.limit_per_person:
-            entry.truncated = True
+            truncated.add(person)
         else:
-            entry.goals.append(public(goal))
-    return BatchReadResult(results=list(results.values()))
+            goals[person].append(document)
 
 
 async def list_versions(session: AsyncSession, access: RecordAccess, goal_id: str, *,
