@@ -13,6 +13,7 @@ from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 from sqlalchemy import Engine
 
+from bench.pacer import Connection, KeepAliveClient
 from bench.seeding import RELAY_EVENT_TYPE, unpublished_events, write_outbox_events
 
 STREAM = "GOALS"
@@ -69,13 +70,12 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-async def commit_to_consumer_latency(nats_url: str, client: httpx.AsyncClient,
-                                     bodies: list[dict[str, str]], rate_per_s: int,
-                                     duration_s: float, max_in_flight: int = 32
-                                     ) -> dict[str, Any]:
+async def commit_to_consumer_latency(nats_url: str, client: KeepAliveClient,
+                                     requests: list[bytes], rate_per_s: int,
+                                     duration_s: float) -> dict[str, Any]:
     """POST goals at a steady rate; a JetStream subscriber measures, for each event, the time
     from the event's timestamp (taken inside the committing transaction) to its receipt."""
-    connection = await nats.connect(nats_url)
+    nats_connection = await nats.connect(nats_url)
     latencies_ms: list[float] = []
     expected = [total_changes(rate_per_s, duration_s)]
     all_received = asyncio.Event()
@@ -91,21 +91,15 @@ async def commit_to_consumer_latency(nats_url: str, client: httpx.AsyncClient,
             all_received.set()
 
     try:
-        js = connection.jetstream()
+        js = nats_connection.jetstream()
         subscription = await js.subscribe(SUBJECTS, cb=on_event, ordered_consumer=True,
                                           deliver_policy=DeliverPolicy.NEW)
         total = expected[0]
         statuses: list[int] = []
-        # Open-loop pacing, but bounded: a service slower than the rate makes the harness
-        # fall behind (the achieved rate is reported) instead of piling up requests.
-        in_flight = asyncio.Semaphore(max_in_flight)
+        await client.open()
 
-        async def post(body: dict[str, str]) -> None:
-            try:
-                answer = await client.post("/v1/goals", json=body)
-                statuses.append(answer.status_code)
-            finally:
-                in_flight.release()
+        async def post(connection: Connection, request: bytes) -> None:
+            statuses.append(await client.send(connection, request))
 
         tasks: list[asyncio.Task[None]] = []
         started = time.perf_counter()
@@ -113,8 +107,10 @@ async def commit_to_consumer_latency(nats_url: str, client: httpx.AsyncClient,
             delay = started + number / rate_per_s - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await in_flight.acquire()
-            tasks.append(asyncio.create_task(post(bodies[number % len(bodies)])))
+            # Open-loop pacing, bounded by the client's connections: a service slower than
+            # the rate makes the harness fall behind (the achieved rate is reported).
+            connection = await client.idle_connection()
+            tasks.append(asyncio.create_task(post(connection, requests[number % len(requests)])))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - started
         sent = sum(1 for status in statuses if status == 201)
@@ -125,7 +121,8 @@ async def commit_to_consumer_latency(nats_url: str, client: httpx.AsyncClient,
             await asyncio.wait_for(all_received.wait(), 10)
         await subscription.unsubscribe()
     finally:
-        await connection.close()
+        await client.close()
+        await nats_connection.close()
     ordered = sorted(latencies_ms)
     return {
         "rate_per_s": rate_per_s,

@@ -96,7 +96,13 @@ def render(results: dict[str, Any]) -> str:
     lines += ["", f"| Scenario | req/s | {TIMES} baseline | p50 ms | p90 ms | p99 ms | peak RSS MB "
               "| server CPU | server waiting for its core | failed requests |",
               "|---|---|---|---|---|---|---|---|---|---|"]
-    rows = [("Baseline: bare Starlette `GET /`", baseline)]
+    runs = results.get("baseline_runs", [])
+    rows = [("Baseline: bare Starlette `GET /`"
+             + (" (better of the runs before and after the service)" if len(runs) > 1 else ""),
+             baseline)]
+    rows += [(f"Baseline, run {when}", figures)
+             for when, figures in zip(("before", "after"), runs, strict=False)
+             if len(runs) > 1 and figures != baseline]
     for key, title in SCENARIO_TITLES.items():
         if key in scenarios:
             figures = scenarios[key]
