@@ -107,6 +107,8 @@ class Attempts:
     times: dict[str, list[float]]
     failures_before_success: int = 0
     always_fail: bool = False
+    #: Record ids whose events always fail.
+    poisoned: frozenset[str] = frozenset()
 
     def count(self, record_id: str) -> int:
         return len(self.times.get(record_id, []))
@@ -122,7 +124,8 @@ def effect_handler(durable: str, attempts: Attempts,
         connection = await session.connection()
         await connection.execute(insert(toy_effect).values(
             consumer=durable, event_id=event.id, record_id=event.subject))
-        if attempts.always_fail or len(tries) <= attempts.failures_before_success:
+        if (attempts.always_fail or event.subject in attempts.poisoned
+                or len(tries) <= attempts.failures_before_success):
             raise RuntimeError("the toy effect failed")
 
     return EventHandler(durable=durable, stream=STREAM, subjects=tuple(subjects), handle=handle)
@@ -138,14 +141,15 @@ class Running:
 @asynccontextmanager
 async def running_events(settings: Settings, sessions: async_sessionmaker[AsyncSession],
                          handlers: Sequence[EventHandler] = (), *,
-                         relay: bool = True) -> AsyncIterator[Running]:
+                         relay: bool = True,
+                         ack_wait_seconds: float = 30.0) -> AsyncIterator[Running]:
     """The bus, relay and consumers as a service runs them, stopped cleanly afterwards."""
     bus = EventBus(settings, reconnect_wait=0.05, max_backoff=0.2)
     outbox_relay = OutboxRelay(sessions, bus, poll_seconds=settings.outbox_poll_seconds,
                                batch_size=settings.outbox_batch_size)
     sessions.configure(info={WAKE_RELAY: outbox_relay.wake})
     consumers = ConsumerRunner(bus, sessions, settings, handlers, fetch_seconds=0.3,
-                               retry_seconds=0.1)
+                               retry_seconds=0.1, ack_wait_seconds=ack_wait_seconds)
     bus.start()
     if relay:
         outbox_relay.start()

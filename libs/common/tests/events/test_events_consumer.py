@@ -145,6 +145,43 @@ async def test_a_handler_that_fails_once_has_its_effect_exactly_once(
     assert await effects_by_record(toy_sessions) == {record_id: 1}
 
 
+async def test_a_poisoned_event_in_a_batch_neither_blocks_nor_undoes_the_others(
+        nats: NatsServer, database_url: str,
+        toy_sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Events waiting together are handled in one transaction; the one that fails is
+    retried alone and dead-lettered, the others have their effects once."""
+    settings = toy_settings(nats.url, database_url, consumer_max_deliver=2,
+                            consumer_backoff_seconds=[0.1])
+    record_ids = [str(uuid.uuid4()) for _ in range(20)]
+    poisoned = record_ids[7]
+    attempts = Attempts(times={}, poisoned=frozenset({poisoned}))
+    async with running_events(settings, toy_sessions, relay=False) as running:
+        assert await running.bus.wait_connected(within=5)
+        js = running.bus.js
+        assert js is not None
+        for record_id in record_ids:  # all in the stream before the consumer starts
+            event = CloudEvent(source="toy", type=CREATED, subject=record_id)
+            await js.publish(CREATED, event.to_json())
+        consumers = ConsumerRunner(running.bus, toy_sessions, settings,
+                                   [effect_handler(DURABLE, attempts)], fetch_seconds=0.3)
+        consumers.start()
+        try:
+            healthy = [r for r in record_ids if r != poisoned]
+            await eventually(lambda: all_handled_once(toy_sessions, healthy))
+
+            async def dead_lettered() -> bool:
+                info = await js.stream_info(DEADLETTER_STREAM)
+                return info.state.messages == 1
+
+            await eventually(dead_lettered)
+            await eventually(lambda: settled(js))
+        finally:
+            await consumers.stop()
+    assert await effects_by_record(toy_sessions) == dict.fromkeys(healthy, 1)
+    assert attempts.count(poisoned) == 2
+    assert all(attempts.count(r) <= 2 for r in healthy)
+
+
 async def test_a_message_that_is_not_a_cloudevent_is_dead_lettered_at_once(
         nats: NatsServer, database_url: str,
         toy_sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -194,8 +231,9 @@ async def test_events_written_while_nats_is_down_reach_the_consumer_once_each(
         toy_sessions: async_sessionmaker[AsyncSession]) -> None:
     settings = toy_settings(nats.url, database_url)
     attempts = Attempts(times={})
-    async with running_events(settings, toy_sessions,
-                              [effect_handler(DURABLE, attempts)]) as running:
+    # An ack lost with the connection is redelivered after the ack wait: keep it short.
+    async with running_events(settings, toy_sessions, [effect_handler(DURABLE, attempts)],
+                              ack_wait_seconds=2.0) as running:
         assert await running.bus.wait_connected(within=5)
         record_ids = [str(uuid.uuid4()) for _ in range(30)]
         for record_id in record_ids[:10]:
@@ -208,7 +246,7 @@ async def test_events_written_while_nats_is_down_reach_the_consumer_once_each(
         await eventually(lambda: all_handled_once(toy_sessions, record_ids), within=15)
         js = running.bus.js
         assert js is not None
-        await eventually(lambda: settled(js))
+        await eventually(lambda: settled(js), within=10)
         assert len(await stream_messages(js, STREAM)) == 30
     assert await effects_by_record(toy_sessions) == dict.fromkeys(record_ids, 1)
 

@@ -3,6 +3,8 @@ idempotent handling, and recovery from NATS restarts."""
 
 import asyncio
 import contextlib
+import json
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,15 +12,15 @@ from datetime import datetime
 import nats
 import structlog
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import BadRequestError, FetchTimeoutError
+from nats.aio.subscription import Subscription
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header
+from nats.js.errors import BadRequestError
 from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy import Column, String
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recovery.common.db import UTCDateTime
@@ -115,7 +117,7 @@ class ConsumerRunner:
             await self.bus.ready.wait()
             generation = self.bus.generation
             try:
-                subscription = await self._subscribe(handler)
+                inbox = await self._subscribe(handler)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -125,7 +127,7 @@ class ConsumerRunner:
                 continue
             log.info("consumer_subscribed", consumer=handler.durable, stream=handler.stream)
             try:
-                await self._pull_until_reconnect(handler, subscription, generation)
+                await self._pull_until_reconnect(handler, inbox, generation)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -134,29 +136,79 @@ class ConsumerRunner:
                 await asyncio.sleep(self._retry_seconds)
             finally:
                 with contextlib.suppress(Exception):
-                    await subscription.unsubscribe()
+                    await inbox.unsubscribe()
 
-    async def _pull_until_reconnect(self, handler: EventHandler,
-                                    subscription: JetStreamContext.PullSubscription,
+    async def _pull_until_reconnect(self, handler: EventHandler, inbox: Subscription,
                                     generation: int) -> None:
+        """Ask for a batch, handle each message the moment it arrives, ask again.
+
+        nats-py's ``fetch`` waits for a whole batch (or its timeout) once it has to linger,
+        which would put its timeout into every event's latency; this loop does not.
+        """
+        client = self.bus.client
+        assert client is not None
+        next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{handler.stream}.{handler.durable}"
+        request = json.dumps({"batch": self._fetch_batch,
+                              "expires": int(self._fetch_seconds * 1e9)}).encode()
         idle = 0
         while self.bus.generation == generation and self.bus.connected:
-            try:
-                messages = await subscription.fetch(self._fetch_batch,
-                                                    timeout=self._fetch_seconds)
-            except (TimeoutError, FetchTimeoutError, nats.errors.TimeoutError):
-                idle += 1
-                # A consumer deleted behind our back makes fetches time out silently.
-                if idle % 30 == 0:
-                    await subscription.consumer_info()
-                continue
-            idle = 0
-            for message in messages:
-                await self._deliver(handler, message)
+            await client.publish(next_subject, request, reply=inbox.subject)
+            handled = await self._take_batch(handler, inbox)
+            idle = 0 if handled else idle + 1
+            # A consumer deleted behind our back shows only as silence: check now and then.
+            if idle and idle % 30 == 0:
+                await self.bus.js.consumer_info(handler.stream,  # type: ignore[union-attr]
+                                                handler.durable)
 
-    async def _subscribe(self, handler: EventHandler) -> JetStreamContext.PullSubscription:
-        js = self.bus.js
-        assert js is not None
+    async def _take_batch(self, handler: EventHandler, inbox: Subscription) -> int:
+        """Handle the messages one pull request brings; how many there were.
+
+        Messages are handled as soon as they arrive; those already waiting together are
+        handled together, in one transaction.
+        """
+        taken = 0
+        # The server ends every request with a status (408 expired, 404 none) or the batch;
+        # the grace covers a request lost with a server restart.
+        deadline = time.monotonic() + self._fetch_seconds + 0.5
+        while taken < self._fetch_batch:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            arrived: list[Msg] = []
+            ended = False
+            try:
+                message: Msg | None = await inbox.next_msg(timeout=remaining)
+                while message is not None:
+                    status = message.headers.get(Header.STATUS) if message.headers else None
+                    if status is None:
+                        arrived.append(message)
+                    elif status != "100":  # 100 is a heartbeat
+                        ended = True
+                        await self._request_ended(handler, message, status)
+                        break
+                    more = inbox.pending_msgs > 0 and taken + len(arrived) < self._fetch_batch
+                    message = await inbox.next_msg(timeout=1) if more else None
+            except (TimeoutError, nats.errors.TimeoutError):
+                ended = True
+            if arrived:
+                await self._receive(handler, arrived)
+                taken += len(arrived)
+            if ended:
+                break
+        return taken
+
+    async def _request_ended(self, handler: EventHandler, message: Msg, status: str) -> None:
+        if status == "409" and "deleted" in (message.headers or {}).get(
+                Header.DESCRIPTION, "").lower():
+            raise ConsumerGoneError(handler.durable)
+        # 404 no messages, 408 request expired: ask again at once; others after a pause.
+        if status not in ("404", "408"):
+            log.warning("consumer_pull_status", consumer=handler.durable, status=status)
+            await asyncio.sleep(self._retry_seconds)
+
+    async def _subscribe(self, handler: EventHandler) -> Subscription:
+        js, client = self.bus.js, self.bus.client
+        assert js is not None and client is not None
         # A restarted server with fresh storage has lost the stream and the consumer.
         await self.bus.ensure_stream_exists(handler.stream, stream_subjects(handler.stream))
         await self.bus.ensure_stream_exists(DEADLETTER_STREAM, [f"{DEADLETTER_PREFIX}.>"])
@@ -179,38 +231,93 @@ class ConsumerRunner:
             log.warning("consumer_config_kept", consumer=handler.durable,
                         error=type(exc).__name__)
             await js.consumer_info(handler.stream, handler.durable)
-        return await js.pull_subscribe_bind(durable=handler.durable, stream=handler.stream)
+        return await client.subscribe(client.new_inbox())
 
     async def _deliver(self, handler: EventHandler, message: Msg) -> None:
+        await self._receive(handler, [message])
+
+    async def _receive(self, handler: EventHandler, messages: Sequence[Msg]) -> None:
+        """Handle messages in delivery order; ack, retry later, or dead-letter each."""
+        pending: list[tuple[Msg, CloudEvent]] = []
+        for message in messages:
+            attempt = message.metadata.num_delivered
+            try:
+                event = CloudEvent.from_json(message.data)
+            except ValidationError:
+                await self._dead_letter(handler, message, None, attempt, "malformed")
+                continue
+            if attempt > self.max_deliver:
+                # The handler already had its attempts (the process died during the last
+                # one, or dead-lettering failed): dead-letter without running it again.
+                await self._dead_letter(handler, message, event, attempt, "attempts-exhausted")
+                continue
+            pending.append((message, event))
+        while pending:
+            try:
+                ran = await asyncio.wait_for(
+                    self._handle_all_once(handler, [event for _, event in pending]),
+                    self._handler_timeout)
+            except asyncio.CancelledError:
+                raise
+            except HandlerFailedError as failure:
+                # Only this event failed: the others go again in a fresh transaction.
+                message, event = pending.pop(failure.index)
+                await self._attempt_failed(handler, message, event, failure.error)
+                continue
+            except Exception as exc:
+                if len(pending) == 1:
+                    message, event = pending[0]
+                    await self._attempt_failed(handler, message, event, exc)
+                    return
+                # The commit failed (e.g. a replica handled one at the same moment): one by
+                # one, to tell which.
+                for message, _ in pending:
+                    await self._receive(handler, [message])
+                return
+            for (message, _), done in zip(pending, ran, strict=True):
+                await message.ack()
+                CONSUMED.labels(handler.durable, "handled" if done else "duplicate").inc()
+            return
+
+    async def _attempt_failed(self, handler: EventHandler, message: Msg, event: CloudEvent,
+                              error: BaseException) -> None:
         attempt = message.metadata.num_delivered
-        try:
-            event = CloudEvent.from_json(message.data)
-        except ValidationError:
-            await self._dead_letter(handler, message, None, attempt, "malformed")
-            return
-        if attempt > self.max_deliver:
-            # The handler already had its attempts (the process died during the last one,
-            # or dead-lettering failed): dead-letter without running it again.
-            await self._dead_letter(handler, message, event, attempt, "attempts-exhausted")
-            return
-        try:
-            ran = await asyncio.wait_for(self._handle_once(handler, event),
-                                         self._handler_timeout)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # The type only: exception messages may quote clinical text.
-            log.warning("consumer_handler_failed", consumer=handler.durable,
-                        event_id=event.id, event_type=event.type, attempt=attempt,
-                        error=type(exc).__name__)
-            if attempt >= self.max_deliver:
-                await self._dead_letter(handler, message, event, attempt, type(exc).__name__)
-            else:
-                CONSUMED.labels(handler.durable, "retried").inc()
-                await message.nak(delay=self.backoff_for(attempt))
-            return
-        await message.ack()
-        CONSUMED.labels(handler.durable, "handled" if ran else "duplicate").inc()
+        # The type only: exception messages may quote clinical text.
+        log.warning("consumer_handler_failed", consumer=handler.durable, event_id=event.id,
+                    event_type=event.type, attempt=attempt, error=type(error).__name__)
+        if attempt >= self.max_deliver:
+            await self._dead_letter(handler, message, event, attempt, type(error).__name__)
+        else:
+            CONSUMED.labels(handler.durable, "retried").inc()
+            await message.nak(delay=self.backoff_for(attempt))
+
+    async def _handle_all_once(self, handler: EventHandler,
+                               events: Sequence[CloudEvent]) -> list[bool]:
+        """Run the handler for each event not yet processed, recording each, in one
+        transaction; per event, whether it ran (False: a duplicate)."""
+        if len(events) == 1:
+            return [await self._handle_once(handler, events[0])]
+        async with self.sessions() as session:
+            ids = [event.id for event in events]
+            seen = set((await session.exec(
+                select(ProcessedEvent.event_id)
+                .where(ProcessedEvent.consumer == handler.durable)
+                .where(col(ProcessedEvent.event_id).in_(ids))
+            )).all())
+            ran: list[bool] = []
+            for index, event in enumerate(events):
+                if event.id in seen:
+                    ran.append(False)
+                    continue
+                try:
+                    await handler.handle(session, event)
+                except Exception as exc:
+                    raise HandlerFailedError(index, exc) from exc
+                seen.add(event.id)
+                session.add(ProcessedEvent(consumer=handler.durable, event_id=event.id))
+                ran.append(True)
+            await session.commit()
+            return ran
 
     async def _handle_once(self, handler: EventHandler, event: CloudEvent) -> bool:
         """Run the handler and record the event in one transaction; False if already done."""
@@ -264,3 +371,15 @@ class ConsumerRunner:
         log.warning("consumer_dead_lettered", consumer=handler.durable,
                     event_id=event.id if event else None, attempt=attempt, reason=reason)
 
+
+class ConsumerGoneError(Exception):
+    """The server deleted the durable consumer; the runner provisions it again."""
+
+
+class HandlerFailedError(Exception):
+    """The handler failed on the event at ``index`` of a batch."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(f"handler failed on event {index} of the batch")
+        self.index = index
+        self.error = error
