@@ -31,9 +31,8 @@ _HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "tr
 
 def _problem_statuses(operation: dict[str, Any]) -> list[str]:
     """The error statuses the kit itself can answer for this operation."""
-    statuses = ["400", "413", "500"]  # malformed request, body too large, our fault
-    if operation.get("parameters") or operation.get("requestBody"):
-        statuses.append("422")
+    # Malformed request, body too large, a NUL character anywhere (422), our fault.
+    statuses = ["400", "413", "422", "500"]
     if operation.get("security"):
         statuses += ["401", "403"]
     if any(p.get("in") == "path" for p in operation.get("parameters", [])):

@@ -13,7 +13,7 @@ from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recovery.common.problems import Problem, problem_response
+from recovery.common.problems import InvalidParam, Problem, problem_response
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -32,8 +32,11 @@ _NUL_IN_BODY = b"\\u0000"
 _NUL_IN_QUERY = (b"%00", b"\x00")
 
 
-def _nul_problem() -> Problem:
-    return Problem(400, "Text must not contain NUL characters.", kind="nul-character")
+def _nul_problem(where: str) -> Problem:
+    # 422 like any other value that is well-formed but not acceptable.
+    return Problem(422, "Text must not contain NUL characters.", kind="nul-character",
+                   title="Invalid request",
+                   invalid_params=[InvalidParam(name=where, reason="contains a NUL character")])
 
 
 def _add_request_id(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -131,9 +134,10 @@ class RequestContextMiddleware:
 
         declared = headers.get(b"content-length")
         try:
-            if "\x00" in scope["path"] or any(
-                    marker in scope["query_string"] for marker in _NUL_IN_QUERY):
-                await self._refuse(_nul_problem(), scope, receive, send_with_id)
+            if "\x00" in scope["path"]:
+                await self._refuse(_nul_problem("path"), scope, receive, send_with_id)
+            elif any(marker in scope["query_string"] for marker in _NUL_IN_QUERY):
+                await self._refuse(_nul_problem("query"), scope, receive, send_with_id)
             elif declared is not None and not declared.isdigit():
                 await self._refuse(Problem(400, "The Content-Length header is not a number.",
                                            kind="bad-content-length"), scope, receive,
@@ -181,7 +185,7 @@ class RequestContextMiddleware:
                     raise self._too_large()
                 seen = tail + chunk
                 if _NUL_IN_BODY in seen:
-                    raise _nul_problem()
+                    raise _nul_problem("body")
                 tail = seen[-(len(_NUL_IN_BODY) - 1):]
             return message
 
