@@ -42,7 +42,11 @@ toy_effect = Table(
     Column("event_id", String(36), nullable=False),
     Column("record_id", String(36), nullable=False),
 )
-KIT_TABLES = [OutboxEvent.__table__, ProcessedEvent.__table__, AuditEvent.__table__]
+#: The kit's tables, as every service's first migration creates them.
+KIT_TABLES = [SQLModel.metadata.tables[model.__tablename__]
+              for model in (OutboxEvent, ProcessedEvent, AuditEvent)]
+OUTBOX = SQLModel.metadata.tables[OutboxEvent.__tablename__]
+PROCESSED = SQLModel.metadata.tables[ProcessedEvent.__tablename__]
 
 
 def toy_settings(nats_url: str, database_url: str, **overrides: Any) -> Settings:
@@ -88,8 +92,7 @@ async def count_rows(sessions: async_sessionmaker[AsyncSession], table: Any,
 
 
 async def unpublished(sessions: async_sessionmaker[AsyncSession]) -> int:
-    return await count_rows(sessions, OutboxEvent.__table__,
-                            OutboxEvent.__table__.c.published_at.is_(None))
+    return await count_rows(sessions, OUTBOX, OUTBOX.c.published_at.is_(None))
 
 
 async def effects_by_record(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:

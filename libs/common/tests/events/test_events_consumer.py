@@ -6,6 +6,7 @@ import uuid
 
 from eventkit_toy import (
     CREATED,
+    PROCESSED,
     STREAM,
     Attempts,
     count_rows,
@@ -24,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recovery.common.db import create_engine, session_factory
 from recovery.common.events.bus import EventBus
-from recovery.common.events.consumer import DEADLETTER_STREAM, ConsumerRunner, ProcessedEvent
+from recovery.common.events.consumer import DEADLETTER_STREAM, ConsumerRunner
 from recovery.common.events.envelope import CloudEvent
 from recovery.common.testing.processes import NatsServer
 
@@ -40,7 +41,7 @@ async def all_handled_once(sessions: async_sessionmaker[AsyncSession],
 async def settled(js: JetStreamContext, durable: str = DURABLE) -> bool:
     """Nothing left to deliver and nothing delivered but unacknowledged."""
     info = await js.consumer_info(STREAM, durable)
-    return info.num_pending == 0 and info.num_ack_pending == 0
+    return bool(info.num_pending == 0 and info.num_ack_pending == 0)
 
 
 async def test_each_event_is_handled_once_and_acknowledged(
@@ -58,7 +59,7 @@ async def test_each_event_is_handled_once_and_acknowledged(
         js = running.bus.js
         assert js is not None
         await eventually(lambda: settled(js))
-    assert await count_rows(toy_sessions, ProcessedEvent.__table__) == 5
+    assert await count_rows(toy_sessions, PROCESSED) == 5
     assert await effects_by_record(toy_sessions) == dict.fromkeys(record_ids, 1)
 
 
@@ -103,7 +104,7 @@ async def test_a_failing_handler_is_retried_with_back_off_then_dead_lettered(
 
         async def dead_lettered() -> bool:
             info = await js.stream_info(DEADLETTER_STREAM)
-            return info.state.messages == 1
+            return bool(info.state.messages == 1)
 
         await eventually(dead_lettered, within=10)
         await asyncio.sleep(1.0)  # a poison message would be back by now
@@ -123,7 +124,7 @@ async def test_a_failing_handler_is_retried_with_back_off_then_dead_lettered(
     assert headers["Recovery-Failure"] == "RuntimeError"
     # Every failed attempt was rolled back: no effect and nothing marked processed.
     assert await count_rows(toy_sessions, toy_effect) == 0
-    assert await count_rows(toy_sessions, ProcessedEvent.__table__) == 0
+    assert await count_rows(toy_sessions, PROCESSED) == 0
 
 
 async def test_a_handler_that_fails_once_has_its_effect_exactly_once(
@@ -171,7 +172,7 @@ async def test_a_poisoned_event_in_a_batch_neither_blocks_nor_undoes_the_others(
 
             async def dead_lettered() -> bool:
                 info = await js.stream_info(DEADLETTER_STREAM)
-                return info.state.messages == 1
+                return bool(info.state.messages == 1)
 
             await eventually(dead_lettered)
             await eventually(lambda: settled(js))
@@ -196,7 +197,7 @@ async def test_a_message_that_is_not_a_cloudevent_is_dead_lettered_at_once(
 
         async def dead_lettered() -> bool:
             info = await js.stream_info(DEADLETTER_STREAM)
-            return info.state.messages == 1
+            return bool(info.state.messages == 1)
 
         await eventually(dead_lettered)
         dead = await stream_messages(js, DEADLETTER_STREAM)
@@ -217,11 +218,12 @@ async def test_a_consumer_keeps_consuming_after_a_nats_restart(
         before = str(uuid.uuid4())
         await write_record(toy_sessions, before)
         await eventually(lambda: all_handled_once(toy_sessions, [before]))
+        written = [before]
         for _ in range(2):
             nats.restart()
-            after = str(uuid.uuid4())
-            await write_record(toy_sessions, after)
-            await eventually(lambda ids=[after]: all_handled_once(toy_sessions, ids), within=15)
+            written.append(str(uuid.uuid4()))
+            await write_record(toy_sessions, written[-1])
+            await eventually(lambda: all_handled_once(toy_sessions, written), within=15)
     assert set((await effects_by_record(toy_sessions)).values()) == {1}
     assert len(await effects_by_record(toy_sessions)) == 3
 

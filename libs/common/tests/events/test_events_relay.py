@@ -107,7 +107,7 @@ async def test_events_written_while_nats_is_down_are_published_in_order_once_it_
         assert js is not None
 
         async def all_published() -> bool:
-            return await unpublished(toy_sessions) == 0
+            return bool(await unpublished(toy_sessions) == 0)
 
         await eventually(all_published, within=10)
         messages = await stream_messages(js, STREAM)
@@ -202,7 +202,7 @@ async def test_a_lost_stream_is_provisioned_again_and_the_backlog_published(
         assert js is not None
 
         async def later_published() -> bool:
-            return await unpublished(toy_sessions) == 0
+            return bool(await unpublished(toy_sessions) == 0)
 
         await eventually(later_published, within=10)
         ids = [json.loads(m.data or b"")["id"] for m in await stream_messages(js, STREAM)]

@@ -4,6 +4,7 @@ Revision ID: 0001
 """
 
 from alembic import op
+from sqlmodel import SQLModel
 
 from recovery.common.audit import AuditEvent
 from recovery.common.events.consumer import ProcessedEvent
@@ -14,7 +15,8 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-TABLES = [OutboxEvent.__table__, ProcessedEvent.__table__, AuditEvent.__table__]
+TABLES = [SQLModel.metadata.tables[model.__tablename__]
+          for model in (OutboxEvent, ProcessedEvent, AuditEvent)]
 
 
 def upgrade() -> None:
