@@ -92,6 +92,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     # The access log repeats our request line with the raw path and query string, which can
     # hold identifiers; our own line names the route template instead.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # Readiness opens a migration context on every probe; its INFO lines are noise.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
 
 
 def route_template(scope: Scope) -> str:
