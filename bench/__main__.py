@@ -18,12 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", dest="docs", action="store_true", default=None,
                         help="rewrite the figures in docs/performance.md (default: full runs)")
     parser.add_argument("--no-docs", dest="docs", action="store_false")
+    parser.add_argument("--app", metavar="MODULE:FACTORY",
+                        help="what-if run: benchmark this app factory instead of the service's")
     args = parser.parse_args(argv)
     scale = SCALES[args.scale] if args.scale else (QUICK if args.quick else FULL)
-    results = run(scale)
+    results = run(scale, args.app)
     path = write_json(results, args.results_dir)
     say(f"results written to {path}")
-    if args.docs if args.docs is not None else scale is FULL:
+    if args.docs if args.docs is not None else (scale is FULL and not args.app):
         update_docs(results)
         say(f"figures written to {DOCS}")
     for target in results["targets"]:

@@ -19,6 +19,7 @@ LIMITS: dict[str, str] = {}
 TIMES = "\u00d7"  # the multiplication sign, spelled out for linters
 
 SCENARIO_TITLES = {
+    "healthz": "`GET /healthz` of the service (framework floor: no token, no database)",
     "get_goal": "`GET /v1/goals/{id}`, authenticated",
     "list_small": "`GET /v1/goals?team_id=…&limit=100`, small table",
     "list_large": "`GET /v1/goals?team_id=…&limit=100`, large table",
@@ -56,7 +57,10 @@ def _measured(target: dict[str, Any]) -> str:
     if target["measured"] is None:
         return "not measured"
     suffix = TIMES if target["unit"] == "x" else f" {target['unit']}"
-    return f"{_number(target['measured'])}{suffix}"
+    text = f"{_number(target['measured'])}{suffix}"
+    if target.get("by_cpu_cost") is not None:
+        text += f" ({_number(target['by_cpu_cost'])}{TIMES} by CPU time per request)"
+    return text
 
 
 def render(results: dict[str, Any]) -> str:
@@ -94,8 +98,8 @@ def render(results: dict[str, Any]) -> str:
         lines.append(f"| {target['description']} | {_bound(target)} | {_measured(target)} | "
                      f"{result} | {limit} |")
     lines += ["", f"| Scenario | req/s | {TIMES} baseline | p50 ms | p90 ms | p99 ms | peak RSS MB "
-              "| server CPU | server waiting for its core | failed requests |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| server CPU | server waiting for its core | CPU µs per request | failed requests |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     runs = results.get("baseline_runs", [])
     rows = [("Baseline: bare Starlette `GET /`"
              + (" (better of the runs before and after the service)" if len(runs) > 1 else ""),
@@ -120,6 +124,7 @@ def render(results: dict[str, Any]) -> str:
                      f"{latency['p90']:.2f} | {latency['p99']:.2f} | "
                      f"{figures['peak_rss_mb']} | {_share(figures.get('cpu_share'))} | "
                      f"{_share(figures.get('run_queue_wait_share'))} | "
+                     f"{_number(figures.get('cpu_us_per_request'), 0)} | "
                      f"{sum(figures['errors'].values())} |")
     relay = scenarios.get("relay_throughput")
     latency_run = scenarios.get("relay_latency")

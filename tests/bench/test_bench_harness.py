@@ -75,7 +75,7 @@ def test_a_tiny_run_measures_every_scenario_without_a_failed_request(
         tiny_run: dict[str, Any]) -> None:
     assert "aborted" not in tiny_run
     assert tiny_run["failures"] == []
-    for name in ("get_goal", "list_small", "list_large", "post_goal"):
+    for name in ("healthz", "get_goal", "list_small", "list_large", "post_goal"):
         figures = tiny_run["scenarios"][name]
         assert figures["requests"] > 0, name
         assert sum(figures["errors"].values()) == 0, name
