@@ -1,9 +1,10 @@
 """Goals, their versions and progress reviews: the tables and the API shapes around them."""
 
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -11,7 +12,6 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
-    model_validator,
 )
 from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Text
 from sqlmodel import Field as SQLField
@@ -230,11 +230,42 @@ class StepCreate(_Strict):
     by_when: date | None = None
 
 
+def not_null_in_schema(*names: str) -> Callable[[dict[str, Any]], None]:
+    """Schema hook: for these optional fields leaving them out keeps the value, and null is
+    refused, so the published schema does not offer null either."""
+
+    def hook(schema: dict[str, Any]) -> None:
+        for name in names:
+            prop = schema["properties"][name]
+            variants = [v for v in prop.pop("anyOf", []) if v.get("type") != "null"]
+            if variants:
+                prop.update(variants[0])
+            prop.pop("default", None)
+
+    return hook
+
+
+def _not_null(value: Any) -> Any:
+    # Runs only for values sent: left out, a field keeps its value; sent as null, it is refused.
+    if value is None:
+        raise ValueError("cannot be null; leave the field out to keep it as it is")
+    return value
+
+
+STEP_NOT_NULL = ("who", "what", "done")
+
+
 class StepUpdate(_Strict):
+    """A partial change of a step; ``by_when: null`` clears the date."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=not_null_in_schema(*STEP_NOT_NULL))
+
     who: StepActor | None = None
     what: str | None = Field(default=None, min_length=1, max_length=1000)
     by_when: date | None = None
     done: bool | None = None
+
+    _sent_not_null = field_validator(*STEP_NOT_NULL)(_not_null)
 
 
 class Step(BaseModel):
@@ -290,20 +321,11 @@ NOT_NULL_ON_UPDATE = ("description", "kind", "chime_tags", "strengths", "support
                       "serves_goal_ids")
 
 
-def _not_null_in_schema(schema: dict[str, Any]) -> None:
-    # Leaving a field out keeps it; null is refused for these, so the schema says so too.
-    for name in NOT_NULL_ON_UPDATE:
-        prop = schema["properties"][name]
-        variants = [v for v in prop.pop("anyOf", []) if v.get("type") != "null"]
-        if variants:
-            prop.update(variants[0])
-        prop.pop("default", None)
-
-
 class GoalUpdate(_Strict):
     """A partial change; fields left out stay as they are, ``null`` clears optional ones."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_not_null_in_schema)
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra=not_null_in_schema(*NOT_NULL_ON_UPDATE))
 
     description: str | None = Field(default=None, min_length=1, max_length=2000)
     kind: GoalKind | None = None
@@ -325,12 +347,7 @@ class GoalUpdate(_Strict):
     def _distinct_goals(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else _unique(value)
 
-    @model_validator(mode="after")
-    def _required_stay_set(self) -> Self:
-        for name in NOT_NULL_ON_UPDATE:
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
+    _sent_not_null = field_validator(*NOT_NULL_ON_UPDATE)(_not_null)
 
 
 class Decision(_Strict):
