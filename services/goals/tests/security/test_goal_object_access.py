@@ -74,6 +74,9 @@ class Household:
             "a peer specialist of no team": tokens("peer_specialist", "peer-out", teams=[]),
             "a service user whose token names no patient": tokens(
                 "service_user", unique("su"), scope="user/*.cruds"),
+            # System scopes count only for partner systems, never for people who claim them.
+            "a clinician of another team claiming system scopes": tokens.clinician(
+                "staff-sys", [self.other_team], scope="system/*.cruds"),
         }
 
     async def read_back(self, goal_id: str) -> tuple[str, str, int, int]:
@@ -139,10 +142,20 @@ async def test_nobody_but_the_person_and_their_team_reads_a_goal(api: GoalsClien
     for caller, token in (("Alice", home.alice_token), ("her team", home.team_staff)):
         allowed = await api.client.get(path, headers=auth(token))
         assert allowed.status_code == 200, f"{caller}: {allowed.text}"
+    # Refused reads look exactly like reads of a goal that does not exist.
+    nowhere = await api.client.get(READS[what].replace("{goal_id}", str(uuid.uuid4())),
+                                   headers=auth(home.team_staff))
+    assert_problem(nowhere, 404, "not-found", f"{what} of no goal")
     for intruder, token in home.intruders().items():
         refused = await api.client.get(path, headers=auth(token))
         assert_problem(refused, 404, "not-found", f"{what} read by {intruder}")
         assert SECRET_WORDS not in refused.text and home.alice not in refused.text
+        assert "etag" not in refused.headers, f"{what} read by {intruder} shows a version"
+        assert _without_instance(refused.json()) == _without_instance(nowhere.json())
+
+
+def _without_instance(problem: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in problem.items() if key != "instance"}
 
 
 # --- changing a goal ----------------------------------------------------------------------
@@ -185,10 +198,12 @@ async def test_nobody_outside_the_persons_reach_changes_a_goal_and_it_stays_as_i
     etag = f'"{goal["version"]}"'
     before = await home.read_back(goal["id"])
     for intruder, token in home.intruders().items():
-        refused = await api.client.request(change.method, path, json=change.body,
-                                           headers=auth(token, etag))
-        assert_problem(refused, 404, "not-found", f"{what} by {intruder}")
-        assert SECRET_WORDS not in refused.text
+        # A stale or missing If-Match must not give the goal away with a 412 or 428 either.
+        for sent_etag in (etag, '"999"', None):
+            refused = await api.client.request(change.method, path, json=change.body,
+                                               headers=auth(token, sent_etag))
+            assert_problem(refused, 404, "not-found", f"{what} by {intruder} ({sent_etag})")
+            assert SECRET_WORDS not in refused.text and "etag" not in refused.headers
     assert await home.read_back(goal["id"]) == before
     # The control: the very same request from Alice goes through.
     done = await api.client.request(change.method, path, json=change.body,

@@ -97,6 +97,12 @@ BAD_CREDENTIALS: dict[str, Callable[[DevIssuer], str | None]] = {
     "signed by another key": lambda issuer: "Bearer " + _signed_by_another_key(_claims()),
     "missing exp": lambda issuer: "Bearer " + _signed(issuer, _claims(exp=None)),
     "missing sub": lambda issuer: "Bearer " + _signed(issuer, _claims(sub=None)),
+    "not valid yet": lambda issuer: "Bearer " + _signed(issuer, _claims(
+        nbf=int(time.time()) + 3600)),
+    "exp that is not a time": lambda issuer: "Bearer " + _signed(issuer, _claims(
+        exp="tomorrow")),
+    "unknown key id": lambda issuer: "Bearer " + jwt.encode(
+        _claims(), issuer._private_key, algorithm="RS256", headers={"kid": "stranger-1"}),
     "HS256 keyed with the public key": lambda issuer: "Bearer " + _hmac_with_the_public_key(
         issuer, _claims()),
     "payload tampered after signing": lambda issuer: "Bearer " + _tampered(issuer),
