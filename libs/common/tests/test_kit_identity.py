@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,7 @@ def _other_key(claims: dict[str, Any]) -> str:
     return jwt.encode(claims, stranger, algorithm="RS256", headers={"kid": KID})
 
 
-BAD_TOKENS = {
+BAD_TOKENS: dict[str, Callable[[DevIssuer], str]] = {
     "malformed": lambda issuer: "not-a.jwt",
     "expired": lambda issuer: _signed(issuer, _claims(exp=int(time.time()) - 3600)),
     "wrong audience": lambda issuer: _signed(issuer, _claims(aud="another-platform")),
