@@ -20,6 +20,7 @@ from recovery.common.dev_issuer import DevIssuer
 from recovery.common.events.asyncapi import AsyncApiDocument
 from recovery.common.testing.plugin import TokenFactory, make_settings, running_service
 from recovery.common.testing.processes import NatsServer
+from recovery.goals.events import GoalEvent
 from recovery.goals.main import MIGRATIONS_DIR, SERVICE, create_app
 
 pytestmark = pytest.mark.integration
@@ -150,6 +151,11 @@ async def test_a_new_goal_is_on_nats_within_a_second(live: tuple[GoalsApi, Recei
     (msg,) = await received.wait_for(goal["id"], 1, within=1.0)
     assert time.monotonic() - started < 1.0
     assert json.loads(msg.data)["type"] == "recovery.goals.goal.proposed"
+
+
+def test_every_goal_event_is_documented_and_nothing_else_is() -> None:
+    documented = AsyncApiDocument.load(ASYNCAPI).event_types
+    assert documented == {event.value for event in GoalEvent}
 
 
 def test_the_contract_check_rejects_goal_text_in_an_event() -> None:

@@ -1,9 +1,13 @@
 """The goals REST API, in process with its lifespan, on SQLite and on PostgreSQL."""
 
+import asyncio
 from datetime import date, timedelta
 from typing import Any
 
 from conftest import GoalsApi, unique
+from sqlmodel import col, select
+
+from recovery.common.audit import AuditEvent
 
 PROBLEM = "application/problem+json"
 
@@ -565,3 +569,39 @@ async def test_bad_input_gets_a_4xx_problem_and_changes_nothing(api: GoalsApi) -
     listed = await api.client.get("/v1/goals", params={"service_user_id": person},
                                   headers=api.auth(own))
     assert listed.json()["items"] == []
+
+
+async def test_two_changes_from_the_same_version_cannot_both_win(api: GoalsApi) -> None:
+    person = unique("su")
+    own = api.tokens.service_user(person)
+    goal = await api.create(own, service_user_id=person, team_id="team-a",
+                            description="Plant tomatoes")
+    path = f"/v1/goals/{goal['id']}"
+    first, second = await asyncio.gather(
+        api.send("PATCH", path, own, etag='"1"', json={"target_date": "2030-04-01"}),
+        api.send("PATCH", path, own, etag='"1"', json={"target_date": "2030-05-01"}))
+    assert sorted([first.status_code, second.status_code]) == [200, 412]
+    winner = first if first.status_code == 200 else second
+    read = (await api.read(own, goal["id"])).json()
+    assert read["version"] == 2
+    assert read["target_date"] == winner.json()["target_date"]
+    versions = await api.client.get(f"{path}/versions", headers=api.auth(own))
+    assert [v["version"] for v in versions.json()["items"]] == [1, 2]
+
+
+async def test_access_decisions_on_goals_are_audited_allowed_and_denied(api: GoalsApi) -> None:
+    person = unique("su")
+    goal = await api.create(api.tokens.service_user(person), service_user_id=person,
+                            team_id="team-a", description="Audit me")
+    await api.read(api.tokens.service_user(person), goal["id"])
+    stranger = unique("su")
+    assert (await api.read(api.tokens.service_user(stranger), goal["id"])).status_code == 404
+    kit = api.client.app.state.kit  # type: ignore[attr-defined]
+    await kit.audit.flush()
+    async with kit.sessions() as session:
+        rows = (await session.exec(select(AuditEvent).where(
+            col(AuditEvent.record_id) == goal["id"]))).all()
+    decisions = {(row.actor, row.action, row.outcome) for row in rows}
+    assert (person, "read", "allowed") in decisions
+    assert (stranger, "read", "denied") in decisions
+    assert all(row.service_user_id == person for row in rows)
