@@ -6,6 +6,7 @@ from pathlib import Path
 from eventkit_toy import STREAM, eventually, toy_settings
 from fastapi import FastAPI
 from nats.aio.client import DEFAULT_MAX_RECONNECT_ATTEMPTS
+from nats.js.api import StorageType, StreamConfig
 
 from recovery.common.app import create_service_app
 from recovery.common.dev_issuer import DevIssuer
@@ -61,6 +62,31 @@ async def test_the_client_reconnects_after_more_failed_attempts_than_nats_py_all
         await bus.js.publish("recovery.toy.record.created", b"{}")
     finally:
         await bus.stop()
+
+
+async def test_an_existing_stream_keeps_its_operator_settings_and_gains_missing_subjects(
+        nats: NatsServer) -> None:
+    operator = EventBus(toy_settings(nats.url, "sqlite+aiosqlite://"))
+    operator.start()
+    try:
+        assert await operator.wait_connected(within=5)
+        assert operator.js is not None
+        await operator.js.delete_stream(STREAM)
+        await operator.js.add_stream(StreamConfig(
+            name=STREAM, subjects=["recovery.elsewhere.>"], storage=StorageType.FILE,
+            max_msgs=1000, description="tuned by operations"))
+        service = EventBus(toy_settings(nats.url, "sqlite+aiosqlite://"))
+        service.start()
+        try:
+            assert await service.wait_connected(within=5)
+            config = (await operator.js.stream_info(STREAM)).config
+        finally:
+            await service.stop()
+    finally:
+        await operator.stop()
+    assert config.subjects == ["recovery.elsewhere.>", "recovery.toy.>"]
+    assert config.max_msgs == 1000
+    assert config.description == "tuned by operations"
 
 
 async def test_stopping_a_bus_that_never_connected_returns_promptly() -> None:

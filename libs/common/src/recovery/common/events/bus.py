@@ -111,14 +111,22 @@ class EventBus:
             listener()
 
     async def ensure_stream(self, name: str, subjects: list[str]) -> None:
-        """Create the stream, or bring its subjects up to date, with file storage."""
+        """Create the stream with file storage, or add missing subjects to it.
+
+        An existing stream keeps every other setting, so operators may tune it (replicas,
+        limits) without a service undoing that at its next start.
+        """
         assert self.js is not None
         config = StreamConfig(name=name, subjects=subjects, storage=StorageType.FILE,
                               duplicate_window=DUPLICATE_WINDOW_SECONDS)
         try:
             await self.js.add_stream(config)
         except BadRequestError:
-            await self.js.update_stream(config)
+            existing = (await self.js.stream_info(name)).config
+            held = set(existing.subjects or [])
+            if not held.issuperset(subjects):
+                existing.subjects = sorted(held | set(subjects))
+                await self.js.update_stream(existing)
 
     async def ensure_stream_exists(self, name: str, subjects: list[str]) -> None:
         """Create the stream only when it is missing, leaving its owner's settings alone."""
