@@ -7,6 +7,7 @@ step and team), so generated data reaches the domain code and the database, not 
 router's 404.
 """
 
+import atexit
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -42,7 +43,9 @@ class FuzzTarget:
 
     goal_id: str
     step_id: str
+    proposal_id: str
     clinician: str
+    person: str
     manager: str
     admin: str
 
@@ -51,6 +54,8 @@ class FuzzTarget:
             return self.admin
         if path.endswith("/figures"):
             return self.manager
+        if path.endswith(("/accept", "/decline")):
+            return self.person  # only the person answers a proposal
         return self.clinician
 
     def aim(self, case: Any) -> dict[str, str]:
@@ -58,7 +63,8 @@ class FuzzTarget:
         parameters = case.path_parameters
         if parameters:
             if "goal_id" in parameters:
-                parameters["goal_id"] = self.goal_id
+                answers = case.operation.path.endswith(("/accept", "/decline"))
+                parameters["goal_id"] = self.proposal_id if answers else self.goal_id
             if "step_id" in parameters:
                 parameters["step_id"] = self.step_id
             if "team_id" in parameters:
@@ -74,17 +80,19 @@ class FuzzTarget:
 # not run under pytest 9), so the app exists from then on; its database is migrated and
 # seeded by the fixture before the first generated request.
 _DATABASE_DIR = Path(tempfile.mkdtemp(prefix="goals-fuzz-"))
+atexit.register(shutil.rmtree, _DATABASE_DIR, True)  # also when the test is deselected
+_ISSUER = DevIssuer(_DATABASE_DIR / "issuer")
 _SETTINGS = make_settings(SERVICE, database_url=f"sqlite+aiosqlite:///{_DATABASE_DIR}/goals.db",
-                          jwks_file=_DATABASE_DIR / "not-yet.json")
+                          jwks_file=_ISSUER.jwks_path)
 APP = create_app(_SETTINGS)
 schema = schemathesis.openapi.from_dict(APP.openapi())
 schema.app = APP
 
 
 @pytest.fixture(scope="module")
-def fuzz_target(tokens: TokenFactory, dev_issuer: DevIssuer) -> Iterator[FuzzTarget]:
-    # The verifier reads the JWKS file named in its settings; point it at the test issuer's.
-    APP.state.kit.verifier._jwks_file = dev_issuer.jwks_path
+def fuzz_target() -> Iterator[FuzzTarget]:
+    _ISSUER.ensure_keys()
+    tokens = TokenFactory(_ISSUER)
     upgrade_to_head(MIGRATIONS_DIR, _SETTINGS.database_url)
     with asgi.get_client(APP) as client:
         staff = {"Authorization": f"Bearer {tokens.clinician('staff-fuzz', [TEAM])}"}
@@ -97,12 +105,12 @@ def fuzz_target(tokens: TokenFactory, dev_issuer: DevIssuer) -> Iterator[FuzzTar
             "service_user_id": PERSON, "team_id": TEAM, "description": "Walk daily",
             "kind": "therapeutic", "serves_goal_ids": [life.json()["id"]]})
         assert proposal.status_code == 201, proposal.text
-    yield FuzzTarget(life.json()["id"], life.json()["steps"][0]["id"],
+    yield FuzzTarget(life.json()["id"], life.json()["steps"][0]["id"], proposal.json()["id"],
                      clinician=tokens.clinician("staff-fuzz", [TEAM]),
+                     person=tokens.service_user(PERSON),
                      manager=tokens.manager("manager-fuzz", [TEAM]),
                      admin=tokens.admin("admin-fuzz", [TEAM]))
     asgi.shutdown_lifespans()
-    shutil.rmtree(_DATABASE_DIR, ignore_errors=True)
 
 
 @schema.parametrize()
