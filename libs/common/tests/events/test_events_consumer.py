@@ -253,6 +253,33 @@ async def test_events_written_while_nats_is_down_reach_the_consumer_once_each(
     assert await effects_by_record(toy_sessions) == dict.fromkeys(record_ids, 1)
 
 
+async def test_changes_made_through_a_nats_crash_are_in_the_stream_in_order_with_one_effect_each(
+        nats: NatsServer, database_url: str,
+        toy_sessions: async_sessionmaker[AsyncSession]) -> None:
+    settings = toy_settings(nats.url, database_url)
+    attempts = Attempts(times={})
+    async with running_events(settings, toy_sessions, [effect_handler(DURABLE, attempts)],
+                              ack_wait_seconds=2.0) as running:
+        assert await running.bus.wait_connected(within=5)
+        written = []
+        for index in range(90):
+            if index == 30:
+                nats.crash()
+            if index == 60:
+                nats.start()
+            written.append(await write_record(toy_sessions, str(uuid.uuid4())))
+            await asyncio.sleep(0.005)
+        record_ids = [event.subject for event in written]
+        await eventually(lambda: all_handled_once(toy_sessions, record_ids), within=15)
+        js = running.bus.js
+        assert js is not None
+        await eventually(lambda: settled(js), within=10)
+        in_stream = [CloudEvent.from_json(m.data or b"").id
+                     for m in await stream_messages(js, STREAM)]
+    assert in_stream == [event.id for event in written]
+    assert await effects_by_record(toy_sessions) == dict.fromkeys(record_ids, 1)
+
+
 async def test_a_consumer_rebuilds_its_stream_and_consumer_when_the_server_lost_its_storage(
         nats: NatsServer, database_url: str,
         toy_sessions: async_sessionmaker[AsyncSession]) -> None:

@@ -117,7 +117,11 @@ class OutboxRelay:
         except Exception as exc:
             log.warning("outbox_publish_failed", error=type(exc).__name__)
         if futures:
-            _, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
+            # Acks lost with a dropped connection never come: stop waiting when it drops.
+            deadline = time.monotonic() + self._ack_timeout
+            pending: set[asyncio.Future[PubAck]] = set(futures)
+            while pending and self._bus.connected and time.monotonic() < deadline:
+                _, pending = await asyncio.wait(pending, timeout=0.1)
             for future in pending:
                 future.cancel()
         acked = 0

@@ -64,6 +64,13 @@ class NatsServer:
             self.process.wait(timeout=10)
             self.process = None
 
+    def crash(self) -> None:
+        """Kill the server without letting it shut down, as a node failure would."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
     def restart(self, *, lose_storage: bool = False) -> None:
         """Stop and start on the same port; ``lose_storage`` wipes JetStream's files between,
         as a pod without a persistent volume would."""
