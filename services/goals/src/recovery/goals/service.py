@@ -16,8 +16,6 @@ from recovery.common.audit import Outcome
 from recovery.common.auth import (
     Principal,
     Verb,
-    can_reach_record,
-    can_read_aggregates,
     require_scope,
 )
 from recovery.common.db import UTCDateTime
@@ -184,11 +182,10 @@ async def create_goal(session: AsyncSession, access: RecordAccess, data: GoalCre
     """The person writes their own goal (active), or staff propose one (proposed)."""
     principal = access.principal
     require_scope(principal, RESOURCE, Verb.create)
-    allowed = can_reach_record(principal, RESOURCE, Verb.create,
-                               service_user_id=data.service_user_id, team_id=data.team_id)
-    access.audit(record_type=RESOURCE, record_id=None, service_user_id=data.service_user_id,
-                 action="create", outcome=Outcome.allowed if allowed else Outcome.denied)
-    if not allowed:
+    goal_id = new_id()
+    if not access.allows(RESOURCE, Verb.create, record_type=RESOURCE, record_id=goal_id,
+                         service_user_id=data.service_user_id, team_id=data.team_id,
+                         action="create"):
         raise Problem(403, "You may not write goals for this person or team.",
                       kind="forbidden")
     actor = actor_for(principal, data.service_user_id)
@@ -198,7 +195,8 @@ async def create_goal(session: AsyncSession, access: RecordAccess, data: GoalCre
     await _check_links(session, data.kind, data.service_user_id, data.serves_goal_ids)
     now = utcnow()
     goal = Goal(
-        service_user_id=data.service_user_id, team_id=data.team_id, kind=data.kind.value,
+        id=goal_id, service_user_id=data.service_user_id, team_id=data.team_id,
+        kind=data.kind.value,
         life_area=data.life_area.value if data.life_area else None,
         chime_tags=[tag.value for tag in data.chime_tags], description=data.description,
         why_it_matters=data.why_it_matters, strengths=list(data.strengths),
@@ -577,14 +575,8 @@ async def list_reviews(session: AsyncSession, access: RecordAccess, goal_id: str
 async def team_figures(session: AsyncSession, access: RecordAccess, team_id: str, *,
                        reviewed_within_days: int) -> TeamFigures:
     """A team's figures, for its managers and admins (and partner systems)."""
-    principal = access.principal
-    require_scope(principal, RESOURCE, Verb.search)
-    allowed = can_read_aggregates(principal, team_id)
-    access.audit(record_type="GoalFigures", record_id=team_id, service_user_id=None,
-                 action="aggregate", outcome=Outcome.allowed if allowed else Outcome.denied)
-    if not allowed:
-        raise Problem(403, "Team figures are for the team's managers and admins.",
-                      kind="forbidden")
+    require_scope(access.principal, RESOURCE, Verb.search)
+    access.check_aggregates(record_type="GoalFigures", team_id=team_id)
     as_of = utcnow()
     since = as_of.date() - timedelta(days=reviewed_within_days)
     work = case((col(Goal.life_area) == LifeArea.work_and_education.value, 1), else_=0)
