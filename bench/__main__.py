@@ -2,6 +2,7 @@
 figures in docs/performance.md. ``--quick`` is a short smoke run that leaves the docs alone."""
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -20,7 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-docs", dest="docs", action="store_false")
     parser.add_argument("--app", metavar="MODULE:FACTORY",
                         help="what-if run: benchmark this app factory instead of the service's")
+    parser.add_argument("--report", type=Path, metavar="RESULTS_JSON",
+                        help="only rewrite docs/performance.md from a saved run's results")
     args = parser.parse_args(argv)
+    if args.report:
+        update_docs(json.loads(args.report.read_text()))
+        say(f"figures of {args.report.name} written to {DOCS}")
+        return 0
     scale = SCALES[args.scale] if args.scale else (QUICK if args.quick else FULL)
     results = run(scale, args.app)
     path = write_json(results, args.results_dir)

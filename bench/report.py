@@ -72,6 +72,8 @@ def render(results: dict[str, Any]) -> str:
     service = results.get("service", {})
     placement = (f"service on core {cpus['server']}, wrk, NATS and the harness on core(s) "
                  f"{cpus['load']}" if cpus["isolated"] else "one core shared by everything")
+    if cpus.get("niceness"):
+        placement += f", all at niceness {cpus['niceness']}"
     lines = [
         BEGIN,
         "",

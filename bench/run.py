@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import httpx
 
 from bench.config import TARGETS, Scale
-from bench.cpus import CpuPlan, plan_cpus
+from bench.cpus import CpuPlan, plan_cpus, raise_priority
 from bench.loadgen import Request, ensure_wrk, run_wrk, write_plan
 from bench.pacer import KeepAliveClient, raw_post
 from bench.relay import commit_to_consumer_latency, relay_throughput
@@ -357,6 +357,7 @@ def run(scale: Scale, app: str | None = None) -> dict[str, Any]:
     cpus = plan_cpus()
     # The harness, NATS and wrk inherit the load cores; only the server gets its own.
     os.sched_setaffinity(0, cpus.load)
+    niceness = raise_priority()
     wrk = ensure_wrk()
     command, command_source = procfile_command()
     if app:
@@ -371,7 +372,7 @@ def run(scale: Scale, app: str | None = None) -> dict[str, Any]:
         "scale": asdict(scale),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "system": platform.platform(), "load_generator": " ".join(wrk_version)},
-        "cpu_plan": cpus.as_dict(),
+        "cpu_plan": {**cpus.as_dict(), "niceness": niceness},
         # Other programs on the machine skew the figures; the load says how busy it was.
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "command": {"source": command_source, "line": command},
