@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import schemathesis
@@ -94,7 +94,7 @@ def fuzz_target() -> Iterator[FuzzTarget]:
     _ISSUER.ensure_keys()
     tokens = TokenFactory(_ISSUER)
     upgrade_to_head(MIGRATIONS_DIR, _SETTINGS.database_url)
-    with asgi.get_client(APP) as client:
+    with asgi.get_client(cast(Any, APP)) as client:
         staff = {"Authorization": f"Bearer {tokens.clinician('staff-fuzz', [TEAM])}"}
         person = {"Authorization": f"Bearer {tokens.service_user(PERSON)}"}
         life = client.post("http://testserver/v1/goals", headers=person, json={

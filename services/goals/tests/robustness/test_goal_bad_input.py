@@ -385,7 +385,7 @@ async def test_an_unknown_field_is_rejected_by_name_and_changes_nothing(target: 
 
 async def test_unknown_fields_nested_in_a_body_are_rejected_too(target: Target) -> None:
     before = await target.state()
-    nested = [
+    nested: list[tuple[str, dict[str, Any]]] = [
         ("create", {"supporters": [{"role": "carer", "name": "Mum", "phone": "0700"}]}),
         ("create", {"steps": [{"who": "peer", "what": "Come", "done": True}]}),
         ("review", {"attendees": [{"role": "carer", "name": "Mum", "age": 60}]}),
