@@ -13,6 +13,7 @@ from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -112,6 +113,8 @@ class Attempts:
     always_fail: bool = False
     #: Record ids whose events always fail.
     poisoned: frozenset[str] = frozenset()
+    #: Until this monotonic time the handler finds its database unreachable.
+    outage_until: float = 0.0
 
     def count(self, record_id: str) -> int:
         return len(self.times.get(record_id, []))
@@ -127,6 +130,8 @@ def effect_handler(durable: str, attempts: Attempts,
         connection = await session.connection()
         await connection.execute(insert(toy_effect).values(
             consumer=durable, event_id=event.id, record_id=event.subject))
+        if time.monotonic() < attempts.outage_until:
+            raise OperationalError("INSERT INTO toy_effect", {}, ConnectionRefusedError())
         if (attempts.always_fail or event.subject in attempts.poisoned
                 or len(tries) <= attempts.failures_before_success):
             raise RuntimeError("the toy effect failed")

@@ -2,6 +2,7 @@
 effect once, failures are retried with back-off and then dead-lettered, restarts survived."""
 
 import asyncio
+import time
 import uuid
 
 from eventkit_toy import (
@@ -181,6 +182,26 @@ async def test_a_poisoned_event_in_a_batch_neither_blocks_nor_undoes_the_others(
     assert await effects_by_record(toy_sessions) == dict.fromkeys(healthy, 1)
     assert attempts.count(poisoned) == 2
     assert all(attempts.count(r) <= 2 for r in healthy)
+
+
+async def test_a_database_outage_is_waited_out_without_using_up_attempts(
+        nats: NatsServer, database_url: str,
+        toy_sessions: async_sessionmaker[AsyncSession]) -> None:
+    settings = toy_settings(nats.url, database_url, consumer_max_deliver=2)
+    attempts = Attempts(times={})
+    async with running_events(settings, toy_sessions,
+                              [effect_handler(DURABLE, attempts)]) as running:
+        assert await running.bus.wait_connected(within=5)
+        attempts.outage_until = time.monotonic() + 1.5
+        record_id = str(uuid.uuid4())
+        await write_record(toy_sessions, record_id)
+        await eventually(lambda: all_handled_once(toy_sessions, [record_id]), within=10)
+        js = running.bus.js
+        assert js is not None
+        await eventually(lambda: settled(js))
+        assert (await js.stream_info(DEADLETTER_STREAM)).state.messages == 0
+    assert attempts.count(record_id) > settings.consumer_max_deliver
+    assert await effects_by_record(toy_sessions) == {record_id: 1}
 
 
 async def test_a_message_that_is_not_a_cloudevent_is_dead_lettered_at_once(

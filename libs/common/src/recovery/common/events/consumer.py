@@ -18,7 +18,7 @@ from nats.js.errors import BadRequestError
 from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy import Column, String
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -68,6 +68,14 @@ class EventHandler:
 
 def deadletter_subject(durable: str) -> str:
     return f"{DEADLETTER_PREFIX}.{durable}"
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error`` says the database or network is unavailable, rather than that the
+    event cannot be handled."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, OperationalError | InterfaceError | ConnectionError | TimeoutError)
 
 
 class ConsumerRunner:
@@ -252,22 +260,29 @@ class ConsumerRunner:
                 await self._dead_letter(handler, message, event, attempt, "attempts-exhausted")
                 continue
             pending.append((message, event))
+        outages = 0
         while pending:
             try:
-                ran = await asyncio.wait_for(
-                    self._handle_all_once(handler, [event for _, event in pending]),
-                    self._handler_timeout)
+                async with asyncio.timeout(self._handler_timeout) as limit:
+                    ran = await self._handle_all_once(handler, [event for _, event in pending])
             except asyncio.CancelledError:
                 raise
-            except HandlerFailedError as failure:
-                # Only this event failed: the others go again in a fresh transaction.
-                message, event = pending.pop(failure.index)
-                await self._attempt_failed(handler, message, event, failure.error)
-                continue
             except Exception as exc:
+                error = exc.error if isinstance(exc, HandlerFailedError) else exc
+                if is_outage(error) and not limit.expired():
+                    # The database (or a network) is down: wait it out without counting the
+                    # attempt, or an outage would dead-letter every event that arrives.
+                    outages += 1
+                    await self._wait_out_outage(handler, pending, error, outages)
+                    continue
+                if isinstance(exc, HandlerFailedError):
+                    # Only this event failed: the others go again in a fresh transaction.
+                    message, event = pending.pop(exc.index)
+                    await self._attempt_failed(handler, message, event, error)
+                    continue
                 if len(pending) == 1:
                     message, event = pending[0]
-                    await self._attempt_failed(handler, message, event, exc)
+                    await self._attempt_failed(handler, message, event, error)
                     return
                 # The commit failed (e.g. a replica handled one at the same moment): one by
                 # one, to tell which.
@@ -278,6 +293,18 @@ class ConsumerRunner:
                 await message.ack()
                 CONSUMED.labels(handler.durable, "handled" if done else "duplicate").inc()
             return
+
+    async def _wait_out_outage(self, handler: EventHandler,
+                               pending: Sequence[tuple[Msg, CloudEvent]], error: BaseException,
+                               outages: int) -> None:
+        if outages & (outages - 1) == 0:  # 1, 2, 4, 8...: visible without flooding the log
+            log.warning("consumer_waiting_out_outage", consumer=handler.durable,
+                        error=type(error).__name__, tries=outages)
+        for message, _ in pending:
+            # Tell JetStream we are still on it, so it does not redeliver meanwhile.
+            with contextlib.suppress(Exception):
+                await message.in_progress()
+        await asyncio.sleep(min(self._retry_seconds * outages, 5.0))
 
     async def _attempt_failed(self, handler: EventHandler, message: Msg, event: CloudEvent,
                               error: BaseException) -> None:
