@@ -394,3 +394,61 @@ async def test_refused_reads_and_changes_are_in_the_audit_trail_as_denied(
     assert trail.status_code == 200, trail.text
     entries = {(e["action"], e["outcome"]) for e in trail.json()["items"]}
     assert entries >= {("read", "denied"), ("update", "denied")}
+
+
+# --- paths around the rules -----------------------------------------------------------------
+
+
+async def test_a_goal_cannot_be_moved_to_another_person_or_team(api: GoalsClient) -> None:
+    home = await household(api)
+    before = await home.read_back(home.goal["id"])
+    for caller, token in (("Alice", home.alice_token), ("her team", home.team_staff)):
+        for move in ({"team_id": home.other_team}, {"service_user_id": home.bob}):
+            response = await api.client.patch(f"/v1/goals/{home.goal['id']}", json=move,
+                                              headers=auth(token, f'"{home.goal["version"]}"'))
+            assert response.status_code == 422, f"{caller} moving it with {move}"
+            assert response.headers["content-type"] == PROBLEM
+    assert await home.read_back(home.goal["id"]) == before
+
+
+async def test_naming_another_persons_goal_to_serve_reveals_no_more_than_an_unknown_id(
+        api: GoalsClient) -> None:
+    home = await household(api)
+    bob = auth(home.api.tokens.service_user(home.bob))
+
+    async def serve(goal_id: str) -> dict[str, Any]:
+        response = await api.client.post("/v1/goals", headers=bob, json={
+            "service_user_id": home.bob, "team_id": home.other_team, "kind": "therapeutic",
+            "description": "Take my tablets", "serves_goal_ids": [goal_id]})
+        assert response.status_code == 422, response.text
+        body: dict[str, Any] = response.json()
+        assert SECRET_WORDS not in response.text
+        return body
+
+    unknown_id = str(uuid.uuid4())
+    alices, unknown = await serve(home.goal["id"]), await serve(unknown_id)
+    assert alices["type"] == unknown["type"]
+    assert alices["detail"].replace(home.goal["id"], "<id>") == unknown["detail"].replace(
+        unknown_id, "<id>")
+
+
+async def test_staff_see_only_their_teams_goals_of_a_person_known_to_several_teams(
+        api: GoalsClient) -> None:
+    home = await household(api)
+    elsewhere = await api.client.post("/v1/goals", headers=auth(home.alice_token), json={
+        "service_user_id": home.alice, "team_id": home.other_team,
+        "description": "Join the allotment group"})
+    assert elsewhere.status_code == 201, elsewhere.text
+    other_team_staff = auth(api.tokens.clinician("staff-out", [home.other_team]))
+    expected = {elsewhere.json()["id"]}
+    client = api.client
+    assert await _ids(await client.get("/v1/goals", params={"service_user_id": home.alice},
+                                       headers=other_team_staff), "list") == expected
+    assert await _ids(await client.get("/fhir/Goal", params={"patient": home.alice},
+                                       headers=other_team_staff), "FHIR search") == expected
+    assert await _ids(await client.post("/v1/goals:batch-read", headers=other_team_staff, json={
+        "service_user_ids": [home.alice]}), "batch read") == expected
+    # Alice herself sees all three, whichever team holds them.
+    assert await _ids(await client.post("/v1/goals:batch-read", headers=auth(home.alice_token),
+                                        json={"service_user_ids": [home.alice]}),
+                      "own batch") == expected | {home.goal["id"], home.proposal["id"]}
