@@ -129,23 +129,26 @@ def render(results: dict[str, Any]) -> str:
                      f"{_number(figures.get('cpu_us_per_request'), 0)} | "
                      f"{sum(figures['errors'].values())} |")
     relay = scenarios.get("relay_throughput")
-    latency_run = scenarios.get("relay_latency")
-    if relay or latency_run:
+    latency_runs = [scenarios[key] for key in ("relay_latency", "relay_latency_light")
+                    if key in scenarios]
+    if relay or latency_runs:
         lines += ["", "| Outbox relay | Figure |", "|---|---|"]
     if relay:
         lines += [f"| Events committed at once, then one change to wake the relay | "
                   f"{relay['events']:,} |",
                   f"| Until all were stored in JetStream | {relay['seconds']} s "
                   f"({relay['events_per_s']:,.0f} events/s) |"]
-    if latency_run:
+    for latency_run in latency_runs:
         figures = latency_run["latency_ms"]
-        lines += [f"| Commit-to-consumer latency at {latency_run['rate_per_s']} changes/s: "
+        rate = latency_run["rate_per_s"]
+        lines += [f"| Commit-to-consumer latency at {rate} changes/s: "
                   f"p50 / p90 / p99 / max | {figures['p50']} / {figures['p90']} / "
                   f"{figures['p99']} / {figures['max']} ms |",
-                  f"| Changes committed (achieved rate) / events received | "
-                  f"{latency_run['changes_committed']:,} "
+                  f"| … at {rate}/s: changes committed (achieved rate) / events received "
+                  f"/ server CPU | {latency_run['changes_committed']:,} "
                   f"({latency_run['achieved_rate_per_s']:g}/s) / "
-                  f"{latency_run['events_received']:,} |"]
+                  f"{latency_run['events_received']:,} / "
+                  f"{_share(latency_run.get('cpu_share'))} |"]
     if service:
         lines += ["", f"Service memory (RSS): {service.get('rss_after_start_mb', '—')} MB after "
                   f"start, {service.get('peak_rss_mb', '—')} MB at peak, "
