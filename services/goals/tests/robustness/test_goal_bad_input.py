@@ -3,8 +3,9 @@ wrong types, unknown enum values, over-long strings, unknown fields, invalid cur
 each get a 4xx problem document (with ``invalid-params`` for validation), and change nothing:
 goals, versions, reviews and outbox rows are counted before and after.
 
-Unknown fields are rejected, everywhere and at every depth: a misspelt field silently ignored
-would look saved to the caller and be lost.
+Unknown body fields are rejected, everywhere and at every depth: a misspelt field silently
+ignored would look saved to the caller and be lost. Unknown query parameters are ignored, as
+HTTP servers usually do.
 """
 
 import json
@@ -299,6 +300,8 @@ BAD_FIELDS: list[tuple[str, str, Any]] = [
     ("review", "rating", 11),
     ("review", "rating", -1),
     ("review", "rating", 10**30),
+    ("review", "rating", float("nan")),
+    ("review", "rating", float("inf")),
     ("review", "own_words", "w" * 4001),
     ("batch read", "service_user_ids", []),
     ("batch read", "service_user_ids", [f"su-{i}" for i in range(101)]),
