@@ -321,6 +321,25 @@ async def test_a_consumer_rebuilds_its_stream_and_consumer_when_the_server_lost_
         assert (await js.consumer_info(STREAM, DURABLE)).config.durable_name == DURABLE
 
 
+async def test_a_consumer_deleted_behind_the_runners_back_is_created_again(
+        nats: NatsServer, database_url: str,
+        toy_sessions: async_sessionmaker[AsyncSession]) -> None:
+    settings = toy_settings(nats.url, database_url)
+    attempts = Attempts(times={})
+    async with running_events(settings, toy_sessions,
+                              [effect_handler(DURABLE, attempts)]) as running:
+        assert await running.bus.wait_connected(within=5)
+        before = str(uuid.uuid4())
+        await write_record(toy_sessions, before)
+        await eventually(lambda: all_handled_once(toy_sessions, [before]))
+        js = running.bus.js
+        assert js is not None
+        await js.delete_consumer(STREAM, DURABLE)
+        after = str(uuid.uuid4())
+        await write_record(toy_sessions, after)
+        await eventually(lambda: all_handled_once(toy_sessions, [before, after]), within=5)
+
+
 async def test_two_replicas_of_a_consumer_share_the_work_and_each_event_has_one_effect(
         nats: NatsServer, database_url: str,
         toy_sessions: async_sessionmaker[AsyncSession]) -> None:

@@ -206,8 +206,9 @@ class ConsumerRunner:
         return taken
 
     async def _request_ended(self, handler: EventHandler, message: Msg, status: str) -> None:
-        if status == "409" and "deleted" in (message.headers or {}).get(
-                Header.DESCRIPTION, "").lower():
+        description = (message.headers or {}).get(Header.DESCRIPTION, "").lower()
+        # 503: no one answers for the consumer any more; 409 "consumer deleted" says so.
+        if status == "503" or (status == "409" and "deleted" in description):
             raise ConsumerGoneError(handler.durable)
         # 404 no messages, 408 request expired: ask again at once; others after a pause.
         if status not in ("404", "408"):
