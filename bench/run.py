@@ -377,7 +377,8 @@ def run(scale: Scale, app: str | None = None) -> dict[str, Any]:
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "scale": asdict(scale),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "system": platform.platform(), "load_generator": " ".join(wrk_version)},
+                    "system": platform.platform(),
+                    "load_generator": " ".join(" ".join(wrk_version).split()[:2])},
         "cpu_plan": {**cpus.as_dict(), "niceness": niceness},
         # Other programs on the machine skew the figures; the load says how busy it was.
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
