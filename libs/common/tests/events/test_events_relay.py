@@ -54,6 +54,33 @@ async def test_a_committed_change_publishes_exactly_one_cloudevent(
     assert await unpublished(toy_sessions) == 0
 
 
+async def test_the_running_relay_publishes_each_event_once_and_marks_every_one(
+        nats: NatsServer, database_url: str,
+        toy_sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Marking happens in the background; published rows waiting for their mark must not be
+    sent again (JetStream would hide it, so the relay's own count is checked)."""
+    settings = toy_settings(nats.url, database_url, outbox_batch_size=50)
+    async with running_events(settings, toy_sessions) as running:
+        assert await running.bus.wait_connected(within=5)
+        written = []
+        for _ in range(300):
+            written.append(await write_record(toy_sessions, str(uuid.uuid4())))
+            if len(written) % 50 == 0:
+                await asyncio.sleep(0.01)
+        js = running.bus.js
+        assert js is not None
+
+        async def all_in_stream() -> bool:
+            return len(await stream_messages(js, STREAM)) == 300
+
+        await eventually(all_in_stream, within=10)
+        ids = [json.loads(m.data or b"")["id"] for m in await stream_messages(js, STREAM)]
+        await running.relay.stop()  # marks what it published before it ends
+        assert await unpublished(toy_sessions) == 0
+        assert running.relay.published == 300
+    assert ids == [event.id for event in written]
+
+
 async def test_a_rolled_back_change_publishes_nothing(
         nats: NatsServer, database_url: str,
         toy_sessions: async_sessionmaker[AsyncSession]) -> None:

@@ -36,6 +36,8 @@ PUBLISHED = Counter("recovery_outbox_published_total", "Outbox events published 
 PUBLISH_FAILURES = Counter("recovery_outbox_publish_failures_total",
                            "Outbox batches that were not fully acknowledged", ["stream"])
 
+#: Positions marked per statement (asyncpg allows 32,767 parameters).
+MARK_CHUNK = 1000
 #: Every service has its own database, so one fixed advisory-lock key per database suffices.
 RELAY_LOCK_KEY = zlib.crc32(b"recovery.outbox_relay")
 
@@ -57,6 +59,11 @@ class OutboxRelay:
         self._prune_every = prune_every_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._marker: asyncio.Task[None] | None = None
+        #: Positions JetStream acknowledged that are not yet marked published in the table.
+        self._unmarked: set[int] = set()
+        self._mark_wanted = asyncio.Event()
+        self._mark_lock = asyncio.Lock()
         self.published = 0
         # A backlog written while NATS was down goes out as soon as it is back.
         bus.on_connected(self.wake)
@@ -64,15 +71,21 @@ class OutboxRelay:
     def wake(self) -> None:
         self._wake.set()
 
-    async def publish_pending(self) -> int:
+    async def publish_pending(self, *, mark_later: bool = False) -> int:
         """Publish one batch of unpublished events; returns how many were published.
 
-        Only the acknowledged prefix of a batch is marked published, so a failure part-way
-        never lets a later event overtake an earlier one.
+        Only the acknowledged prefix of a batch counts as published, so a failure part-way
+        never lets a later event overtake an earlier one. With ``mark_later`` the rows are
+        marked by the relay's background marker instead of before returning, which keeps
+        the marking write (and, on SQLite, its wait for the write lock) off the path of the
+        next event.
         """
         js = self._bus.js
         if js is None or not self._bus.connected:
             return 0
+        if len(self._unmarked) >= self._batch_size:
+            await self.flush_marks()  # back-pressure: the marker must keep up
+        in_flight = set(self._unmarked)  # copied before reading: see flush_marks
         async with self._sessions() as session:
             connection = await session.connection()
             if connection.dialect.name == "postgresql":
@@ -80,29 +93,62 @@ class OutboxRelay:
                     select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY)))).scalar_one()
                 if not locked:
                     return 0  # another replica is publishing; it will get these rows too
-            rows = (await connection.execute(
+            rows = [row for row in (await connection.execute(
                 select(col(OutboxEvent.position), col(OutboxEvent.event_id),
                        col(OutboxEvent.type), col(OutboxEvent.envelope))
                 .where(col(OutboxEvent.published_at).is_(None))
                 .order_by(col(OutboxEvent.position))
-                .limit(self._batch_size)
-            )).all()
+                .limit(self._batch_size + len(in_flight))
+            )).all() if row.position not in in_flight][:self._batch_size]
             if not rows:
                 return 0
             acked = await self._publish(rows)
-            if acked:
-                await connection.execute(
-                    update(OutboxEvent)
-                    .where(col(OutboxEvent.position).in_([row.position for row in rows[:acked]]))
-                    .values(published_at=utcnow())
-                )
-                await session.commit()
-                self.published += acked
-                PUBLISHED.labels(self._bus.settings.stream_name).inc(acked)
-            if acked < len(rows):
-                PUBLISH_FAILURES.labels(self._bus.settings.stream_name).inc()
-                raise PublishIncompleteError(acked, len(rows))
-            return acked
+            # Ends the read (and releases the advisory lock) before marking.
+            await session.commit()
+        if acked:
+            self._unmarked.update(row.position for row in rows[:acked])
+            self.published += acked
+            PUBLISHED.labels(self._bus.settings.stream_name).inc(acked)
+            if mark_later:
+                self._mark_wanted.set()
+            else:
+                await self.flush_marks()
+        if acked < len(rows):
+            PUBLISH_FAILURES.labels(self._bus.settings.stream_name).inc()
+            raise PublishIncompleteError(acked, len(rows))
+        return acked
+
+    async def flush_marks(self) -> None:
+        """Mark every acknowledged event published in the table.
+
+        A position leaves ``_unmarked`` only after its mark has committed, so a reader that
+        copied the set before reading never mistakes a published row for a pending one.
+        """
+        async with self._mark_lock:
+            while self._unmarked:
+                positions = sorted(self._unmarked)[:MARK_CHUNK]
+                async with self._sessions() as session:
+                    connection = await session.connection()
+                    await connection.execute(
+                        update(OutboxEvent)
+                        .where(col(OutboxEvent.position).in_(positions))
+                        .values(published_at=utcnow()))
+                    await session.commit()
+                self._unmarked.difference_update(positions)
+
+    async def _mark_in_background(self) -> None:
+        while True:
+            await self._mark_wanted.wait()
+            self._mark_wanted.clear()
+            try:
+                await self.flush_marks()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The rows stay unmarked and in ``_unmarked``; the next wake-up tries again.
+                log.warning("outbox_mark_failed", error=type(exc).__name__)
+                await asyncio.sleep(self._poll_seconds)
+                self._mark_wanted.set()
 
     async def _publish(self, rows: Sequence[Row[Any]]) -> int:
         """Publish rows asynchronously; the length of the prefix JetStream acknowledged."""
@@ -158,7 +204,7 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
             self._wake.clear()
             try:
-                while await self.publish_pending() == self._batch_size:
+                while await self.publish_pending(mark_later=True) == self._batch_size:
                     pass
                 if time.monotonic() >= next_prune:
                     next_prune = time.monotonic() + self._prune_every
@@ -171,10 +217,17 @@ class OutboxRelay:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self._marker = asyncio.create_task(self._mark_in_background(), name="outbox-marker")
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
-        self._task = None
+        await cancel_and_wait(self._marker)
+        self._task = self._marker = None
+        # What was published is marked before the process ends, so nothing is sent twice.
+        try:
+            await self.flush_marks()
+        except Exception as exc:
+            log.warning("outbox_mark_failed", error=type(exc).__name__)
 
 
 class PublishIncompleteError(Exception):
