@@ -3,9 +3,11 @@ does not use. A Python client would saturate long before the server does."""
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +63,9 @@ class LoadResult:
     p999_ms: float
     max_ms: float
     mean_ms: float
+    # wrk's own CPU time over the run's wall time, in cores: far below its cores' count
+    # means the load generator was not what limited the rate.
+    load_generator_cpu: float = 0.0
 
     @property
     def requests_per_s(self) -> float:
@@ -78,6 +83,7 @@ class LoadResult:
             "errors": self.errors,
             "latency_ms": {"p50": self.p50_ms, "p90": self.p90_ms, "p99": self.p99_ms,
                            "p999": self.p999_ms, "max": self.max_ms, "mean": self.mean_ms},
+            "load_generator_cpu": self.load_generator_cpu,
         }
 
 
@@ -100,8 +106,13 @@ def run_wrk(base_url: str, plan: Path, *, connections: int, duration_s: float,
     command = [ensure_wrk(), "-t", str(threads), "-c", str(connections),
                "-d", f"{max(1, round(duration_s))}s", "--timeout", f"{round(timeout_s)}s",
                "-s", str(PLAN_SCRIPT), base_url, "--", str(plan)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
     finished = subprocess.run(command, capture_output=True, text=True, check=False,
                               preexec_fn=pinned(cpus), timeout=duration_s + timeout_s + 30)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / wall
     for line in finished.stdout.splitlines():
         if line.startswith("WRK_RESULT "):
             raw = json.loads(line.removeprefix("WRK_RESULT "))
@@ -120,4 +131,5 @@ def run_wrk(base_url: str, plan: Path, *, connections: int, duration_s: float,
         p999_ms=latency["p999"] / 1000,
         max_ms=latency["max"] / 1000,
         mean_ms=round(latency["mean"] / 1000, 3),
+        load_generator_cpu=round(wrk_cpu, 3),
     )

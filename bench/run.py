@@ -98,7 +98,8 @@ class Bench:
         say(f"{name}: {result.requests_per_s:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
             f"p99 {result.p99_ms:.2f} ms, errors {result.error_count}, "
             f"peak RSS {memory['peak_rss_mb']} MB, server CPU {memory['cpu_share']:.0%}, "
-            f"waiting for its core {memory['run_queue_wait_share']:.0%}")
+            f"waiting for its core {memory['run_queue_wait_share']:.0%}, "
+            f"wrk CPU {result.load_generator_cpu:.0%}")
         return figures
 
 
