@@ -6,7 +6,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import String, Text, and_, case, cast, func, literal, or_, tuple_
+from sqlalchemy import (
+    String,
+    Text,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    tuple_,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
@@ -50,12 +61,16 @@ from recovery.goals.models import (
     TeamFigures,
     new_id,
 )
+from recovery.goals.reads import Reads, reads_for
 
 RESOURCE = "Goal"
 S = LifecycleStatus
 #: The stored public document as JSON text (cast in SQL: asyncpg would decode json itself),
 #: so reads pass it on without decoding it.
 DOCUMENT = cast(col(Goal.document), Text)
+#: Reading one goal, built once: what access needs, the version and the document.
+READ_ONE = select(col(Goal.service_user_id), col(Goal.team_id), col(Goal.version),
+                  DOCUMENT).where(col(Goal.id) == bindparam("goal_id"))
 
 
 def refuse(refusal: rules.Refusal) -> Problem:
@@ -107,9 +122,9 @@ async def read_goal_document(session: AsyncSession, access: RecordAccess,
                              goal_id: str) -> tuple[int, str]:
     """The version and stored JSON of one goal the caller may reach: one indexed query."""
     require_scope(access.principal, RESOURCE, Verb.read)
-    row = (await session.exec(
-        select(col(Goal.service_user_id), col(Goal.team_id), col(Goal.version), DOCUMENT)
-        .where(col(Goal.id) == goal_id))).first() if len(goal_id) <= 36 else None
+    rows = (await reads_for(access.kit).all(session, READ_ONE, {"goal_id": goal_id})
+            if len(goal_id) <= 36 else [])
+    row = rows[0] if rows else None
     if row is None:
         raise _unknown_goal(access, goal_id, "read")
     service_user_id, team_id, version, document = row
@@ -484,7 +499,7 @@ async def list_goals(session: AsyncSession, access: RecordAccess, *,
     query = page_query(service_user_id=service_user_id, team_id=team_id,
                        condition=condition, statuses=statuses, kind=kind,
                        after=decode_time_cursor(cursor) if cursor else None)
-    rows = (await session.exec(query.limit(limit + 1))).all()
+    rows = await reads_for(access.kit).all(session, query.limit(limit + 1))
     next_cursor = (encode_cursor(rows[limit - 1][0], rows[limit - 1][1])
                    if len(rows) > limit else None)
     return GoalDocuments([row[2] for row in rows[:limit]], next_cursor)
@@ -512,7 +527,8 @@ async def batch_read(session: AsyncSession, access: RecordAccess,
         parts.append(and_(col(Goal.service_user_id).in_(by_team),
                           _in(col(Goal.team_id), reach.teams)))
     if parts:
-        await _batch_documents(session, request, parts, goals, truncated)
+        await _batch_documents(session, reads_for(access.kit), request, parts, goals,
+                               truncated)
     results = ",".join(
         f'{{"service_user_id":{json.dumps(person)},"goals":[{",".join(documents)}],'
         f'"truncated":{json.dumps(person in truncated)}}}'
@@ -520,7 +536,7 @@ async def batch_read(session: AsyncSession, access: RecordAccess,
     return f'{{"results":[{results}]}}'
 
 
-async def _batch_documents(session: AsyncSession, request: BatchRead,
+async def _batch_documents(session: AsyncSession, reads: Reads, request: BatchRead,
                            parts: list[ColumnElement[bool]], goals: dict[str, list[str]],
                            truncated: set[str]) -> None:
     statuses = ([s.value for s in request.status] if request.status
@@ -531,11 +547,10 @@ async def _batch_documents(session: AsyncSession, request: BatchRead,
     ranked = (select(col(Goal.service_user_id), DOCUMENT.label("document"), position)
               .where(or_(*parts), col(Goal.lifecycle_status).in_(statuses))
               .subquery())
-    rows = (await session.exec(
-        select(ranked.c.service_user_id, ranked.c.document, ranked.c.position)
-        .where(ranked.c.position <= request.limit_per_person + 1)
-        .order_by(ranked.c.service_user_id, ranked.c.position)
-    )).all()
+    rows = await reads.all(session, select(
+        ranked.c.service_user_id, ranked.c.document, ranked.c.position
+    ).where(ranked.c.position <= request.limit_per_person + 1)
+        .order_by(ranked.c.service_user_id, ranked.c.position))
     for person, document, rank in rows:
         if rank > request.limit_per_person:
             truncated.add(person)
