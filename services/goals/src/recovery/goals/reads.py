@@ -41,8 +41,11 @@ class SessionReads:
 
 def _read_only(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA query_only=ON")
     cursor.execute("PRAGMA busy_timeout=1000")
+    # WAL is what lets this reader never wait; the kit's engine sets it too, but a read may
+    # come first.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA query_only=ON")
     cursor.close()
 
 
