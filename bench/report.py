@@ -94,7 +94,7 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         BEGIN,
         "",
-        f"### Latest run: {results['started_at']}",
+        f"### Run of {results['started_at']}",
         "",
         f"Scale `{scale['name']}`: {scale['duration_s']:g} s per scenario after a "
         f"{scale['warmup_s']:g} s warm-up, {scale['connections']} connections; "
