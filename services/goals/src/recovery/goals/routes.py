@@ -1,5 +1,6 @@
 """The REST API under ``/v1``: thin translations from HTTP to ``service`` calls."""
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Path, Query, Response
@@ -52,10 +53,13 @@ def json_response(model: BaseModel, *, status_code: int = 200, version: int | No
                     media_type="application/json", headers=headers)
 
 
-def goal_response(goal: Goal, *, status_code: int = 200) -> Response:
-    location = f"/v1/goals/{goal.id}" if status_code == 201 else None
-    return json_response(service.public(goal), status_code=status_code, version=goal.version,
-                         location=location)
+def goal_response(goal: Goal, *, status_code: int = 200, created: bool = False) -> Response:
+    """The goal's stored document (written with the change) and its ETag."""
+    headers = {"ETag": etag(goal.version)}
+    if created:
+        headers["Location"] = f"/v1/goals/{goal.id}"
+    return Response(json.dumps(goal.document, separators=(",", ":")), status_code=status_code,
+                    media_type="application/json", headers=headers)
 
 
 @router.post("/goals", status_code=201, response_model=GoalPublic,
@@ -63,7 +67,7 @@ def goal_response(goal: Goal, *, status_code: int = 200) -> Response:
              summary="Write a goal (the person) or propose one (staff)")
 async def create_goal(data: GoalCreate, session: SessionDep, access: AccessDep) -> Response:
     goal = await service.create_goal(session, access, data)
-    return goal_response(goal, status_code=201)
+    return goal_response(goal, status_code=201, created=True)
 
 
 @router.get("/goals", response_model=Page[GoalPublic], responses=READ,
@@ -141,7 +145,7 @@ async def change_status(goal_id: GoalId, change: StatusChange, session: SessionD
 async def add_step(goal_id: GoalId, step: StepCreate, session: SessionDep, access: AccessDep,
                    if_match: IfMatch = None) -> Response:
     goal = await service.add_step(session, access, goal_id, if_match, step)
-    return json_response(service.public(goal), status_code=201, version=goal.version)
+    return goal_response(goal, status_code=201)
 
 
 @router.patch("/goals/{goal_id}/steps/{step_id}", response_model=GoalPublic, responses=CHANGE,
