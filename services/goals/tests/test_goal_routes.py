@@ -281,6 +281,23 @@ async def test_a_goal_becoming_a_life_goal_stops_serving_and_therapeutic_needs_l
     problem_of(back, 422)
 
 
+async def test_a_life_goal_that_a_therapeutic_goal_serves_cannot_become_therapeutic(
+        api: GoalsApi) -> None:
+    person = unique("su")
+    own = api.tokens.service_user(person)
+    life = await api.create(own, service_user_id=person, team_id="team-a",
+                            description="Hold down a job")
+    other_life = await api.create(own, service_user_id=person, team_id="team-a",
+                                  description="See my kids every week")
+    await api.create(own, service_user_id=person, team_id="team-a",
+                     description="Sleep before midnight", kind="therapeutic",
+                     serves_goal_ids=[life["id"]])
+    response = await api.send("PATCH", f"/v1/goals/{life['id']}", own, etag='"1"',
+                              json={"kind": "therapeutic", "serves_goal_ids": [other_life["id"]]})
+    assert problem_of(response, 409)["type"].endswith("life-goal-is-served")
+    assert (await api.read(own, life["id"])).json()["kind"] == "life"
+
+
 async def test_a_goal_moves_through_its_lifecycle_to_completed(api: GoalsApi) -> None:
     person = unique("su")
     own = api.tokens.service_user(person)

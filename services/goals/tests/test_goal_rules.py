@@ -249,3 +249,10 @@ def test_team_without_goals_has_no_shares_rather_than_zero() -> None:
     assert figures.goals == 0
     assert figures.share(figures.life_goals) is None
     assert set(figures.by_status) == {s.value for s in S}
+
+
+def test_a_life_goal_that_therapeutic_goals_serve_stays_a_life_goal() -> None:
+    refusal = rules.kind_change_refusal(GoalKind.life, GoalKind.therapeutic, ["g-t"])
+    assert refusal is not None and (refusal.status, refusal.field) == (409, "kind")
+    assert rules.kind_change_refusal(GoalKind.life, GoalKind.therapeutic, []) is None
+    assert rules.kind_change_refusal(GoalKind.therapeutic, GoalKind.life, ["g-t"]) is None

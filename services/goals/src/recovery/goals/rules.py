@@ -114,6 +114,17 @@ def therapeutic_link_refusal(kind: GoalKind, service_user_id: str, serves_goal_i
     return None
 
 
+def kind_change_refusal(current: GoalKind, new: GoalKind,
+                        served_by: Iterable[str]) -> Refusal | None:
+    """A life goal that therapeutic goals serve stays a life goal: they are its means."""
+    serving = sorted(served_by)
+    if current is GoalKind.life and new is GoalKind.therapeutic and serving:
+        return Refusal(409, "life-goal-is-served",
+                       f"Therapeutic goals ({', '.join(serving)}) serve this life goal; "
+                       "link them to another life goal first.", "kind")
+    return None
+
+
 def decision_refusal(actor: Actor, status: LifecycleStatus) -> Refusal | None:
     """Only the person accepts or declines a goal, and only while it is proposed."""
     if actor.kind is not ActorKind.person:

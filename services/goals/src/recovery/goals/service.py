@@ -180,6 +180,17 @@ async def _linked_goals(session: AsyncSession, ids: list[str]) -> dict[str, rule
             for row in rows}
 
 
+async def _served_by(session: AsyncSession, goal: Goal) -> list[str]:
+    """Open therapeutic goals of the same person that serve this goal."""
+    rows = (await session.exec(
+        select(Goal.id, Goal.serves_goal_ids)
+        .where(col(Goal.service_user_id) == goal.service_user_id,
+               col(Goal.kind) == GoalKind.therapeutic.value,
+               col(Goal.lifecycle_status).not_in([s.value for s in rules.CLOSED]))
+    )).all()
+    return [goal_id for goal_id, serves in rows if goal.id in serves]
+
+
 async def _check_links(session: AsyncSession, kind: GoalKind, service_user_id: str,
                        serves_goal_ids: list[str]) -> None:
     linked = await _linked_goals(session, serves_goal_ids)
@@ -254,6 +265,11 @@ async def update_goal(session: AsyncSession, access: RecordAccess, goal_id: str,
     if kind is GoalKind.life and "kind" in changed and "serves_goal_ids" not in fields:
         serves = []  # a goal becoming a life goal stops serving others
         fields["serves_goal_ids"] = serves
+    if "kind" in changed:
+        refusal = rules.kind_change_refusal(GoalKind(goal.kind), kind,
+                                            await _served_by(session, goal))
+        if refusal is not None:
+            raise refuse(refusal)
     if {"kind", "serves_goal_ids"} & set(fields):
         await _check_links(session, kind, goal.service_user_id, serves)
     for name, value in fields.items():
