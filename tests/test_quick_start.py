@@ -235,3 +235,17 @@ async def test_quick_start_creates_a_goal_announces_it_and_stops_on_ctrl_c(
         {"Authorization": f"Bearer {clinician}"})
     assert status == 200
     assert await asyncio.to_thread(local_run.press_ctrl_c) == 0, local_run.output()
+
+
+def test_readme_quick_start_names_only_make_targets_that_exist() -> None:
+    readme = (REPO / "README.md").read_text()
+    for command in ("make run", "make -s token ROLE=clinician SUB=staff-1 TEAMS=team-a",
+                    "make -s token ROLE=service_user SUB=su-1 PATIENT=su-1", "make test"):
+        assert command in readme
+    # Commands only: at the start of a line, in `code`, or in $(...), not "make" in prose.
+    targets = set(re.findall(r"(?:^|`|\$\()make (?:-s )?([a-z][a-z-]*)", readme, re.MULTILINE))
+    assert {"run", "token", "test", "lint", "bench"} <= targets
+    for target in sorted(targets):
+        dry_run = subprocess.run(["make", "-n", "--no-print-directory", target], cwd=REPO,
+                                 capture_output=True, text=True, timeout=60)
+        assert dry_run.returncode == 0, (target, dry_run.stderr)
