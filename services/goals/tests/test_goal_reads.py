@@ -1,5 +1,5 @@
 """The read path: on SQLite a read-only in-loop connection that sees every commit at once;
-on PostgreSQL the request's own session."""
+on PostgreSQL a short session of the kit."""
 
 import asyncio
 
@@ -21,21 +21,21 @@ async def test_reads_see_each_commit_at_once_and_never_write(database_url: str) 
     await asyncio.to_thread(upgrade_to_head, MIGRATIONS_DIR, database_url)
     engine = create_engine(database_url)
     sessions = session_factory(engine)
-    reads = SqliteInLoopReads(database_url) if is_sqlite(database_url) else SessionReads()
+    reads = (SqliteInLoopReads(database_url) if is_sqlite(database_url)
+             else SessionReads(sessions))
     try:
-        async with sessions() as session:
-            assert await reads.all(session, COUNT) == []
-            for number in range(3):
-                async with engine.begin() as connection:
-                    await connection.execute(text(
-                        "INSERT INTO goal (id, service_user_id, team_id, kind, chime_tags,"
-                        " description, strengths, supporters, serves_goal_ids, steps,"
-                        " expressed_by, lifecycle_status, created_at, updated_at,"
-                        " status_changed_at, version, document) VALUES (:id, 'su-1', 't',"
-                        " 'life', '[]', 'x', '[]', '[]', '[]', '[]', 'service_user', 'active',"
-                        " '2026-01-01 00:00:00', '2026-01-01 00:00:00', '2026-01-01 00:00:00',"
-                        " 1, '{}')"), {"id": f"g-{number}"})
-                assert len(await reads.all(session, COUNT)) == number + 1
+        assert await reads.all(COUNT) == []
+        for number in range(3):
+            async with engine.begin() as connection:
+                await connection.execute(text(
+                    "INSERT INTO goal (id, service_user_id, team_id, kind, chime_tags,"
+                    " description, strengths, supporters, serves_goal_ids, steps,"
+                    " expressed_by, lifecycle_status, created_at, updated_at,"
+                    " status_changed_at, version, document) VALUES (:id, 'su-1', 't',"
+                    " 'life', '[]', 'x', '[]', '[]', '[]', '[]', 'service_user', 'active',"
+                    " '2026-01-01 00:00:00', '2026-01-01 00:00:00', '2026-01-01 00:00:00',"
+                    " 1, '{}')"), {"id": f"g-{number}"})
+            assert len(await reads.all(COUNT)) == number + 1
         if isinstance(reads, SqliteInLoopReads):
             with pytest.raises(OperationalError, match="readonly"):
                 reads.connection.execute(text("DELETE FROM goal"))

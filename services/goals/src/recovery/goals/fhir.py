@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from recovery.common.deps import AccessDep, SessionDep, SettingsDep
+from recovery.common.deps import AccessDep, SettingsDep
 from recovery.common.pagination import page_size
 from recovery.common.problems import Problem, problem_responses
 from recovery.goals import service
@@ -157,8 +157,8 @@ async def metadata() -> FhirResponse:
 @router.get("/Goal/{goal_id}", response_model=None,
             responses={**_FHIR_OK, **problem_responses(404)}, summary="Read a Goal")
 async def read_goal(goal_id: Annotated[str, Path(min_length=1, max_length=64)],
-                    session: SessionDep, access: AccessDep) -> FhirResponse:
-    version, document = await service.read_goal_document(session, access, goal_id)
+                    access: AccessDep) -> FhirResponse:
+    version, document = await service.read_goal_document(access, goal_id)
     return FhirResponse(goal_resource(GoalPublic.model_validate_json(document)),
                         headers={"ETag": f'W/"{version}"'})
 
@@ -185,7 +185,7 @@ def _statuses(text: str | None) -> list[LifecycleStatus] | None:
 @router.get("/Goal", response_model=None, responses={**_FHIR_OK, **problem_responses(404)},
             summary="Search Goals (searchset Bundle)")
 async def search_goals(
-    request: Request, session: SessionDep, access: AccessDep, settings: SettingsDep,
+    request: Request, access: AccessDep, settings: SettingsDep,
     patient: Annotated[str | None, Query(min_length=1, max_length=80)] = None,
     subject: Annotated[str | None, Query(min_length=1, max_length=80)] = None,
     lifecycle_status: Annotated[str | None, Query(
@@ -199,7 +199,7 @@ async def search_goals(
         raise Problem(400, "patient and subject name different people.", kind="invalid-search")
     size = page_size(count, settings.page_size_default, settings.page_size_max)
     page = await service.list_goals(
-        session, access, service_user_id=person, team_id=None,
+        access, service_user_id=person, team_id=None,
         statuses=_statuses(lifecycle_status), kind=None, cursor=cursor, limit=size)
     base = str(request.base_url).rstrip("/")
     params = {k: v for k, v in {"patient": person, "lifecycle-status": lifecycle_status,

@@ -1,4 +1,4 @@
-"""Where goal reads run. On PostgreSQL: the request's async session. On SQLite: a synchronous
+"""Where goal reads run. On PostgreSQL: an async session of the kit. On SQLite: a synchronous
 read-only connection used in the event loop itself.
 
 Every aiosqlite call is a hand-off to its worker thread and back (about six per query with
@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -23,20 +24,24 @@ EXTRA = "goal_reads"
 
 
 class Reads(Protocol):
-    async def all(self, session: AsyncSession, statement: Executable,
+    async def all(self, statement: Executable,
                   params: dict[str, Any] | None = None) -> Sequence[Any]:
         """Every row the statement selects (rows unpack like tuples)."""
         ...
 
 
 class SessionReads:
-    """Reads through the request's async session (PostgreSQL with asyncpg)."""
+    """Reads through a short async session of the kit (PostgreSQL with asyncpg)."""
 
-    async def all(self, session: AsyncSession, statement: Executable,
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def all(self, statement: Executable,
                   params: dict[str, Any] | None = None) -> Sequence[Any]:
-        result = await session.exec(statement, params=params)  # type: ignore[call-overload]
-        rows: Sequence[Any] = result.all()
-        return rows
+        async with self.sessions() as session:
+            result = await session.exec(statement, params=params)  # type: ignore[call-overload]
+            rows: Sequence[Any] = result.all()
+            return rows
 
 
 def _read_only(dbapi_connection: Any, _record: Any) -> None:
@@ -60,7 +65,7 @@ class SqliteInLoopReads:
         # Autocommit: each SELECT is its own read transaction, so it sees every commit so far.
         self.connection = self.engine.execution_options(isolation_level="AUTOCOMMIT").connect()
 
-    async def all(self, session: AsyncSession, statement: Executable,
+    async def all(self, statement: Executable,
                   params: dict[str, Any] | None = None) -> Sequence[Any]:
         return self.connection.execute(statement, params).all()
 
@@ -75,6 +80,6 @@ def reads_for(kit: ServiceKit) -> Reads:
     if reads is None:
         url = kit.settings.database_url
         on_disk = is_sqlite(url) and make_url(url).database not in (None, "", ":memory:")
-        reads = SqliteInLoopReads(url) if on_disk else SessionReads()
+        reads = SqliteInLoopReads(url) if on_disk else SessionReads(kit.sessions)
         kit.extras[EXTRA] = reads
     return reads

@@ -73,7 +73,7 @@ async def create_goal(data: GoalCreate, session: SessionDep, access: AccessDep) 
 @router.get("/goals", response_model=Page[GoalPublic], responses=READ,
             summary="Goals the caller may see, newest first")
 async def list_goals(
-    session: SessionDep, access: AccessDep, settings: SettingsDep,
+    access: AccessDep, settings: SettingsDep,
     service_user_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     team_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     status: Annotated[list[LifecycleStatus] | None, Query(
@@ -84,7 +84,7 @@ async def list_goals(
     limit: Limit = None,
 ) -> Response:
     page = await service.list_goals(
-        session, access, service_user_id=service_user_id, team_id=team_id, statuses=status,
+        access, service_user_id=service_user_id, team_id=team_id, statuses=status,
         kind=kind, cursor=cursor,
         limit=page_size(limit, settings.page_size_default, settings.page_size_max))
     return Response(page.json(), media_type="application/json")
@@ -92,15 +92,15 @@ async def list_goals(
 
 @router.post("/goals:batch-read", response_model=BatchReadResult,
              summary="Goals of many service users in one call, each filtered by access")
-async def batch_read(request: BatchRead, session: SessionDep, access: AccessDep) -> Response:
-    return Response(await service.batch_read(session, access, request),
+async def batch_read(request: BatchRead, access: AccessDep) -> Response:
+    return Response(await service.batch_read(access, request),
                     media_type="application/json")
 
 
 @router.get("/goals/{goal_id}", response_model=GoalPublic, responses=READ,
             summary="One goal, with its ETag")
-async def read_goal(goal_id: GoalId, session: SessionDep, access: AccessDep) -> Response:
-    version, document = await service.read_goal_document(session, access, goal_id)
+async def read_goal(goal_id: GoalId, access: AccessDep) -> Response:
+    version, document = await service.read_goal_document(access, goal_id)
     return Response(document, media_type="application/json", headers={"ETag": etag(version)})
 
 

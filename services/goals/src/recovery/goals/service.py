@@ -118,11 +118,10 @@ def _unknown_goal(access: RecordAccess, goal_id: str, action: str) -> Problem:
     return Problem(404, "No Goal with that id is available to you.", kind="not-found")
 
 
-async def read_goal_document(session: AsyncSession, access: RecordAccess,
-                             goal_id: str) -> tuple[int, str]:
+async def read_goal_document(access: RecordAccess, goal_id: str) -> tuple[int, str]:
     """The version and stored JSON of one goal the caller may reach: one indexed query."""
     require_scope(access.principal, RESOURCE, Verb.read)
-    rows = (await reads_for(access.kit).all(session, READ_ONE, {"goal_id": goal_id})
+    rows = (await reads_for(access.kit).all(READ_ONE, {"goal_id": goal_id})
             if len(goal_id) <= 36 else [])
     row = rows[0] if rows else None
     if row is None:
@@ -498,7 +497,7 @@ def page_query(*, service_user_id: str | None, team_id: str | None,
     return query.order_by(col(Goal.created_at).desc(), col(Goal.id).desc())
 
 
-async def list_goals(session: AsyncSession, access: RecordAccess, *,
+async def list_goals(access: RecordAccess, *,
                      service_user_id: str | None, team_id: str | None,
                      statuses: list[LifecycleStatus] | None, kind: GoalKind | None,
                      cursor: str | None, limit: int) -> "GoalDocuments":
@@ -515,14 +514,13 @@ async def list_goals(session: AsyncSession, access: RecordAccess, *,
     query = page_query(service_user_id=service_user_id, team_id=team_id,
                        condition=condition, statuses=statuses, kind=kind,
                        after=decode_time_cursor(cursor) if cursor else None)
-    rows = await reads_for(access.kit).all(session, query.limit(limit + 1))
+    rows = await reads_for(access.kit).all(query.limit(limit + 1))
     next_cursor = (encode_cursor(rows[limit - 1][0], rows[limit - 1][1])
                    if len(rows) > limit else None)
     return GoalDocuments([row[2] for row in rows[:limit]], next_cursor)
 
 
-async def batch_read(session: AsyncSession, access: RecordAccess,
-                     request: BatchRead) -> str:
+async def batch_read(access: RecordAccess, request: BatchRead) -> str:
     """Goals of many people at once, each person's list filtered by the caller's access;
     the answer is ``BatchReadResult`` JSON built from the stored documents."""
     principal = access.principal
@@ -543,8 +541,7 @@ async def batch_read(session: AsyncSession, access: RecordAccess,
         parts.append(and_(col(Goal.service_user_id).in_(by_team),
                           _in(col(Goal.team_id), reach.teams)))
     if parts:
-        await _batch_documents(session, reads_for(access.kit), request, parts, goals,
-                               truncated)
+        await _batch_documents(reads_for(access.kit), request, parts, goals, truncated)
     results = ",".join(
         f'{{"service_user_id":{json.dumps(person)},"goals":[{",".join(documents)}],'
         f'"truncated":{json.dumps(person in truncated)}}}'
@@ -552,7 +549,7 @@ async def batch_read(session: AsyncSession, access: RecordAccess,
     return f'{{"results":[{results}]}}'
 
 
-async def _batch_documents(session: AsyncSession, reads: Reads, request: BatchRead,
+async def _batch_documents(reads: Reads, request: BatchRead,
                            parts: list[ColumnElement[bool]], goals: dict[str, list[str]],
                            truncated: set[str]) -> None:
     statuses = ([s.value for s in request.status] if request.status
@@ -563,7 +560,7 @@ async def _batch_documents(session: AsyncSession, reads: Reads, request: BatchRe
     ranked = (select(col(Goal.service_user_id), DOCUMENT.label("document"), position)
               .where(or_(*parts), col(Goal.lifecycle_status).in_(statuses))
               .subquery())
-    rows = await reads.all(session, select(
+    rows = await reads.all(select(
         ranked.c.service_user_id, ranked.c.document, ranked.c.position
     ).where(ranked.c.position <= request.limit_per_person + 1)
         .order_by(ranked.c.service_user_id, ranked.c.position))
