@@ -1,0 +1,1 @@
+"""The risk service: risk co-assessments, safety plans and positive risk-taking decisions."""

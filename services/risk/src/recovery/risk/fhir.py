@@ -1,0 +1,196 @@
+"""FHIR R4 RiskAssessment and Provenance: the mapping from our co-assessments and the
+``/fhir`` routes. No ``prediction.probability`` and no ``qualitativeRisk``: risk is not a
+number (NICE NG225). The person's view of each area is the assessment's basis.
+"""
+
+import base64
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from recovery.common.deps import AccessDep
+from recovery.common.problems import Problem, problem_responses
+from recovery.risk import service
+from recovery.risk.models import AssessmentPublic, Party, VersionPublic, VersionStatus
+from recovery.risk.routes import refuse_predictive_scores
+
+FHIR_VERSION = "4.0.1"
+BASE = "https://recovery-platform.org/fhir"
+AREA_SYSTEM = f"{BASE}/CodeSystem/risk-area"
+VIEWS_DIFFER = f"{BASE}/StructureDefinition/views-differ"
+TEAM = f"{BASE}/StructureDefinition/team"
+TEAM_SYSTEM = f"{BASE}/team"
+SIGNATURE_SYSTEM = "urn:iso-astm:E1762-95:2013"
+FHIR_JSON = "application/fhir+json"
+CO_ASSESSMENT = {"text": "Risk co-assessment with the service user (no predictive score)"}
+
+
+class FhirResponse(JSONResponse):
+    media_type = FHIR_JSON
+
+
+def _instant(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _who(party: Party, signatory: str, service_user_id: str) -> dict[str, str]:
+    if party is Party.service_user:
+        return {"reference": f"Patient/{service_user_id}"}
+    return {"reference": f"Practitioner/{signatory}"}
+
+
+def risk_assessment_resource(assessment: AssessmentPublic) -> dict[str, Any]:
+    """Our co-assessment (its latest version) as a FHIR R4 RiskAssessment."""
+    content = assessment.content
+    person = {"reference": f"Patient/{assessment.service_user_id}"}
+    contained: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+    mitigation: list[str] = []
+    for index, area in enumerate(content.areas):
+        code = {"coding": [{"system": AREA_SYSTEM, "code": area.area.value}],
+                "text": area.area_name or area.area.value.replace("_", " ")}
+        if area.service_user_view is not None:
+            contained.append({
+                "resourceType": "Observation", "id": f"view-{index}", "status": "final",
+                "code": code, "subject": person, "performer": [person],
+                "valueString": area.service_user_view})
+        if area.clinician_view is not None:
+            notes.append({"text": f"{code['text']}: {area.clinician_view}"})
+        if area.difference is not None:
+            notes.append({"text": f"{code['text']} (views differ): {area.difference}"})
+        mitigation.extend(area.strengths + area.protective_factors)
+    clinicians = [s.signatory for s in assessment.signatures if s.party is Party.clinician]
+    performer = clinicians[0] if clinicians else assessment.created_by
+    resource: dict[str, Any] = {
+        "resourceType": "RiskAssessment",
+        "id": assessment.id,
+        "meta": {"versionId": str(assessment.version),
+                 "lastUpdated": _instant(assessment.updated_at)},
+        "extension": [
+            {"url": TEAM, "valueIdentifier": {"system": TEAM_SYSTEM,
+                                              "value": assessment.team_id}},
+            *({"url": VIEWS_DIFFER,
+               "valueCodeableConcept": {"coding": [{"system": AREA_SYSTEM, "code": a.value}]}}
+              for a in assessment.differences),
+        ],
+        "status": ("final" if assessment.version_status is not VersionStatus.draft
+                   else "preliminary"),
+        "code": CO_ASSESSMENT,
+        "subject": person,
+        "occurrenceDateTime": _instant(assessment.updated_at),
+        "performer": {"reference": f"Practitioner/{performer}"},
+        "basis": [{"reference": f"#{item['id']}"} for item in contained],
+    }
+    if contained:
+        resource["contained"] = contained
+    else:
+        resource.pop("basis")
+    if mitigation:
+        resource["mitigation"] = "; ".join(mitigation)
+    if notes:
+        resource["note"] = notes
+    return resource
+
+
+def provenance_resource(assessment_id: str, service_user_id: str,
+                        version: VersionPublic) -> dict[str, Any]:
+    """One version's signatures as a Provenance: one agent and one signature per party."""
+    standing = [s for s in version.signatures if s.withdrawn_at is None]
+    recorded = max(s.signed_at for s in standing)
+    return {
+        "resourceType": "Provenance",
+        "id": f"{assessment_id}-v{version.version}",
+        "target": [{"reference": f"RiskAssessment/{assessment_id}/_history/{version.version}"}],
+        "recorded": _instant(recorded),
+        "activity": {"text": ("agreed" if version.status is not VersionStatus.draft
+                              else "signed")},
+        "agent": [{"type": {"text": s.party.value.replace("_", " ")},
+                   "who": _who(s.party, s.signatory, service_user_id)} for s in standing],
+        "signature": [{
+            "type": [{"system": SIGNATURE_SYSTEM, "code": "1.2.840.10065.1.12.1.7",
+                      "display": "Consent Signature"}],
+            "when": _instant(s.signed_at),
+            "who": _who(s.party, s.signatory, service_user_id),
+            "targetFormat": "application/json",
+            "sigFormat": "text/plain",
+            # What was signed: the version's canonical content hash.
+            "data": base64.b64encode(s.content_hash.encode()).decode(),
+        } for s in standing],
+    }
+
+
+def capability_statement() -> dict[str, Any]:
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-01-01",
+        "publisher": "Recovery Platform",
+        "kind": "instance",
+        "software": {"name": "recovery-risk"},
+        "implementation": {"description": "Recovery Platform risk service"},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["json"],
+        "rest": [{
+            "mode": "server",
+            "security": {"description": "Bearer JWT with SMART v2 scopes on RiskAssessment"},
+            "resource": [
+                {"type": "RiskAssessment", "versioning": "versioned",
+                 "interaction": [{"code": "read"}]},
+                {"type": "Provenance", "interaction": [{"code": "search-type"}],
+                 "searchParam": [{"name": "target", "type": "reference",
+                                  "documentation": "RiskAssessment/<id>"}]},
+            ],
+        }],
+    }
+
+
+router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse)
+_checked = [Depends(refuse_predictive_scores)]
+
+_FHIR_OK: dict[int | str, dict[str, Any]] = {200: {"description": "A FHIR resource",
+                  "content": {FHIR_JSON: {"schema": {
+                      "type": "object", "required": ["resourceType"],
+                      "properties": {"resourceType": {"type": "string"}}}}}}}
+
+
+@router.get("/metadata", response_model=None, responses=_FHIR_OK,
+            summary="CapabilityStatement of the risk service")
+async def metadata() -> FhirResponse:
+    return FhirResponse(capability_statement())
+
+
+@router.get("/RiskAssessment/{assessment_id}", response_model=None, dependencies=_checked,
+            responses={**_FHIR_OK, **problem_responses(404)}, summary="Read a RiskAssessment")
+async def read_risk_assessment(assessment_id: Annotated[str, Path(min_length=1, max_length=64)],
+                               access: AccessDep) -> FhirResponse:
+    version, document = await service.read_document(access, assessment_id)
+    return FhirResponse(risk_assessment_resource(AssessmentPublic.model_validate_json(document)),
+                        headers={"ETag": f'W/"{version}"'})
+
+
+@router.get("/Provenance", response_model=None, dependencies=_checked,
+            responses={**_FHIR_OK, **problem_responses(404)},
+            summary="Signatures of a RiskAssessment's versions (searchset Bundle)")
+async def search_provenance(
+    request: Request, access: AccessDep,
+    target: Annotated[str, Query(min_length=1, max_length=100,
+                                 description="RiskAssessment/<id>")],
+) -> FhirResponse:
+    assessment_id = target.removeprefix("RiskAssessment/")
+    if not assessment_id or "/" in assessment_id:
+        raise Problem(400, "target must be RiskAssessment/<id>.", kind="invalid-search")
+    page = await service.list_versions(access, assessment_id, cursor=None, limit=1000)
+    document = (await service.read_document(access, assessment_id))[1]
+    person = AssessmentPublic.model_validate_json(document).service_user_id
+    base = str(request.base_url).rstrip("/")
+    entries = [provenance_resource(assessment_id, person, v) for v in page.items
+               if any(s.withdrawn_at is None for s in v.signatures)]
+    return FhirResponse({
+        "resourceType": "Bundle", "type": "searchset",
+        "timestamp": _instant(datetime.now(UTC)),
+        "total": len(entries),
+        "entry": [{"fullUrl": f"{base}/fhir/Provenance/{e['id']}", "resource": e,
+                   "search": {"mode": "match"}} for e in entries],
+    })

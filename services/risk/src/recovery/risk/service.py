@@ -1,0 +1,655 @@
+"""What the risk service does: plain functions over the kit's sessions and the caller's access.
+
+Every write runs in its own short transaction and is guarded twice: the new version's key
+(assessment, version) and the record's ``revision`` (SQLAlchemy's version counter). A write
+that loses a race is tried again from a fresh read, where ``If-Match`` decides: a stale
+version gets 412, while two signatures racing on the same version both count.
+"""
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal, TypeVar
+
+from sqlalchemy import String, Text, and_, bindparam, cast, literal, or_, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from recovery.common import cosign
+from recovery.common.audit import Outcome
+from recovery.common.auth import Principal, Role, Verb, can_reach_record, require_scope
+from recovery.common.db import UTCDateTime
+from recovery.common.deps import RecordAccess
+from recovery.common.events import record_event
+from recovery.common.kit import ServiceKit
+from recovery.common.pagination import Page, decode_cursor, decode_time_cursor, encode_cursor
+from recovery.common.problems import InvalidParam, Problem
+from recovery.common.timeutil import utcnow
+from recovery.common.versioning import require_if_match
+from recovery.risk import rules
+from recovery.risk.events import RiskEvent, assessment_event_data, decision_event_data
+from recovery.risk.models import (
+    AreaView,
+    AssessmentContent,
+    AssessmentCreate,
+    AssessmentPublic,
+    AssessmentStatus,
+    AssessmentUpdate,
+    BatchRead,
+    Party,
+    PositiveRiskDecision,
+    PositiveRiskDecisionCreate,
+    ReviewDue,
+    ReviewDueList,
+    RiskAssessment,
+    RiskAssessmentVersion,
+    RiskSignature,
+    SignatureCreate,
+    SignaturePublic,
+    VersionPublic,
+    VersionStatus,
+    new_id,
+)
+
+RESOURCE = "RiskAssessment"
+RECORD = "RiskAssessment"
+#: Attempts at a write that keeps losing races before the caller is asked to try again.
+WRITE_ATTEMPTS = 8
+DOCUMENT = cast(col(RiskAssessment.document), Text)
+READ_ONE = select(col(RiskAssessment.service_user_id), col(RiskAssessment.team_id),
+                  col(RiskAssessment.version), DOCUMENT
+                  ).where(col(RiskAssessment.id) == bindparam("assessment_id"))
+T = TypeVar("T")
+
+
+class _LostRaceError(Exception):
+    """Another write changed the record between our read and our write."""
+
+
+def refuse(refusal: rules.Refusal) -> Problem:
+    params = ([InvalidParam(name=refusal.field, reason=refusal.detail)]
+              if refusal.field else None)
+    return Problem(refusal.status, refusal.detail, kind=refusal.kind, invalid_params=params)
+
+
+def actor_for(principal: Principal, service_user_id: str) -> rules.Actor:
+    """The person themselves, a clinician, other staff, or a partner system."""
+    if principal.is_service_user and principal.own_person() == service_user_id:
+        return rules.Actor(rules.ActorKind.person, principal.sub)
+    if Role.clinician in principal.roles:
+        return rules.Actor(rules.ActorKind.clinician, principal.sub)
+    if principal.is_staff:
+        return rules.Actor(rules.ActorKind.staff, principal.sub)
+    return rules.Actor(rules.ActorKind.system, principal.sub)
+
+
+def _as_cosign(row: RiskSignature) -> cosign.Signature:
+    return cosign.Signature(signatory=row.signatory, party=row.party, version=row.version,
+                            content_hash=row.content_hash, signed_at=row.signed_at,
+                            withdrawn_at=row.withdrawn_at)
+
+
+def content_of(assessment: RiskAssessment) -> AssessmentContent:
+    return AssessmentContent.model_validate(assessment.document["content"])
+
+
+def hash_of(content: AssessmentContent) -> str:
+    return cosign.content_hash(content.model_dump(mode="json"))
+
+
+def build_document(assessment: RiskAssessment, content: AssessmentContent,
+                   signatures: Sequence[RiskSignature]) -> dict[str, Any]:
+    """The record as callers see it, written with every change and handed out as stored."""
+    on_latest = [s for s in signatures if s.version == assessment.version]
+    missing = cosign.missing_parties([_as_cosign(s) for s in on_latest],
+                                     version=assessment.version,
+                                     version_hash=assessment.content_hash,
+                                     required=rules.REQUIRED_PARTIES)
+    version_status = (rules.agreed_status(content.areas)
+                      if assessment.active_version == assessment.version
+                      else VersionStatus.draft)
+    public = AssessmentPublic(
+        id=assessment.id, service_user_id=assessment.service_user_id,
+        team_id=assessment.team_id, status=AssessmentStatus(assessment.status),
+        version=assessment.version, version_status=version_status,
+        content_hash=assessment.content_hash, content=content,
+        signatures=[SignaturePublic.model_validate(s) for s in on_latest],
+        missing_parties=sorted(Party(p) for p in missing),
+        active_version=assessment.active_version,
+        differences=rules.differences(content.areas), review_date=assessment.review_date,
+        created_by=assessment.created_by, created_at=assessment.created_at,
+        updated_at=assessment.updated_at)
+    return public.model_dump(mode="json")
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def _unknown(access: RecordAccess, assessment_id: str, action: str) -> Problem:
+    access.audit(record_type=RECORD, record_id=assessment_id[:64], service_user_id=None,
+                 action=action, outcome=Outcome.denied)
+    return Problem(404, "No RiskAssessment with that id is available to you.", kind="not-found")
+
+
+async def get_assessment(session: AsyncSession, access: RecordAccess, assessment_id: str, *,
+                         verb: Verb = Verb.read, action: str = "read") -> RiskAssessment:
+    """One co-assessment the caller may reach (one primary-key query), audited; 404 if not."""
+    require_scope(access.principal, RESOURCE, verb)
+    found = (await session.get(RiskAssessment, assessment_id)
+             if len(assessment_id) <= 36 else None)
+    if found is None:
+        raise _unknown(access, assessment_id, action)
+    access.check(RESOURCE, verb, record_type=RECORD, record_id=found.id,
+                 service_user_id=found.service_user_id, team_id=found.team_id, action=action)
+    return found
+
+
+async def read_document(access: RecordAccess, assessment_id: str) -> tuple[int, str]:
+    """The version and stored JSON of one co-assessment the caller may reach."""
+    require_scope(access.principal, RESOURCE, Verb.read)
+    rows = (await access.kit.reads.all(READ_ONE, {"assessment_id": assessment_id})
+            if len(assessment_id) <= 36 else [])
+    if not rows:
+        raise _unknown(access, assessment_id, "read")
+    service_user_id, team_id, version, document = rows[0]
+    access.check(RESOURCE, Verb.read, record_type=RECORD, record_id=assessment_id,
+                 service_user_id=service_user_id, team_id=team_id, action="read")
+    return version, document
+
+
+async def _signatures(session: AsyncSession, assessment_id: str,
+                      version: int | None = None) -> list[RiskSignature]:
+    query = select(RiskSignature).where(col(RiskSignature.assessment_id) == assessment_id)
+    if version is not None:
+        query = query.where(col(RiskSignature.version) == version)
+    return list((await session.exec(query.order_by(col(RiskSignature.signed_at)))).all())
+
+
+async def _version_public(session: AsyncSession, assessment: RiskAssessment,
+                          version: int) -> VersionPublic:
+    row = await session.get(RiskAssessmentVersion, (assessment.id, version))
+    if row is None:
+        raise Problem(404, "The co-assessment has no such version.", kind="not-found")
+    content = AssessmentContent.model_validate(row.content)
+    signatures = await _signatures(session, assessment.id, version)
+    agreed = cosign.is_agreed([_as_cosign(s) for s in signatures], version=version,
+                              version_hash=row.content_hash, required=rules.REQUIRED_PARTIES)
+    return VersionPublic(
+        assessment_id=assessment.id, version=version,
+        status=rules.agreed_status(content.areas) if agreed else VersionStatus.draft,
+        content_hash=row.content_hash, content=content,
+        signatures=[SignaturePublic.model_validate(s) for s in signatures],
+        recorded_by=row.recorded_by, recorded_at=row.recorded_at, change=row.change)
+
+
+async def read_version(access: RecordAccess, assessment_id: str, version: int) -> VersionPublic:
+    async with access.kit.sessions() as session:
+        assessment = await get_assessment(session, access, assessment_id,
+                                          action="read-version")
+        return await _version_public(session, assessment, version)
+
+
+async def read_active(access: RecordAccess, assessment_id: str) -> VersionPublic:
+    """The agreed version in force: what both sides signed, while a new draft is made."""
+    async with access.kit.sessions() as session:
+        assessment = await get_assessment(session, access, assessment_id, action="read-active")
+        if assessment.active_version is None:
+            raise Problem(404, "No agreed version of this co-assessment is in force.",
+                          kind="no-agreed-version")
+        return await _version_public(session, assessment, assessment.active_version)
+
+
+async def list_versions(access: RecordAccess, assessment_id: str, *, cursor: str | None,
+                        limit: int) -> Page[VersionPublic]:
+    """Every version, oldest first, each with its signatures."""
+    async with access.kit.sessions() as session:
+        assessment = await get_assessment(session, access, assessment_id,
+                                          action="read-history")
+        after = 0
+        if cursor:
+            value, _ = decode_cursor(cursor)
+            if not isinstance(value, int):
+                raise Problem(400, "The cursor is not valid; use next_cursor from a previous "
+                                   "page.", kind="invalid-cursor")
+            after = value
+        last = min(assessment.version, after + limit)
+        items = [await _version_public(session, assessment, v) for v in range(after + 1,
+                                                                              last + 1)]
+        next_cursor = encode_cursor(last, assessment.id) if last < assessment.version else None
+        return Page[VersionPublic](items=items, next_cursor=next_cursor)
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+async def _retrying(kit: ServiceKit, attempt: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run a write in a fresh session, again from a fresh read when it lost a race."""
+    for _ in range(WRITE_ATTEMPTS):
+        async with kit.sessions() as session:
+            try:
+                return await attempt(session)
+            except (_LostRaceError, StaleDataError, IntegrityError):
+                await session.rollback()
+    raise Problem(409, "The co-assessment is being changed by others right now; try again.",
+                  kind="busy")
+
+
+async def _commit(session: AsyncSession) -> None:
+    try:
+        await session.commit()
+    except (StaleDataError, IntegrityError) as exc:
+        raise _LostRaceError from exc
+
+
+def _new_version(session: AsyncSession, assessment: RiskAssessment,
+                 content: AssessmentContent, *, actor: rules.Actor, change: str,
+                 now: datetime) -> None:
+    assessment.content_hash = hash_of(content)
+    assessment.review_date = content.review_date
+    assessment.updated_at = now
+    session.add(RiskAssessmentVersion(
+        assessment_id=assessment.id, version=assessment.version,
+        content=content.model_dump(mode="json"), content_hash=assessment.content_hash,
+        recorded_by=actor.sub, recorded_at=now, change=change))
+
+
+def _event(session: AsyncSession, assessment: RiskAssessment, event: RiskEvent,
+           content: AssessmentContent, actor: rules.Actor, *, party: str | None = None) -> None:
+    record_event(session, event.value, assessment.id, assessment_event_data(
+        assessment, changed_by=actor.sub, occurred_at=assessment.updated_at,
+        areas=[a.area.value for a in content.areas],
+        differing_areas=[a.value for a in rules.differences(content.areas)], party=party))
+
+
+async def create_assessment(access: RecordAccess, data: AssessmentCreate) -> RiskAssessment:
+    """A clinician and the person start a co-assessment; it is a draft until both sign."""
+    principal = access.principal
+    require_scope(principal, RESOURCE, Verb.create)
+    assessment_id = new_id()
+    if not access.allows(RESOURCE, Verb.create, record_type=RECORD, record_id=assessment_id,
+                         service_user_id=data.service_user_id, team_id=data.team_id,
+                         action="create"):
+        raise Problem(403, "You may not write risk co-assessments for this person or team.",
+                      kind="forbidden")
+    actor = actor_for(principal, data.service_user_id)
+    refusal = rules.create_refusal(actor)
+    if refusal is None and actor.kind is rules.ActorKind.person:
+        refusal = rules.edit_refusal(actor, [(None, area) for area in data.areas])
+    if refusal is not None:
+        raise refuse(refusal)
+    content = AssessmentContent(areas=data.areas, safety_plan=data.safety_plan,
+                                review_date=data.review_date)
+    now = utcnow()
+    async with access.kit.sessions() as session:
+        assessment = RiskAssessment(
+            id=assessment_id, service_user_id=data.service_user_id, team_id=data.team_id,
+            status=AssessmentStatus.draft.value, version=1, content_hash="",
+            created_by=actor.sub, created_at=now, updated_at=now)
+        _new_version(session, assessment, content, actor=actor, change="drafted", now=now)
+        assessment.document = build_document(assessment, content, [])
+        session.add(assessment)
+        _event(session, assessment, RiskEvent.drafted, content, actor)
+        await session.commit()
+    return assessment
+
+
+async def _for_change(session: AsyncSession, access: RecordAccess, assessment_id: str,
+                      if_match: str | None, action: str) -> RiskAssessment:
+    assessment = await get_assessment(session, access, assessment_id, verb=Verb.update,
+                                      action=action)
+    require_if_match(if_match, assessment.version)
+    return assessment
+
+
+def _changed_areas(before: Sequence[AreaView], after: Sequence[AreaView]
+                   ) -> list[tuple[AreaView | None, AreaView | None]]:
+    old = {(a.area, a.area_name): a for a in before}
+    new = {(a.area, a.area_name): a for a in after}
+    return [(old.get(key), new.get(key)) for key in old.keys() | new.keys()
+            if old.get(key) != new.get(key)]
+
+
+async def _draft(access: RecordAccess, assessment_id: str, if_match: str | None,
+                 action: str, change: Callable[[rules.Actor, AssessmentContent],
+                                               AssessmentContent],
+                 after: Callable[[AsyncSession, RiskAssessment, rules.Actor,
+                                  AssessmentContent], None] | None = None
+                 ) -> RiskAssessment:
+    """Make a new draft version from the latest one; the agreement in force stays."""
+
+    async def attempt(session: AsyncSession) -> RiskAssessment:
+        assessment = await _for_change(session, access, assessment_id, if_match, action)
+        actor = actor_for(access.principal, assessment.service_user_id)
+        before = content_of(assessment)
+        content = change(actor, before)
+        if content == before:
+            return assessment
+        now = utcnow()
+        assessment.version += 1
+        _new_version(session, assessment, content, actor=actor, change=action, now=now)
+        assessment.document = build_document(assessment, content, [])
+        session.add(assessment)
+        _event(session, assessment, RiskEvent.drafted, content, actor)
+        if after is not None:
+            after(session, assessment, actor, content)
+        await _commit(session)
+        return assessment
+
+    return await _retrying(access.kit, attempt)
+
+
+async def update_assessment(access: RecordAccess, assessment_id: str, if_match: str | None,
+                            update: AssessmentUpdate) -> RiskAssessment:
+    """Change what the co-assessment says: a new draft version, to be signed again."""
+    fields = update.model_dump(exclude_unset=True)
+
+    def change(actor: rules.Actor, before: AssessmentContent) -> AssessmentContent:
+        areas = update.areas if "areas" in fields and update.areas is not None else before.areas
+        refusal = rules.edit_refusal(actor, _changed_areas(before.areas, areas))
+        if refusal is not None:
+            raise refuse(refusal)
+        return before.model_copy(update={
+            "areas": areas,
+            "safety_plan": update.safety_plan if "safety_plan" in fields
+            else before.safety_plan,
+            "review_date": update.review_date if "review_date" in fields
+            else before.review_date})
+
+    return await _draft(access, assessment_id, if_match, "edited", change)
+
+
+async def add_decision(access: RecordAccess, assessment_id: str, if_match: str | None,
+                       data: PositiveRiskDecisionCreate) -> tuple[RiskAssessment, str]:
+    """Record a positive risk-taking decision for a goal of the person (a new draft)."""
+    decision_id = new_id()
+
+    def change(actor: rules.Actor, before: AssessmentContent) -> AssessmentContent:
+        refusal = rules.decision_refusal(actor)
+        if refusal is not None:
+            raise refuse(refusal)
+        if len(before.positive_risk_decisions) >= 50:
+            raise Problem(422, "A co-assessment holds at most 50 decisions.",
+                          kind="too-many-decisions")
+        decision = PositiveRiskDecision(**data.model_dump(), id=decision_id,
+                                        recorded_by=actor.sub, recorded_at=utcnow())
+        return before.model_copy(update={
+            "positive_risk_decisions": [*before.positive_risk_decisions, decision]})
+
+    def announce(session: AsyncSession, assessment: RiskAssessment, actor: rules.Actor,
+                 content: AssessmentContent) -> None:
+        record_event(session, RiskEvent.decision_recorded.value, assessment.id,
+                     decision_event_data(assessment, decision_id=decision_id,
+                                         goal_id=data.goal_id,
+                                         review_date=data.review_date.isoformat(),
+                                         changed_by=actor.sub,
+                                         occurred_at=assessment.updated_at))
+
+    assessment = await _draft(access, assessment_id, if_match, "decision-recorded", change,
+                              announce)
+    return assessment, decision_id
+
+
+async def sign_version(access: RecordAccess, assessment_id: str, if_match: str | None,
+                       data: SignatureCreate) -> RiskAssessment:
+    """A party signs the latest version by its hash; when both have, it is agreed and becomes
+    the version in force."""
+    now = utcnow()
+
+    async def attempt(session: AsyncSession) -> RiskAssessment:
+        assessment = await get_assessment(session, access, assessment_id, verb=Verb.update,
+                                          action="sign")
+        require_if_match(if_match, assessment.version)
+        actor = actor_for(access.principal, assessment.service_user_id)
+        content = content_of(assessment)
+        rows = await _signatures(session, assessment.id, assessment.version)
+        standing = [_as_cosign(s) for s in rows]
+        refusal = rules.sign_refusal(actor, areas=content.areas,
+                                     latest_version=assessment.version,
+                                     version=assessment.version,
+                                     latest_hash=assessment.content_hash,
+                                     signed_hash=data.content_hash, signatures=standing)
+        if refusal is not None:
+            raise refuse(refusal)
+        party = rules.party_of(actor)
+        assert isinstance(party, Party)
+        signature = cosign.sign(signatory=actor.sub, party=party.value,
+                                version=assessment.version,
+                                version_hash=assessment.content_hash, signed_at=now)
+        row = RiskSignature(assessment_id=assessment.id, version=signature.version,
+                            signatory=signature.signatory, party=signature.party,
+                            content_hash=signature.content_hash, signed_at=signature.signed_at)
+        session.add(row)
+        assessment.updated_at = now
+        event = RiskEvent.signed
+        if cosign.is_agreed([*standing, signature], version=assessment.version,
+                            version_hash=assessment.content_hash,
+                            required=rules.REQUIRED_PARTIES):
+            status = rules.agreed_status(content.areas)
+            assessment.active_version = assessment.version
+            assessment.status = status.value
+            event = (RiskEvent.agreed if status is VersionStatus.agreed
+                     else RiskEvent.agreed_with_differences)
+        assessment.document = build_document(assessment, content, [*rows, row])
+        session.add(assessment)
+        _event(session, assessment, event, content, actor, party=party.value)
+        await _commit(session)
+        return assessment
+
+    return await _retrying(access.kit, attempt)
+
+
+async def withdraw_agreement(access: RecordAccess, assessment_id: str,
+                             if_match: str | None) -> RiskAssessment:
+    """The person withdraws their agreement: the agreed version is no longer in force."""
+    now = utcnow()
+
+    async def attempt(session: AsyncSession) -> RiskAssessment:
+        assessment = await get_assessment(session, access, assessment_id, verb=Verb.update,
+                                          action="withdraw")
+        require_if_match(if_match, assessment.version)
+        actor = actor_for(access.principal, assessment.service_user_id)
+        refusal = rules.withdraw_refusal(actor, assessment.active_version)
+        if refusal is not None:
+            raise refuse(refusal)
+        for row in await _signatures(session, assessment.id, assessment.active_version):
+            if row.party == Party.service_user.value and row.withdrawn_at is None:
+                row.withdrawn_at = now
+                session.add(row)
+        assessment.active_version = None
+        assessment.status = AssessmentStatus.agreement_withdrawn.value
+        assessment.updated_at = now
+        content = content_of(assessment)
+        assessment.document = build_document(
+            assessment, content, await _signatures(session, assessment.id, assessment.version))
+        session.add(assessment)
+        _event(session, assessment, RiskEvent.agreement_withdrawn, content, actor,
+               party=Party.service_user.value)
+        await _commit(session)
+        return assessment
+
+    return await _retrying(access.kit, attempt)
+
+
+# --- lists --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Whose co-assessments a caller may see in a list: everyone, some people, some teams."""
+
+    everyone: bool
+    people: frozenset[str]
+    teams: frozenset[str]
+
+
+def reach_of(principal: Principal, verb: Verb) -> Reach:
+    """The list-level counterpart of ``can_reach_record``, from the same scopes and claims."""
+    contexts = principal.contexts_for(RESOURCE, verb)
+    people: set[str] = set()
+    teams: frozenset[str] = frozenset()
+    if "patient" in contexts and principal.patient:
+        people.add(principal.patient)
+    if "user" in contexts:
+        own = principal.own_person()
+        if principal.is_service_user and own:
+            people.add(own)
+        if principal.is_staff:
+            teams = principal.teams
+    return Reach("system" in contexts and principal.is_system, frozenset(people), teams)
+
+
+def _reach_condition(reach: Reach, service_user_id: str | None, team_id: str | None
+                     ) -> ColumnElement[bool] | Literal[False] | None:
+    """The extra WHERE for what the caller may see; False when they may see none of it."""
+    if reach.everyone or service_user_id in reach.people or team_id in reach.teams:
+        return None
+    people = reach.people if service_user_id is None else frozenset()
+    teams = reach.teams if team_id is None else frozenset()
+    parts: list[ColumnElement[bool]] = []
+    if people:
+        parts.append(col(RiskAssessment.service_user_id).in_(sorted(people)))
+    if teams:
+        parts.append(col(RiskAssessment.team_id).in_(sorted(teams)))
+    if not parts:
+        return False
+    return parts[0] if len(parts) == 1 else or_(*parts)
+
+
+def _page_json(documents: Sequence[str], next_cursor: str | None) -> str:
+    return f'{{"items":[{",".join(documents)}],"next_cursor":{json.dumps(next_cursor)}}}'
+
+
+async def list_assessments(access: RecordAccess, *, service_user_id: str | None,
+                           team_id: str | None, cursor: str | None, limit: int) -> str:
+    """Co-assessments the caller may reach, newest first (``Page[AssessmentPublic]`` JSON)."""
+    principal = access.principal
+    require_scope(principal, RESOURCE, Verb.search)
+    condition = _reach_condition(reach_of(principal, Verb.search), service_user_id, team_id)
+    access.audit(record_type=RECORD, record_id=None, service_user_id=service_user_id,
+                 action="search",
+                 outcome=Outcome.denied if condition is False else Outcome.allowed)
+    if condition is False:
+        raise Problem(404, "No co-assessments of that person or team are available to you.",
+                      kind="not-found")
+    query = select(col(RiskAssessment.created_at), col(RiskAssessment.id), DOCUMENT)
+    if service_user_id is not None:
+        query = query.where(col(RiskAssessment.service_user_id) == service_user_id)
+    if team_id is not None:
+        query = query.where(col(RiskAssessment.team_id) == team_id)
+    if condition is not None:
+        query = query.where(condition)
+    if cursor:
+        moment, after_id = decode_time_cursor(cursor)
+        query = query.where(tuple_(col(RiskAssessment.created_at), col(RiskAssessment.id))
+                            < tuple_(literal(moment, UTCDateTime()),
+                                     literal(after_id, String())))
+    query = query.order_by(col(RiskAssessment.created_at).desc(),
+                           col(RiskAssessment.id).desc()).limit(limit + 1)
+    rows = await access.kit.reads.all(query)
+    next_cursor = (encode_cursor(rows[limit - 1][0], rows[limit - 1][1])
+                   if len(rows) > limit else None)
+    return _page_json([row[2] for row in rows[:limit]], next_cursor)
+
+
+async def batch_read(access: RecordAccess, request: BatchRead) -> str:
+    """Co-assessments of many people at once, each filtered by the caller's access
+    (``BatchReadResult`` JSON built from the stored documents)."""
+    principal = access.principal
+    require_scope(principal, RESOURCE, Verb.read)
+    reach = reach_of(principal, Verb.read)
+    whole = [p for p in request.service_user_ids if reach.everyone or p in reach.people]
+    by_team = [p for p in request.service_user_ids if p not in whole] if reach.teams else []
+    for person in request.service_user_ids:
+        allowed = person in whole or person in by_team
+        access.audit(record_type=RECORD, record_id=None, service_user_id=person,
+                     action="batch-read", outcome=Outcome.allowed if allowed else Outcome.denied)
+    found: dict[str, list[str]] = {p: [] for p in request.service_user_ids}
+    truncated: set[str] = set()
+    parts: list[ColumnElement[bool]] = []
+    if whole:
+        parts.append(col(RiskAssessment.service_user_id).in_(whole))
+    if by_team:
+        parts.append(and_(col(RiskAssessment.service_user_id).in_(by_team),
+                          col(RiskAssessment.team_id).in_(sorted(reach.teams))))
+    if parts:
+        rows = await access.kit.reads.all(
+            select(col(RiskAssessment.service_user_id), DOCUMENT)
+            .where(or_(*parts))
+            .order_by(col(RiskAssessment.service_user_id),
+                      col(RiskAssessment.created_at).desc(), col(RiskAssessment.id).desc()))
+        for person, document in rows:
+            if len(found[person]) >= request.limit_per_person:
+                truncated.add(person)
+            else:
+                found[person].append(document)
+    results = ",".join(
+        f'{{"service_user_id":{json.dumps(person)},"assessments":[{",".join(documents)}],'
+        f'"truncated":{json.dumps(person in truncated)}}}'
+        for person, documents in found.items())
+    return f'{{"results":[{results}]}}'
+
+
+# --- reviews ------------------------------------------------------------------------------
+
+
+async def reviews_due(access: RecordAccess, team_id: str, *, within_days: int,
+                      today: date | None = None) -> ReviewDueList:
+    """A team's co-assessments whose review date has come (or comes within the window)."""
+    principal = access.principal
+    require_scope(principal, RESOURCE, Verb.search)
+    allowed = ((principal.is_system and "system" in principal.contexts_for(RESOURCE,
+                                                                            Verb.search))
+               or (can_reach_record(principal, RESOURCE, Verb.search, service_user_id="",
+                                   team_id=team_id) and principal.is_staff))
+    access.audit(record_type=RECORD, record_id=None, service_user_id=None,
+                 action="reviews-due", outcome=Outcome.allowed if allowed else Outcome.denied)
+    if not allowed:
+        raise Problem(404, "No co-assessments of that team are available to you.",
+                      kind="not-found")
+    as_of = today or utcnow().date()
+    rows = await access.kit.reads.all(
+        select(col(RiskAssessment.id), col(RiskAssessment.service_user_id),
+               col(RiskAssessment.review_date), col(RiskAssessment.status))
+        .where(col(RiskAssessment.team_id) == team_id,
+               col(RiskAssessment.review_date).is_not(None))
+        .order_by(col(RiskAssessment.review_date), col(RiskAssessment.id)))
+    items = [ReviewDue(assessment_id=row[0], service_user_id=row[1], review_date=row[2],
+                       overdue_days=rules.overdue_days(row[2], as_of),
+                       status=AssessmentStatus(row[3]))
+             for row in rows if rules.review_is_due(row[2], as_of, within_days=within_days)]
+    return ReviewDueList(team_id=team_id, as_of=as_of, items=items)
+
+
+async def raise_review_due_events(kit: ServiceKit, today: date | None = None) -> int:
+    """Raise one review-due event per co-assessment and review date that has come; the
+    background sweep calls it. Answers how many were raised."""
+    as_of = today or utcnow().date()
+    raised = 0
+    async with kit.sessions() as session:
+        due = (await session.exec(select(RiskAssessment).where(
+            col(RiskAssessment.review_date) <= as_of,
+            or_(col(RiskAssessment.review_due_raised_for).is_(None),
+                col(RiskAssessment.review_due_raised_for) != col(RiskAssessment.review_date)))
+            .limit(500))).all()
+        for assessment in due:
+            assessment.review_due_raised_for = assessment.review_date
+            session.add(assessment)
+            content = content_of(assessment)
+            record_event(session, RiskEvent.review_due.value, assessment.id,
+                         assessment_event_data(
+                             assessment, changed_by="risk-service", occurred_at=utcnow(),
+                             areas=[a.area.value for a in content.areas],
+                             differing_areas=[a.value for a in rules.differences(
+                                 content.areas)]))
+            raised += 1
+        try:
+            await session.commit()
+        except (StaleDataError, IntegrityError):
+            # A change raced with the sweep; the next sweep raises what is still due.
+            await session.rollback()
+            return 0
+    return raised
