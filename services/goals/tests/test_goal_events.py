@@ -154,7 +154,9 @@ async def test_a_new_goal_is_on_nats_within_a_second(live: tuple[GoalsApi, Recei
 
 
 def test_every_goal_event_is_documented_and_nothing_else_is() -> None:
-    documented = AsyncApiDocument.load(ASYNCAPI).event_types
+    # The document covers every service; the goals part is what its subjects start with.
+    documented = {event_type for event_type in AsyncApiDocument.load(ASYNCAPI).event_types
+                  if event_type.startswith("recovery.goals.")}
     assert documented == {event.value for event in GoalEvent}
 
 
