@@ -1,0 +1,1 @@
+"""Joint crisis plans and shared decisions on medication."""

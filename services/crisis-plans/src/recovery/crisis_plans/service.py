@@ -1,0 +1,605 @@
+"""What the crisis-plans service does: plain functions over the caller's access and the kit."""
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import String as SAString
+from sqlalchemy import Text, bindparam, cast, literal, or_, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from recovery.common import cosign
+from recovery.common.audit import Outcome
+from recovery.common.auth import Principal, Role, Verb, require_scope
+from recovery.common.db import UTCDateTime
+from recovery.common.deps import RecordAccess
+from recovery.common.events import record_event
+from recovery.common.pagination import decode_time_cursor, encode_cursor
+from recovery.common.problems import InvalidParam, Problem
+from recovery.common.timeutil import utcnow
+from recovery.common.versioning import require_if_match
+from recovery.crisis_plans import rules
+from recovery.crisis_plans.events import PlanEvent, plan_event_data
+from recovery.crisis_plans.models import (
+    ActivePlan,
+    BatchRead,
+    BreakGlassAccess,
+    BreakGlassPublic,
+    BreakGlassRequest,
+    CrisisPlan,
+    CrisisPlanSignature,
+    CrisisPlanVersion,
+    MedicationDecision,
+    MedicationDecisionCreate,
+    MedicationDecisionPublic,
+    OverdueReview,
+    OverdueReviews,
+    Party,
+    PlanChange,
+    PlanContent,
+    PlanCreate,
+    PlanPublic,
+    PlanStatus,
+    SignaturePublic,
+    SignRequest,
+    VersionPublic,
+    Withdrawal,
+    new_id,
+)
+
+RESOURCE = "CarePlan"
+RECORD = "CrisisPlan"
+#: HL7 v3 ActReason "break the glass": the audit row's purpose; the reason stays in our table.
+BREAK_GLASS_PURPOSE = "BTG"
+#: Changes retried when another change to the same plan committed first (a signature landing
+#: while an edit is in flight); the caller's If-Match is checked again on every attempt.
+ATTEMPTS = 8
+T = TypeVar("T")
+
+ACTIVE_DOCUMENT = cast(col(CrisisPlan.active_document), Text)
+DOCUMENT = cast(col(CrisisPlan.document), Text)
+#: The crisis team's read, built once: one unique-index lookup by person.
+READ_ACTIVE = select(col(CrisisPlan.team_id), col(CrisisPlan.id), ACTIVE_DOCUMENT).where(
+    col(CrisisPlan.service_user_id) == bindparam("service_user_id"))
+READ_ONE = select(col(CrisisPlan.service_user_id), col(CrisisPlan.team_id),
+                  col(CrisisPlan.version), DOCUMENT).where(
+    col(CrisisPlan.id) == bindparam("plan_id"))
+
+
+def refuse(refusal: rules.Refusal) -> Problem:
+    params = ([InvalidParam(name=refusal.field, reason=refusal.detail)]
+              if refusal.field else None)
+    return Problem(refusal.status, refusal.detail, kind=refusal.kind, invalid_params=params)
+
+
+def actor_for(principal: Principal, service_user_id: str) -> rules.Actor:
+    """The person themselves, staff, or a partner system, as far as this plan is concerned."""
+    if principal.is_service_user and principal.own_person() == service_user_id:
+        return rules.Actor(rules.ActorKind.person, principal.sub)
+    if principal.is_staff:
+        return rules.Actor(rules.ActorKind.staff, principal.sub)
+    return rules.Actor(rules.ActorKind.system, principal.sub)
+
+
+def _not_found(access: RecordAccess, record_id: str, action: str,
+               service_user_id: str | None = None) -> Problem:
+    access.audit(record_type=RECORD, record_id=record_id[:64], service_user_id=service_user_id,
+                 action=action, outcome=Outcome.denied)
+    return Problem(404, "No crisis plan with that id is available to you.", kind="not-found")
+
+
+# --- documents ----------------------------------------------------------------------------
+
+
+def _signature(row: CrisisPlanSignature) -> cosign.Signature:
+    return cosign.Signature(signatory=row.signatory, party=row.party, version=row.version,
+                            content_hash=row.content_hash, signed_at=row.signed_at,
+                            withdrawn_at=row.withdrawn_at)
+
+
+def _signatures_public(rows: list[CrisisPlanSignature]) -> list[SignaturePublic]:
+    return [SignaturePublic.model_validate(row) for row in rows]
+
+
+def plan_document(plan: CrisisPlan, version: CrisisPlanVersion,
+                  signatures: list[CrisisPlanSignature]) -> dict[str, Any]:
+    return PlanPublic(
+        id=plan.id, service_user_id=plan.service_user_id, team_id=plan.team_id,
+        status=PlanStatus(plan.status), version=plan.version,
+        content_hash=version.content_hash, content=PlanContent.model_validate(version.content),
+        required_parties=[Party(p) for p in plan.required_parties],
+        signatures=_signatures_public(signatures), active_version=plan.active_version,
+        agreed_at=plan.agreed_at, review_on=plan.review_on,
+        not_individualised=plan.not_individualised, created_by=plan.created_by,
+        created_at=plan.created_at, updated_at=plan.updated_at,
+    ).model_dump(mode="json")
+
+
+def active_document(plan: CrisisPlan, version: CrisisPlanVersion,
+                    signatures: list[CrisisPlanSignature]) -> dict[str, Any]:
+    assert plan.agreed_at is not None
+    content = PlanContent.model_validate(version.content)
+    return ActivePlan(
+        plan_id=plan.id, service_user_id=plan.service_user_id, team_id=plan.team_id,
+        version=version.version, content_hash=version.content_hash, content=content,
+        signatures=_signatures_public(signatures), agreed_at=plan.agreed_at,
+        review_on=content.review_on, newer_draft=plan.version > version.version,
+    ).model_dump(mode="json")
+
+
+async def _signature_rows(session: AsyncSession, plan_id: str,
+                          version: int) -> list[CrisisPlanSignature]:
+    rows = (await session.exec(
+        select(CrisisPlanSignature)
+        .where(col(CrisisPlanSignature.plan_id) == plan_id,
+               col(CrisisPlanSignature.version) == version)
+        .order_by(col(CrisisPlanSignature.signed_at), col(CrisisPlanSignature.id)))).all()
+    return list(rows)
+
+
+async def _version_row(session: AsyncSession, plan_id: str, version: int) -> CrisisPlanVersion:
+    row = await session.get(CrisisPlanVersion, (plan_id, version))
+    assert row is not None, "every plan version number has its row"
+    return row
+
+
+async def _refresh_documents(session: AsyncSession, plan: CrisisPlan,
+                             newest: CrisisPlanVersion,
+                             newest_signatures: list[CrisisPlanSignature]) -> None:
+    """Write the stored documents of the newest and the active version with the change."""
+    plan.document = plan_document(plan, newest, newest_signatures)
+    if plan.active_version is None:
+        plan.active_document = None
+    elif plan.active_version == newest.version:
+        plan.active_document = active_document(plan, newest, newest_signatures)
+    else:
+        active = await _version_row(session, plan.id, plan.active_version)
+        plan.active_document = active_document(
+            plan, active, await _signature_rows(session, plan.id, plan.active_version))
+
+
+# --- changes: one transaction each, retried when another change committed first ----------
+
+
+async def _with_retry(sessions: async_sessionmaker[AsyncSession],
+                      change: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    for _ in range(ATTEMPTS):
+        async with sessions() as session:
+            try:
+                return await change(session)
+            except (StaleDataError, IntegrityError):
+                await session.rollback()
+    raise Problem(409, "The plan kept changing while you were changing it; read it again.",
+                  kind="concurrent-changes")
+
+
+async def _plan_for(session: AsyncSession, access: RecordAccess, plan_id: str, *,
+                    verb: Verb, action: str) -> CrisisPlan:
+    require_scope(access.principal, RESOURCE, verb)
+    plan = await session.get(CrisisPlan, plan_id) if len(plan_id) <= 36 else None
+    if plan is None:
+        raise _not_found(access, plan_id, action)
+    access.check(RESOURCE, verb, record_type=RECORD, record_id=plan.id,
+                 service_user_id=plan.service_user_id, team_id=plan.team_id, action=action)
+    return plan
+
+
+def _events(session: AsyncSession, plan: CrisisPlan,
+            events: list[tuple[PlanEvent, dict[str, Any]]]) -> None:
+    for event, data in events:
+        record_event(session, event.value, plan.id, data)
+
+
+async def create_plan(access: RecordAccess, data: PlanCreate) -> CrisisPlan:
+    """A clinician or the person starts the plan; its first version is a draft."""
+    principal = access.principal
+    require_scope(principal, RESOURCE, Verb.create)
+    plan_id = new_id()
+    if not access.allows(RESOURCE, Verb.create, record_type=RECORD, record_id=plan_id,
+                         service_user_id=data.service_user_id, team_id=data.team_id,
+                         action="create"):
+        raise Problem(403, "You may not write crisis plans for this person or team.",
+                      kind="forbidden")
+    actor = actor_for(principal, data.service_user_id)
+    refusal = rules.create_refusal(actor)
+    if refusal is not None:
+        raise refuse(refusal)
+    content = data.content()
+    stored = content.model_dump(mode="json")
+    digest = cosign.content_hash(stored)
+    now = utcnow()
+    plan = CrisisPlan(
+        id=plan_id, service_user_id=data.service_user_id, team_id=data.team_id,
+        created_by=actor.sub, created_at=now, updated_at=now,
+        required_parties=[p.value for p in rules.required_parties(
+            data.clinician_parties_required)],
+        version=1, status=PlanStatus.draft.value, review_on=content.review_on,
+        not_individualised=rules.not_individualised(content))
+    version = CrisisPlanVersion(plan_id=plan_id, version=1, recorded_at=now,
+                                recorded_by=actor.sub, content=stored, content_hash=digest)
+    plan.document = plan_document(plan, version, [])
+    async with access.kit.sessions() as session:
+        session.add(plan)
+        session.add(version)
+        _events(session, plan, [(PlanEvent.created,
+                                 plan_event_data(plan, changed_by=actor.sub,
+                                                 content_hash=digest))])
+        try:
+            await session.commit()
+        except IntegrityError as exc:
+            await session.rollback()
+            raise Problem(409, "This person already has a crisis plan; change that one "
+                          "(it keeps every version).", kind="plan-exists") from exc
+    return plan
+
+
+async def change_plan(access: RecordAccess, plan_id: str, if_match: str | None,
+                      change: PlanChange) -> CrisisPlan:
+    """A new immutable version; after agreement it is a draft and the agreed one stays active."""
+
+    async def attempt(session: AsyncSession) -> CrisisPlan:
+        plan = await _plan_for(session, access, plan_id, verb=Verb.update, action="update")
+        require_if_match(if_match, plan.version)
+        actor = actor_for(access.principal, plan.service_user_id)
+        newest = await _version_row(session, plan.id, plan.version)
+        before = PlanContent.model_validate(newest.content)
+        content = PlanContent.model_validate(change.model_dump())
+        refusal = rules.edit_refusal(actor, before, content)
+        if refusal is not None:
+            raise refuse(refusal)
+        stored = content.model_dump(mode="json")
+        if stored == newest.content:
+            return plan  # nothing changed: no new version
+        now = utcnow()
+        plan.version += 1
+        plan.updated_at = now
+        plan.status = PlanStatus.draft.value
+        if plan.review_on != content.review_on:
+            plan.review_due_announced_for = None
+        plan.review_on = content.review_on
+        plan.not_individualised = rules.not_individualised(content)
+        version = CrisisPlanVersion(plan_id=plan.id, version=plan.version, recorded_at=now,
+                                    recorded_by=actor.sub, content=stored,
+                                    content_hash=cosign.content_hash(stored))
+        session.add(version)
+        await _refresh_documents(session, plan, version, [])
+        session.add(plan)
+        _events(session, plan, [(PlanEvent.version_drafted,
+                                 plan_event_data(plan, changed_by=actor.sub,
+                                                 content_hash=version.content_hash))])
+        await session.commit()
+        return plan
+
+    return await _with_retry(access.kit.sessions, attempt)
+
+
+async def sign_version(access: RecordAccess, plan_id: str, if_match: str | None,
+                       request: SignRequest) -> CrisisPlan:
+    """Bind the signatory to the version If-Match names; agreed once every party has."""
+
+    async def attempt(session: AsyncSession) -> CrisisPlan:
+        principal = access.principal
+        plan = await _plan_for(session, access, plan_id, verb=Verb.update, action="sign")
+        require_if_match(if_match, plan.version)
+        actor = actor_for(principal, plan.service_user_id)
+        party = rules.signing_party(actor, request.party,
+                                    is_clinician=Role.clinician in principal.roles)
+        if isinstance(party, rules.Refusal):
+            raise refuse(party)
+        version = await _version_row(session, plan.id, plan.version)
+        rows = await _signature_rows(session, plan.id, plan.version)
+        refusal = rules.sign_refusal(
+            party=party, required=plan.required_parties, version_hash=version.content_hash,
+            sent_hash=request.content_hash,
+            already_signed=any(r.party == party.value and r.withdrawn_at is None
+                               for r in rows))
+        if refusal is not None:
+            raise refuse(refusal)
+        now = utcnow()
+        bound = cosign.sign(signatory=actor.sub, party=party.value, version=version.version,
+                            version_hash=version.content_hash, signed_at=now)
+        row = CrisisPlanSignature(plan_id=plan.id, version=bound.version,
+                                  signatory=bound.signatory, party=bound.party,
+                                  content_hash=bound.content_hash, signed_at=bound.signed_at)
+        session.add(row)
+        rows.append(row)
+        plan.updated_at = now
+        events: list[tuple[PlanEvent, dict[str, Any]]] = []
+        if rules.agreed([_signature(r) for r in rows], version=version.version,
+                        version_hash=version.content_hash, required=plan.required_parties):
+            plan.active_version = version.version
+            plan.agreed_at = now
+            plan.status = PlanStatus.agreed.value
+        await _refresh_documents(session, plan, version, rows)
+        session.add(plan)
+        events.append((PlanEvent.version_signed, plan_event_data(
+            plan, changed_by=actor.sub, content_hash=version.content_hash, party=party.value)))
+        if plan.status == PlanStatus.agreed.value and plan.agreed_at == now:
+            events.append((PlanEvent.agreed, plan_event_data(
+                plan, changed_by=actor.sub, content_hash=version.content_hash)))
+        _events(session, plan, events)
+        await session.commit()
+        return plan
+
+    return await _with_retry(access.kit.sessions, attempt)
+
+
+async def withdraw_agreement(access: RecordAccess, plan_id: str, if_match: str | None,
+                             withdrawal: Withdrawal) -> CrisisPlan:
+    """The person withdraws their signatures; a plan they no longer agree is not active."""
+    del withdrawal  # the reason is the person's to give; it is not stored in events or logs
+
+    async def attempt(session: AsyncSession) -> CrisisPlan:
+        plan = await _plan_for(session, access, plan_id, verb=Verb.update, action="withdraw")
+        require_if_match(if_match, plan.version)
+        actor = actor_for(access.principal, plan.service_user_id)
+        versions = {plan.version} | ({plan.active_version} if plan.active_version else set())
+        rows = (await session.exec(
+            select(CrisisPlanSignature)
+            .where(col(CrisisPlanSignature.plan_id) == plan.id,
+                   col(CrisisPlanSignature.version).in_(versions),
+                   col(CrisisPlanSignature.party) == Party.service_user.value,
+                   col(CrisisPlanSignature.withdrawn_at).is_(None)))).all()
+        refusal = rules.withdraw_refusal(actor, bool(rows))
+        if refusal is not None:
+            raise refuse(refusal)
+        now = utcnow()
+        for row in rows:
+            row.withdrawn_at = now
+            session.add(row)
+        withdrawn_version = plan.active_version or plan.version
+        plan.active_version = None
+        plan.agreed_at = None
+        plan.updated_at = now
+        plan.status = rules.status_of(newest_agreed=False, active_version=None,
+                                      withdrawn=True).value
+        newest = await _version_row(session, plan.id, plan.version)
+        await session.flush()
+        await _refresh_documents(session, plan, newest,
+                                 await _signature_rows(session, plan.id, plan.version))
+        session.add(plan)
+        _events(session, plan, [(PlanEvent.agreement_withdrawn, plan_event_data(
+            plan, changed_by=actor.sub, version=withdrawn_version))])
+        await session.commit()
+        return plan
+
+    return await _with_retry(access.kit.sessions, attempt)
+
+
+# --- reads --------------------------------------------------------------------------------
+
+
+async def read_plan_document(access: RecordAccess, plan_id: str) -> tuple[int, str]:
+    """The ETag version and stored JSON of one plan the caller may reach."""
+    require_scope(access.principal, RESOURCE, Verb.read)
+    rows = (await access.kit.reads.all(READ_ONE, {"plan_id": plan_id})
+            if len(plan_id) <= 36 else [])
+    if not rows:
+        raise _not_found(access, plan_id, "read")
+    service_user_id, team_id, version, document = rows[0]
+    access.check(RESOURCE, Verb.read, record_type=RECORD, record_id=plan_id,
+                 service_user_id=service_user_id, team_id=team_id, action="read")
+    return version, document
+
+
+async def read_active_plan(access: RecordAccess, service_user_id: str) -> str:
+    """The agreed plan a crisis team acts on: one unique-index lookup, handed out as stored."""
+    require_scope(access.principal, RESOURCE, Verb.read)
+    rows = await access.kit.reads.all(READ_ACTIVE, {"service_user_id": service_user_id})
+    team_id, plan_id, document = rows[0] if rows else (None, None, None)
+    access.check(RESOURCE, Verb.read, record_type=RECORD, record_id=plan_id,
+                 service_user_id=service_user_id, team_id=team_id, action="read-active")
+    if document in (None, "null"):  # a JSON column holds SQL NULL as JSON null
+        raise Problem(404, "This person has no agreed crisis plan.", kind="no-active-plan")
+    return str(document)
+
+
+async def break_glass(access: RecordAccess, service_user_id: str,
+                      request: BreakGlassRequest, crisis_teams: frozenset[str]) -> BreakGlassPublic:
+    """A crisis-team clinician reads an active plan outside their teams, giving a reason:
+    allowed, kept with its reason, audited under the BTG purpose, and announced."""
+    principal = access.principal
+    require_scope(principal, RESOURCE, Verb.read)
+    refusal = rules.break_glass_refusal(
+        is_clinician=Role.clinician in principal.roles and "user" in principal.contexts_for(
+            RESOURCE, Verb.read),
+        teams=principal.teams, crisis_teams=crisis_teams, reason=request.reason)
+    if refusal is not None:
+        access.audit(record_type=RECORD, record_id=None, service_user_id=service_user_id,
+                     action="break-glass", outcome=Outcome.denied, purpose=BREAK_GLASS_PURPOSE)
+        raise refuse(refusal)
+    assert request.reason is not None
+    async with access.kit.sessions() as session:
+        plan = (await session.exec(select(CrisisPlan).where(
+            col(CrisisPlan.service_user_id) == service_user_id))).first()
+        if plan is None or plan.active_version is None or plan.active_document is None:
+            access.audit(record_type=RECORD, record_id=plan.id if plan else None,
+                         service_user_id=service_user_id, action="break-glass",
+                         outcome=Outcome.denied, purpose=BREAK_GLASS_PURPOSE)
+            raise Problem(404, "This person has no agreed crisis plan.", kind="no-active-plan")
+        row = BreakGlassAccess(plan_id=plan.id, service_user_id=service_user_id,
+                               accessed_by=principal.sub, reason=request.reason.strip(),
+                               plan_version=plan.active_version)
+        session.add(row)
+        data = plan_event_data(plan, changed_by=principal.sub, version=plan.active_version,
+                               access_id=row.id)
+        data["occurred_at"] = row.accessed_at.isoformat()
+        record_event(session, PlanEvent.break_glass.value, plan.id, data)
+        await session.commit()
+        access.audit(record_type=RECORD, record_id=plan.id, service_user_id=service_user_id,
+                     action="break-glass", outcome=Outcome.allowed,
+                     purpose=BREAK_GLASS_PURPOSE)
+        return BreakGlassPublic(access_id=row.id,
+                                plan=ActivePlan.model_validate(plan.active_document))
+
+
+async def list_versions(access: RecordAccess, plan_id: str) -> list[VersionPublic]:
+    """Every version of a plan with its hash and signatures, oldest first."""
+    async with access.kit.sessions() as session:
+        plan = await _plan_for(session, access, plan_id, verb=Verb.read, action="read-history")
+        versions = (await session.exec(
+            select(CrisisPlanVersion).where(col(CrisisPlanVersion.plan_id) == plan.id)
+            .order_by(col(CrisisPlanVersion.version)))).all()
+        signatures = (await session.exec(
+            select(CrisisPlanSignature).where(col(CrisisPlanSignature.plan_id) == plan.id)
+            .order_by(col(CrisisPlanSignature.signed_at), col(CrisisPlanSignature.id)))).all()
+    by_version: dict[int, list[CrisisPlanSignature]] = {}
+    for signature in signatures:
+        by_version.setdefault(signature.version, []).append(signature)
+    return [VersionPublic(plan_id=v.plan_id, version=v.version, recorded_at=v.recorded_at,
+                          recorded_by=v.recorded_by, content_hash=v.content_hash,
+                          content=PlanContent.model_validate(v.content),
+                          signatures=_signatures_public(by_version.get(v.version, [])))
+            for v in versions]
+
+
+def _team_reach(access: RecordAccess, team_id: str, action: str) -> None:
+    """Staff of the team (or a partner system) may list its plans; 404 otherwise, audited."""
+    principal = access.principal
+    require_scope(principal, RESOURCE, Verb.search)
+    contexts = principal.contexts_for(RESOURCE, Verb.search)
+    allowed = (("system" in contexts and principal.is_system)
+               or ("user" in contexts and principal.is_staff and team_id in principal.teams))
+    access.audit(record_type=RECORD, record_id=None, service_user_id=None, action=action,
+                 outcome=Outcome.allowed if allowed else Outcome.denied)
+    if not allowed:
+        raise Problem(404, "No crisis plans of that team are available to you.",
+                      kind="not-found")
+
+
+async def overdue_reviews(access: RecordAccess, team_id: str, *, limit: int) -> OverdueReviews:
+    """A team's plans past their review date, most overdue first."""
+    _team_reach(access, team_id, "overdue-reviews")
+    today = utcnow().date()
+    query = (select(  # type: ignore[call-overload]  # sqlmodel types at most four columns
+                    col(CrisisPlan.id), col(CrisisPlan.service_user_id),
+                    col(CrisisPlan.review_on), col(CrisisPlan.status),
+                    col(CrisisPlan.not_individualised))
+             .where(col(CrisisPlan.team_id) == team_id, col(CrisisPlan.review_on) < today)
+             .order_by(col(CrisisPlan.review_on), col(CrisisPlan.id)).limit(limit + 1))
+    rows = await access.kit.reads.all(query)
+    items = []
+    for plan_id, person, review_on, status, generic in rows[:limit]:
+        review_day = review_on if isinstance(review_on, date) else date.fromisoformat(review_on)
+        items.append(OverdueReview(plan_id=plan_id, service_user_id=person,
+                                   review_on=review_day,
+                                   days_overdue=rules.days_overdue(review_day, today) or 0,
+                                   status=PlanStatus(status),
+                                   not_individualised=bool(generic)))
+    return OverdueReviews(team_id=team_id, as_of=today, items=items,
+                          truncated=len(rows) > limit)
+
+
+async def list_team_plans(access: RecordAccess, team_id: str, *,
+                          not_individualised: bool | None, cursor: str | None,
+                          limit: int) -> str:
+    """A team's plans, newest first, optionally only those with nothing specific to the
+    person; ``Page[PlanPublic]`` JSON from the stored documents."""
+    _team_reach(access, team_id, "search")
+    query = select(col(CrisisPlan.created_at), col(CrisisPlan.id), DOCUMENT).where(
+        col(CrisisPlan.team_id) == team_id)
+    if not_individualised is not None:
+        query = query.where(col(CrisisPlan.not_individualised) == not_individualised)
+    if cursor:
+        after: tuple[datetime, str] = decode_time_cursor(cursor)
+        query = query.where(tuple_(col(CrisisPlan.created_at), col(CrisisPlan.id))
+                            < tuple_(literal(after[0], UTCDateTime()),
+                                     literal(after[1], SAString())))
+    rows = await access.kit.reads.all(
+        query.order_by(col(CrisisPlan.created_at).desc(), col(CrisisPlan.id).desc())
+        .limit(limit + 1))
+    next_cursor = (encode_cursor(rows[limit - 1][0], rows[limit - 1][1])
+                   if len(rows) > limit else None)
+    return (f'{{"items":[{",".join(row[2] for row in rows[:limit])}],'
+            f'"next_cursor":{json.dumps(next_cursor)}}}')
+
+
+async def batch_read(access: RecordAccess, request: BatchRead) -> str:
+    """Active plans of many people at once, each filtered by the caller's access;
+    ``BatchReadResult`` JSON from the stored documents."""
+    require_scope(access.principal, RESOURCE, Verb.read)
+    rows = await access.kit.reads.all(
+        select(col(CrisisPlan.service_user_id), col(CrisisPlan.team_id), col(CrisisPlan.id),
+               ACTIVE_DOCUMENT)
+        .where(col(CrisisPlan.service_user_id).in_(request.service_user_ids)))
+    found = {row[0]: row for row in rows}
+    parts = []
+    for person in request.service_user_ids:
+        _, team_id, plan_id, document = found.get(person, (person, None, None, None))
+        allowed = access.allows(RESOURCE, Verb.read, record_type=RECORD, record_id=plan_id,
+                                service_user_id=person, team_id=team_id, action="batch-read")
+        shown = document if allowed and document is not None else "null"  # JSON null too
+        parts.append(f'{{"service_user_id":{json.dumps(person)},"active_plan":{shown}}}')
+    return f'{{"results":[{",".join(parts)}]}}'
+
+
+# --- shared decisions on medication -------------------------------------------------------
+
+
+async def record_medication_decision(access: RecordAccess, plan_id: str,
+                                     decision: MedicationDecisionCreate
+                                     ) -> MedicationDecisionPublic:
+    """A shared decision made with the person, kept beside their plan."""
+    async with access.kit.sessions() as session:
+        plan = await _plan_for(session, access, plan_id, verb=Verb.update,
+                               action="record-decision")
+        actor = actor_for(access.principal, plan.service_user_id)
+        if actor.kind is rules.ActorKind.system:
+            raise refuse(rules.Refusal(403, "forbidden",
+                                       "Partner systems do not record shared decisions."))
+        row = MedicationDecision(plan_id=plan.id, recorded_by=actor.sub, document={})
+        public = MedicationDecisionPublic(id=row.id, plan_id=plan.id, recorded_by=actor.sub,
+                                          recorded_at=row.recorded_at,
+                                          **decision.model_dump())
+        row.document = public.model_dump(mode="json")
+        session.add(row)
+        await session.commit()
+    return public
+
+
+async def list_medication_decisions(access: RecordAccess,
+                                    plan_id: str) -> list[MedicationDecisionPublic]:
+    async with access.kit.sessions() as session:
+        plan = await _plan_for(session, access, plan_id, verb=Verb.read,
+                               action="read-decisions")
+        rows = (await session.exec(
+            select(MedicationDecision).where(col(MedicationDecision.plan_id) == plan.id)
+            .order_by(col(MedicationDecision.recorded_at).desc(),
+                      col(MedicationDecision.id).desc()).limit(200))).all()
+    return [MedicationDecisionPublic.model_validate(row.document) for row in rows]
+
+
+# --- reviews falling due ------------------------------------------------------------------
+
+
+async def announce_due_reviews(sessions: async_sessionmaker[AsyncSession],
+                               today: date | None = None) -> int:
+    """Raise ``plan.review-due`` once for each plan whose review date has come."""
+    day = today or utcnow().date()
+    announced = 0
+    async with sessions() as session:
+        plans = (await session.exec(select(CrisisPlan).where(
+            col(CrisisPlan.review_on) <= day,
+            or_(col(CrisisPlan.review_due_announced_for).is_(None),
+                col(CrisisPlan.review_due_announced_for) != col(CrisisPlan.review_on)))
+            .limit(500))).all()
+        for plan in plans:
+            if not rules.review_due(plan.review_on, day, plan.review_due_announced_for):
+                continue
+            plan.review_due_announced_for = plan.review_on
+            session.add(plan)
+            data = plan_event_data(plan, changed_by="crisis-plans")
+            data["occurred_at"] = utcnow().isoformat()
+            record_event(session, PlanEvent.review_due.value, plan.id, data)
+            announced += 1
+        try:
+            await session.commit()
+        except StaleDataError:
+            await session.rollback()  # a change raced the sweep; the next sweep catches up
+            return 0
+    return announced

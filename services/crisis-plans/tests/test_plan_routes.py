@@ -1,0 +1,455 @@
+"""The crisis-plans REST API, in process with its lifespan, on SQLite and on PostgreSQL."""
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from conftest import PLAN_CONTENT, PlansApi, unique
+from sqlmodel import col, select
+
+from recovery.common.audit import AuditEvent
+from recovery.common.timeutil import utcnow
+from recovery.crisis_plans.models import BreakGlassAccess
+
+PROBLEM = "application/problem+json"
+
+
+def problem_of(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body
+
+
+async def audit_rows(api: PlansApi, **where: Any) -> list[AuditEvent]:
+    kit = api.client.app.state.kit  # type: ignore[attr-defined]
+    await kit.audit.flush()
+    async with kit.sessions() as session:
+        query = select(AuditEvent)
+        for name, value in where.items():
+            query = query.where(col(getattr(AuditEvent, name)) == value)
+        return list((await session.exec(query)).all())
+
+
+# --- the done-when walk-through ------------------------------------------------------------
+
+
+async def test_a_plan_signed_by_the_person_and_the_clinician_becomes_the_active_plan(
+        api: PlansApi) -> None:
+    person = unique("su")
+    staff, own = api.tokens.clinician("staff-1", ["team-a"]), api.tokens.service_user(person)
+    plan = await api.draft(staff, person)
+    assert plan["status"] == "draft" and plan["version"] == 1
+    assert plan["required_parties"] == ["service_user", "care_coordinator"]
+    assert plan["content_hash"].startswith("sha256:")
+    assert plan["active_version"] is None
+    problem_of(await api.active(own, person), 404)
+
+    by_person = await api.sign(own, plan)
+    assert by_person.status_code == 201, by_person.text
+    assert by_person.json()["status"] == "draft"
+    by_staff = await api.sign(staff, plan)
+    assert by_staff.status_code == 201, by_staff.text
+    agreed = by_staff.json()
+    assert agreed["status"] == "agreed" and agreed["active_version"] == 1
+    assert {(s["party"], s["signatory"], s["content_hash"]) for s in agreed["signatures"]} == {
+        ("service_user", person, plan["content_hash"]),
+        ("care_coordinator", "staff-1", plan["content_hash"])}
+
+    for token in (own, staff):
+        active = await api.active(token, person)
+        assert active.status_code == 200, active.text
+        body = active.json()
+        assert body["plan_id"] == plan["id"] and body["version"] == 1
+        assert body["content"]["early_warning_signs"] == PLAN_CONTENT["early_warning_signs"]
+        assert body["newer_draft"] is False
+
+
+async def test_an_edit_after_agreement_is_a_new_draft_and_the_agreed_version_stays_active(
+        api: PlansApi) -> None:
+    person = unique("su")
+    staff, own = api.tokens.clinician(), api.tokens.service_user(person)
+    plan = await api.agreed(staff, person, own)
+    changed = {**PLAN_CONTENT, "triggers": ["Loud arguments at home"]}
+    edited = await api.edit(own, plan["id"], '"1"', **changed)
+    assert edited.status_code == 200, edited.text
+    draft = edited.json()
+    assert edited.headers["etag"] == '"2"'
+    assert draft["version"] == 2 and draft["status"] == "draft"
+    assert draft["active_version"] == 1 and draft["signatures"] == []
+    assert draft["content_hash"] != plan["content_hash"]
+
+    active = (await api.active(staff, person)).json()
+    assert active["version"] == 1
+    assert active["content"]["triggers"] == PLAN_CONTENT["triggers"]
+    assert active["newer_draft"] is True
+
+    # Agreeing the new version moves the active plan on.
+    assert (await api.sign(own, draft)).status_code == 201
+    assert (await api.sign(staff, draft)).json()["active_version"] == 2
+    assert (await api.active(staff, person)).json()["content"]["triggers"] == [
+        "Loud arguments at home"]
+
+
+async def test_a_stale_if_match_is_412_and_a_missing_one_428(api: PlansApi) -> None:
+    person = unique("su")
+    staff = api.tokens.clinician()
+    plan = await api.draft(staff, person)
+    assert (await api.edit(staff, plan["id"], '"1"', **{**PLAN_CONTENT, "when_well": ["Busy"]})
+            ).status_code == 200
+    stale = await api.edit(staff, plan["id"], '"1"', **PLAN_CONTENT)
+    assert "version 2" in problem_of(stale, 412)["detail"]
+    missing = await api.client.put(f"/v1/crisis-plans/{plan['id']}", json=PLAN_CONTENT,
+                                   headers=api.auth(staff))
+    problem_of(missing, 428)
+    stale_sign = await api.sign(staff, plan)  # plan still says version 1
+    problem_of(stale_sign, 412)
+
+
+async def test_another_service_user_cannot_see_or_change_the_plan(api: PlansApi) -> None:
+    person, stranger = unique("su"), unique("su")
+    plan = await api.agreed(api.tokens.clinician(), person, api.tokens.service_user(person))
+    theirs = api.tokens.service_user(stranger)
+    problem_of(await api.active(theirs, person), 404)
+    problem_of(await api.client.get(f"/v1/crisis-plans/{plan['id']}",
+                                    headers=api.auth(theirs)), 404)
+    problem_of(await api.edit(theirs, plan["id"], '"1"', **PLAN_CONTENT), 404)
+    problem_of(await api.sign(theirs, plan), 404)
+
+
+async def test_staff_outside_the_team_get_404(api: PlansApi) -> None:
+    person = unique("su")
+    plan = await api.draft(api.tokens.clinician(), person)
+    outsider = api.tokens.clinician("staff-9", ["team-b"])
+    problem_of(await api.client.get(f"/v1/crisis-plans/{plan['id']}",
+                                    headers=api.auth(outsider)), 404)
+    problem_of(await api.active(outsider, person), 404)
+
+
+# --- signing ---------------------------------------------------------------------------------
+
+
+async def test_a_signature_on_content_the_signatory_did_not_see_is_refused(
+        api: PlansApi) -> None:
+    person = unique("su")
+    staff = api.tokens.clinician()
+    plan = await api.draft(staff, person)
+    wrong = await api.sign(staff, {**plan, "content_hash": "sha256:" + "0" * 64})
+    assert problem_of(wrong, 409)["type"].endswith("content-hash-mismatch")
+    twice = await api.sign(staff, plan)
+    assert twice.status_code == 201
+    problem_of(await api.sign(staff, plan), 409)
+
+
+async def test_staff_cannot_sign_for_the_person_and_the_person_only_signs_as_themselves(
+        api: PlansApi) -> None:
+    person = unique("su")
+    staff, own = api.tokens.clinician(), api.tokens.service_user(person)
+    plan = await api.draft(staff, person)
+    problem_of(await api.sign(staff, plan, party="service_user"), 403)
+    problem_of(await api.sign(own, plan, party="psychiatrist"), 403)
+    peer = api.tokens.peer_specialist("peer-1", ["team-a"])
+    problem_of(await api.sign(peer, plan), 403)
+    problem_of(await api.sign(staff, plan, party="psychiatrist"), 409)  # not required here
+
+
+async def test_a_plan_needing_a_psychiatrist_is_not_agreed_until_they_sign(
+        api: PlansApi) -> None:
+    person = unique("su")
+    staff, own = api.tokens.clinician(), api.tokens.service_user(person)
+    response = await api.client.post("/v1/crisis-plans", headers=api.auth(staff), json={
+        "service_user_id": person, "team_id": "team-a", **PLAN_CONTENT,
+        "clinician_parties_required": ["care_coordinator", "psychiatrist"]})
+    plan = response.json()
+    await api.sign(own, plan)
+    assert (await api.sign(staff, plan)).json()["status"] == "draft"
+    doctor = api.tokens.clinician("dr-1", ["team-a"])
+    assert (await api.sign(doctor, plan, party="psychiatrist")).json()["status"] == "agreed"
+
+
+async def test_the_person_can_withdraw_agreement_and_the_plan_is_no_longer_active(
+        api: PlansApi) -> None:
+    person = unique("su")
+    staff, own = api.tokens.clinician(), api.tokens.service_user(person)
+    plan = await api.agreed(staff, person, own)
+    problem_of(await api.client.post(f"/v1/crisis-plans/{plan['id']}/withdraw-agreement",
+                                     headers=api.auth(staff, '"1"')), 403)
+    withdrawn = await api.client.post(f"/v1/crisis-plans/{plan['id']}/withdraw-agreement",
+                                      headers=api.auth(own, '"1"'))
+    assert withdrawn.status_code == 200, withdrawn.text
+    body = withdrawn.json()
+    assert body["status"] == "withdrawn" and body["active_version"] is None
+    (mine,) = [s for s in body["signatures"] if s["party"] == "service_user"]
+    assert mine["withdrawn_at"] is not None
+    problem_of(await api.active(staff, person), 404)
+    again = await api.client.post(f"/v1/crisis-plans/{plan['id']}/withdraw-agreement",
+                                  headers=api.auth(own, '"1"'))
+    problem_of(again, 409)
+
+
+async def test_every_version_is_kept_with_its_hash_and_signatures(api: PlansApi) -> None:
+    person = unique("su")
+    staff, own = api.tokens.clinician(), api.tokens.service_user(person)
+    plan = await api.agreed(staff, person, own)
+    await api.edit(staff, plan["id"], '"1"', **{**PLAN_CONTENT, "reasons_for_living": ["My dog"]})
+    versions = await api.client.get(f"/v1/crisis-plans/{plan['id']}/versions",
+                                    headers=api.auth(own))
+    assert versions.status_code == 200
+    first, second = versions.json()
+    assert first["content_hash"] == plan["content_hash"] and len(first["signatures"]) == 2
+    assert second["content"]["reasons_for_living"] == ["My dog"]
+    assert second["signatures"] == []
+
+
+async def test_an_unchanged_edit_makes_no_new_version(api: PlansApi) -> None:
+    person = unique("su")
+    staff = api.tokens.clinician()
+    plan = await api.draft(staff, person)
+    same = await api.edit(staff, plan["id"], '"1"', **PLAN_CONTENT)
+    assert same.status_code == 200 and same.json()["version"] == 1
+
+
+async def test_only_the_person_chooses_who_holds_a_copy(api: PlansApi) -> None:
+    person = unique("su")
+    staff, own = api.tokens.clinician(), api.tokens.service_user(person)
+    plan = await api.draft(staff, person)
+    holders = [{"kind": "gp"}, {"kind": "nearest_relative", "name": "Ana"}]
+    refused = await api.edit(staff, plan["id"], '"1"', **{**PLAN_CONTENT,
+                                                           "copy_holders": holders})
+    problem_of(refused, 403)
+    mine = await api.edit(own, plan["id"], '"1"', **{**PLAN_CONTENT, "copy_holders": holders})
+    assert mine.status_code == 200 and mine.json()["content"]["copy_holders"][1]["name"] == "Ana"
+
+
+async def test_a_second_plan_for_the_same_person_is_409(api: PlansApi) -> None:
+    person = unique("su")
+    staff = api.tokens.clinician()
+    await api.draft(staff, person)
+    again = await api.client.post("/v1/crisis-plans", headers=api.auth(staff),
+                                  json={"service_user_id": person, "team_id": "team-a"})
+    problem_of(again, 409)
+
+
+async def test_the_advance_decision_is_kept_apart_from_the_advance_statement(
+        api: PlansApi) -> None:
+    person = unique("su")
+    content = {**PLAN_CONTENT, "advance_statement": ["Please let my sister visit"],
+               "advance_decision": {"treatments_refused": [
+                   {"treatment": "ECT", "circumstances": "In any circumstances"}],
+                   "made_on": "2030-05-01", "witnessed": True},
+               "unagreed_preferences": [{"preference": "No admission at all",
+                                         "reason": "Not safe when I stop eating"}]}
+    plan = await api.draft(api.tokens.clinician(), person, **content)
+    assert plan["content"]["advance_statement"] == ["Please let my sister visit"]
+    assert plan["content"]["advance_decision"]["treatments_refused"][0]["treatment"] == "ECT"
+    assert plan["content"]["unagreed_preferences"][0]["reason"] == "Not safe when I stop eating"
+
+
+# --- concurrency ------------------------------------------------------------------------------
+
+
+async def test_the_person_and_two_clinicians_editing_at_once_never_lose_an_update(
+        api: PlansApi) -> None:
+    person = unique("su")
+    own = api.tokens.service_user(person)
+    one, two = api.tokens.clinician("staff-1"), api.tokens.clinician("staff-2")
+    plan = await api.draft(one, person)
+    edits = [(own, "Mine"), (one, "First clinician"), (two, "Second clinician")]
+    for round_ in range(3):
+        current = (await api.client.get(f"/v1/crisis-plans/{plan['id']}",
+                                        headers=api.auth(own))).json()
+        etag = f'"{current["version"]}"'
+        responses = await asyncio.gather(*[
+            api.edit(token, plan["id"], etag,
+                     **{**PLAN_CONTENT, "what_helps": [f"{text}, round {round_}"]})
+            for token, text in edits])
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses == [200, 412, 412], [r.text[:200] for r in responses]
+        (winner,) = [r.json() for r in responses if r.status_code == 200]
+        assert winner["version"] == current["version"] + 1
+        stored = (await api.client.get(f"/v1/crisis-plans/{plan['id']}",
+                                       headers=api.auth(own))).json()
+        assert stored["content"]["what_helps"] == winner["content"]["what_helps"]
+    versions = (await api.client.get(f"/v1/crisis-plans/{plan['id']}/versions",
+                                     headers=api.auth(own))).json()
+    assert [v["version"] for v in versions] == [1, 2, 3, 4]
+
+
+async def test_signatures_arriving_together_agree_the_plan(api: PlansApi) -> None:
+    person = unique("su")
+    staff, own = api.tokens.clinician(), api.tokens.service_user(person)
+    plan = await api.draft(staff, person)
+    responses = await asyncio.gather(api.sign(own, plan), api.sign(staff, plan))
+    assert [r.status_code for r in responses] == [201, 201], [r.text for r in responses]
+    stored = (await api.client.get(f"/v1/crisis-plans/{plan['id']}",
+                                   headers=api.auth(own))).json()
+    assert stored["status"] == "agreed" and len(stored["signatures"]) == 2
+    assert (await api.active(staff, person)).status_code == 200
+
+
+async def test_an_edit_racing_a_signature_keeps_both(api: PlansApi) -> None:
+    person = unique("su")
+    staff, own = api.tokens.clinician(), api.tokens.service_user(person)
+    plan = await api.draft(staff, person)
+    signed, edited = await asyncio.gather(
+        api.sign(own, plan),
+        api.edit(staff, plan["id"], '"1"', **{**PLAN_CONTENT, "triggers": ["Noise"]}))
+    assert edited.status_code == 200, edited.text
+    # Signed before the edit landed (201) or after it (412: the version moved on).
+    assert signed.status_code in (201, 412), signed.text
+    versions = (await api.client.get(f"/v1/crisis-plans/{plan['id']}/versions",
+                                     headers=api.auth(own))).json()
+    assert len(versions) == 2
+    assert len(versions[0]["signatures"]) == (1 if signed.status_code == 201 else 0)
+
+
+# --- break-glass ------------------------------------------------------------------------------
+
+
+async def test_break_glass_without_a_reason_is_refused_and_with_one_is_allowed_and_audited(
+        api: PlansApi) -> None:
+    person = unique("su")
+    await api.agreed(api.tokens.clinician(), person, api.tokens.service_user(person))
+    responder = api.tokens.clinician("crisis-7", ["crisis-team"])
+    path = f"/v1/people/{person}/crisis-plan:break-glass"
+    problem_of(await api.active(responder, person), 404)  # outside the person's team
+    for body in ({}, {"reason": ""}, {"reason": "   urgent "}):
+        refused = await api.client.post(path, json=body, headers=api.auth(responder))
+        assert "reason" in problem_of(refused, 422)["detail"]
+    reason = "Found at the station at 2am, asking for help"
+    allowed = await api.client.post(path, json={"reason": reason},
+                                    headers=api.auth(responder))
+    assert allowed.status_code == 200, allowed.text
+    body = allowed.json()
+    assert body["plan"]["service_user_id"] == person and body["plan"]["version"] == 1
+
+    rows = await audit_rows(api, service_user_id=person, action="break-glass")
+    assert [(r.outcome, r.actor, r.purpose) for r in rows].count(
+        ("allowed", "crisis-7", "BTG")) == 1
+    assert [r.outcome for r in rows].count("denied") == 3
+    assert all(reason not in str(r.model_dump()) for r in rows)
+    kit = api.client.app.state.kit  # type: ignore[attr-defined]
+    async with kit.sessions() as session:
+        kept = (await session.exec(select(BreakGlassAccess).where(
+            col(BreakGlassAccess.id) == body["access_id"]))).one()
+    assert kept.reason == reason and kept.accessed_by == "crisis-7"
+
+
+async def test_break_glass_is_for_crisis_team_clinicians_only(api: PlansApi) -> None:
+    person = unique("su")
+    await api.agreed(api.tokens.clinician(), person, api.tokens.service_user(person))
+    path = f"/v1/people/{person}/crisis-plan:break-glass"
+    reason = {"reason": "Came to the emergency department tonight"}
+    for token in (api.tokens.clinician("staff-5", ["team-b"]),
+                  api.tokens.peer_specialist("peer-5", ["crisis-team"]),
+                  api.tokens.service_user(unique("su"))):
+        refused = await api.client.post(path, json=reason, headers=api.auth(token))
+        assert refused.status_code in (403,), refused.text
+    no_plan = await api.client.post(f"/v1/people/{unique('su')}/crisis-plan:break-glass",
+                                    json=reason,
+                                    headers=api.auth(api.tokens.clinician("c", ["crisis-team"])))
+    problem_of(no_plan, 404)
+
+
+# --- reviews, flags, lists, batch ------------------------------------------------------------
+
+
+async def test_the_team_sees_its_plans_overdue_for_review(api: PlansApi) -> None:
+    team = unique("team")
+    staff = api.tokens.clinician("staff-1", [team])
+    past = (utcnow().date() - timedelta(days=10)).isoformat()
+    overdue = await api.draft(staff, unique("su"), team, **{**PLAN_CONTENT, "review_on": past})
+    await api.draft(staff, unique("su"), team)  # reviewed in 2031
+    listed = await api.client.get(f"/v1/teams/{team}/crisis-plans:overdue-review",
+                                  headers=api.auth(staff))
+    assert listed.status_code == 200, listed.text
+    items = listed.json()["items"]
+    assert [(i["plan_id"], i["days_overdue"]) for i in items] == [(overdue["id"], 10)]
+    problem_of(await api.client.get(f"/v1/teams/{team}/crisis-plans:overdue-review",
+                                    headers=api.auth(api.tokens.clinician())), 404)
+
+
+async def test_a_plan_with_nothing_specific_to_the_person_is_flagged(api: PlansApi) -> None:
+    team = unique("team")
+    staff = api.tokens.clinician("staff-1", [team])
+    generic = await api.draft(staff, unique("su"), team,
+                              what_helps=["Take medication as prescribed"],
+                              coping_strategies=["Call the crisis team."],
+                              early_warning_signs=["N/A"])
+    personal = await api.draft(staff, unique("su"), team)
+    assert generic["not_individualised"] is True
+    assert personal["not_individualised"] is False
+    flagged = await api.client.get(f"/v1/teams/{team}/crisis-plans",
+                                   params={"not_individualised": "true"},
+                                   headers=api.auth(staff))
+    assert [p["id"] for p in flagged.json()["items"]] == [generic["id"]]
+
+
+async def test_team_plans_page_by_cursor(api: PlansApi) -> None:
+    team = unique("team")
+    staff = api.tokens.clinician("staff-1", [team])
+    made = [(await api.draft(staff, unique("su"), team))["id"] for _ in range(3)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await api.client.get(f"/v1/teams/{team}/crisis-plans", params=params,
+                                     headers=api.auth(staff))).json()
+        seen += [p["id"] for p in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(made))
+
+
+async def test_batch_read_gives_active_plans_only_where_the_caller_may_see_them(
+        api: PlansApi) -> None:
+    mine, other, none = unique("su"), unique("su"), unique("su")
+    await api.agreed(api.tokens.clinician(), mine, api.tokens.service_user(mine))
+    await api.agreed(api.tokens.clinician("s", ["team-b"]), other,
+                     api.tokens.service_user(other), team="team-b")
+    response = await api.client.post(
+        "/v1/crisis-plans:batch-read", json={"service_user_ids": [mine, other, none]},
+        headers=api.auth(api.tokens.clinician("staff-1", ["team-a"])))
+    assert response.status_code == 200, response.text
+    results = {r["service_user_id"]: r["active_plan"] for r in response.json()["results"]}
+    assert results[mine]["service_user_id"] == mine
+    assert results[other] is None and results[none] is None
+
+
+async def test_a_shared_decision_on_medication_is_kept_in_the_persons_voice(
+        api: PlansApi) -> None:
+    person = unique("su")
+    staff, own = api.tokens.clinician(), api.tokens.service_user(person)
+    plan = await api.draft(staff, person)
+    decision = {
+        "question": "Should I lower my dose over the summer?",
+        "options_considered": [{"option": "Stay on 10mg"},
+                               {"option": "Lower to 5mg", "what_it_costs": "Poorer sleep"}],
+        "what_matters_to_me": "Being awake enough to look after my son",
+        "clinician_information": "Halving the dose over four weeks is usually well tolerated",
+        "decision_in_my_words": "I will try 5mg and we look again in August",
+        "one_thing_i_will_do": "Keep a sleep diary",
+        "review_on": "2031-08-01",
+    }
+    made = await api.client.post(f"/v1/crisis-plans/{plan['id']}/medication-decisions",
+                                 json=decision, headers=api.auth(own))
+    assert made.status_code == 201, made.text
+    listed = await api.client.get(f"/v1/crisis-plans/{plan['id']}/medication-decisions",
+                                  headers=api.auth(staff))
+    (only,) = listed.json()
+    assert only["decision_in_my_words"] == decision["decision_in_my_words"]
+    assert only["recorded_by"] == person
+
+
+async def test_reads_and_refusals_are_audited(api: PlansApi) -> None:
+    person = unique("su")
+    plan = await api.draft(api.tokens.clinician(), person)
+    await api.client.get(f"/v1/crisis-plans/{plan['id']}",
+                         headers=api.auth(api.tokens.service_user(person)))
+    await api.client.get(f"/v1/crisis-plans/{plan['id']}",
+                         headers=api.auth(api.tokens.service_user(unique("su"))))
+    rows = await audit_rows(api, record_id=plan["id"], action="read")
+    assert sorted(r.outcome for r in rows) == ["allowed", "denied"]
