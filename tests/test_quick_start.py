@@ -60,8 +60,9 @@ class LocalRun:
         (root / "deploy").mkdir(parents=True)
         shutil.copytree(REPO / "deploy" / "local", root / "deploy" / "local")
         (root / ".venv").symlink_to(VENV)
-        self.ports = {"NATS_PORT": free_port(), "NATS_MONITOR_PORT": free_port(),
-                      "GOALS_PORT": free_port()}
+        # Every port variable the Procfile reads (NATS_PORT, GOALS_PORT, ...), each free.
+        names = sorted(set(re.findall(r"\$\{([A-Z_]+_PORT):-\d+\}", PROCFILE.read_text())))
+        self.ports = {name: free_port() for name in names}
         self.process: subprocess.Popen[bytes] | None = None
         self.log = root / "run.log"
 
@@ -86,10 +87,13 @@ class LocalRun:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None and self.process.poll() is None, self.output()
-            if http_status(self.goals_url + "/readyz")[0] == 200:
+            services = [port for name, port in self.ports.items()
+                        if not name.startswith("NATS_")]
+            if all(http_status(f"http://127.0.0.1:{port}/readyz")[0] == 200
+                   for port in services):
                 return
             time.sleep(0.25)
-        raise AssertionError(f"goals not ready in {timeout}s:\n{self.output()}")
+        raise AssertionError(f"services not ready in {timeout}s:\n{self.output()}")
 
     def press_ctrl_c(self, timeout: float = 20.0) -> int:
         """Send SIGINT to the whole foreground group, as a terminal does on Ctrl-C."""
@@ -144,6 +148,16 @@ def test_make_token_prints_only_a_signed_token(tmp_path: Path) -> None:
     assert claims["roles"] == ["service_user"]
 
 
+def project_distributions() -> list[str]:
+    """The names of the kit, every service and the gateway, from their pyproject.toml."""
+    import tomllib
+
+    paths = [REPO / "libs" / "common" / "pyproject.toml",
+             *sorted((REPO / "services").glob("*/pyproject.toml")),
+             *sorted(REPO.glob("gateway/pyproject.toml"))]
+    return [tomllib.loads(path.read_text())["project"]["name"] for path in paths]
+
+
 def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -158,7 +172,7 @@ def test_every_package_the_project_needs_is_pinned_by_the_lock() -> None:
             if "==" in line and not line.startswith("#")}
     wanted = [Requirement(line) for line in (REPO / "requirements" / "dev.txt").read_text()
               .splitlines() if line.strip() and not line.startswith("#")]
-    wanted += [Requirement(name) for name in ("recovery-common", "recovery-goals")]
+    wanted += [Requirement(name) for name in project_distributions()]
     needed: set[str] = set()
     while wanted:
         requirement = wanted.pop()
