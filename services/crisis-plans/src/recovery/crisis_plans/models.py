@@ -331,8 +331,8 @@ class Withdrawal(_Strict):
     reason: Item | None = None
 
 
-class BreakGlassRequest(BaseModel):
-    # Not strict: a missing or short reason gets its own clear refusal.
+class BreakGlassRequest(_Strict):
+    # Optional here so that a missing or short reason gets its own clear refusal.
     reason: str | None = Field(default=None, max_length=2000,
                                description="Why the plan is needed now (kept, not logged)")
 
