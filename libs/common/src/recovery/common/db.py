@@ -1,13 +1,17 @@
 """Database engines and sessions for SQLite (local, WAL) and PostgreSQL (production)."""
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, TypeDecorator, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import ExecutionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import PoolResetState
+from sqlalchemy.util.concurrency import await_only, in_greenlet
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 
@@ -26,6 +30,75 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+class SqliteWriteLock:
+    """One write transaction at a time per process, queued in asyncio instead of in SQLite.
+
+    SQLite has one writer. Without this, every pooled connection that starts a write while
+    another holds the lock gets SQLITE_BUSY and sleeps in SQLite's busy handler (up to 100 ms
+    a try) on its worker thread, so writes under load finished in whatever order they woke:
+    POST p99 of 1 to 2.5 s. Here a connection takes an ``asyncio.Lock`` before its first
+    write statement (the driver begins the transaction there) and gives it back when the
+    transaction commits or rolls back, or when the connection goes back to the pool. It
+    covers every write on the engine: sessions, Core statements, relay, audit, consumers.
+    Waiting longer than ``wait_seconds`` goes on without the lock, back to SQLite's own
+    busy handling, so a task that writes on two connections at once cannot deadlock itself.
+    """
+
+    def __init__(self, *, wait_seconds: float = 5.0) -> None:
+        self.lock = asyncio.Lock()
+        self.wait_seconds = wait_seconds
+        self.owner: Any = None
+
+    def attach(self, engine: AsyncEngine) -> None:
+        sync_engine = engine.sync_engine
+        event.listen(sync_engine, "before_cursor_execute", self._before_execute)
+        dialect = sync_engine.dialect
+        # Per-engine dialect instance: the transaction's end is where the lock is released.
+        dialect.do_commit = self._releasing(dialect.do_commit)  # type: ignore[method-assign]
+        dialect.do_rollback = self._releasing(dialect.do_rollback)  # type: ignore[method-assign]
+        event.listen(sync_engine.pool, "reset", self._on_reset)
+        event.listen(sync_engine.pool, "invalidate", self._on_gone)
+        event.listen(sync_engine.pool, "close", self._on_gone)
+
+    def _before_execute(self, connection: Any, _cursor: Any, statement: str, _params: Any,
+                        _context: ExecutionContext | None, _executemany: bool) -> None:
+        dbapi_connection = connection.connection.dbapi_connection
+        if self.owner is dbapi_connection or not in_greenlet():
+            return
+        if not statement.lstrip()[:7].upper().startswith(_WRITES):
+            return
+        try:
+            await_only(asyncio.wait_for(self.lock.acquire(), self.wait_seconds))
+        except TimeoutError:
+            return
+        self.owner = dbapi_connection
+
+    def release(self, dbapi_connection: Any) -> None:
+        raw = getattr(dbapi_connection, "dbapi_connection", dbapi_connection)
+        if raw is not None and self.owner is raw:
+            self.owner = None
+            self.lock.release()
+
+    def _releasing(self, end: Callable[[Any], None]) -> Callable[[Any], None]:
+        def end_then_release(dbapi_connection: Any) -> None:
+            try:
+                end(dbapi_connection)
+            finally:
+                self.release(dbapi_connection)
+
+        return end_then_release
+
+    def _on_reset(self, dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+        if not state.asyncio_safe:  # no rollback will follow (a connection garbage-collected)
+            self.release(dbapi_connection)
+
+    def _on_gone(self, dbapi_connection: Any, *_: Any) -> None:
+        self.release(dbapi_connection)
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An async engine with the settings each backend needs."""
     if is_sqlite(url):
@@ -34,6 +107,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 5})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        SqliteWriteLock().attach(engine)
         return engine
     return create_async_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True

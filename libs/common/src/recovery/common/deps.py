@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from recovery.common.audit import Outcome, audit_entry
+from recovery.common.audit import Outcome, audit_row
 from recovery.common.auth import (
     Principal,
     Verb,
@@ -35,26 +35,30 @@ async def get_kit(request: Request) -> ServiceKit:
 KitDep = Annotated[ServiceKit, Depends(get_kit)]
 
 
-async def get_settings(kit: KitDep) -> Settings:
-    return kit.settings
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.kit.settings
+    return settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def get_session(kit: KitDep) -> AsyncIterator[AsyncSession]:
+# The dependencies below take the kit from the request themselves rather than through
+# ``KitDep``: each level of FastAPI's dependency tree costs more per request than the work
+# these do.
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    kit: ServiceKit = request.app.state.kit
     async with kit.sessions() as session:
         yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
-async def get_principal(
-    kit: KitDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """The verified caller; 401 with ``WWW-Authenticate`` for a missing or bad token."""
+
+async def _verified(kit: ServiceKit, credentials: HTTPAuthorizationCredentials | None
+                    ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized("Send a bearer token in the Authorization header.",
                            token_sent=False)
@@ -66,6 +70,11 @@ async def get_principal(
         # Fetching a JWKS over HTTP blocks; keep it off the event loop.
         return await anyio.to_thread.run_sync(kit.verifier.verify, token)
     return kit.verifier.verify(token)
+
+
+async def get_principal(request: Request, credentials: Credentials) -> Principal:
+    """The verified caller; 401 with ``WWW-Authenticate`` for a missing or bad token."""
+    return await _verified(request.app.state.kit, credentials)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -119,15 +128,16 @@ class RecordAccess:
 
     def audit(self, *, record_type: str, record_id: str | None, service_user_id: str | None,
               action: str, outcome: Outcome, purpose: str | None = None) -> None:
-        self.kit.audit.record(audit_entry(
+        self.kit.audit.record(audit_row(
             self.principal, record_type=record_type, record_id=record_id,
             service_user_id=service_user_id, action=action, outcome=outcome, purpose=purpose,
             **self._entry_context()))
 
 
-async def get_record_access(request: Request, kit: KitDep,
-                            principal: PrincipalDep) -> RecordAccess:
-    return RecordAccess(request, kit, principal)
+async def get_record_access(request: Request, credentials: Credentials) -> RecordAccess:
+    """The verified caller's access to records (the token checked as ``get_principal`` does)."""
+    kit: ServiceKit = request.app.state.kit
+    return RecordAccess(request, kit, await _verified(kit, credentials))
 
 
 AccessDep = Annotated[RecordAccess, Depends(get_record_access)]

@@ -15,6 +15,7 @@ from recovery.common.events.bus import EventBus
 from recovery.common.events.consumer import ConsumerRunner, EventHandler
 from recovery.common.events.outbox import WAKE_RELAY
 from recovery.common.events.relay import OutboxRelay
+from recovery.common.reads import Reads, reads_for_url
 from recovery.common.settings import Settings
 
 
@@ -32,6 +33,20 @@ class ServiceKit:
     consumers: ConsumerRunner
     migrations_dir: Path
     extras: dict[str, Any] = field(default_factory=dict)
+    _reads: Reads | None = field(default=None, init=False, repr=False)
+
+    @property
+    def reads(self) -> Reads:
+        """Short indexed reads for request handlers (see ``recovery.common.reads``); made on
+        first use, closed with the app."""
+        if self._reads is None:
+            self._reads = reads_for_url(self.settings.database_url, self.sessions)
+        return self._reads
+
+    def close_reads(self) -> None:
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None
 
 
 def build_kit(settings: Settings, migrations_dir: Path,

@@ -1,9 +1,10 @@
 """JSON logs with a request id, Prometheus metrics, and the HTTP limits every service keeps."""
 
+import itertools
 import logging
+import secrets
 import sys
 import time
-import uuid
 from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import Any
@@ -37,6 +38,16 @@ def _nul_problem(where: str) -> Problem:
     return Problem(422, "Text must not contain NUL characters.", kind="nul-character",
                    title="Invalid request",
                    invalid_params=[InvalidParam(name=where, reason="contains a NUL character")])
+
+
+#: Request ids made here: a random prefix per process and a counter, unique across replicas
+#: and restarts without a uuid4 per request.
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def _add_request_id(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -112,14 +123,22 @@ class RequestContextMiddleware:
         self.service = service
         self.max_body_bytes = max_body_bytes
         self.log = structlog.get_logger("http")
+        # Metric children by label values: ``labels()`` takes a lock and builds a key each time.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        raw_id = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = raw_id if 0 < len(raw_id) <= 64 and raw_id.isprintable() else uuid.uuid4().hex
+        raw_id = ""
+        declared: bytes | None = None
+        for name, value in scope.get("headers") or ():
+            if name == b"content-length":
+                declared = value
+            elif name == b"x-request-id":
+                raw_id = value.decode("latin-1")
+        request_id = raw_id if 0 < len(raw_id) <= 64 and raw_id.isprintable() else new_request_id()
         token = request_id_var.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
@@ -134,7 +153,6 @@ class RequestContextMiddleware:
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
 
-        declared = headers.get(b"content-length")
         try:
             if "\x00" in scope["path"]:
                 await self._refuse(_nul_problem("path"), scope, receive, send_with_id)
@@ -159,12 +177,23 @@ class RequestContextMiddleware:
             route = route_template(scope)
             elapsed = time.perf_counter() - started
             method = scope["method"]
-            REQUESTS.labels(self.service, method, route, str(status)).inc()
-            LATENCY.labels(self.service, method, route).observe(elapsed)
+            self._count(method, route, status, elapsed)
             if route not in QUIET_ROUTES:
                 self.log.info("request", method=method, route=route, status=status,
                               ms=round(elapsed * 1000, 2))
             request_id_var.reset(token)
+
+    def _count(self, method: str, route: str, status: int, elapsed: float) -> None:
+        counter = self._counters.get((method, route, status))
+        if counter is None:
+            counter = REQUESTS.labels(self.service, method, route, str(status))
+            self._counters[(method, route, status)] = counter
+        counter.inc()
+        timer = self._timers.get((method, route))
+        if timer is None:
+            timer = LATENCY.labels(self.service, method, route)
+            self._timers[(method, route)] = timer
+        timer.observe(elapsed)
 
     def _too_large(self) -> Problem:
         return Problem(413, f"The request body is larger than {self.max_body_bytes} bytes.",

@@ -35,6 +35,7 @@ from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
 from recovery.common.pagination import Page, decode_cursor, decode_time_cursor, encode_cursor
 from recovery.common.problems import InvalidParam, Problem
+from recovery.common.reads import Reads
 from recovery.common.timeutil import utcnow
 from recovery.common.versioning import require_if_match
 from recovery.goals import rules
@@ -61,7 +62,6 @@ from recovery.goals.models import (
     TeamFigures,
     new_id,
 )
-from recovery.goals.reads import Reads, reads_for
 
 RESOURCE = "Goal"
 S = LifecycleStatus
@@ -121,7 +121,7 @@ def _unknown_goal(access: RecordAccess, goal_id: str, action: str) -> Problem:
 async def read_goal_document(access: RecordAccess, goal_id: str) -> tuple[int, str]:
     """The version and stored JSON of one goal the caller may reach: one indexed query."""
     require_scope(access.principal, RESOURCE, Verb.read)
-    rows = (await reads_for(access.kit).all(READ_ONE, {"goal_id": goal_id})
+    rows = (await access.kit.reads.all(READ_ONE, {"goal_id": goal_id})
             if len(goal_id) <= 36 else [])
     row = rows[0] if rows else None
     if row is None:
@@ -514,7 +514,7 @@ async def list_goals(access: RecordAccess, *,
     query = page_query(service_user_id=service_user_id, team_id=team_id,
                        condition=condition, statuses=statuses, kind=kind,
                        after=decode_time_cursor(cursor) if cursor else None)
-    rows = await reads_for(access.kit).all(query.limit(limit + 1))
+    rows = await access.kit.reads.all(query.limit(limit + 1))
     next_cursor = (encode_cursor(rows[limit - 1][0], rows[limit - 1][1])
                    if len(rows) > limit else None)
     return GoalDocuments([row[2] for row in rows[:limit]], next_cursor)
@@ -541,7 +541,7 @@ async def batch_read(access: RecordAccess, request: BatchRead) -> str:
         parts.append(and_(col(Goal.service_user_id).in_(by_team),
                           _in(col(Goal.team_id), reach.teams)))
     if parts:
-        await _batch_documents(reads_for(access.kit), request, parts, goals, truncated)
+        await _batch_documents(access.kit.reads, request, parts, goals, truncated)
     results = ",".join(
         f'{{"service_user_id":{json.dumps(person)},"goals":[{",".join(documents)}],'
         f'"truncated":{json.dumps(person in truncated)}}}'
