@@ -15,6 +15,8 @@ PUBLIC = {
     "/metrics": "Prometheus scrape",
     "/openapi.json": "the API description",
     "/docs": "the API description",
+    # FHIR clients read the CapabilityStatement before they have a token; it holds no record.
+    "/fhir/metadata": "FHIR CapabilityStatement",
 }
 
 #: The audit trail is the kit's, in every service; its access rules are tested in the kit.
@@ -62,6 +64,13 @@ def fill_path(template: str, *, plan_id: str, service_user_id: str, team_id: str
     return (template.replace("{plan_id}", plan_id)
             .replace("{service_user_id}", service_user_id).replace("{team_id}", team_id)
             .replace("{audit_event_id}", "0b0e7c1e-4b1c-4c55-9a51-4ad2e0f5d6a1"))
+
+
+def query_for(operation: Operation, *, plan_id: str) -> dict[str, str] | None:
+    """Query parameters an operation needs (FHIR searches name their target)."""
+    if operation.template == "/fhir/Provenance":
+        return {"target": f"CarePlan/{plan_id}"}
+    return None
 
 
 def valid_body(operation: Operation, *, service_user_id: str, team_id: str,

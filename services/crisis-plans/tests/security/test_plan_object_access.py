@@ -10,7 +10,14 @@ from typing import Any, Protocol
 
 import httpx
 import pytest
-from plan_operations import PROBLEM, Operation, fill_path, protected_operations, valid_body
+from plan_operations import (
+    PROBLEM,
+    Operation,
+    fill_path,
+    protected_operations,
+    query_for,
+    valid_body,
+)
 from sqlmodel import col, func, select
 
 from recovery.common.testing.plugin import TokenFactory
@@ -125,7 +132,7 @@ async def household(api: PlansClient) -> Household:
 async def _operations(api: PlansClient) -> list[Operation]:
     openapi = (await api.client.get("/openapi.json")).json()
     operations = [op for op in protected_operations(openapi) if op.is_plan_operation]
-    assert len(operations) == 13
+    assert len(operations) == 15
     return operations
 
 
@@ -155,8 +162,9 @@ async def test_nobody_outside_the_persons_reach_uses_any_operation_and_nothing_c
                 continue  # that one is the crisis team's own route, tested below
             # A stale or missing If-Match must not give the plan away with a 412 or 428.
             for etag in (f'"{home.plan["version"]}"', '"999"', None):
-                response = await api.client.request(operation.method, path, json=body,
-                                                    headers=auth(token, etag))
+                response = await api.client.request(
+                    operation.method, path, json=body, headers=auth(token, etag),
+                    params=query_for(operation, plan_id=home.plan["id"]))
                 what = f"{operation} by {intruder} ({etag})"
                 if status == 200:
                     assert response.status_code == 200, what
@@ -190,7 +198,8 @@ async def test_the_person_and_their_team_reach_every_operation(api: PlansClient,
                           content_hash=current["content_hash"])
         response = await api.client.request(operation.method, home.path(operation.template),
                                             json=body,
-                                            headers=auth(token, f'"{current["version"]}"'))
+                                            headers=auth(token, f'"{current["version"]}"'),
+                                            params=query_for(operation, plan_id=home.plan["id"]))
         assert response.status_code in (200, 201), f"{caller}: {operation}: {response.text}"
 
 
@@ -236,6 +245,7 @@ async def test_a_token_without_a_care_plan_scope_gets_403_on_every_operation(
         response = await api.client.request(
             operation.method, home.path(operation.template),
             headers=auth(token, f'"{home.plan["version"]}"'),
+            params=query_for(operation, plan_id=home.plan["id"]),
             json=valid_body(operation, service_user_id=home.alice, team_id=home.team,
                             content_hash=home.plan["content_hash"]))
         assert_problem(response, 403, "insufficient-scope", str(operation))

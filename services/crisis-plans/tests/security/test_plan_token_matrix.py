@@ -21,6 +21,7 @@ from plan_operations import (
     Operation,
     fill_path,
     protected_operations,
+    query_for,
     valid_body,
 )
 
@@ -141,6 +142,7 @@ def test_the_matrix_covers_every_operation_the_service_documents(world: World) -
         "POST /v1/people/{service_user_id}/crisis-plan:break-glass",
         "GET /v1/teams/{team_id}/crisis-plans",
         "GET /v1/teams/{team_id}/crisis-plans:overdue-review",
+        "GET /fhir/CarePlan/{plan_id}", "GET /fhir/Provenance",
         "GET /v1/audit-events", "GET /fhir/AuditEvent",
     }
     assert [str(op) for op in world.operations if "{" in world.path(op)] == []
@@ -158,8 +160,9 @@ async def test_a_valid_token_gets_past_authentication_on_every_read(
     token = tokens.admin("admin-1", ["team-a"])
     for operation in world.operations:
         if operation.method == "get":
-            response = await world.client.get(world.path(operation),
-                                              headers=TokenFactory.header(token))
+            response = await world.client.get(
+                world.path(operation), headers=TokenFactory.header(token),
+                params=query_for(operation, plan_id=world.plan["id"]))
             assert response.status_code != 401, f"{operation}: {response.text}"
 
 
@@ -175,8 +178,9 @@ async def test_a_bad_or_missing_token_is_401_on_every_endpoint_and_changes_nothi
             headers["Authorization"] = authorization
         body = valid_body(operation, service_user_id="su-1", team_id="team-a",
                           content_hash=world.plan["content_hash"])
-        response = await world.client.request(operation.method, world.path(operation),
-                                              headers=headers, json=body)
+        response = await world.client.request(
+            operation.method, world.path(operation), headers=headers, json=body,
+            params=query_for(operation, plan_id=world.plan["id"]))
         problem = response.json() if response.headers.get("content-type") == PROBLEM else {}
         if (response.status_code != 401 or problem.get("status") != 401
                 or not str(problem.get("type", "")).endswith("/unauthorized")
@@ -194,3 +198,6 @@ async def test_only_the_operational_routes_answer_without_a_token(world: World) 
               for method, operation in item.items()
               if method in HTTP_METHODS and not operation.get("security")}
     assert public <= set(PUBLIC)
+    metadata = await world.client.get("/fhir/metadata")
+    assert metadata.status_code == 200
+    assert world.plan["id"] not in metadata.text and "su-1" not in metadata.text

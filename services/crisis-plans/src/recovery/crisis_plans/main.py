@@ -49,13 +49,13 @@ async def _sweep_reviews(kit: ServiceKit, every: float) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The crisis-plans app; without settings, they are read from the environment."""
-    from recovery.crisis_plans import routes
+    from recovery.crisis_plans import fhir, routes
 
     app = create_service_app(
         settings=settings or Settings(service=SERVICE),
         title="Recovery Platform: crisis plans",
         description=DESCRIPTION,
-        routers=[routes.router],
+        routers=[routes.router, fhir.router],
         migrations_dir=MIGRATIONS_DIR,
     )
     kit: ServiceKit = app.state.kit
