@@ -13,8 +13,8 @@ from typing import Any
 
 import nats
 import pytest
-from conftest import PLAN_CONTENT, PlansApi, unique
 from nats.aio.msg import Msg
+from plans_api import PLAN_CONTENT, PlansApi, unique
 
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.events.asyncapi import AsyncApiDocument

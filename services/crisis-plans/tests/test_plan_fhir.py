@@ -3,11 +3,11 @@ fhir.resources."""
 
 import base64
 
-from conftest import PLAN_CONTENT, PlansApi, unique
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.provenance import Provenance
+from plans_api import PLAN_CONTENT, PlansApi, unique
 
 FHIR_JSON = "application/fhir+json"
 

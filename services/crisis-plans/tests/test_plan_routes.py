@@ -5,7 +5,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from conftest import PLAN_CONTENT, PlansApi, unique
+from plans_api import PLAN_CONTENT, PlansApi, unique
 from sqlmodel import col, select
 
 from recovery.common.audit import AuditEvent
