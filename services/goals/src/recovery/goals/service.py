@@ -3,7 +3,7 @@
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -17,6 +17,7 @@ from sqlalchemy import (
     literal,
     or_,
     tuple_,
+    type_coerce,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
@@ -71,6 +72,17 @@ DOCUMENT = cast(col(Goal.document), Text)
 #: Reading one goal, built once: what access needs, the version and the document.
 READ_ONE = select(col(Goal.service_user_id), col(Goal.team_id), col(Goal.version),
                   DOCUMENT).where(col(Goal.id) == bindparam("goal_id"))
+
+
+#: created_at as the driver returns it: a page needs one row's timestamp (for its cursor),
+#: and decoding it on every row was a tenth of a list request.
+RAW_CREATED_AT = type_coerce(col(Goal.created_at), String())
+
+
+def stored_time(value: datetime | str) -> datetime:
+    """A ``RAW_CREATED_AT`` value as an aware UTC datetime (SQLite stores UTC text)."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def refuse(refusal: rules.Refusal) -> Problem:
@@ -476,7 +488,7 @@ def page_query(*, service_user_id: str | None, team_id: str | None,
                ) -> Select[datetime, str, str]:
     """Newest first after the cursor position: an index range scan, never a sort, as long as
     the filter and the (filter, created_at, id) indexes agree."""
-    query = select(col(Goal.created_at), col(Goal.id), DOCUMENT)
+    query = select(RAW_CREATED_AT, col(Goal.id), DOCUMENT)
     if service_user_id is not None:
         query = query.where(col(Goal.service_user_id) == service_user_id)
     if team_id is not None:
@@ -515,7 +527,7 @@ async def list_goals(access: RecordAccess, *,
                        condition=condition, statuses=statuses, kind=kind,
                        after=decode_time_cursor(cursor) if cursor else None)
     rows = await access.kit.reads.all(query.limit(limit + 1))
-    next_cursor = (encode_cursor(rows[limit - 1][0], rows[limit - 1][1])
+    next_cursor = (encode_cursor(stored_time(rows[limit - 1][0]), rows[limit - 1][1])
                    if len(rows) > limit else None)
     return GoalDocuments([row[2] for row in rows[:limit]], next_cursor)
 
