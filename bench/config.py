@@ -61,4 +61,11 @@ TARGETS = [
     Target("relay_latency_p99_ms", "Commit-to-consumer latency p99 at 200 events/s", 50.0, "ms",
            False),
     Target("rss_after_mb", "Service RSS after the run", 150.0, "MB", False),
+    Target("crisis_get_active_ratio", "GET the active crisis plan: req/s vs baseline", 0.25,
+           "x", True),
+    Target("crisis_get_active_p99_ms", "GET the active crisis plan: p99 at 32 connections",
+           25.0, "ms", False),
+    Target("crisis_sign_ratio", "Sign a crisis plan version: req/s vs baseline", 0.10, "x",
+           True),
+    Target("crisis_rss_after_mb", "Crisis-plans service RSS after the run", 150.0, "MB", False),
 ]

@@ -38,6 +38,8 @@ SCENARIO_TITLES = {
     "list_small": "`GET /v1/goals?team_id=…&limit=100`, small table",
     "list_large": "`GET /v1/goals?team_id=…&limit=100`, large table",
     "post_goal": "`POST /v1/goals` (minimal create, with its outbox row)",
+    "get_active_plan": "crisis-plans `GET /v1/people/{id}/crisis-plan` (the active plan)",
+    "sign_version": "crisis-plans `POST /v1/crisis-plans/{id}/signatures` (sign a version)",
 }
 
 
@@ -173,6 +175,11 @@ def render(results: dict[str, Any]) -> str:
                   f"start, {service.get('peak_rss_mb', '—')} MB at peak, "
                   f"{service.get('rss_after_run_mb', '—')} MB after the run; the baseline "
                   f"peaked at {baseline.get('peak_rss_mb', '—')} MB."]
+    crisis = results.get("crisis_plans_service")
+    if crisis:
+        lines += ["", f"Crisis-plans memory (RSS): {crisis.get('rss_after_start_mb', '—')} MB "
+                  f"after start, {crisis.get('peak_rss_mb', '—')} MB at peak, "
+                  f"{crisis.get('rss_after_run_mb', '—')} MB after the run."]
     problems = results.get("failures") or []
     lines += ["", "Failures during the run: " + ("; ".join(problems) if problems else "none.")]
     lines += ["", END]

@@ -21,6 +21,7 @@ import httpx
 
 from bench.config import TARGETS, Scale
 from bench.cpus import CpuPlan, plan_cpus, raise_priority
+from bench.crisis_plans import run_crisis_plans
 from bench.loadgen import Request, ensure_wrk, run_wrk, write_plan
 from bench.pacer import KeepAliveClient, raw_post
 from bench.relay import commit_to_consumer_latency, relay_throughput
@@ -76,9 +77,11 @@ class Bench:
 
     def load(self, name: str, server: ServerProcess, sampler: RssSampler,
              requests: list[Request], headers: dict[str, str],
-             check: Callable[[httpx.Response], None]) -> dict[str, Any]:
-        """Check one request answers as it should, warm up, then measure with wrk."""
-        first = requests[0]
+             check: Callable[[httpx.Response], None],
+             check_request: Request | None = None) -> dict[str, Any]:
+        """Check one request answers as it should, warm up, then measure with wrk.
+        ``check_request`` is checked instead of the first when the requests may not repeat."""
+        first = check_request or requests[0]
         answer = httpx.request(first.method, server.base_url + first.path,
                                content=first.body or None, headers=headers, timeout=30)
         check(answer)
@@ -323,11 +326,17 @@ def measured_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         "relay_latency_p50_ms": get("relay_latency.latency_ms.p50"),
         "relay_latency_p99_ms": get("relay_latency.latency_ms.p99"),
         "rss_after_mb": results.get("service", {}).get("rss_after_run_mb"),
+        "crisis_get_active_ratio": ratio("get_active_plan"),
+        "crisis_get_active_p99_ms": get("get_active_plan.latency_ms.p99"),
+        "crisis_sign_ratio": ratio("sign_version"),
+        "crisis_rss_after_mb": results.get("crisis_plans_service", {}).get("rss_after_run_mb"),
     }
     # The same ratios from CPU time per request: what the ratio would be with the server's
     # core to itself, for reading a run made on a busy machine.
     by_cpu_cost = {"get_ratio": cost_ratio("get_goal"), "post_ratio": cost_ratio("post_goal"),
-                   "list_ratio": cost_ratio("list_large")}
+                   "list_ratio": cost_ratio("list_large"),
+                   "crisis_get_active_ratio": cost_ratio("get_active_plan"),
+                   "crisis_sign_ratio": cost_ratio("sign_version")}
     return [{**asdict(target), "measured": measured[target.key],
              "by_cpu_cost": by_cpu_cost.get(target.key),
              "met": measured[target.key] is not None and target.met_by(measured[target.key])}
@@ -398,6 +407,7 @@ def run(scale: Scale, app: str | None = None) -> dict[str, Any]:
             results["baseline_runs"] = [run_baseline(bench, command)]
             results["baseline"] = results["baseline_runs"][0]
             run_service(bench, command, results)
+            run_crisis_plans(bench, results)
             results["baseline_runs"].append(run_baseline(bench, command))
             results["baseline"] = max(results["baseline_runs"],
                                       key=lambda figures: figures["requests_per_s"])

@@ -1,0 +1,155 @@
+"""The crisis-plans scenarios, in the same run as the baseline: GET the active plan (the read
+a crisis team makes), sign a version, and the service's memory."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+
+from bench.loadgen import Request
+from bench.servers import REPO, RssSampler, ServerProcess, procfile_command, server_argv
+from recovery.common.dev_issuer import DevIssuer
+from recovery.common.testing.processes import NatsServer, free_port
+
+SERVICE = "crisis-plans"
+TEAM = "bench-crisis"
+#: Signatures the sign scenario may use per second of load (warm-up included), so wrk never
+#: runs out of unsigned versions: a signature is made once, a second one is a 409.
+SIGNATURES_PER_SECOND = 600
+PLAN = {"early_warning_signs": ["Sleeping less than four hours"],
+        "what_helps": ["Sitting in the garden with my sister"],
+        "helpful_contacts": [{"name": "Ana", "role": "sister", "how_to_reach": "mobile"}],
+        "review_on": "2031-01-01"}
+
+
+def _environment(workdir: Any, database_url: str, nats_url: str,
+                 extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_")}
+    env.update(extra)
+    env.update({"RECOVERY_SERVICE": SERVICE, "RECOVERY_ENVIRONMENT": "development",
+                "RECOVERY_DATABASE_URL": database_url, "RECOVERY_NATS_URL": nats_url,
+                "RECOVERY_JWKS_FILE": str(workdir / "dev-issuer" / "jwks.json")})
+    return env
+
+
+def _migrate(env: dict[str, str]) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-m", "recovery.common.migrate", "recovery.crisis_plans.main"],
+        cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    if finished.returncode != 0:
+        raise RuntimeError(f"migrations failed:\n{finished.stdout}\n{finished.stderr}")
+
+
+async def _seed(base_url: str, issuer: DevIssuer, clinician: str, people: list[str], *,
+                agree: bool, parties: list[str]) -> list[dict[str, Any]]:
+    """Plans for ``people`` (agreed by the person and the clinician when ``agree``), created
+    over HTTP a few at a time."""
+    staff = {"Authorization": f"Bearer {clinician}"}
+    made: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+
+        async def one(person: str) -> dict[str, Any]:
+            created = await client.post("/v1/crisis-plans", headers=staff, json={
+                "service_user_id": person, "team_id": TEAM, **PLAN,
+                "clinician_parties_required": parties})
+            if created.status_code != 201:
+                raise RuntimeError(f"seeding a plan answered {created.status_code}: "
+                                   f"{created.text[:300]}")
+            plan: dict[str, Any] = created.json()
+            if agree:
+                own = issuer.mint(role="service_user", sub=person, patient=person,
+                                  ttl_seconds=4 * 3600)
+                for token in (own, clinician):
+                    signed = await client.post(
+                        f"/v1/crisis-plans/{plan['id']}/signatures",
+                        headers={"Authorization": f"Bearer {token}", "If-Match": '"1"'},
+                        json={"content_hash": plan["content_hash"]})
+                    if signed.status_code != 201:
+                        raise RuntimeError(f"seeding a signature answered "
+                                           f"{signed.status_code}: {signed.text[:300]}")
+            return plan
+
+        for start in range(0, len(people), 16):
+            made += await asyncio.gather(*(one(p) for p in people[start:start + 16]))
+    return made
+
+
+def run_crisis_plans(bench: Any, results: dict[str, Any]) -> None:
+    """GET the active plan and sign a version against one crisis-plans process, started with
+    its own `make run` command line; fills ``results`` as it goes."""
+    from bench.run import expect, run_async, say
+
+    scale, workdir = bench.scale, bench.workdir
+    scenarios: dict[str, Any] = results["scenarios"]
+    command, source = procfile_command(SERVICE)
+    issuer = DevIssuer(workdir / "dev-issuer")
+    issuer.ensure_keys()
+    clinician = issuer.mint(role="clinician", sub="bench-clinician", teams=[TEAM],
+                            ttl_seconds=4 * 3600)
+    auth = {"Authorization": f"Bearer {clinician}"}
+
+    nats_server = NatsServer(store_dir=workdir / "nats-crisis-plans")
+    database_url = f"sqlite+aiosqlite:///{workdir / 'crisis_plans.db'}"
+    port = free_port()
+    argv, extra = server_argv(command, port)
+    env = _environment(workdir, database_url, nats_server.url, extra)
+    service = ServerProcess(SERVICE, argv, env, port, bench.cpus.server,
+                            workdir / "crisis-plans.log")
+    results["crisis_plans_service"] = {"argv": argv, "command_source": source}
+    try:
+        nats_server.start()
+        _migrate(env)
+        service.start("/readyz")
+        say(f"crisis-plans service ready on port {port} (pid {service.pid})")
+        sampler = RssSampler(service.pid).start()
+        results["crisis_plans_service"]["rss_after_start_mb"] = round(
+            service.rss_bytes() / 2**20, 1)
+
+        readers = [f"su-bench-cp-{n:05d}" for n in range(scale.goals_to_read)]
+        run_async(_seed(service.base_url, issuer, clinician, readers, agree=True,
+                        parties=["care_coordinator"]))
+        scenarios["get_active_plan"] = bench.load(
+            "GET  /v1/people/{id}/crisis-plan", service, sampler,
+            [Request("GET", f"/v1/people/{person}/crisis-plan") for person in readers],
+            auth, expect(200))
+
+        # Each plan needs two clinicians, so one clinician's token signs it twice (as care
+        # coordinator and as psychiatrist) and every request makes a new signature.
+        seconds = scale.duration_s + scale.warmup_s
+        threads = max(1, min(len(bench.cpus.load), scale.connections))
+        count = max(10, int(seconds * SIGNATURES_PER_SECOND * threads / 2))
+        started = time.perf_counter()
+        drafts = run_async(_seed(service.base_url, issuer, clinician,
+                                 [f"su-bench-cp-sign-{n:06d}" for n in range(count)],
+                                 agree=False, parties=["care_coordinator", "psychiatrist"]))
+        say(f"seeded {len(drafts):,} draft plans to sign in "
+            f"{time.perf_counter() - started:.1f} s")
+        signs = [Request("POST", f"/v1/crisis-plans/{plan['id']}/signatures",
+                         json.dumps({"content_hash": plan["content_hash"], "party": party},
+                                    separators=(",", ":")))
+                 for party in ("care_coordinator", "psychiatrist") for plan in drafts]
+        # The check signs a plan of its own: a signature repeated would be a 409.
+        scenarios["sign_version"] = bench.load(
+            "POST /v1/crisis-plans/{id}/signatures", service, sampler, signs[1:],
+            {**auth, "Content-Type": "application/json", "If-Match": "*"}, expect(201),
+            check_request=signs[0])
+        scenarios["sign_version"]["signatures_available"] = len(signs) - 1
+
+        time.sleep(1)  # let the audit buffer and relay settle before the final reading
+        results["crisis_plans_service"]["rss_after_run_mb"] = round(
+            service.rss_bytes() / 2**20, 1)
+        results["crisis_plans_service"]["peak_rss_mb"] = round(sampler.peak / 2**20, 1)
+        sampler.stop()
+        say(f"crisis-plans RSS after the run "
+            f"{results['crisis_plans_service']['rss_after_run_mb']} MB")
+    except Exception:
+        say("the crisis-plans service's log ends with:\n" + service.log_tail(15))
+        raise
+    finally:
+        service.stop()
+        nats_server.stop()
