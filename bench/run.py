@@ -78,16 +78,17 @@ class Bench:
     def load(self, name: str, server: ServerProcess, sampler: RssSampler,
              requests: list[Request], headers: dict[str, str],
              check: Callable[[httpx.Response], None],
-             check_request: Request | None = None) -> dict[str, Any]:
+             check_request: Request | None = None, warm_up: bool = True) -> dict[str, Any]:
         """Check one request answers as it should, warm up, then measure with wrk.
-        ``check_request`` is checked instead of the first when the requests may not repeat."""
+        For requests that may not repeat, ``check_request`` is checked instead of the first
+        and ``warm_up=False`` skips the warm-up (each wrk run starts at a random request)."""
         first = check_request or requests[0]
         answer = httpx.request(first.method, server.base_url + first.path,
                                content=first.body or None, headers=headers, timeout=30)
         check(answer)
         plan = write_plan(self.workdir, requests, headers)
         connections, cpus = self.scale.connections, self.cpus.load
-        if self.scale.warmup_s:
+        if self.scale.warmup_s and warm_up:
             run_wrk(server.base_url, plan, connections=connections, cpus=cpus,
                     duration_s=self.scale.warmup_s)
         with sampler.phase() as memory:
