@@ -5,13 +5,13 @@ import asyncio
 
 import pytest
 from kit_toy import MIGRATIONS_DIR, ToyNote
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 
 from recovery.common.db import create_engine, is_sqlite, session_factory
 from recovery.common.migrations import upgrade_to_head
-from recovery.common.reads import SessionReads, SqliteInLoopReads, reads_for_url
+from recovery.common.reads import Prepared, SessionReads, SqliteInLoopReads, reads_for_url
 
 COUNT = select(col(ToyNote.id))
 
@@ -43,3 +43,37 @@ def test_an_in_memory_sqlite_database_is_read_through_the_sessions() -> None:
     url = "sqlite+aiosqlite:///:memory:"
     reads = reads_for_url(url, session_factory(create_engine(url)))
     assert isinstance(reads, SessionReads)
+
+
+async def test_a_prepared_statement_reads_the_same_rows_as_the_plain_one(
+        database_url: str) -> None:
+    await asyncio.to_thread(upgrade_to_head, MIGRATIONS_DIR, database_url)
+    engine = create_engine(database_url)
+    reads = reads_for_url(database_url, session_factory(engine))
+    by_team = select(col(ToyNote.id), col(ToyNote.size)).where(
+        col(ToyNote.team_id) == bindparam("team"), col(ToyNote.size) > 1
+    ).order_by(col(ToyNote.id))
+    # created_at needs SQLAlchemy's conversion on SQLite, so this one takes the plain path.
+    with_time = select(col(ToyNote.id), col(ToyNote.created_at)).order_by(col(ToyNote.id))
+    try:
+        async with engine.begin() as connection:
+            for number, (team, size) in enumerate([("t", 1), ("t", 2), ("u", 3), ("t", 4)]):
+                await connection.execute(text(
+                    "INSERT INTO toy_note (id, service_user_id, team_id, size, version,"
+                    " created_at) VALUES (:id, 'su-1', :team, :size, 1,"
+                    " '2026-01-01 00:00:00')"), {"id": f"n-{number}", "team": team,
+                                                 "size": size})
+        prepared = Prepared(by_team)
+        for _ in range(2):  # planned on the first run, reused on the second
+            assert [tuple(row) for row in await reads.all(prepared, {"team": "t"})] == [
+                ("n-1", 2), ("n-3", 4)]
+        timed = Prepared(with_time)
+        rows = await reads.all(timed)
+        assert [row[0] for row in rows] == ["n-0", "n-1", "n-2", "n-3"]
+        assert all(row[1].tzinfo is not None for row in rows)
+        if isinstance(reads, SqliteInLoopReads):
+            assert isinstance(prepared.plan, tuple)
+            assert timed.plan is False
+    finally:
+        reads.close()
+        await engine.dispose()

@@ -20,11 +20,30 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recovery.common.db import is_sqlite
 
-__all__ = ["Reads", "SessionReads", "SqliteInLoopReads", "reads_for_url"]
+__all__ = ["Prepared", "Reads", "SessionReads", "SqliteInLoopReads", "reads_for_url"]
+
+
+class Prepared:
+    """A statement built once and run many times (a module constant), which the SQLite
+    reader compiles once and then runs on the driver directly, skipping SQLAlchemy's
+    per-execution work (a fifth of a one-row read). Its parameters are ``bindparam``s
+    given at each call."""
+
+    __slots__ = ("plan", "statement")
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        #: (SQL, parameter names in order, their values when not given), or False where
+        #: the driver path does not apply; None until the first run.
+        self.plan: Plan | bool | None = None
+
+
+Statement = Executable | Prepared
+Plan = tuple[str, tuple[tuple[str, Any], ...]]
 
 
 class Reads(Protocol):
-    async def all(self, statement: Executable,
+    async def all(self, statement: Statement,
                   params: dict[str, Any] | None = None) -> Sequence[Any]:
         """Every row the statement selects (rows unpack like tuples)."""
         ...
@@ -40,8 +59,10 @@ class SessionReads:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
 
-    async def all(self, statement: Executable,
+    async def all(self, statement: Statement,
                   params: dict[str, Any] | None = None) -> Sequence[Any]:
+        if isinstance(statement, Prepared):
+            statement = statement.statement
         async with self.sessions() as session:
             result = await session.exec(statement, params=params)  # type: ignore[call-overload]
             rows: Sequence[Any] = result.all()
@@ -71,10 +92,40 @@ class SqliteInLoopReads:
         event.listen(self.engine, "connect", _read_only)
         # Autocommit: each SELECT is its own read transaction, so it sees every commit so far.
         self.connection = self.engine.execution_options(isolation_level="AUTOCOMMIT").connect()
+        self.driver: Any = self.connection.connection.dbapi_connection
 
-    async def all(self, statement: Executable,
+    async def all(self, statement: Statement,
                   params: dict[str, Any] | None = None) -> Sequence[Any]:
+        if isinstance(statement, Prepared):
+            if statement.plan is None:
+                statement.plan = self._plan(statement.statement)
+            if isinstance(statement.plan, tuple):
+                sql, binds = statement.plan
+                given = params or {}
+                values = [given.get(name, value) for name, value in binds]
+                cursor = self.driver.cursor()
+                try:
+                    rows: list[Any] = cursor.execute(sql, values).fetchall()
+                    return rows
+                finally:
+                    cursor.close()
+            statement = statement.statement
         return self.connection.execute(statement, params).all()
+
+    def _plan(self, statement: Executable) -> Plan | bool:
+        """The SQL and parameter order, when no value needs SQLAlchemy's conversion on the
+        way in or out (plain strings and numbers); False otherwise."""
+        dialect = self.engine.dialect
+        compiled = statement.compile(dialect=dialect)
+        if (compiled._bind_processors or compiled.post_compile_params
+                or compiled.literal_execute_params or compiled.positiontup is None):
+            return False
+        for column in compiled._result_columns:
+            if column[3].dialect_impl(dialect).result_processor(dialect, None) is not None:
+                return False
+        defaults = compiled.params
+        return compiled.string, tuple((name, defaults.get(name))
+                                      for name in compiled.positiontup)
 
     def close(self) -> None:
         self.connection.close()

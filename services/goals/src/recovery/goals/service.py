@@ -36,7 +36,7 @@ from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
 from recovery.common.pagination import Page, decode_cursor, decode_time_cursor, encode_cursor
 from recovery.common.problems import InvalidParam, Problem
-from recovery.common.reads import Reads
+from recovery.common.reads import Prepared, Reads
 from recovery.common.timeutil import utcnow
 from recovery.common.versioning import require_if_match
 from recovery.goals import rules
@@ -70,8 +70,8 @@ S = LifecycleStatus
 #: so reads pass it on without decoding it.
 DOCUMENT = cast(col(Goal.document), Text)
 #: Reading one goal, built once: what access needs, the version and the document.
-READ_ONE = select(col(Goal.service_user_id), col(Goal.team_id), col(Goal.version),
-                  DOCUMENT).where(col(Goal.id) == bindparam("goal_id"))
+READ_ONE = Prepared(select(col(Goal.service_user_id), col(Goal.team_id), col(Goal.version),
+                           DOCUMENT).where(col(Goal.id) == bindparam("goal_id")))
 
 
 #: created_at as the driver returns it: a page needs one row's timestamp (for its cursor),
