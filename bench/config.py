@@ -68,4 +68,5 @@ TARGETS = [
     Target("crisis_sign_ratio", "Sign a crisis plan version: req/s vs baseline", 0.10, "x",
            True),
     Target("crisis_rss_after_mb", "Crisis-plans service RSS after the run", 150.0, "MB", False),
+    Target("risk_rss_after_mb", "Risk service RSS after the run", 150.0, "MB", False),
 ]

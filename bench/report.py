@@ -40,6 +40,7 @@ SCENARIO_TITLES = {
     "post_goal": "`POST /v1/goals` (minimal create, with its outbox row)",
     "get_active_plan": "crisis-plans `GET /v1/people/{id}/crisis-plan` (the active plan)",
     "sign_version": "crisis-plans `POST /v1/crisis-plans/{id}/signatures` (sign a version)",
+    "get_risk_assessment": "risk `GET /v1/risk-assessments/{id}` (an agreed co-assessment)",
 }
 
 
@@ -180,6 +181,11 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", f"Crisis-plans memory (RSS): {crisis.get('rss_after_start_mb', '—')} MB "
                   f"after start, {crisis.get('peak_rss_mb', '—')} MB at peak, "
                   f"{crisis.get('rss_after_run_mb', '—')} MB after the run."]
+    risk = results.get("risk_service")
+    if risk:
+        lines += ["", f"Risk memory (RSS): {risk.get('rss_after_start_mb', '—')} MB after "
+                  f"start, {risk.get('peak_rss_mb', '—')} MB at peak, "
+                  f"{risk.get('rss_after_run_mb', '—')} MB after the run."]
     problems = results.get("failures") or []
     lines += ["", "Failures during the run: " + ("; ".join(problems) if problems else "none.")]
     lines += ["", END]

@@ -25,6 +25,7 @@ from bench.crisis_plans import run_crisis_plans
 from bench.loadgen import Request, ensure_wrk, run_wrk, write_plan
 from bench.pacer import KeepAliveClient, raw_post
 from bench.relay import commit_to_consumer_latency, relay_throughput
+from bench.risk import run_risk
 from bench.seeding import GoalSeeder, sync_engine
 from bench.servers import (
     REPO,
@@ -331,6 +332,7 @@ def measured_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         "crisis_get_active_p99_ms": get("get_active_plan.latency_ms.p99"),
         "crisis_sign_ratio": ratio("sign_version"),
         "crisis_rss_after_mb": results.get("crisis_plans_service", {}).get("rss_after_run_mb"),
+        "risk_rss_after_mb": results.get("risk_service", {}).get("rss_after_run_mb"),
     }
     # The same ratios from CPU time per request: what the ratio would be with the server's
     # core to itself, for reading a run made on a busy machine.
@@ -409,6 +411,7 @@ def run(scale: Scale, app: str | None = None) -> dict[str, Any]:
             results["baseline"] = results["baseline_runs"][0]
             run_service(bench, command, results)
             run_crisis_plans(bench, results)
+            run_risk(bench, results)
             results["baseline_runs"].append(run_baseline(bench, command))
             results["baseline"] = max(results["baseline_runs"],
                                       key=lambda figures: figures["requests_per_s"])
