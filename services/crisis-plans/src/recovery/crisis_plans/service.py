@@ -1,6 +1,7 @@
 """What the crisis-plans service does: plain functions over the caller's access and the kit."""
 
 import json
+import typing
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -9,6 +10,7 @@ from sqlalchemy import String as SAString
 from sqlalchemy import Text, bindparam, cast, literal, or_, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import QueryableAttribute, defer
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -61,6 +63,10 @@ BREAK_GLASS_PURPOSE = "BTG"
 ATTEMPTS = 8
 T = TypeVar("T")
 
+#: Changes rewrite the stored documents without reading them: they stay unloaded.
+#: (sqlmodel types a mapped attribute as its value; the loader option wants the attribute.)
+UNLOADED_DOCUMENTS = [defer(typing.cast(QueryableAttribute[Any], CrisisPlan.document)),
+                      defer(typing.cast(QueryableAttribute[Any], CrisisPlan.active_document))]
 ACTIVE_DOCUMENT = cast(col(CrisisPlan.active_document), Text)
 DOCUMENT = cast(col(CrisisPlan.document), Text)
 #: The crisis team's read, built once: one unique-index lookup by person.
@@ -150,9 +156,12 @@ async def _version_row(session: AsyncSession, plan_id: str, version: int) -> Cri
 
 async def _refresh_documents(session: AsyncSession, plan: CrisisPlan,
                              newest: CrisisPlanVersion,
-                             newest_signatures: list[CrisisPlanSignature]) -> None:
+                             newest_signatures: list[CrisisPlanSignature], *,
+                             active_changed: bool = True) -> None:
     """Write the stored documents of the newest and the active version with the change."""
     plan.document = plan_document(plan, newest, newest_signatures)
+    if not active_changed:
+        return
     if plan.active_version is None:
         plan.active_document = None
     elif plan.active_version == newest.version:
@@ -181,7 +190,8 @@ async def _with_retry(sessions: async_sessionmaker[AsyncSession],
 async def _plan_for(session: AsyncSession, access: RecordAccess, plan_id: str, *,
                     verb: Verb, action: str) -> CrisisPlan:
     require_scope(access.principal, RESOURCE, verb)
-    plan = await session.get(CrisisPlan, plan_id) if len(plan_id) <= 36 else None
+    plan = (await session.get(CrisisPlan, plan_id, options=UNLOADED_DOCUMENTS)
+            if len(plan_id) <= 36 else None)
     if plan is None:
         raise _not_found(access, plan_id, action)
     access.check(RESOURCE, verb, record_type=RECORD, record_id=plan.id,
@@ -254,7 +264,8 @@ async def change_plan(access: RecordAccess, plan_id: str, if_match: str | None,
             raise refuse(refusal)
         stored = content.model_dump(mode="json")
         if stored == newest.content:
-            return plan  # nothing changed: no new version
+            await session.refresh(plan, ["document"])  # nothing changed: no new version
+            return plan
         now = utcnow()
         plan.version += 1
         plan.updated_at = now
@@ -310,16 +321,19 @@ async def sign_version(access: RecordAccess, plan_id: str, if_match: str | None,
         rows.append(row)
         plan.updated_at = now
         events: list[tuple[PlanEvent, dict[str, Any]]] = []
-        if rules.agreed([_signature(r) for r in rows], version=version.version,
-                        version_hash=version.content_hash, required=plan.required_parties):
+        agreed_now = rules.agreed([_signature(r) for r in rows], version=version.version,
+                                  version_hash=version.content_hash,
+                                  required=plan.required_parties)
+        if agreed_now:
             plan.active_version = version.version
             plan.agreed_at = now
             plan.status = PlanStatus.agreed.value
-        await _refresh_documents(session, plan, version, rows)
+        # Until it is agreed, a signature leaves the active version as it was.
+        await _refresh_documents(session, plan, version, rows, active_changed=agreed_now)
         session.add(plan)
         events.append((PlanEvent.version_signed, plan_event_data(
             plan, changed_by=actor.sub, content_hash=version.content_hash, party=party.value)))
-        if plan.status == PlanStatus.agreed.value and plan.agreed_at == now:
+        if agreed_now:
             events.append((PlanEvent.agreed, plan_event_data(
                 plan, changed_by=actor.sub, content_hash=version.content_hash)))
         _events(session, plan, events)
