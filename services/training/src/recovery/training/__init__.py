@@ -1,0 +1,1 @@
+"""The training service: the Recovery Education Centre."""

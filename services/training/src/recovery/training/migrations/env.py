@@ -1,0 +1,11 @@
+"""Alembic environment of the training database: the training tables plus the kit's own."""
+
+from sqlmodel import SQLModel
+
+import recovery.common.audit
+import recovery.common.events.consumer
+import recovery.common.events.outbox
+import recovery.training.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from recovery.common.migrations import run_migrations
+
+run_migrations(SQLModel.metadata)
