@@ -55,7 +55,7 @@ class AuditEvent(SQLModel, table=True):
     purpose: str | None = Field(default=None, max_length=500)
 
 
-AUDIT_TABLE: Table = AuditEvent.__table__  # type: ignore[assignment]
+AUDIT_TABLE: Table = AuditEvent.__table__  # type: ignore[attr-defined]
 
 
 def audit_entry(

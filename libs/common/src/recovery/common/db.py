@@ -57,8 +57,8 @@ class SqliteWriteLock:
         event.listen(sync_engine, "before_cursor_execute", self._before_execute)
         dialect = sync_engine.dialect
         # Per-engine dialect instance: the transaction's end is where the lock is released.
-        dialect.do_commit = self._releasing(dialect.do_commit)  # type: ignore[method-assign]
-        dialect.do_rollback = self._releasing(dialect.do_rollback)  # type: ignore[method-assign]
+        dialect.do_commit = self._releasing(dialect.do_commit)  # type: ignore[method-assign,assignment]
+        dialect.do_rollback = self._releasing(dialect.do_rollback)  # type: ignore[method-assign,assignment]
         event.listen(sync_engine.pool, "reset", self._on_reset)
         event.listen(sync_engine.pool, "invalidate", self._on_gone)
         event.listen(sync_engine.pool, "close", self._on_gone)

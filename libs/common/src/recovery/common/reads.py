@@ -116,7 +116,7 @@ class SqliteInLoopReads:
         """The SQL and parameter order, when no value needs SQLAlchemy's conversion on the
         way in or out (plain strings and numbers); False otherwise."""
         dialect = self.engine.dialect
-        compiled = statement.compile(dialect=dialect)
+        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
         if (compiled._bind_processors or compiled.post_compile_params
                 or compiled.literal_execute_params or compiled.positiontup is None):
             return False

@@ -485,7 +485,7 @@ def _reach_condition(reach: Reach, service_user_id: str | None,
 def page_query(*, service_user_id: str | None, team_id: str | None,
                condition: ColumnElement[bool] | None, statuses: list[LifecycleStatus] | None,
                kind: GoalKind | None, after: tuple[datetime, str] | None
-               ) -> Select[datetime, str, str]:
+               ) -> Select[str, str, str]:
     """Newest first after the cursor position: an index range scan, never a sort, as long as
     the filter and the (filter, created_at, id) indexes agree."""
     query = select(RAW_CREATED_AT, col(Goal.id), DOCUMENT)
