@@ -60,7 +60,7 @@ async def _seed(base_url: str, issuer: DevIssuer, clinician: str,
                     f"/v1/risk-assessments/{body['id']}/signatures",
                     headers={"Authorization": f"Bearer {token}", "If-Match": '"1"'},
                     json={"content_hash": body["content_hash"]})
-                if signed.status_code != 200:
+                if signed.status_code != 201:
                     raise RuntimeError(f"seeding a signature answered {signed.status_code}: "
                                        f"{signed.text[:300]}")
             return str(body["id"])

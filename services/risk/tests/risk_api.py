@@ -71,8 +71,8 @@ class RiskApi:
         """A co-assessment both sides have signed."""
         clinician = self.tokens.clinician(staff, [team])
         drafted = await self.draft(clinician, service_user_id=person, team_id=team, **body)
-        assert (await self.sign(self.tokens.service_user(person), drafted)).status_code == 200
+        assert (await self.sign(self.tokens.service_user(person), drafted)).status_code == 201
         signed = await self.sign(clinician, drafted)
-        assert signed.status_code == 200, signed.text
+        assert signed.status_code == 201, signed.text
         result: dict[str, Any] = signed.json()
         return result

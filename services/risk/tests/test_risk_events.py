@@ -91,8 +91,8 @@ async def test_each_change_publishes_exactly_one_documented_event_without_clinic
              clinician="It led to two admissions", agree=False,
              difference="We see it differently")])
     record = drafted["id"]
-    assert (await api.sign(mine, drafted)).status_code == 200
-    assert (await api.sign(clinician, drafted)).status_code == 200
+    assert (await api.sign(mine, drafted)).status_code == 201
+    assert (await api.sign(clinician, drafted)).status_code == 201
     decided = await api.send(
         "POST", f"/v1/risk-assessments/{record}/positive-risk-decisions", clinician,
         etag='"1"', json={"goal_id": "goal-7", "decision": "Travel alone",

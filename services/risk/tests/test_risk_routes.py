@@ -30,11 +30,11 @@ async def test_a_co_assessment_with_both_views_is_agreed_with_a_difference_recor
     assert drafted["missing_parties"] == ["clinician", "service_user"]
 
     by_person = await api.sign(api.tokens.service_user(person), drafted)
-    assert by_person.status_code == 200, by_person.text
+    assert by_person.status_code == 201, by_person.text
     assert by_person.json()["missing_parties"] == ["clinician"]
     assert by_person.json()["active_version"] is None
     by_clinician = await api.sign(clinician, drafted)
-    assert by_clinician.status_code == 200, by_clinician.text
+    assert by_clinician.status_code == 201, by_clinician.text
     agreed = by_clinician.json()
     assert agreed["status"] == "agreed-with-differences"
     assert agreed["version_status"] == "agreed-with-differences"
@@ -117,7 +117,7 @@ async def test_an_edit_after_agreement_makes_a_draft_while_the_agreed_version_st
     active = await api.send("GET", f"/v1/risk-assessments/{agreed['id']}/active", clinician)
     assert active.json()["version"] == 1 and active.json()["content"]["review_date"] is None
     # Signing the new draft by both moves the agreement on to it.
-    assert (await api.sign(api.tokens.service_user(person), draft)).status_code == 200
+    assert (await api.sign(api.tokens.service_user(person), draft)).status_code == 201
     moved = await api.sign(clinician, draft)
     assert moved.json()["active_version"] == 2
 
@@ -147,7 +147,7 @@ async def test_a_signature_binds_the_exact_version_a_superseded_hash_does_not_co
                                 {**drafted, "content_hash": "sha256:" + "0" * 64})
     assert wrong_hash.status_code == 409
     assert problem_kind(wrong_hash.json()) == "content-hash-mismatch"
-    assert (await api.sign(api.tokens.service_user(person), drafted)).status_code == 200
+    assert (await api.sign(api.tokens.service_user(person), drafted)).status_code == 201
     edited = await api.send("PATCH", f"/v1/risk-assessments/{drafted['id']}", clinician,
                             etag='"1"', json={"review_date": "2031-02-02"})
     # The clinician signing version 1 now is too late: it is not the latest any more.
@@ -290,7 +290,7 @@ async def test_both_parties_signing_at_the_same_moment_agree_the_version(api: Ri
     drafted = await api.draft(clinician, service_user_id=person, team_id=team)
     signed = await asyncio.gather(api.sign(api.tokens.service_user(person), drafted),
                                   api.sign(clinician, drafted))
-    assert [r.status_code for r in signed] == [200, 200], [r.text for r in signed]
+    assert [r.status_code for r in signed] == [201, 201], [r.text for r in signed]
     final = (await api.read(clinician, drafted["id"])).json()
     assert final["status"] == "agreed" and final["active_version"] == 1
     assert len(final["signatures"]) == 2

@@ -119,13 +119,13 @@ async def update_assessment(assessment_id: AssessmentId, update: AssessmentUpdat
     return assessment_response(assessment)
 
 
-@router.post("/risk-assessments/{assessment_id}/signatures", response_model=AssessmentPublic,
-             responses=CHANGE,
+@router.post("/risk-assessments/{assessment_id}/signatures", status_code=201,
+             response_model=AssessmentPublic, responses=CHANGE,
              summary="Sign the version named by If-Match, by its content hash")
 async def sign(assessment_id: AssessmentId, data: SignatureCreate, access: AccessDep,
                if_match: IfMatch = None) -> Response:
     assessment = await service.sign_version(access, assessment_id, if_match, data)
-    return assessment_response(assessment)
+    return assessment_response(assessment, status_code=201)
 
 
 @router.post("/risk-assessments/{assessment_id}/withdraw-agreement",
