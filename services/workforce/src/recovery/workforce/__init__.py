@@ -1,0 +1,1 @@
+"""The workforce service: teams, staff, care delivered, culture and implementation readiness."""

@@ -1,0 +1,159 @@
+"""FHIR R4 Practitioner, PractitionerRole and CareTeam from our staff and teams, and the
+``/fhir`` read and metadata routes. Lived experience is never part of any of them."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
+from sqlmodel import col, select
+
+from recovery.common.auth import Verb
+from recovery.common.deps import AccessDep, SessionDep
+from recovery.common.problems import problem_responses
+from recovery.workforce import service
+from recovery.workforce.models import RoleType, Staff, StaffPublic, Team
+
+FHIR_VERSION = "4.0.1"
+BASE = "https://recovery-platform.org/fhir"
+FHIR_JSON = "application/fhir+json"
+NUCC = "http://nucc.org/provider-taxonomy"
+ROLE_TYPE_SYSTEM = f"{BASE}/CodeSystem/workforce-role-type"
+PROFESSION_SYSTEM = f"{BASE}/CodeSystem/profession"
+GRADE_SYSTEM = f"{BASE}/CodeSystem/grade"
+TEAM_SYSTEM = f"{BASE}/team"
+STAFF_SYSTEM = f"{BASE}/staff"
+#: NUCC Health Care Provider Taxonomy: Peer Specialist.
+PEER_SPECIALIST_NUCC = "175T00000X"
+
+
+class FhirResponse(JSONResponse):
+    media_type = FHIR_JSON
+
+
+def _concept(system: str, code: str, display: str | None = None) -> dict[str, Any]:
+    coding = {"system": system, "code": code}
+    if display:
+        coding["display"] = display
+    return {"coding": [coding]}
+
+
+def _period(staff: StaffPublic) -> dict[str, str]:
+    period = {"start": staff.start_date.isoformat()}
+    if staff.end_date:
+        period["end"] = staff.end_date.isoformat()
+    return period
+
+
+def practitioner_resource(staff: StaffPublic) -> dict[str, Any]:
+    return {
+        "resourceType": "Practitioner",
+        "id": staff.id,
+        "identifier": [{"system": STAFF_SYSTEM, "value": staff.id}],
+        "active": staff.in_post,
+        "name": [{"text": staff.display_name}],
+    }
+
+
+def practitioner_role_resource(staff: StaffPublic) -> dict[str, Any]:
+    codes = [_concept(ROLE_TYPE_SYSTEM, staff.role_type.value),
+             _concept(PROFESSION_SYSTEM, staff.profession.value)]
+    if staff.role_type is RoleType.peer_specialist:
+        codes.insert(0, _concept(NUCC, PEER_SPECIALIST_NUCC, "Peer Specialist"))
+    return {
+        "resourceType": "PractitionerRole",
+        "id": staff.id,
+        "active": staff.in_post,
+        "period": _period(staff),
+        "practitioner": {"reference": f"Practitioner/{staff.id}"},
+        "code": codes,
+        "specialty": [_concept(GRADE_SYSTEM, staff.grade)],
+        "extension": [{"url": f"{BASE}/StructureDefinition/team",
+                       "valueIdentifier": {"system": TEAM_SYSTEM, "value": staff.team_id}},
+                      {"url": f"{BASE}/StructureDefinition/fte",
+                       "valueDecimal": staff.fte}],
+    }
+
+
+def care_team_resource(team: Team, members: list[StaffPublic]) -> dict[str, Any]:
+    return {
+        "resourceType": "CareTeam",
+        "id": team.id,
+        "identifier": [{"system": TEAM_SYSTEM, "value": team.id}],
+        "status": "active",
+        "name": team.name,
+        "participant": [{
+            "role": [_concept(ROLE_TYPE_SYSTEM, member.role_type.value)],
+            "member": {"reference": f"PractitionerRole/{member.id}"},
+        } for member in members],
+    }
+
+
+def capability_statement() -> dict[str, Any]:
+    read = [{"code": "read"}]
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-01-01",
+        "publisher": "Recovery Platform",
+        "kind": "instance",
+        "software": {"name": "recovery-workforce"},
+        "implementation": {"description": "Recovery Platform workforce service"},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["json"],
+        "rest": [{
+            "mode": "server",
+            "security": {
+                "service": [_concept(
+                    "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                    "SMART-on-FHIR")],
+                "description": "Bearer JWT with SMART v2 scopes (user/ or system/ Practitioner,"
+                               " CareTeam)",
+            },
+            "resource": [{"type": kind, "interaction": read}
+                         for kind in ("Practitioner", "PractitionerRole", "CareTeam")],
+        }],
+    }
+
+
+router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse)
+
+_FHIR_OK: dict[int | str, dict[str, Any]] = {200: {"description": "A FHIR resource",
+                  "content": {FHIR_JSON: {"schema": {
+                      "type": "object", "required": ["resourceType"],
+                      "properties": {"resourceType": {"type": "string"}}}}}}}
+_READ = {**_FHIR_OK, **problem_responses(404)}
+ResourceId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.get("/metadata", response_model=None, responses=_FHIR_OK,
+            summary="CapabilityStatement of the workforce service")
+async def metadata() -> FhirResponse:
+    return FhirResponse(capability_statement())
+
+
+@router.get("/Practitioner/{staff_id}", response_model=None, responses=_READ,
+            summary="Read a Practitioner")
+async def read_practitioner(staff_id: ResourceId, session: SessionDep,
+                            access: AccessDep) -> FhirResponse:
+    staff = await service.get_staff(session, access, staff_id)
+    return FhirResponse(practitioner_resource(service.staff_public(staff)))
+
+
+@router.get("/PractitionerRole/{staff_id}", response_model=None, responses=_READ,
+            summary="Read a PractitionerRole (peer specialists coded NUCC 175T00000X)")
+async def read_practitioner_role(staff_id: ResourceId, session: SessionDep,
+                                 access: AccessDep) -> FhirResponse:
+    staff = await service.get_staff(session, access, staff_id)
+    return FhirResponse(practitioner_role_resource(service.staff_public(staff)))
+
+
+@router.get("/CareTeam/{team_id}", response_model=None, responses=_READ,
+            summary="Read a CareTeam with its members in post")
+async def read_care_team(team_id: ResourceId, session: SessionDep,
+                         access: AccessDep) -> FhirResponse:
+    team = await service.get_team(session, access, team_id, verb=Verb.read)
+    on = service.today()
+    rows = (await session.exec(select(Staff).where(col(Staff.team_id) == team.id)
+                               .order_by(col(Staff.id)).limit(1000))).all()
+    members = [service.staff_public(row, on) for row in rows]
+    return FhirResponse(care_team_resource(team, [m for m in members if m.in_post]))

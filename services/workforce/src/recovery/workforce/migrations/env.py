@@ -1,0 +1,11 @@
+"""Alembic environment of the workforce database: its tables plus the kit's own tables."""
+
+from sqlmodel import SQLModel
+
+import recovery.common.audit
+import recovery.common.events.consumer
+import recovery.common.events.outbox
+import recovery.workforce.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from recovery.common.migrations import run_migrations
+
+run_migrations(SQLModel.metadata)

@@ -1,0 +1,734 @@
+"""What the workforce service does: plain functions over a session and the caller's access."""
+
+import csv
+import io
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import Integer, and_, case, func, literal, or_, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from recovery.common.audit import Outcome
+from recovery.common.auth import Principal, Role, Verb, can_reach_record, require_scope
+from recovery.common.deps import RecordAccess
+from recovery.common.events import record_event
+from recovery.common.pagination import Page, decode_cursor, encode_cursor
+from recovery.common.problems import InvalidParam, Problem
+from recovery.common.timeutil import utcnow
+from recovery.common.versioning import require_if_match
+from recovery.workforce import rules
+from recovery.workforce.events import StaffEvent, staff_event_data
+from recovery.workforce.models import (
+    CLIMATE_ITEMS,
+    Appraisal,
+    AppraisalCreate,
+    BillingExport,
+    BillingLine,
+    CareContact,
+    CareContactCreate,
+    CareMinutes,
+    ClimateResponse,
+    ClimateResponseCreate,
+    FactorPublic,
+    LivedExperience,
+    LivedExperienceDeclaration,
+    LivedExperiencePublic,
+    MonthShare,
+    PanelCreate,
+    PanelMemberKind,
+    PeerShare,
+    Readiness,
+    RecoveryLeadAssign,
+    RecruitmentPanel,
+    SkillMix,
+    Staff,
+    StaffCreate,
+    StaffLeave,
+    StaffMove,
+    StaffPublic,
+    SupervisionCreate,
+    SupervisionSession,
+    Team,
+    TeamCreate,
+    TrainingRecord,
+    new_id,
+)
+from recovery.workforce.options import WorkforceOptions
+
+#: SMART resource types the workforce records answer to.
+TEAM, STAFF, CONTACT = "CareTeam", "Practitioner", "Encounter"
+MANAGING_ROLES = frozenset({Role.manager, Role.admin})
+
+
+def refuse(refusal: rules.Refusal) -> Problem:
+    params = ([InvalidParam(name=refusal.field, reason=refusal.detail)]
+              if refusal.field else None)
+    return Problem(refusal.status, refusal.detail, kind=refusal.kind, invalid_params=params)
+
+
+def not_found(what: str) -> Problem:
+    return Problem(404, f"No {what} with that id is available to you.", kind="not-found")
+
+
+def forbidden(detail: str) -> Problem:
+    return Problem(403, detail, kind="forbidden")
+
+
+# --- access -------------------------------------------------------------------------------
+
+
+def in_team(principal: Principal, resource: str, verb: Verb, team_id: str) -> bool:
+    """Staff of the team (or a partner system) with a scope for this verb on this type."""
+    return can_reach_record(principal, resource, verb, service_user_id="", team_id=team_id)
+
+
+def manages(principal: Principal, resource: str, verb: Verb, team_id: str) -> bool:
+    """Managers and admins of the team, or a partner system allowed the verb."""
+    if not in_team(principal, resource, verb, team_id):
+        return False
+    return principal.is_system or bool(principal.roles & MANAGING_ROLES)
+
+
+def decide(access: RecordAccess, allowed: bool, *, record_type: str, record_id: str | None,
+           action: str) -> bool:
+    access.audit(record_type=record_type, record_id=record_id, service_user_id=None,
+                 action=action, outcome=Outcome.allowed if allowed else Outcome.denied)
+    return allowed
+
+
+def today() -> date:
+    return utcnow().date()
+
+
+def options_of(access: RecordAccess) -> WorkforceOptions:
+    options: WorkforceOptions = access.kit.extras["workforce"]
+    return options
+
+
+async def _commit(session: AsyncSession, conflict: str) -> None:
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        raise Problem(409, conflict, kind="conflict") from exc
+
+
+# --- teams --------------------------------------------------------------------------------
+
+
+async def create_team(session: AsyncSession, access: RecordAccess, data: TeamCreate) -> Team:
+    """A manager or admin of the team (as their token names it) sets it up."""
+    require_scope(access.principal, TEAM, Verb.create)
+    if not decide(access, manages(access.principal, TEAM, Verb.create, data.id),
+                  record_type="Team", record_id=data.id, action="create"):
+        raise forbidden("Teams are set up by managers and admins of that team.")
+    if await session.get(Team, data.id) is not None:
+        raise Problem(409, "A team with that id exists already.", kind="conflict")
+    team = Team(id=data.id, name=data.name)
+    session.add(team)
+    await _commit(session, "A team with that id exists already.")
+    return team
+
+
+async def get_team(session: AsyncSession, access: RecordAccess, team_id: str, *,
+                   verb: Verb = Verb.read, action: str = "read") -> Team:
+    require_scope(access.principal, TEAM, verb)
+    team = await session.get(Team, team_id)
+    allowed = team is not None and in_team(access.principal, TEAM, verb, team_id)
+    if not decide(access, allowed, record_type="Team", record_id=team_id, action=action):
+        raise not_found("team")
+    assert team is not None
+    return team
+
+
+async def assign_recovery_lead(session: AsyncSession, access: RecordAccess, team_id: str,
+                               data: RecoveryLeadAssign) -> Team:
+    """Name the team's recovery lead: a member of the team in post."""
+    team = await get_team(session, access, team_id, verb=Verb.update, action="assign-lead")
+    if not manages(access.principal, TEAM, Verb.update, team_id):
+        raise forbidden("The recovery lead is named by the team's managers and admins.")
+    staff = await session.get(Staff, data.staff_id)
+    if staff is None or staff.team_id != team_id or not rules.in_post(
+            staff.start_date, staff.end_date, today()):
+        raise refuse(rules.Refusal(422, "not-in-team", "The recovery lead must be a member of "
+                                                       "the team in post.", "staff_id"))
+    team.recovery_lead_staff_id = staff.id
+    team.version += 1
+    team.updated_at = utcnow()
+    session.add(team)
+    await session.commit()
+    return team
+
+
+# --- staff --------------------------------------------------------------------------------
+
+
+def staff_public(staff: Staff, on: date | None = None) -> StaffPublic:
+    return StaffPublic(
+        id=staff.id, team_id=staff.team_id, display_name=staff.display_name,
+        profession=staff.profession, grade=staff.grade, role_type=staff.role_type,
+        fte=staff.fte, start_date=staff.start_date, end_date=staff.end_date,
+        in_post=rules.in_post(staff.start_date, staff.end_date, on or today()),
+        version=staff.version)
+
+
+async def _known_team(session: AsyncSession, team_id: str, field: str) -> None:
+    if await session.get(Team, team_id) is None:
+        raise refuse(rules.Refusal(422, "unknown-team", "There is no team with that id; "
+                                                        "set it up first.", field))
+
+
+async def create_staff(session: AsyncSession, access: RecordAccess, data: StaffCreate) -> Staff:
+    """A manager or admin adds a member of staff to their team; training hears of it."""
+    require_scope(access.principal, STAFF, Verb.create)
+    staff_id = data.id or new_id()
+    if not decide(access, manages(access.principal, STAFF, Verb.create, data.team_id),
+                  record_type="Staff", record_id=staff_id, action="create"):
+        raise forbidden("Staff are added by managers and admins of their team.")
+    await _known_team(session, data.team_id, "team_id")
+    if await session.get(Staff, staff_id) is not None:
+        raise Problem(409, "A member of staff with that id exists already.", kind="conflict")
+    staff = Staff(id=staff_id, team_id=data.team_id, display_name=data.display_name,
+                  profession=data.profession.value, grade=data.grade,
+                  role_type=data.role_type.value, fte=data.fte, start_date=data.start_date)
+    session.add(staff)
+    record_event(session, StaffEvent.joined.value, staff.id,
+                 staff_event_data(staff, effective_date=data.start_date))
+    await _commit(session, "A member of staff with that id exists already.")
+    return staff
+
+
+def _reaches_staff(principal: Principal, verb: Verb, staff: Staff) -> bool:
+    """The person themselves, or staff of their team."""
+    return principal.sub == staff.id or in_team(principal, STAFF, verb, staff.team_id)
+
+
+async def get_staff(session: AsyncSession, access: RecordAccess, staff_id: str, *,
+                    verb: Verb = Verb.read, action: str = "read") -> Staff:
+    require_scope(access.principal, STAFF, verb)
+    staff = await session.get(Staff, staff_id)
+    allowed = staff is not None and (
+        _reaches_staff(access.principal, verb, staff) if verb is Verb.read
+        else in_team(access.principal, STAFF, verb, staff.team_id))
+    if not decide(access, allowed, record_type="Staff", record_id=staff_id, action=action):
+        raise not_found("member of staff")
+    assert staff is not None
+    return staff
+
+
+async def list_staff(session: AsyncSession, access: RecordAccess, team_id: str, *,
+                     include_left: bool, cursor: str | None, limit: int) -> Page[StaffPublic]:
+    """The team's staff by id, for its members."""
+    require_scope(access.principal, STAFF, Verb.search)
+    if not decide(access, in_team(access.principal, STAFF, Verb.search, team_id),
+                  record_type="Staff", record_id=None, action="search"):
+        raise Problem(404, "No staff of that team are available to you.", kind="not-found")
+    query = select(Staff).where(col(Staff.team_id) == team_id)
+    if not include_left:
+        query = query.where(or_(col(Staff.end_date).is_(None), col(Staff.end_date) >= today()))
+    if cursor:
+        _, after = decode_cursor(cursor)
+        query = query.where(col(Staff.id) > after)
+    rows = (await session.exec(query.order_by(col(Staff.id)).limit(limit + 1))).all()
+    on = today()
+    items = [staff_public(staff, on) for staff in rows[:limit]]
+    next_cursor = encode_cursor(0, rows[limit - 1].id) if len(rows) > limit else None
+    return Page[StaffPublic](items=items, next_cursor=next_cursor)
+
+
+async def _staff_for_change(session: AsyncSession, access: RecordAccess, staff_id: str,
+                            if_match: str | None, action: str) -> Staff:
+    staff = await get_staff(session, access, staff_id, verb=Verb.update, action=action)
+    if not manages(access.principal, STAFF, Verb.update, staff.team_id):
+        raise forbidden("Moves and leaving are recorded by the team's managers and admins.")
+    require_if_match(if_match, staff.version)
+    return staff
+
+
+async def _commit_staff(session: AsyncSession, staff: Staff) -> None:
+    try:
+        await session.commit()
+    except IntegrityError as exc:  # pragma: no cover - a race on the outbox row
+        await session.rollback()
+        raise Problem(412, "The record changed meanwhile; read it again.",
+                      kind="version-conflict") from exc
+
+
+async def move_staff(session: AsyncSession, access: RecordAccess, staff_id: str,
+                     if_match: str | None, data: StaffMove) -> Staff:
+    """Move a member of staff to another team; both teams' figures follow at once."""
+    staff = await _staff_for_change(session, access, staff_id, if_match, "move")
+    if not decide(access, manages(access.principal, STAFF, Verb.update, data.team_id),
+                  record_type="Team", record_id=data.team_id, action="move-into"):
+        raise forbidden("Moving someone into a team needs a manager or admin of that team.")
+    refusal = rules.move_refusal(current_team=staff.team_id, new_team=data.team_id,
+                                 start_date=staff.start_date, end_date=staff.end_date,
+                                 effective_date=data.effective_date)
+    if refusal is not None:
+        raise refuse(refusal)
+    await _known_team(session, data.team_id, "team_id")
+    previous = staff.team_id
+    staff.team_id = data.team_id
+    staff.version += 1
+    staff.updated_at = utcnow()
+    session.add(staff)
+    await _clear_lead(session, previous, staff.id)
+    record_event(session, StaffEvent.moved.value, staff.id,
+                 staff_event_data(staff, effective_date=data.effective_date,
+                                  previous_team_id=previous))
+    await _commit_staff(session, staff)
+    return staff
+
+
+async def leave_staff(session: AsyncSession, access: RecordAccess, staff_id: str,
+                      if_match: str | None, data: StaffLeave) -> Staff:
+    """Record the last day in post; the person stays on record."""
+    staff = await _staff_for_change(session, access, staff_id, if_match, "leave")
+    refusal = rules.leave_refusal(start_date=staff.start_date, end_date=staff.end_date,
+                                  leaving_on=data.end_date)
+    if refusal is not None:
+        raise refuse(refusal)
+    staff.end_date = data.end_date
+    staff.version += 1
+    staff.updated_at = utcnow()
+    session.add(staff)
+    await _clear_lead(session, staff.team_id, staff.id)
+    record_event(session, StaffEvent.left.value, staff.id,
+                 staff_event_data(staff, effective_date=data.end_date))
+    await _commit_staff(session, staff)
+    return staff
+
+
+async def _clear_lead(session: AsyncSession, team_id: str, staff_id: str) -> None:
+    """A recovery lead who leaves the team leaves the post empty, for someone to fill."""
+    team = await session.get(Team, team_id)
+    if team is not None and team.recovery_lead_staff_id == staff_id:
+        team.recovery_lead_staff_id = None
+        team.version += 1
+        team.updated_at = utcnow()
+        session.add(team)
+
+
+# --- lived experience: private to the person and admins -----------------------------------
+
+
+async def declare_lived_experience(session: AsyncSession, access: RecordAccess, staff_id: str,
+                                   data: LivedExperienceDeclaration) -> LivedExperiencePublic:
+    """Only the person declares (or withdraws) it: it is voluntary."""
+    require_scope(access.principal, STAFF, Verb.update)
+    staff = await session.get(Staff, staff_id)
+    allowed = staff is not None and access.principal.sub == staff.id
+    if not decide(access, allowed, record_type="LivedExperience", record_id=staff_id,
+                  action="declare"):
+        raise not_found("member of staff")
+    row = await session.get(LivedExperience, staff_id)
+    if row is None:
+        row = LivedExperience(staff_id=staff_id, declared=data.declared)
+    row.declared, row.declared_at = data.declared, utcnow()
+    session.add(row)
+    await session.commit()
+    return LivedExperiencePublic(staff_id=staff_id, declared=row.declared,
+                                 declared_at=row.declared_at)
+
+
+async def read_lived_experience(session: AsyncSession, access: RecordAccess,
+                                staff_id: str) -> LivedExperiencePublic:
+    """The person themselves, or an admin of their team; nobody else learns it exists."""
+    principal = access.principal
+    require_scope(principal, STAFF, Verb.read)
+    staff = await session.get(Staff, staff_id)
+    allowed = staff is not None and (
+        principal.sub == staff.id
+        or (Role.admin in principal.roles and in_team(principal, STAFF, Verb.read,
+                                                       staff.team_id)))
+    if not decide(access, allowed, record_type="LivedExperience", record_id=staff_id,
+                  action="read"):
+        raise not_found("member of staff")
+    row = await session.get(LivedExperience, staff_id)
+    return LivedExperiencePublic(staff_id=staff_id, declared=row.declared if row else None,
+                                 declared_at=row.declared_at if row else None)
+
+
+# --- care contacts and peer share ---------------------------------------------------------
+
+
+def _upsert_minutes(session: AsyncSession, contact: CareContact) -> Any:
+    values = {"team_id": contact.team_id, "month": rules.month_of(contact.occurred_on),
+              "by_peer": contact.by_peer, "minutes": contact.minutes, "contacts": 1}
+    table: Any = CareMinutes.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(table).values(**values)
+    return statement.on_conflict_do_update(
+        index_elements=["team_id", "month", "by_peer"],
+        set_={"minutes": table.c.minutes + statement.excluded.minutes,
+              "contacts": table.c.contacts + 1})
+
+
+async def log_contact(session: AsyncSession, access: RecordAccess,
+                      data: CareContactCreate) -> CareContact:
+    """Log care delivered by a member of the caller's team; the team's monthly minutes move
+    in the same transaction."""
+    principal = access.principal
+    require_scope(principal, CONTACT, Verb.create)
+    staff = await session.get(Staff, data.staff_id)
+    if not decide(access, staff is not None and in_team(principal, CONTACT, Verb.create,
+                                                       staff.team_id),
+                  record_type="CareContact", record_id=None, action="create"):
+        raise not_found("member of staff")
+    assert staff is not None
+    refusal = rules.contact_refusal(start_date=staff.start_date, end_date=staff.end_date,
+                                    occurred_on=data.occurred_on, today=today())
+    if refusal is not None:
+        raise refuse(refusal)
+    contact = CareContact(team_id=staff.team_id, staff_id=staff.id,
+                          service_user_id=data.service_user_id, occurred_on=data.occurred_on,
+                          minutes=data.minutes, mode=data.mode.value,
+                          by_peer=rules.is_peer(staff.role_type), recorded_by=principal.sub)
+    session.add(contact)
+    await session.flush()
+    await session.exec(_upsert_minutes(session, contact))
+    await session.commit()
+    return contact
+
+
+async def peer_share(session: AsyncSession, access: RecordAccess, team_id: str | None, *,
+                     months: int, until: date | None) -> PeerShare:
+    """Peer specialists' share of care minutes, per month and over the window."""
+    require_scope(access.principal, CONTACT, Verb.search)
+    access.check_aggregates(record_type="PeerShare", team_id=team_id)
+    window = rules.months_ending(until or today(), months)
+    query = (select(col(CareMinutes.month), col(CareMinutes.by_peer),
+                    func.sum(col(CareMinutes.minutes)))
+             .where(col(CareMinutes.month) >= window[0], col(CareMinutes.month) <= window[-1])
+             .group_by(col(CareMinutes.month), col(CareMinutes.by_peer)))
+    if team_id is not None:
+        query = query.where(col(CareMinutes.team_id) == team_id)
+    rows = (await session.exec(query)).all()
+    target = options_of(access).peer_share_target
+    figures = rules.peer_share(((m, bool(p), int(s or 0)) for m, p, s in rows), window, target)
+    return PeerShare(
+        team_id=team_id, months=months, first_month=window[0], last_month=window[-1],
+        target=target, peer_minutes=figures.peer_minutes, total_minutes=figures.total_minutes,
+        share=figures.share, meets_target=figures.meets_target,
+        trend=[MonthShare(month=m, peer_minutes=p, total_minutes=t, share=rules.share(p, t))
+               for m, p, t in figures.trend])
+
+
+async def billing_export(session: AsyncSession, access: RecordAccess, team_id: str, *,
+                         date_from: date, date_to: date) -> BillingExport:
+    """Billable peer support (H0038) of a team, per person, day and mode."""
+    require_scope(access.principal, CONTACT, Verb.search)
+    access.check_aggregates(record_type="PeerSupportBilling", team_id=team_id,
+                            action="export")
+    if date_to < date_from or (date_to - date_from).days > 366:
+        raise refuse(rules.Refusal(422, "bad-period", "Give a period of at most a year, "
+                                                      "`from` on or before `to`.", "to"))
+    options = options_of(access)
+    rows = (await session.exec(
+        select(  # type: ignore[call-overload]  # sqlmodel types at most four columns
+            col(CareContact.service_user_id), col(CareContact.occurred_on),
+            col(CareContact.mode), func.sum(col(CareContact.minutes)), func.count())
+        .where(col(CareContact.team_id) == team_id, col(CareContact.by_peer).is_(True),
+               col(CareContact.occurred_on) >= date_from, col(CareContact.occurred_on) <= date_to)
+        .group_by(col(CareContact.service_user_id), col(CareContact.occurred_on),
+                  col(CareContact.mode)))).all()
+    days = rules.billable_days(
+        ((person, day, mode, int(minutes), int(count)) for person, day, mode, minutes, count
+         in rows),
+        unit_minutes=options.billing_unit_minutes, rounding=options.billing_rounding,
+        daily_cap=options.billing_daily_cap_units)
+    lines = [BillingLine(service_user_id=d.service_user_id, service_date=d.service_date,
+                         hcpcs=options.billing_hcpcs,
+                         modifier=options.billing_group_modifier if d.mode == "group" else None,
+                         minutes=d.minutes, units=d.units, capped=d.capped, contacts=d.contacts)
+             for d in days if d.units > 0]
+    return BillingExport(team_id=team_id, date_from=date_from, date_to=date_to,
+                         hcpcs=options.billing_hcpcs, unit_minutes=options.billing_unit_minutes,
+                         rounding=options.billing_rounding.value,
+                         daily_cap_units=options.billing_daily_cap_units, lines=lines,
+                         total_units=sum(line.units for line in lines))
+
+
+CSV_COLUMNS = ("service_user_id", "service_date", "hcpcs", "modifier", "units", "minutes",
+               "contacts", "capped")
+
+
+def billing_csv(export: BillingExport) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for line in export.lines:
+        writer.writerow([line.service_user_id, line.service_date.isoformat(), line.hcpcs,
+                         line.modifier or "", line.units, line.minutes, line.contacts,
+                         "true" if line.capped else "false"])
+    return out.getvalue()
+
+
+# --- skill-mix ----------------------------------------------------------------------------
+
+
+def _in_post_now(on: date) -> ColumnElement[bool]:
+    return and_(col(Staff.start_date) <= on,
+                or_(col(Staff.end_date).is_(None), col(Staff.end_date) >= on))
+
+
+async def skill_mix(session: AsyncSession, access: RecordAccess, team_id: str) -> SkillMix:
+    require_scope(access.principal, STAFF, Verb.search)
+    access.check_aggregates(record_type="SkillMix", team_id=team_id)
+    on = today()
+    rows = (await session.exec(
+        select(col(Staff.profession), col(Staff.role_type), func.sum(col(Staff.fte)),
+               func.count())
+        .where(col(Staff.team_id) == team_id, _in_post_now(on))
+        .group_by(col(Staff.profession), col(Staff.role_type)))).all()
+    mix = rules.skill_mix((p, r, float(f or 0), int(c)) for p, r, f, c in rows)
+    return SkillMix(team_id=team_id, as_of=on, staff_in_post=mix.staff_in_post,
+                    fte_total=mix.fte_total, fte_by_profession=mix.fte_by_profession,
+                    fte_by_role_type=mix.fte_by_role_type, peer_fte=mix.peer_fte,
+                    professional_fte=mix.professional_fte,
+                    peer_to_professional_ratio=mix.ratio)
+
+
+# --- supervision, appraisals, panels, climate ---------------------------------------------
+
+
+async def _supervisable(session: AsyncSession, access: RecordAccess, staff_id: str,
+                        action: str) -> Staff:
+    require_scope(access.principal, STAFF, Verb.create)
+    staff = await session.get(Staff, staff_id)
+    if not decide(access, staff is not None and in_team(access.principal, STAFF, Verb.create,
+                                                       staff.team_id),
+                  record_type="Staff", record_id=staff_id, action=action):
+        raise not_found("member of staff")
+    assert staff is not None
+    return staff
+
+
+async def record_supervision(session: AsyncSession, access: RecordAccess,
+                             data: SupervisionCreate) -> SupervisionSession:
+    staff = await _supervisable(session, access, data.staff_id, "record-supervision")
+    refusal = rules.supervision_refusal(staff_id=staff.id, supervisor_id=data.supervisor_id,
+                                        held_on=data.held_on, today=today())
+    if refusal is not None:
+        raise refuse(refusal)
+    row = SupervisionSession(staff_id=staff.id, team_id=staff.team_id,
+                             supervisor_id=data.supervisor_id, held_on=data.held_on,
+                             recovery_focused=data.recovery_focused,
+                             peer_supervision=data.peer_supervision, quality=data.quality,
+                             recorded_by=access.principal.sub)
+    session.add(row)
+    await session.commit()
+    return row
+
+
+async def record_appraisal(session: AsyncSession, access: RecordAccess,
+                           data: AppraisalCreate) -> Appraisal:
+    staff = await _supervisable(session, access, data.staff_id, "record-appraisal")
+    if not manages(access.principal, STAFF, Verb.create, staff.team_id):
+        raise forbidden("Appraisals are recorded by the team's managers and admins.")
+    if data.held_on > today():
+        raise refuse(rules.Refusal(422, "in-future", "An appraisal is recorded once it has "
+                                                     "happened.", "held_on"))
+    row = Appraisal(staff_id=staff.id, team_id=staff.team_id, held_on=data.held_on,
+                    service_user_feedback_included=data.service_user_feedback_included,
+                    recovery_objectives_set=data.recovery_objectives_set,
+                    recorded_by=access.principal.sub)
+    session.add(row)
+    await session.commit()
+    return row
+
+
+async def _own_or_managed(session: AsyncSession, access: RecordAccess, staff_id: str,
+                          record_type: str) -> Staff:
+    """Supervision and appraisals: the person themselves, or their team's managers."""
+    require_scope(access.principal, STAFF, Verb.search)
+    staff = await session.get(Staff, staff_id)
+    allowed = staff is not None and (
+        access.principal.sub == staff.id
+        or manages(access.principal, STAFF, Verb.search, staff.team_id))
+    if not decide(access, allowed, record_type=record_type, record_id=staff_id,
+                  action="search"):
+        raise not_found("member of staff")
+    assert staff is not None
+    return staff
+
+
+async def list_supervision(session: AsyncSession, access: RecordAccess, staff_id: str, *,
+                           cursor: str | None, limit: int) -> Page[SupervisionSession]:
+    await _own_or_managed(session, access, staff_id, "Supervision")
+    query = select(SupervisionSession).where(col(SupervisionSession.staff_id) == staff_id)
+    page: Page[SupervisionSession] = await _dated_page(session, query, SupervisionSession,
+                                                       cursor, limit)
+    return page
+
+
+async def list_appraisals(session: AsyncSession, access: RecordAccess, staff_id: str, *,
+                          cursor: str | None, limit: int) -> Page[Appraisal]:
+    await _own_or_managed(session, access, staff_id, "Appraisal")
+    query = select(Appraisal).where(col(Appraisal.staff_id) == staff_id)
+    page: Page[Appraisal] = await _dated_page(session, query, Appraisal, cursor, limit)
+    return page
+
+
+async def _dated_page(session: AsyncSession, query: Any, model: Any, cursor: str | None,
+                      limit: int) -> Any:
+    """Most recent first by (held_on, id)."""
+    if cursor:
+        after, after_id = decode_cursor(cursor)
+        try:
+            after_day = date.fromisoformat(str(after))
+        except ValueError as exc:
+            raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.",
+                          kind="invalid-cursor") from exc
+        query = query.where(tuple_(col(model.held_on), col(model.id))
+                            < tuple_(literal(after_day), literal(after_id)))
+    rows = (await session.exec(query.order_by(col(model.held_on).desc(), col(model.id).desc())
+                               .limit(limit + 1))).all()
+    last = rows[limit - 1] if len(rows) > limit else None
+    return Page[Any](items=list(rows[:limit]),
+                     next_cursor=encode_cursor(last.held_on.isoformat(), last.id)
+                     if last else None)
+
+
+LIVED_EXPERIENCE_MEMBERS = frozenset({PanelMemberKind.service_user,
+                                      PanelMemberKind.peer_specialist})
+
+
+async def record_panel(session: AsyncSession, access: RecordAccess,
+                       data: PanelCreate) -> RecruitmentPanel:
+    require_scope(access.principal, TEAM, Verb.create)
+    if not decide(access, manages(access.principal, TEAM, Verb.create, data.team_id),
+                  record_type="RecruitmentPanel", record_id=None, action="create"):
+        raise forbidden("Recruitment panels are recorded by the team's managers and admins.")
+    await _known_team(session, data.team_id, "team_id")
+    row = RecruitmentPanel(team_id=data.team_id, role_type=data.role_type.value,
+                           held_on=data.held_on, members=[m.value for m in data.members],
+                           lived_experience_members=sum(
+                               1 for m in data.members if m in LIVED_EXPERIENCE_MEMBERS),
+                           recorded_by=access.principal.sub)
+    session.add(row)
+    await session.commit()
+    return row
+
+
+async def list_panels(session: AsyncSession, access: RecordAccess, team_id: str, *,
+                      cursor: str | None, limit: int) -> Page[RecruitmentPanel]:
+    require_scope(access.principal, TEAM, Verb.search)
+    if not decide(access, in_team(access.principal, TEAM, Verb.search, team_id),
+                  record_type="RecruitmentPanel", record_id=None, action="search"):
+        raise Problem(404, "No panels of that team are available to you.", kind="not-found")
+    query = select(RecruitmentPanel).where(col(RecruitmentPanel.team_id) == team_id)
+    page: Page[RecruitmentPanel] = await _dated_page(session, query, RecruitmentPanel,
+                                                     cursor, limit)
+    return page
+
+
+async def record_climate_response(session: AsyncSession, access: RecordAccess, team_id: str,
+                                  data: ClimateResponseCreate) -> ClimateResponse:
+    """One anonymous answer from a member of the team: who answered is not stored."""
+    await get_team(session, access, team_id, verb=Verb.create, action="climate-response")
+    if data.responded_on > today():
+        raise refuse(rules.Refusal(422, "in-future", "A response is dated today or before.",
+                                   "responded_on"))
+    row = ClimateResponse(team_id=team_id, responded_on=data.responded_on,
+                          answers=list(data.answers),
+                          score=round(sum(data.answers) / len(CLIMATE_ITEMS), 4))
+    session.add(row)
+    await session.commit()
+    return row
+
+
+# --- readiness ----------------------------------------------------------------------------
+
+
+async def readiness(session: AsyncSession, access: RecordAccess, team_id: str) -> Readiness:
+    """The four factors from their records; the team is as ready as its weakest factor."""
+    require_scope(access.principal, TEAM, Verb.read)
+    access.check_aggregates(record_type="Readiness", team_id=team_id)
+    options = options_of(access)
+    on = today()
+    factors = [
+        await _training_factor(session, team_id, on),
+        await _supervision_factor(session, team_id, on, options.supervision_window_days),
+        await _leadership_factor(session, team_id, on),
+        await _culture_factor(session, team_id, on, options.climate_window_days),
+    ]
+    weakest = rules.weakest_factor(factors)
+    return Readiness(team_id=team_id, as_of=on, score=weakest.score, level=weakest.level,
+                     weakest_factor=weakest.name,
+                     factors=[FactorPublic(name=f.name, score=f.score, level=f.level,
+                                           explanation=f.explanation, records=dict(f.records))
+                              for f in factors])
+
+
+def _completed_foundation() -> Any:
+    return (select(col(TrainingRecord.staff_id))
+            .where(col(TrainingRecord.foundation).is_(True),
+                   col(TrainingRecord.completed_on).is_not(None)))
+
+
+async def _training_factor(session: AsyncSession, team_id: str, on: date) -> rules.Factor:
+    completed = case((col(Staff.id).in_(_completed_foundation()), 1), else_=0)
+    in_post, trained = (await session.exec(
+        select(func.count(), func.coalesce(func.sum(completed), 0))
+        .where(col(Staff.team_id) == team_id, _in_post_now(on)))).one()
+    ratings, mean = (await session.exec(
+        select(func.count(col(TrainingRecord.rating)), func.avg(col(TrainingRecord.rating)))
+        .join(Staff, col(Staff.id) == col(TrainingRecord.staff_id))
+        .where(col(Staff.team_id) == team_id, _in_post_now(on),
+               col(TrainingRecord.rating).is_not(None)))).one()
+    return rules.training_factor(staff_in_post=int(in_post), completed_foundation=int(trained),
+                                 ratings=int(ratings),
+                                 mean_rating=float(mean) if mean is not None else None)
+
+
+async def _supervision_factor(session: AsyncSession, team_id: str, on: date,
+                              window_days: int) -> rules.Factor:
+    since = on - timedelta(days=window_days)
+    in_post = (await session.exec(select(func.count()).where(
+        col(Staff.team_id) == team_id, _in_post_now(on)))).one()
+    recent = and_(col(SupervisionSession.staff_id) == col(Staff.id),
+                  col(SupervisionSession.held_on) >= since)
+    sessions, focused, mean, supervised = (await session.exec(
+        select(func.count(col(SupervisionSession.id)),
+               func.coalesce(func.sum(func.cast(col(SupervisionSession.recovery_focused),
+                                                Integer)), 0),
+               func.avg(col(SupervisionSession.quality)),
+               func.count(func.distinct(col(SupervisionSession.staff_id))))
+        .select_from(Staff).join(SupervisionSession, recent)
+        .where(col(Staff.team_id) == team_id, _in_post_now(on)))).one()
+    return rules.supervision_factor(staff_in_post=int(in_post), supervised=int(supervised),
+                                    sessions=int(sessions), recovery_focused=int(focused),
+                                    mean_quality=float(mean) if mean is not None else None,
+                                    window_days=window_days)
+
+
+async def _leadership_factor(session: AsyncSession, team_id: str, on: date) -> rules.Factor:
+    team = await session.get(Team, team_id)
+    lead_id = team.recovery_lead_staff_id if team else None
+    lead = await session.get(Staff, lead_id) if lead_id else None
+    lead_in_post = lead is not None and lead.team_id == team_id and rules.in_post(
+        lead.start_date, lead.end_date, on)
+    trained = False
+    if lead is not None:
+        trained = (await session.exec(_completed_foundation().where(
+            col(TrainingRecord.staff_id) == lead.id).limit(1))).first() is not None
+    return rules.leadership_factor(lead_staff_id=lead_id, lead_in_post=lead_in_post,
+                                   lead_trained=trained)
+
+
+async def _culture_factor(session: AsyncSession, team_id: str, on: date,
+                          window_days: int) -> rules.Factor:
+    responses, mean = (await session.exec(
+        select(func.count(), func.avg(col(ClimateResponse.score)))
+        .where(col(ClimateResponse.team_id) == team_id,
+               col(ClimateResponse.responded_on) >= on - timedelta(days=window_days)))).one()
+    return rules.culture_factor(responses=int(responses),
+                                mean_score=float(mean) if mean is not None else None,
+                                window_days=window_days)
