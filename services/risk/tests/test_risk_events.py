@@ -111,12 +111,15 @@ async def test_each_change_publishes_exactly_one_documented_event_without_clinic
                             json={"risk_level": "high"})
     assert scored.status_code == 422
 
-    await received.wait_for(record, 7)
+    marked = await api.send("POST", f"/v1/risk-assessments/{record}/entered-in-error",
+                            clinician, etag='"2"')
+    assert marked.status_code == 200, marked.text
+    await received.wait_for(record, 8)
     await asyncio.sleep(0.5)  # anything extra would arrive now
     assert received.types(record) == [
         RiskEvent.drafted, RiskEvent.signed, RiskEvent.agreed_with_differences,
         RiskEvent.drafted, RiskEvent.decision_recorded, RiskEvent.agreement_withdrawn,
-        RiskEvent.review_due]
+        RiskEvent.review_due, RiskEvent.entered_in_error]
     for msg in received.by_record[record]:
         event = json.loads(msg.data)
         contract.validate(event)

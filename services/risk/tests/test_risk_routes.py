@@ -340,3 +340,27 @@ async def test_another_service_user_gets_404_on_someone_elses_assessment(api: Ri
     assert (await api.read(stranger, drafted["id"])).status_code == 404
     own = await api.read(api.tokens.service_user(person), drafted["id"])
     assert own.status_code == 200
+
+
+async def test_a_co_assessment_made_in_error_is_kept_readable_closed_and_out_of_lists(
+        api: RiskApi) -> None:
+    person, team = unique("su"), unique("team")
+    clinician = api.tokens.clinician("clin-1", [team])
+    agreed = await api.agreed(person, team, review_date="2020-01-01")
+    path = f"/v1/risk-assessments/{agreed['id']}"
+    by_person = await api.send("POST", f"{path}/entered-in-error",
+                               api.tokens.service_user(person), etag='"1"')
+    assert by_person.status_code == 403
+    marked = await api.send("POST", f"{path}/entered-in-error", clinician, etag='"1"')
+    assert marked.status_code == 200, marked.text
+    assert marked.json()["status"] == "entered-in-error"
+    assert marked.json()["active_version"] is None
+    assert (await api.read(clinician, agreed["id"])).status_code == 200
+    edit = await api.send("PATCH", path, clinician, etag='"1"',
+                          json={"review_date": "2031-01-01"})
+    assert edit.status_code == 409 and problem_kind(edit.json()) == "entered-in-error"
+    listed = await api.client.get("/v1/risk-assessments", params={"service_user_id": person},
+                                  headers=api.auth(clinician))
+    assert listed.json()["items"] == []
+    due = await api.send("GET", f"/v1/teams/{team}/risk-reviews-due", clinician)
+    assert due.json()["items"] == []

@@ -125,6 +125,7 @@ def test_the_matrix_covers_every_risk_operation_the_service_documents(world: Wor
         "PATCH /v1/risk-assessments/{assessment_id}",
         "POST /v1/risk-assessments/{assessment_id}/signatures",
         "POST /v1/risk-assessments/{assessment_id}/withdraw-agreement",
+        "POST /v1/risk-assessments/{assessment_id}/entered-in-error",
         "POST /v1/risk-assessments/{assessment_id}/positive-risk-decisions",
         "GET /v1/risk-assessments/{assessment_id}/active",
         "GET /v1/risk-assessments/{assessment_id}/versions",

@@ -23,6 +23,7 @@ class RiskEvent(StrEnum):
     agreed_with_differences = ASSESSMENT + "agreed-with-differences"
     agreement_withdrawn = ASSESSMENT + "agreement-withdrawn"
     review_due = ASSESSMENT + "review-due"
+    entered_in_error = ASSESSMENT + "entered-in-error"
     decision_recorded = DECISION + "recorded"
 
 

@@ -50,6 +50,7 @@ class AssessmentStatus(StrEnum):
     agreed = "agreed"
     agreed_with_differences = "agreed-with-differences"
     agreement_withdrawn = "agreement-withdrawn"
+    entered_in_error = "entered-in-error"  # a mistake: kept, readable, closed to change
 
 
 ID_PATTERN = r"^[A-Za-z0-9._:@|-]+$"

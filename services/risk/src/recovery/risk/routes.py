@@ -137,6 +137,15 @@ async def withdraw_agreement(assessment_id: AssessmentId, access: AccessDep,
     return assessment_response(assessment)
 
 
+@router.post("/risk-assessments/{assessment_id}/entered-in-error",
+             response_model=AssessmentPublic, responses=CHANGE,
+             summary="Staff mark a co-assessment made in error (kept, out of lists)")
+async def mark_entered_in_error(assessment_id: AssessmentId, access: AccessDep,
+                                if_match: IfMatch = None) -> Response:
+    assessment = await service.mark_entered_in_error(access, assessment_id, if_match)
+    return assessment_response(assessment)
+
+
 @router.post("/risk-assessments/{assessment_id}/positive-risk-decisions", status_code=201,
              response_model=AssessmentPublic, responses=CHANGE,
              summary="Record a positive risk-taking decision for a goal (a new draft version)")

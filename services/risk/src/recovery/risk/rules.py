@@ -180,6 +180,23 @@ def withdraw_refusal(actor: Actor, active_version: int | None) -> Refusal | None
     return None
 
 
+def closed_refusal(status: str) -> Refusal | None:
+    """A co-assessment marked entered-in-error is kept as it was and changes no more."""
+    if status == "entered-in-error":
+        return Refusal(409, "entered-in-error",
+                       "This co-assessment was marked entered-in-error; it can no longer be "
+                       "changed or signed.")
+    return None
+
+
+def mark_error_refusal(actor: Actor, status: str) -> Refusal | None:
+    """Staff of the team mark a co-assessment made in error; it is never deleted."""
+    if actor.kind not in (ActorKind.clinician, ActorKind.staff):
+        return Refusal(403, "only-staff-mark-errors",
+                       "Only staff of the team mark a co-assessment entered-in-error.")
+    return closed_refusal(status)
+
+
 def decision_refusal(actor: Actor) -> Refusal | None:
     if actor.kind is ActorKind.system:
         return Refusal(403, "forbidden", "Partner systems do not record decisions.")

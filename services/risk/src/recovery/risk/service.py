@@ -64,6 +64,8 @@ READ_ONE = select(col(RiskAssessment.service_user_id), col(RiskAssessment.team_i
                   col(RiskAssessment.version), DOCUMENT
                   ).where(col(RiskAssessment.id) == bindparam("assessment_id"))
 T = TypeVar("T")
+#: Marked entered-in-error: kept and readable by id, left out of lists, reviews and batches.
+IN_ERROR = AssessmentStatus.entered_in_error.value
 
 
 class _LostRaceError(Exception):
@@ -302,6 +304,9 @@ async def _for_change(session: AsyncSession, access: RecordAccess, assessment_id
     assessment = await get_assessment(session, access, assessment_id, verb=Verb.update,
                                       action=action)
     require_if_match(if_match, assessment.version)
+    closed = rules.closed_refusal(assessment.status)
+    if closed is not None:
+        raise refuse(closed)
     return assessment
 
 
@@ -400,9 +405,7 @@ async def sign_version(access: RecordAccess, assessment_id: str, if_match: str |
     now = utcnow()
 
     async def attempt(session: AsyncSession) -> RiskAssessment:
-        assessment = await get_assessment(session, access, assessment_id, verb=Verb.update,
-                                          action="sign")
-        require_if_match(if_match, assessment.version)
+        assessment = await _for_change(session, access, assessment_id, if_match, "sign")
         actor = actor_for(access.principal, assessment.service_user_id)
         content = content_of(assessment)
         rows = await _signatures(session, assessment.id, assessment.version)
@@ -448,9 +451,7 @@ async def withdraw_agreement(access: RecordAccess, assessment_id: str,
     now = utcnow()
 
     async def attempt(session: AsyncSession) -> RiskAssessment:
-        assessment = await get_assessment(session, access, assessment_id, verb=Verb.update,
-                                          action="withdraw")
-        require_if_match(if_match, assessment.version)
+        assessment = await _for_change(session, access, assessment_id, if_match, "withdraw")
         actor = actor_for(access.principal, assessment.service_user_id)
         refusal = rules.withdraw_refusal(actor, assessment.active_version)
         if refusal is not None:
@@ -468,6 +469,33 @@ async def withdraw_agreement(access: RecordAccess, assessment_id: str,
         session.add(assessment)
         _event(session, assessment, RiskEvent.agreement_withdrawn, content, actor,
                party=Party.service_user.value)
+        await _commit(session)
+        return assessment
+
+    return await _retrying(access.kit, attempt)
+
+
+async def mark_entered_in_error(access: RecordAccess, assessment_id: str,
+                                if_match: str | None) -> RiskAssessment:
+    """Staff mark a co-assessment made in error: kept and readable, out of lists, closed."""
+    now = utcnow()
+
+    async def attempt(session: AsyncSession) -> RiskAssessment:
+        assessment = await get_assessment(session, access, assessment_id, verb=Verb.update,
+                                          action="entered-in-error")
+        require_if_match(if_match, assessment.version)
+        actor = actor_for(access.principal, assessment.service_user_id)
+        refusal = rules.mark_error_refusal(actor, assessment.status)
+        if refusal is not None:
+            raise refuse(refusal)
+        assessment.status = IN_ERROR
+        assessment.active_version = None
+        assessment.updated_at = now
+        content = content_of(assessment)
+        assessment.document = build_document(
+            assessment, content, await _signatures(session, assessment.id, assessment.version))
+        session.add(assessment)
+        _event(session, assessment, RiskEvent.entered_in_error, content, actor)
         await _commit(session)
         return assessment
 
@@ -536,6 +564,7 @@ async def list_assessments(access: RecordAccess, *, service_user_id: str | None,
         raise Problem(404, "No co-assessments of that person or team are available to you.",
                       kind="not-found")
     query = select(col(RiskAssessment.created_at), col(RiskAssessment.id), DOCUMENT)
+    query = query.where(col(RiskAssessment.status) != IN_ERROR)
     if service_user_id is not None:
         query = query.where(col(RiskAssessment.service_user_id) == service_user_id)
     if team_id is not None:
@@ -578,7 +607,7 @@ async def batch_read(access: RecordAccess, request: BatchRead) -> str:
     if parts:
         rows = await access.kit.reads.all(
             select(col(RiskAssessment.service_user_id), DOCUMENT)
-            .where(or_(*parts))
+            .where(or_(*parts), col(RiskAssessment.status) != IN_ERROR)
             .order_by(col(RiskAssessment.service_user_id),
                       col(RiskAssessment.created_at).desc(), col(RiskAssessment.id).desc()))
         for person, document in rows:
@@ -615,7 +644,8 @@ async def reviews_due(access: RecordAccess, team_id: str, *, within_days: int,
         select(col(RiskAssessment.id), col(RiskAssessment.service_user_id),
                col(RiskAssessment.review_date), col(RiskAssessment.status))
         .where(col(RiskAssessment.team_id) == team_id,
-               col(RiskAssessment.review_date).is_not(None))
+               col(RiskAssessment.review_date).is_not(None),
+               col(RiskAssessment.status) != IN_ERROR)
         .order_by(col(RiskAssessment.review_date), col(RiskAssessment.id)))
     items = [ReviewDue(assessment_id=row[0], service_user_id=row[1], review_date=row[2],
                        overdue_days=rules.overdue_days(row[2], as_of),
@@ -632,6 +662,7 @@ async def raise_review_due_events(kit: ServiceKit, today: date | None = None) ->
     async with kit.sessions() as session:
         due = (await session.exec(select(RiskAssessment).where(
             col(RiskAssessment.review_date) <= as_of,
+            col(RiskAssessment.status) != IN_ERROR,
             or_(col(RiskAssessment.review_due_raised_for).is_(None),
                 col(RiskAssessment.review_due_raised_for) != col(RiskAssessment.review_date)))
             .limit(500))).all()
