@@ -1,0 +1,91 @@
+"""The training service's operations, read from its OpenAPI document, with a valid request for
+each: the security tests send them with the wrong caller, so nothing but the caller is wrong."""
+
+from dataclasses import dataclass
+from typing import Any
+
+HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
+PROBLEM = "application/problem+json"
+
+#: Routes that answer without a token, and why. Nothing else may.
+PUBLIC = {
+    "/healthz": "liveness probe",
+    "/readyz": "readiness probe",
+    "/metrics": "Prometheus scrape",
+    "/openapi.json": "the API description",
+    "/docs": "the API description",
+}
+
+#: The audit trail is the kit's, in every service; its access rules are tested in the kit.
+AUDIT_PATHS = ("/v1/audit-events", "/fhir/AuditEvent")
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    template: str
+
+    def __str__(self) -> str:
+        return f"{self.method.upper()} {self.template}"
+
+    @property
+    def changes(self) -> bool:
+        return self.method != "get"
+
+    @property
+    def is_training_operation(self) -> bool:
+        return not self.template.startswith(AUDIT_PATHS)
+
+
+def protected_operations(openapi: dict[str, Any]) -> list[Operation]:
+    """Every documented operation except the public routes."""
+    return [Operation(method, path) for path, item in openapi["paths"].items()
+            for method in item if method in HTTP_METHODS and path not in PUBLIC]
+
+
+@dataclass(frozen=True)
+class Records:
+    """The ids the operations' paths name."""
+
+    course_id: str
+    run_id: str
+    educator_id: str
+    enrolment_id: str
+    staff_id: str
+    team_id: str
+
+    def fill(self, template: str) -> str:
+        return (template.replace("{course_id}", self.course_id)
+                .replace("{run_id}", self.run_id)
+                .replace("{educator_id}", self.educator_id)
+                .replace("{enrolment_id}", self.enrolment_id)
+                .replace("{staff_id}", self.staff_id)
+                .replace("{team_id}", self.team_id)
+                .replace("{audit_event_id}", "0b0e7c1e-4b1c-4c55-9a51-4ad2e0f5d6a1"))
+
+
+def valid_body(operation: Operation, *, learner_id: str) -> Any:
+    """A body the operation accepts from a caller allowed to make it (None for reads)."""
+    if operation.method == "get":
+        return None
+    bodies: dict[str, Any] = {
+        "POST /v1/courses": {"title": "Peer support basics", "learning_outcomes": ["Listen"],
+                             "audience": ["staff"], "co_produced_with": ["Peer trainers"]},
+        "PATCH /v1/courses/{course_id}": {"title": "Renamed"},
+        "POST /v1/courses/{course_id}/runs": {"starts_on": "2030-01-01",
+                                              "ends_on": "2030-01-02", "online": True,
+                                              "capacity": 5, "facilitator_ids": ["x", "y"]},
+        "POST /v1/educators": {"display_name": "Sam", "kind": "peer_educator",
+                               "lived_experience": True},
+        "POST /v1/educators/{educator_id}/training": {"title": "Train the trainer",
+                                                      "completed_on": "2029-01-01"},
+        "POST /v1/educators/{educator_id}/supervision": {"held_on": "2029-01-01",
+                                                         "supervisor": "Lead"},
+        "POST /v1/educators/{educator_id}/support": {"provided_on": "2029-01-01",
+                                                     "kind": "debrief"},
+        "POST /v1/runs/{run_id}/enrolments": {"learner_id": learner_id},
+        "POST /v1/enrolments/{enrolment_id}/attendance": {"attended": False},
+        "POST /v1/enrolments/{enrolment_id}/completion": {"completed_on": "2030-03-02"},
+        "POST /v1/enrolments/{enrolment_id}/feedback": {"rating": 1, "words": "Private"},
+    }
+    return bodies.get(str(operation), {})
