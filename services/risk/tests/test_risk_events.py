@@ -19,6 +19,7 @@ from risk_api import RiskApi, area, unique
 
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.events.asyncapi import AsyncApiDocument
+from recovery.common.kit import ServiceKit
 from recovery.common.testing.plugin import TokenFactory, make_settings, running_service
 from recovery.common.testing.processes import NatsServer
 from recovery.risk.events import RiskEvent
@@ -73,8 +74,9 @@ async def live(database_url: str, dev_issuer: DevIssuer, tokens: TokenFactory,
         await listener.drain()
 
 
-def kit_of(client: httpx.AsyncClient) -> object:
-    return client.app.state.kit  # type: ignore[attr-defined]
+def kit_of(client: httpx.AsyncClient) -> ServiceKit:
+    kit: ServiceKit = client.app.state.kit  # type: ignore[attr-defined]
+    return kit
 
 
 async def test_each_change_publishes_exactly_one_documented_event_without_clinical_words(
@@ -101,7 +103,7 @@ async def test_each_change_publishes_exactly_one_documented_event_without_clinic
     withdrawn = await api.send("POST", f"/v1/risk-assessments/{record}/withdraw-agreement",
                                mine, etag='"2"')
     assert withdrawn.status_code == 200, withdrawn.text
-    assert await raise_review_due_events(kit_of(api.client)) >= 1  # type: ignore[arg-type]
+    assert await raise_review_due_events(kit_of(api.client)) >= 1
     assert await raise_review_due_events(kit_of(api.client)) == 0  # once per review date
     # Refused changes publish nothing.
     stale = await api.send("PATCH", f"/v1/risk-assessments/{record}", clinician, etag='"1"',

@@ -16,10 +16,10 @@ HASH = "sha256:" + "a" * 64
 
 
 def view(area: RiskArea = RiskArea.safety_of_self, **fields: object) -> AreaView:
-    values: dict[str, object] = {"service_user_view": "Mine", "clinician_view": "Theirs",
-                                 "views_agree": True}
+    values: dict[str, object] = {"area": area, "service_user_view": "Mine",
+                                 "clinician_view": "Theirs", "views_agree": True}
     values.update(fields)
-    return AreaView(area=area, **values)  # type: ignore[arg-type]
+    return AreaView.model_validate(values)
 
 
 @pytest.mark.parametrize("name", ["score", "risk_score", "riskScore", "RISK-LEVEL", "level",
@@ -72,7 +72,7 @@ def test_an_agreed_version_with_a_difference_is_agreed_with_differences() -> Non
 ])
 def test_a_version_is_signed_only_with_both_views_and_any_difference_described(
         fields: dict[str, object], kind: str) -> None:
-    refusal = rules.readiness_refusal([view(**fields)])
+    refusal = rules.readiness_refusal([view(RiskArea.safety_of_self, **fields)])
     assert refusal is not None and refusal.kind == kind and refusal.status == 409
 
 

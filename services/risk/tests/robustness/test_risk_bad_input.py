@@ -17,7 +17,7 @@ BAD_BODIES: dict[str, tuple[str, str, Any]] = {
     "the same area twice": ("PATCH", "", {"areas": [area(), area()]}),
     "a view too long": ("PATCH", "", {"areas": [area(person=TOO_LONG)]}),
     "an empty view": ("PATCH", "", {"areas": [area(person="")]}),
-    "views_agree not a boolean": ("PATCH", "", {"areas": [area(agree="sort of")]}),
+    "views_agree not a boolean": ("PATCH", "", {"areas": [{**area(), "views_agree": "sort of"}]}),
     "an unknown field": ("PATCH", "", {"colour": "blue"}),
     "moving it to another team": ("PATCH", "", {"team_id": "team-x"}),
     "a date that is not a date": ("PATCH", "", {"review_date": "next week"}),
