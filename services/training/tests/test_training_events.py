@@ -11,9 +11,9 @@ from typing import Any
 
 import nats
 import pytest
-from conftest import FOUNDATION, TrainingApi, unique
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from training_api import FOUNDATION, TrainingApi, unique
 
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.events import CloudEvent

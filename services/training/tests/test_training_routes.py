@@ -3,7 +3,7 @@ educators, enrolment and waiting lists, completion and feedback, the roster and 
 
 from typing import Any
 
-from conftest import FOUNDATION, TrainingApi, unique
+from training_api import FOUNDATION, TrainingApi, unique
 
 from recovery.common.events import CloudEvent
 from recovery.training.service import apply_staff_event

@@ -6,7 +6,7 @@ for managers and admins. Every refused change is read back to show it changed no
 from typing import Any
 
 import httpx
-from conftest import TrainingApi, unique
+from training_api import TrainingApi, unique
 from training_operations import PROBLEM, Operation, Records, protected_operations, valid_body
 
 from recovery.common.events import CloudEvent
