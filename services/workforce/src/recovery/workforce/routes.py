@@ -13,7 +13,6 @@ from recovery.common.problems import problem_responses
 from recovery.common.versioning import etag
 from recovery.workforce import service
 from recovery.workforce.models import (
-    CLIMATE_ITEMS,
     AppraisalCreate,
     AppraisalPublic,
     BillingExport,
@@ -291,8 +290,7 @@ async def list_panels(team_id: TeamId, session: SessionDep, access: AccessDep,
 @router.get("/climate-survey", response_model=ClimateSurvey, tags=["culture"],
             summary="The items of the short team climate survey")
 async def climate_survey(access: AccessDep) -> Response:
-    return json_response(ClimateSurvey(items=list(CLIMATE_ITEMS),
-                                       scale="1 strongly disagree to 5 strongly agree"))
+    return json_response(service.climate_survey(access))
 
 
 @router.post("/teams/{team_id}/climate-survey-responses", status_code=201,

@@ -34,6 +34,7 @@ from recovery.workforce.models import (
     CareMinutes,
     ClimateResponse,
     ClimateResponseCreate,
+    ClimateSurvey,
     FactorPublic,
     LivedExperience,
     LivedExperienceDeclaration,
@@ -627,6 +628,12 @@ async def list_panels(session: AsyncSession, access: RecordAccess, team_id: str,
     page: Page[RecruitmentPanel] = await _dated_page(session, query, RecruitmentPanel,
                                                      cursor, limit)
     return page
+
+
+def climate_survey(access: RecordAccess) -> ClimateSurvey:
+    require_scope(access.principal, TEAM, Verb.read)
+    return ClimateSurvey(items=list(CLIMATE_ITEMS),
+                         scale="1 strongly disagree to 5 strongly agree")
 
 
 async def record_climate_response(session: AsyncSession, access: RecordAccess, team_id: str,
