@@ -1,12 +1,13 @@
 """Database engines and sessions for SQLite (local, WAL) and PostgreSQL (production)."""
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, TypeDecorator, event
+from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import ExecutionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -54,6 +55,7 @@ class SqliteWriteLock:
 
     def attach(self, engine: AsyncEngine) -> None:
         sync_engine = engine.sync_engine
+        _WRITE_LOCKS[sync_engine] = self
         event.listen(sync_engine, "before_cursor_execute", self._before_execute)
         dialect = sync_engine.dialect
         # Per-engine dialect instance: the transaction's end is where the lock is released.
@@ -70,10 +72,14 @@ class SqliteWriteLock:
             return
         if not statement.lstrip()[:7].upper().startswith(_WRITES):
             return
-        try:
-            await_only(asyncio.wait_for(self.lock.acquire(), self.wait_seconds))
-        except TimeoutError:
-            return
+        if not self.lock.locked():
+            # Free: taken at once (waiting only if a woken waiter is ahead), with no timer task.
+            await_only(self.lock.acquire())
+        else:
+            try:
+                await_only(asyncio.wait_for(self.lock.acquire(), self.wait_seconds))
+            except TimeoutError:
+                return
         self.owner = dbapi_connection
 
     def release(self, dbapi_connection: Any) -> None:
@@ -97,6 +103,14 @@ class SqliteWriteLock:
 
     def _on_gone(self, dbapi_connection: Any, *_: Any) -> None:
         self.release(dbapi_connection)
+
+
+_WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, SqliteWriteLock]" = weakref.WeakKeyDictionary()
+
+
+def write_lock_of(engine: AsyncEngine) -> SqliteWriteLock | None:
+    """The engine's write lock (SQLite engines of ``create_engine``), else None."""
+    return _WRITE_LOCKS.get(engine.sync_engine)
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
