@@ -167,6 +167,9 @@ async def test_training_events_on_nats_move_coverage_once_in_any_order(
                                version=3, rating=4)
         enrolled = training_event("enrolment.created", staff_id=person["id"], team_id=team,
                                   version=1)
+        contract = AsyncApiDocument.load(ASYNCAPI)
+        for event in (completed, rated, enrolled):
+            contract.validate(event.model_dump(mode="json"))  # as training publishes them
         # Out of order, and the completion again under another message id (past JetStream's
         # duplicate window, as a replay would be).
         await publish_as_training(own_nats_server, rated, completed, enrolled)

@@ -1,5 +1,6 @@
 """The workforce REST API, in process with its lifespan, on SQLite and on PostgreSQL."""
 
+import uuid
 from datetime import date, timedelta
 
 from workforce_api import WorkforceApi, auth, problem_of, training_event, unique
@@ -292,7 +293,7 @@ async def test_training_events_late_or_repeated_never_undo_newer_facts(
                                       team_id=team, version=1, rating=1))
     # A carer's completion (a learner who is not staff) is not counted for anyone.
     await api.training(training_event("course.completed", staff_id=person["id"], team_id=team,
-                                      version=9, enrolment_id=unique("enr"),
+                                      version=9, enrolment_id=str(uuid.uuid4()),
                                       completed_on=done, learner_kind="carer"))
     training = (await api.get(f"/v1/teams/{team}/readiness", manager))["factors"][0]
     assert training["records"]["completed_foundation"] == 1
@@ -305,6 +306,20 @@ async def test_training_events_late_or_repeated_never_undo_newer_facts(
     training = (await api.get(f"/v1/teams/{team}/readiness", manager))["factors"][0]
     assert training["records"]["completed_foundation"] == 1
     assert training["records"]["staff_in_post"] == 2
+
+
+async def test_a_starter_whose_first_day_is_ahead_counts_for_training_not_for_skill_mix(
+        api: WorkforceApi) -> None:
+    team = await api.team()
+    manager = api.manager(team)
+    starter = await api.staff(team, start_date=(date.today() + timedelta(days=20)).isoformat())
+    await api.training(training_event("course.completed", staff_id=starter["id"],
+                                      team_id=team, version=2,
+                                      completed_on=date.today().isoformat()))
+    training = (await api.get(f"/v1/teams/{team}/readiness", manager))["factors"][0]
+    assert training["records"]["staff_in_post"] == 1
+    assert training["records"]["completed_foundation"] == 1
+    assert (await api.get(f"/v1/teams/{team}/skill-mix", manager))["staff_in_post"] == 0
 
 
 async def test_coverage_follows_the_person_when_they_move_team(api: WorkforceApi) -> None:

@@ -40,14 +40,18 @@ def problem_of(response: httpx.Response, status: int, kind: str | None = None) -
 
 def training_event(kind: str, *, staff_id: str, team_id: str, version: int,
                    enrolment_id: str | None = None, foundation: bool = True,
-                   completed_on: str | None = None, rating: float | None = None,
+                   completed_on: str | None = None, rating: int | None = None,
                    learner_kind: str = "staff") -> CloudEvent:
     """A CloudEvent as the training service publishes it."""
+    status = "completed" if completed_on else "enrolled"
     data: dict[str, Any] = {
-        "enrolment_id": enrolment_id or f"enr-{staff_id}", "staff_id": staff_id,
-        "learner_kind": learner_kind, "team_id": team_id, "course_id": "foundation",
-        "foundation": foundation, "completed_on": completed_on, "rating": rating,
-        "version": version}
+        "enrolment_id": enrolment_id or str(uuid.uuid5(uuid.NAMESPACE_URL, staff_id)),
+        "staff_id": staff_id if learner_kind == "staff" else None, "learner_id": staff_id,
+        "learner_kind": learner_kind, "team_id": team_id,
+        "course_id": str(uuid.uuid5(uuid.NAMESPACE_URL, "foundation")),
+        "run_id": None, "foundation": foundation, "status": status,
+        "completed_on": completed_on, "rating": rating, "version": version,
+        "occurred_at": "2030-01-01T00:00:00+00:00"}
     return CloudEvent(source="training", type=f"recovery.training.{kind}",
                       subject=data["enrolment_id"], data=data)
 

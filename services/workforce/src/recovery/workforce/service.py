@@ -154,10 +154,10 @@ async def assign_recovery_lead(session: AsyncSession, access: RecordAccess, team
     if not manages(access.principal, TEAM, Verb.update, team_id):
         raise forbidden("The recovery lead is named by the team's managers and admins.")
     staff = await session.get(Staff, data.staff_id)
-    if staff is None or staff.team_id != team_id or not rules.in_post(
-            staff.start_date, staff.end_date, today()):
+    if staff is None or staff.team_id != team_id or (
+            staff.end_date is not None and staff.end_date < today()):
         raise refuse(rules.Refusal(422, "not-in-team", "The recovery lead must be a member of "
-                                                       "the team in post.", "staff_id"))
+                                                       "the team who has not left.", "staff_id"))
     team.recovery_lead_staff_id = staff.id
     team.version += 1
     team.updated_at = utcnow()
@@ -479,6 +479,12 @@ def _in_post_now(on: date) -> ColumnElement[bool]:
                 or_(col(Staff.end_date).is_(None), col(Staff.end_date) >= on))
 
 
+def _on_roster(on: date) -> ColumnElement[bool]:
+    """Appointed and not yet gone: readiness counts starters whose first day is ahead, since
+    the foundation course is required of them too (they are enrolled when they join)."""
+    return or_(col(Staff.end_date).is_(None), col(Staff.end_date) >= on)
+
+
 async def skill_mix(session: AsyncSession, access: RecordAccess, team_id: str) -> SkillMix:
     require_scope(access.principal, STAFF, Verb.search)
     access.check_aggregates(record_type="SkillMix", team_id=team_id)
@@ -684,11 +690,11 @@ async def _training_factor(session: AsyncSession, team_id: str, on: date) -> rul
     completed = case((col(Staff.id).in_(_completed_foundation()), 1), else_=0)
     in_post, trained = (await session.exec(
         select(func.count(), func.coalesce(func.sum(completed), 0))
-        .where(col(Staff.team_id) == team_id, _in_post_now(on)))).one()
+        .where(col(Staff.team_id) == team_id, _on_roster(on)))).one()
     ratings, mean = (await session.exec(
         select(func.count(col(TrainingRecord.rating)), func.avg(col(TrainingRecord.rating)))
         .join(Staff, col(Staff.id) == col(TrainingRecord.staff_id))
-        .where(col(Staff.team_id) == team_id, _in_post_now(on),
+        .where(col(Staff.team_id) == team_id, _on_roster(on),
                col(TrainingRecord.rating).is_not(None)))).one()
     return rules.training_factor(staff_in_post=int(in_post), completed_foundation=int(trained),
                                  ratings=int(ratings),
@@ -699,7 +705,7 @@ async def _supervision_factor(session: AsyncSession, team_id: str, on: date,
                               window_days: int) -> rules.Factor:
     since = on - timedelta(days=window_days)
     in_post = (await session.exec(select(func.count()).where(
-        col(Staff.team_id) == team_id, _in_post_now(on)))).one()
+        col(Staff.team_id) == team_id, _on_roster(on)))).one()
     recent = and_(col(SupervisionSession.staff_id) == col(Staff.id),
                   col(SupervisionSession.held_on) >= since)
     sessions, focused, mean, supervised = (await session.exec(
@@ -709,7 +715,7 @@ async def _supervision_factor(session: AsyncSession, team_id: str, on: date,
                func.avg(col(SupervisionSession.quality)),
                func.count(func.distinct(col(SupervisionSession.staff_id))))
         .select_from(Staff).join(SupervisionSession, recent)
-        .where(col(Staff.team_id) == team_id, _in_post_now(on)))).one()
+        .where(col(Staff.team_id) == team_id, _on_roster(on)))).one()
     return rules.supervision_factor(staff_in_post=int(in_post), supervised=int(supervised),
                                     sessions=int(sessions), recovery_focused=int(focused),
                                     mean_quality=float(mean) if mean is not None else None,
@@ -720,8 +726,8 @@ async def _leadership_factor(session: AsyncSession, team_id: str, on: date) -> r
     team = await session.get(Team, team_id)
     lead_id = team.recovery_lead_staff_id if team else None
     lead = await session.get(Staff, lead_id) if lead_id else None
-    lead_in_post = lead is not None and lead.team_id == team_id and rules.in_post(
-        lead.start_date, lead.end_date, on)
+    lead_in_post = lead is not None and lead.team_id == team_id and (
+        lead.end_date is None or lead.end_date >= on)
     trained = False
     if lead is not None:
         trained = (await session.exec(_completed_foundation().where(
