@@ -69,4 +69,5 @@ TARGETS = [
            True),
     Target("crisis_rss_after_mb", "Crisis-plans service RSS after the run", 150.0, "MB", False),
     Target("risk_rss_after_mb", "Risk service RSS after the run", 150.0, "MB", False),
+    Target("training_rss_after_mb", "Training service RSS after the run", 150.0, "MB", False),
 ]

@@ -41,6 +41,7 @@ SCENARIO_TITLES = {
     "get_active_plan": "crisis-plans `GET /v1/people/{id}/crisis-plan` (the active plan)",
     "sign_version": "crisis-plans `POST /v1/crisis-plans/{id}/signatures` (sign a version)",
     "get_risk_assessment": "risk `GET /v1/risk-assessments/{id}` (an agreed co-assessment)",
+    "foundation_coverage": "training `GET /v1/teams/{id}/foundation-coverage` (200 staff)",
 }
 
 
@@ -186,6 +187,11 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", f"Risk memory (RSS): {risk.get('rss_after_start_mb', '—')} MB after "
                   f"start, {risk.get('peak_rss_mb', '—')} MB at peak, "
                   f"{risk.get('rss_after_run_mb', '—')} MB after the run."]
+    training = results.get("training_service")
+    if training:
+        lines += ["", f"Training memory (RSS): {training.get('rss_after_start_mb', '—')} MB "
+                  f"after start, {training.get('peak_rss_mb', '—')} MB at peak, "
+                  f"{training.get('rss_after_run_mb', '—')} MB after the run."]
     problems = results.get("failures") or []
     lines += ["", "Failures during the run: " + ("; ".join(problems) if problems else "none.")]
     lines += ["", END]

@@ -35,6 +35,7 @@ from bench.servers import (
     procfile_command,
     server_argv,
 )
+from bench.training import run_training
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.testing.processes import NatsServer, free_port
 
@@ -333,6 +334,7 @@ def measured_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         "crisis_sign_ratio": ratio("sign_version"),
         "crisis_rss_after_mb": results.get("crisis_plans_service", {}).get("rss_after_run_mb"),
         "risk_rss_after_mb": results.get("risk_service", {}).get("rss_after_run_mb"),
+        "training_rss_after_mb": results.get("training_service", {}).get("rss_after_run_mb"),
     }
     # The same ratios from CPU time per request: what the ratio would be with the server's
     # core to itself, for reading a run made on a busy machine.
@@ -412,6 +414,7 @@ def run(scale: Scale, app: str | None = None) -> dict[str, Any]:
             run_service(bench, command, results)
             run_crisis_plans(bench, results)
             run_risk(bench, results)
+            run_training(bench, results)
             results["baseline_runs"].append(run_baseline(bench, command))
             results["baseline"] = max(results["baseline_runs"],
                                       key=lambda figures: figures["requests_per_s"])

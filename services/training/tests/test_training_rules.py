@@ -4,7 +4,7 @@ from datetime import date
 
 from recovery.common.auth import Principal
 from recovery.training import rules
-from recovery.training.rules import Facilitator, RosterEntry
+from recovery.training.rules import Cohort, Facilitator
 
 
 def person(role: str, sub: str = "x", teams: tuple[str, ...] = (),
@@ -72,12 +72,12 @@ def test_staff_in_post_are_enrolled_in_the_foundation_course_once() -> None:
     assert not rules.needs_foundation_enrolment(active=False, already_enrolled=False)
 
 
-def test_coverage_counts_completions_per_group() -> None:
-    roster = [RosterEntry("a", "t1", "nursing", "b5"), RosterEntry("b", "t1", "nursing", "b6"),
-              RosterEntry("c", "t2", None, "b6")]
-    assert rules.coverage(roster, {"a", "c"}, "team_id") == [("t1", 2, 1), ("t2", 1, 1)]
-    assert rules.coverage(roster, {"a"}, "profession") == [("nursing", 2, 1),
-                                                           ("unknown", 1, 0)]
+def test_coverage_adds_up_cohorts_per_group() -> None:
+    cohorts = [Cohort("t1", "nursing", "b5", 1, 1), Cohort("t1", "nursing", "b6", 1, 0),
+               Cohort("t2", None, "b6", 1, 1)]
+    assert rules.coverage(cohorts, "team_id") == [("t1", 2, 1), ("t2", 1, 1)]
+    assert rules.coverage(cohorts, "profession") == [("nursing", 2, 1), ("unknown", 1, 1)]
+    assert rules.coverage(cohorts, "grade") == [("b5", 1, 1), ("b6", 2, 1)]
     assert rules.share(1, 3) == 0.3333 and rules.share(0, 0) == 0.0
 
 

@@ -113,22 +113,25 @@ def needs_foundation_enrolment(*, active: bool, already_enrolled: bool) -> bool:
 
 
 @dataclass(frozen=True)
-class RosterEntry:
-    staff_id: str
+class Cohort:
+    """Staff in post who share a team, profession and grade, and how many of them have
+    completed the foundation course."""
+
     team_id: str | None
     profession: str | None
     grade: str | None
+    staff: int
+    completed: int
 
 
-def coverage(entries: Iterable[RosterEntry], completed: set[str],
-             key: str) -> list[tuple[str, int, int]]:
+def coverage(cohorts: Iterable[Cohort], key: str) -> list[tuple[str, int, int]]:
     """(group, staff, completed foundation) per value of ``key``, sorted by group."""
     totals: dict[str, list[int]] = {}
-    for entry in entries:
-        group = getattr(entry, key) or "unknown"
+    for cohort in cohorts:
+        group = getattr(cohort, key) or "unknown"
         counts = totals.setdefault(group, [0, 0])
-        counts[0] += 1
-        counts[1] += entry.staff_id in completed
+        counts[0] += cohort.staff
+        counts[1] += cohort.completed
     return [(group, c[0], c[1]) for group, c in sorted(totals.items())]
 
 
