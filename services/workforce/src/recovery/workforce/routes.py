@@ -162,7 +162,7 @@ async def read_lived_experience(staff_id: StaffId, session: SessionDep,
 async def log_contact(data: CareContactCreate, session: SessionDep,
                       access: AccessDep) -> Response:
     contact = await service.log_contact(session, access, data)
-    return json_response(CareContactPublic.model_validate(contact), status_code=201)
+    return json_response(contact, status_code=201)
 
 
 @router.get("/teams/{team_id}/peer-share", response_model=PeerShare, tags=["figures"],

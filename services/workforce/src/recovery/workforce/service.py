@@ -5,7 +5,7 @@ import io
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, case, func, literal, or_, tuple_
+from sqlalchemy import Integer, and_, bindparam, case, exists, func, literal, or_, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +19,7 @@ from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
 from recovery.common.pagination import Page, decode_cursor, encode_cursor
 from recovery.common.problems import InvalidParam, Problem
+from recovery.common.reads import Prepared, Reads
 from recovery.common.timeutil import utcnow
 from recovery.common.versioning import require_if_match
 from recovery.workforce import rules
@@ -31,6 +32,7 @@ from recovery.workforce.models import (
     BillingLine,
     CareContact,
     CareContactCreate,
+    CareContactPublic,
     CareMinutes,
     ClimateResponse,
     ClimateResponseCreate,
@@ -358,11 +360,17 @@ async def read_lived_experience(session: AsyncSession, access: RecordAccess,
 # --- care contacts and peer share ---------------------------------------------------------
 
 
-def _upsert_minutes(session: AsyncSession, contact: CareContact) -> Any:
-    values = {"team_id": contact.team_id, "month": rules.month_of(contact.occurred_on),
-              "by_peer": contact.by_peer, "minutes": contact.minutes, "contacts": 1}
+#: The deliverer of a care contact: what logging needs, read once per request.
+CONTACT_STAFF = Prepared(select(col(Staff.team_id), col(Staff.role_type),
+                                col(Staff.start_date), col(Staff.end_date))
+                         .where(col(Staff.id) == bindparam("staff_id")))
+
+
+def _upsert_minutes(dialect: str, contact: dict[str, Any]) -> Any:
+    """Add the contact's minutes to its team's month, in the contact's own transaction."""
+    values = {"team_id": contact["team_id"], "month": rules.month_of(contact["occurred_on"]),
+              "by_peer": contact["by_peer"], "minutes": contact["minutes"], "contacts": 1}
     table: Any = CareMinutes.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = insert(table).values(**values)
     return statement.on_conflict_do_update(
@@ -371,31 +379,39 @@ def _upsert_minutes(session: AsyncSession, contact: CareContact) -> Any:
               "contacts": table.c.contacts + 1})
 
 
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
 async def log_contact(session: AsyncSession, access: RecordAccess,
-                      data: CareContactCreate) -> CareContact:
+                      data: CareContactCreate) -> CareContactPublic:
     """Log care delivered by a member of the caller's team; the team's monthly minutes move
     in the same transaction."""
     principal = access.principal
     require_scope(principal, CONTACT, Verb.create)
-    staff = await session.get(Staff, data.staff_id)
-    if not decide(access, staff is not None and in_team(principal, CONTACT, Verb.create,
-                                                       staff.team_id),
+    rows = await access.kit.reads.all(CONTACT_STAFF, {"staff_id": data.staff_id})
+    found = rows[0] if rows else None
+    if not decide(access, found is not None and in_team(principal, CONTACT, Verb.create,
+                                                       found[0]),
                   record_type="CareContact", record_id=None, action="create"):
         raise not_found("member of staff")
-    assert staff is not None
-    refusal = rules.contact_refusal(start_date=staff.start_date, end_date=staff.end_date,
+    assert found is not None
+    team_id, role_type, start, end = found
+    refusal = rules.contact_refusal(start_date=_as_date(start),
+                                    end_date=_as_date(end) if end else None,
                                     occurred_on=data.occurred_on, today=today())
     if refusal is not None:
         raise refuse(refusal)
-    contact = CareContact(team_id=staff.team_id, staff_id=staff.id,
-                          service_user_id=data.service_user_id, occurred_on=data.occurred_on,
-                          minutes=data.minutes, mode=data.mode.value,
-                          by_peer=rules.is_peer(staff.role_type), recorded_by=principal.sub)
-    session.add(contact)
-    await session.flush()
-    await session.exec(_upsert_minutes(session, contact))
+    contact = {"id": new_id(), "team_id": team_id, "staff_id": data.staff_id,
+               "service_user_id": data.service_user_id, "occurred_on": data.occurred_on,
+               "minutes": data.minutes, "mode": data.mode.value,
+               "by_peer": rules.is_peer(role_type), "recorded_by": principal.sub,
+               "recorded_at": utcnow()}
+    table: Any = CareContact.__table__  # type: ignore[attr-defined]
+    await session.exec(table.insert().values(**contact))
+    await session.exec(_upsert_minutes(session.get_bind().dialect.name, contact))
     await session.commit()
-    return contact
+    return CareContactPublic.model_validate(contact)
 
 
 async def peer_share(session: AsyncSession, access: RecordAccess, team_id: str | None, *,
@@ -410,7 +426,7 @@ async def peer_share(session: AsyncSession, access: RecordAccess, team_id: str |
              .group_by(col(CareMinutes.month), col(CareMinutes.by_peer)))
     if team_id is not None:
         query = query.where(col(CareMinutes.team_id) == team_id)
-    rows = (await session.exec(query)).all()
+    rows = await access.kit.reads.all(query)
     target = options_of(access).peer_share_target
     figures = rules.peer_share(((m, bool(p), int(s or 0)) for m, p, s in rows), window, target)
     return PeerShare(
@@ -489,11 +505,11 @@ async def skill_mix(session: AsyncSession, access: RecordAccess, team_id: str) -
     require_scope(access.principal, STAFF, Verb.search)
     access.check_aggregates(record_type="SkillMix", team_id=team_id)
     on = today()
-    rows = (await session.exec(
+    rows = await access.kit.reads.all(
         select(col(Staff.profession), col(Staff.role_type), func.sum(col(Staff.fte)),
                func.count())
         .where(col(Staff.team_id) == team_id, _in_post_now(on))
-        .group_by(col(Staff.profession), col(Staff.role_type)))).all()
+        .group_by(col(Staff.profession), col(Staff.role_type)))
     mix = rules.skill_mix((p, r, float(f or 0), int(c)) for p, r, f, c in rows)
     return SkillMix(team_id=team_id, as_of=on, staff_in_post=mix.staff_in_post,
                     fte_total=mix.fte_total, fte_by_profession=mix.fte_by_profession,
@@ -661,16 +677,18 @@ async def record_climate_response(session: AsyncSession, access: RecordAccess, t
 
 
 async def readiness(session: AsyncSession, access: RecordAccess, team_id: str) -> Readiness:
-    """The four factors from their records; the team is as ready as its weakest factor."""
+    """The four factors from their records; the team is as ready as its weakest factor.
+    Each is one or two aggregate reads over the team's staff (indexed), never its contacts."""
     require_scope(access.principal, TEAM, Verb.read)
     access.check_aggregates(record_type="Readiness", team_id=team_id)
     options = options_of(access)
+    reads = access.kit.reads
     on = today()
     factors = [
-        await _training_factor(session, team_id, on),
-        await _supervision_factor(session, team_id, on, options.supervision_window_days),
-        await _leadership_factor(session, team_id, on),
-        await _culture_factor(session, team_id, on, options.climate_window_days),
+        await _training_factor(reads, team_id, on),
+        await _supervision_factor(reads, team_id, on, options.supervision_window_days),
+        await _leadership_factor(reads, team_id, on),
+        await _culture_factor(reads, team_id, on, options.climate_window_days),
     ]
     weakest = rules.weakest_factor(factors)
     return Readiness(team_id=team_id, as_of=on, score=weakest.score, level=weakest.level,
@@ -680,68 +698,82 @@ async def readiness(session: AsyncSession, access: RecordAccess, team_id: str) -
                               for f in factors])
 
 
-def _completed_foundation() -> Any:
-    return (select(col(TrainingRecord.staff_id))
-            .where(col(TrainingRecord.foundation).is_(True),
-                   col(TrainingRecord.completed_on).is_not(None)))
+def _completed_foundation(staff_id: Any) -> ColumnElement[bool]:
+    """The member of staff has completed the foundation course (an indexed lookup)."""
+    return exists().where(col(TrainingRecord.staff_id) == staff_id,
+                          col(TrainingRecord.foundation).is_(True),
+                          col(TrainingRecord.completed_on).is_not(None))
 
 
-async def _training_factor(session: AsyncSession, team_id: str, on: date) -> rules.Factor:
-    completed = case((col(Staff.id).in_(_completed_foundation()), 1), else_=0)
-    in_post, trained = (await session.exec(
-        select(func.count(), func.coalesce(func.sum(completed), 0))
-        .where(col(Staff.team_id) == team_id, _on_roster(on)))).one()
-    ratings, mean = (await session.exec(
-        select(func.count(col(TrainingRecord.rating)), func.avg(col(TrainingRecord.rating)))
+async def _one(reads: Reads, statement: Any) -> Any:
+    rows = await reads.all(statement)
+    return rows[0]
+
+
+async def _count(reads: Reads, statement: Any) -> int:
+    # A one-column row comes back bare through a session and as a tuple in the loop.
+    row = await _one(reads, statement)
+    return int(row if isinstance(row, int) else row[0])
+
+
+async def _training_factor(reads: Reads, team_id: str, on: date) -> rules.Factor:
+    completed = case((_completed_foundation(col(Staff.id)), 1), else_=0)
+    in_post, trained = await _one(reads, select(func.count(), func.coalesce(func.sum(completed), 0))
+                                  .where(col(Staff.team_id) == team_id, _on_roster(on)))
+    ratings, mean = await _one(reads, select(
+        func.count(col(TrainingRecord.rating)), func.avg(col(TrainingRecord.rating)))
         .join(Staff, col(Staff.id) == col(TrainingRecord.staff_id))
         .where(col(Staff.team_id) == team_id, _on_roster(on),
-               col(TrainingRecord.rating).is_not(None)))).one()
+               col(TrainingRecord.rating).is_not(None)))
     return rules.training_factor(staff_in_post=int(in_post), completed_foundation=int(trained),
                                  ratings=int(ratings),
                                  mean_rating=float(mean) if mean is not None else None)
 
 
-async def _supervision_factor(session: AsyncSession, team_id: str, on: date,
+async def _supervision_factor(reads: Reads, team_id: str, on: date,
                               window_days: int) -> rules.Factor:
     since = on - timedelta(days=window_days)
-    in_post = (await session.exec(select(func.count()).where(
-        col(Staff.team_id) == team_id, _on_roster(on)))).one()
+    in_post = await _count(reads, select(func.count()).where(
+        col(Staff.team_id) == team_id, _on_roster(on)))
     recent = and_(col(SupervisionSession.staff_id) == col(Staff.id),
                   col(SupervisionSession.held_on) >= since)
-    sessions, focused, mean, supervised = (await session.exec(
-        select(func.count(col(SupervisionSession.id)),
-               func.coalesce(func.sum(func.cast(col(SupervisionSession.recovery_focused),
-                                                Integer)), 0),
-               func.avg(col(SupervisionSession.quality)),
-               func.count(func.distinct(col(SupervisionSession.staff_id))))
+    sessions, focused, mean, supervised = await _one(reads, select(
+        func.count(col(SupervisionSession.id)),
+        func.coalesce(func.sum(func.cast(col(SupervisionSession.recovery_focused), Integer)), 0),
+        func.avg(col(SupervisionSession.quality)),
+        func.count(func.distinct(col(SupervisionSession.staff_id))))
         .select_from(Staff).join(SupervisionSession, recent)
-        .where(col(Staff.team_id) == team_id, _on_roster(on)))).one()
+        .where(col(Staff.team_id) == team_id, _on_roster(on)))
     return rules.supervision_factor(staff_in_post=int(in_post), supervised=int(supervised),
                                     sessions=int(sessions), recovery_focused=int(focused),
                                     mean_quality=float(mean) if mean is not None else None,
                                     window_days=window_days)
 
 
-async def _leadership_factor(session: AsyncSession, team_id: str, on: date) -> rules.Factor:
-    team = await session.get(Team, team_id)
-    lead_id = team.recovery_lead_staff_id if team else None
-    lead = await session.get(Staff, lead_id) if lead_id else None
-    lead_in_post = lead is not None and lead.team_id == team_id and (
-        lead.end_date is None or lead.end_date >= on)
-    trained = False
-    if lead is not None:
-        trained = (await session.exec(_completed_foundation().where(
-            col(TrainingRecord.staff_id) == lead.id).limit(1))).first() is not None
+#: The team's recovery lead, whether they are still in the team and not gone, and trained.
+LEAD = Prepared(
+    select(col(Team.recovery_lead_staff_id), col(Staff.team_id), col(Staff.end_date),
+           _completed_foundation(col(Staff.id)))
+    .select_from(Team)
+    .outerjoin(Staff, col(Staff.id) == col(Team.recovery_lead_staff_id))
+    .where(col(Team.id) == bindparam("team_id")))
+
+
+async def _leadership_factor(reads: Reads, team_id: str, on: date) -> rules.Factor:
+    rows = await reads.all(LEAD, {"team_id": team_id})
+    lead_id, lead_team, end, trained = rows[0] if rows else (None, None, None, False)
+    lead_in_post = lead_id is not None and lead_team == team_id and (
+        end is None or _as_date(end) >= on)
     return rules.leadership_factor(lead_staff_id=lead_id, lead_in_post=lead_in_post,
-                                   lead_trained=trained)
+                                   lead_trained=bool(trained) and lead_team is not None)
 
 
-async def _culture_factor(session: AsyncSession, team_id: str, on: date,
+async def _culture_factor(reads: Reads, team_id: str, on: date,
                           window_days: int) -> rules.Factor:
-    responses, mean = (await session.exec(
-        select(func.count(), func.avg(col(ClimateResponse.score)))
-        .where(col(ClimateResponse.team_id) == team_id,
-               col(ClimateResponse.responded_on) >= on - timedelta(days=window_days)))).one()
+    responses, mean = await _one(reads, select(func.count(), func.avg(col(ClimateResponse.score)))
+                                 .where(col(ClimateResponse.team_id) == team_id,
+                                        col(ClimateResponse.responded_on)
+                                        >= on - timedelta(days=window_days)))
     return rules.culture_factor(responses=int(responses),
                                 mean_score=float(mean) if mean is not None else None,
                                 window_days=window_days)
