@@ -1,0 +1,411 @@
+"""Packaging and Kubernetes, checked without a cluster: one Dockerfile that builds every
+service, and both kustomize overlays rendered by `kubectl kustomize` and read object by object."""
+
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+K8S = REPO / "deploy" / "k8s"
+DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
+OVERLAYS = ("dev", "prod")
+
+Manifest = dict[str, Any]
+
+
+def services() -> dict[str, str]:
+    """Every service folder under services/, with the Python package its main module is in."""
+    found: dict[str, str] = {}
+    for pyproject in sorted((REPO / "services").glob("*/pyproject.toml")):
+        mains = sorted(pyproject.parent.glob("src/recovery/*/main.py"))
+        assert len(mains) == 1, f"{pyproject.parent} should hold one recovery.<package>.main"
+        found[pyproject.parent.name] = f"recovery.{mains[0].parent.name}"
+    return found
+
+
+SERVICES = services()
+
+
+def test_the_services_are_the_five_of_the_architecture_with_their_packages() -> None:
+    assert SERVICES == {
+        "goals": "recovery.goals",
+        "crisis-plans": "recovery.crisis_plans",
+        "risk": "recovery.risk",
+        "training": "recovery.training",
+        "workforce": "recovery.workforce",
+    }
+
+
+# --- the image -------------------------------------------------------------------------------
+
+
+def dockerfile_stages() -> list[str]:
+    return re.split(r"^FROM ", DOCKERFILE.read_text(), flags=re.MULTILINE)[1:]
+
+
+def test_no_service_keeps_its_own_copy_of_the_dockerfile() -> None:
+    assert sorted((REPO / "services").glob("*/Dockerfile")) == []
+    assert sorted((REPO / "services").glob("*/*.dockerfile")) == []
+
+
+def test_every_service_builds_from_the_one_dockerfile_with_its_own_package() -> None:
+    completed = subprocess.run(
+        ["bash", str(REPO / "deploy" / "docker" / "build.sh")], cwd=REPO,
+        env={**os.environ, "DRY_RUN": "1"}, capture_output=True, text=True, check=True,
+        timeout=30)
+    builds = {}
+    for line in completed.stdout.splitlines():
+        arguments = dict(re.findall(r"--build-arg (\w+)=(\S+)", line))
+        assert "-f deploy/docker/Dockerfile" in line
+        builds[arguments["SERVICE"]] = arguments["PACKAGE"]
+    assert builds == SERVICES
+    for service, package in builds.items():
+        pyproject = tomllib.loads((REPO / "services" / service / "pyproject.toml").read_text())
+        # The Dockerfile installs the distribution recovery-${SERVICE}.
+        assert pyproject["project"]["name"] == f"recovery-{service}"
+        assert (REPO / "services" / service / "src" / Path(*package.split(".")) / "main.py"
+                ).is_file()
+
+
+def test_the_dockerfile_installs_only_the_kit_and_the_named_service() -> None:
+    build, final = dockerfile_stages()
+    assert re.search(r"^ARG SERVICE=goals$", build, re.MULTILINE)
+    assert re.search(r"^ARG PACKAGE=recovery\.\$\{SERVICE\}$", build, re.MULTILINE)
+    copies = re.findall(r"^COPY (\S+) ", build, re.MULTILINE)
+    assert copies == ["requirements/lock.txt", "libs/common", "services/${SERVICE}"]
+    assert "-c requirements/lock.txt --wheel-dir /wheels ./libs/common \"./services/${SERVICE}\"" \
+        in build
+    assert "--no-index --find-links /wheels \"recovery-${SERVICE}\"" in build
+    assert "import sys, ${PACKAGE}.main as m; sys.exit(m.SERVICE != '${SERVICE}')" in build
+    assert "UVICORN_APP=${PACKAGE}.main:create_app" in final
+    assert "RECOVERY_SERVICE=${SERVICE}" in final
+
+
+def test_the_final_image_is_slim_non_root_and_has_no_build_tools() -> None:
+    build, final = dockerfile_stages()
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", DOCKERFILE.read_text(), re.MULTILINE)
+    assert final.startswith("${PYTHON_IMAGE}\n")
+    for tool in ("apt-get", "build-essential", "gcc", "pip install", "hatchling"):
+        assert tool not in final, tool
+    user = re.search(r"^USER (\d+):(\d+)$", final, re.MULTILINE)
+    assert user is not None and int(user.group(1)) >= 10000 and int(user.group(2)) >= 10000
+    assert "COPY --from=build /opt/venv /opt/venv" in final
+    # Nothing compiled in the build stage either: binary wheels only.
+    assert "apt-get" not in build
+    assert build.count("--only-binary=:all:") == 2
+
+
+# --- Kubernetes ------------------------------------------------------------------------------
+
+
+@dataclass
+class Rendered:
+    overlay: str
+    objects: list[Manifest]
+
+    def of_kind(self, kind: str) -> dict[str, Manifest]:
+        return {o["metadata"]["name"]: o for o in self.objects if o["kind"] == kind}
+
+    def one(self, kind: str, name: str) -> Manifest:
+        found = self.of_kind(kind)
+        assert name in found, f"{self.overlay}: no {kind} {name}"
+        return found[name]
+
+
+def kubectl() -> str:
+    path = shutil.which("kubectl")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("kubectl is needed in CI to render deploy/k8s")
+        pytest.skip("kubectl is not installed, so the kustomize overlays cannot be rendered")
+    return path
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def rendered(request: pytest.FixtureRequest) -> Iterator[Rendered]:
+    overlay: str = request.param
+    completed = subprocess.run(
+        [kubectl(), "kustomize", str(K8S / "overlays" / overlay)], capture_output=True,
+        text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    objects = [o for o in yaml.safe_load_all(completed.stdout) if o]
+    yield Rendered(overlay, objects)
+
+
+def pod_spec(workload: Manifest) -> Manifest:
+    spec: Manifest = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def env_of(container: Manifest) -> dict[str, Manifest]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def test_nothing_is_left_unfilled_and_names_are_unique(rendered: Rendered) -> None:
+    text = yaml.safe_dump_all(rendered.objects)
+    assert "SERVICE" not in text.replace("RECOVERY_SERVICE", "")
+    assert "PACKAGE" not in text
+    ids = [(o["kind"], o["metadata"]["name"]) for o in rendered.objects]
+    assert len(ids) == len(set(ids))
+    namespace = {"dev": "recovery-dev", "prod": "recovery"}[rendered.overlay]
+    for manifest in rendered.objects:
+        if manifest["kind"] != "Namespace":
+            assert manifest["metadata"]["namespace"] == namespace, manifest["metadata"]
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_every_service_has_each_kind_of_object(rendered: Rendered, service: str) -> None:
+    for kind in ("Deployment", "Service", "ServiceAccount", "PodDisruptionBudget",
+                 "HorizontalPodAutoscaler", "NetworkPolicy"):
+        rendered.one(kind, service)
+    rendered.one("ConfigMap", f"{service}-config")
+    rendered.one("Job", f"{service}-migrate")
+    database = rendered.one("Cluster", f"{service}-db")
+    assert database["apiVersion"] == "postgresql.cnpg.io/v1"
+    assert database["spec"]["instances"] == {"dev": 1, "prod": 3}[rendered.overlay]
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_every_service_runs_its_own_image_and_migrations(rendered: Rendered,
+                                                         service: str) -> None:
+    deployment = rendered.one("Deployment", service)
+    job = rendered.one("Job", f"{service}-migrate")
+    (api,) = pod_spec(deployment)["containers"]
+    (migrate,) = pod_spec(job)["containers"]
+    image = f"registry.example.org/recovery/{service}:"
+    assert api["image"].startswith(image) and migrate["image"] == api["image"]
+    assert migrate["command"] == ["python", "-m", "recovery.common.migrate",
+                                  f"{SERVICES[service]}.main"]
+    assert api["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    config = rendered.one("ConfigMap", f"{service}-config")["data"]
+    assert config["RECOVERY_SERVICE"] == service
+    assert config["RECOVERY_ENVIRONMENT"] == "production"
+    assert config["RECOVERY_NATS_URL"] == "nats://nats:4222"
+    assert config["RECOVERY_JWT_ISSUER"].startswith("https://")
+    assert config["RECOVERY_JWKS_URL"].startswith("https://")
+    for container in (api, migrate):
+        assert container["envFrom"] == [{"configMapRef": {"name": f"{service}-config"}}]
+        env = env_of(container)
+        # Secrets only by reference: the database's own secret, put together in the pod.
+        for name, key in (("DB_USER", "username"), ("DB_PASSWORD", "password")):
+            assert env[name]["valueFrom"] == {
+                "secretKeyRef": {"name": f"{service}-db-app", "key": key}}
+        assert env["DB_HOST"]["value"] == f"{service}-db-rw"
+        assert env["RECOVERY_DATABASE_URL"]["value"] == (
+            "postgresql+asyncpg://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST):5432/app")
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_every_service_is_probed_sized_scaled_and_kept_available(rendered: Rendered,
+                                                                 service: str) -> None:
+    deployment = rendered.one("Deployment", service)
+    (api,) = pod_spec(deployment)["containers"]
+    assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert api["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector == {"app.kubernetes.io/name": service, "app.kubernetes.io/component": "api"}
+    assert selector.items() <= pod_labels.items()
+    service_object = rendered.one("Service", service)["spec"]
+    assert service_object["selector"] == selector
+    assert service_object["ports"][0]["targetPort"] == "http"
+    assert rendered.one("PodDisruptionBudget", service)["spec"]["selector"]["matchLabels"] \
+        == selector
+    hpa = rendered.one("HorizontalPodAutoscaler", service)["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                     "name": service}
+    assert "replicas" not in deployment["spec"]  # the autoscaler owns the count
+    assert pod_spec(deployment)["serviceAccountName"] == service
+    assert pod_spec(rendered.one("Job", f"{service}-migrate"))["serviceAccountName"] == service
+
+
+def workloads(rendered: Rendered) -> Iterator[tuple[str, Manifest]]:
+    for kind in ("Deployment", "Job", "StatefulSet"):
+        for name, manifest in rendered.of_kind(kind).items():
+            yield f"{kind}/{name}", manifest
+
+
+def test_every_container_runs_restricted_with_a_read_only_root(rendered: Rendered) -> None:
+    seen = 0
+    for name, workload in workloads(rendered):
+        spec = pod_spec(workload)
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True, name
+        assert pod["runAsUser"] >= 10000 and pod["runAsGroup"] >= 10000, name
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert spec["automountServiceAccountToken"] is False, name
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        for container in spec["containers"]:
+            seen += 1
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context["privileged"] is False, name
+            assert context["capabilities"] == {"drop": ["ALL"]}, name
+            resources = container["resources"]
+            assert set(resources["requests"]) == {"cpu", "memory"}, name
+            assert set(resources["limits"]) == {"cpu", "memory"}, name
+            if not name.startswith("StatefulSet/"):
+                # The container's writable /tmp, not a temporary file of this test.
+                (tmp,) = [m for m in container["volumeMounts"]
+                          if m["mountPath"] == "/tmp"]  # noqa: S108
+                assert "emptyDir" in volumes[tmp["name"]], name
+    assert seen == 2 * len(SERVICES) + 1
+
+
+def test_no_secret_is_written_into_the_manifests(rendered: Rendered) -> None:
+    assert rendered.of_kind("Secret") == {}
+    for name, workload in workloads(rendered):
+        for container in pod_spec(workload)["containers"]:
+            for variable in container.get("env", []):
+                if re.search(r"PASSWORD|SECRET|TOKEN", variable["name"]):
+                    assert "valueFrom" in variable, (name, variable["name"])
+
+
+def test_nats_is_a_jetstream_cluster_on_file_storage(rendered: Rendered) -> None:
+    nats = rendered.one("StatefulSet", "nats")
+    assert nats["spec"]["replicas"] == {"dev": 1, "prod": 3}[rendered.overlay]
+    (claim,) = nats["spec"]["volumeClaimTemplates"]
+    (data,) = [m for m in pod_spec(nats)["containers"][0]["volumeMounts"]
+               if m["name"] == claim["metadata"]["name"]]
+    config_maps = [c for n, c in rendered.of_kind("ConfigMap").items()
+                   if n.startswith("nats-config")]
+    assert len(config_maps) == 1
+    config = config_maps[0]["data"]["nats.conf"]
+    assert re.search(rf"store_dir: {data['mountPath']}\n", config)
+    if rendered.overlay == "prod":
+        assert re.search(r"^\s*sync_interval: always$", config, re.MULTILINE)
+        assert config.count("nats://nats-") == 3
+
+
+# --- network policies: deny by default, then only the architecture's paths ---------------------
+
+Peer = tuple[str, str]  # ("pods", "<label>=<value>"), ("namespace", name), ("cidr", block)
+Rule = tuple[str, str, Peer, str]  # (selected pods, direction, peer, "TCP/5432")
+
+
+def selector_text(selector: Manifest) -> str:
+    labels = selector.get("matchLabels", {})
+    assert set(selector) <= {"matchLabels"}, selector
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def peer_of(peer: Manifest) -> Peer:
+    if "ipBlock" in peer:
+        assert set(peer) == {"ipBlock"}
+        return ("cidr", peer["ipBlock"]["cidr"])
+    if "namespaceSelector" in peer:
+        namespace = peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        pods = selector_text(peer.get("podSelector", {}))
+        return ("namespace", f"{namespace}/{pods}" if pods else namespace)
+    assert set(peer) == {"podSelector"}, peer
+    return ("pods", selector_text(peer["podSelector"]))
+
+
+def policy_rules(rendered: Rendered) -> set[Rule]:
+    """Every (pods, direction, peer, port) a NetworkPolicy of the overlay lets through."""
+    rules: set[Rule] = set()
+    for name, policy in rendered.of_kind("NetworkPolicy").items():
+        spec = policy["spec"]
+        selected = selector_text(spec["podSelector"])
+        for direction, peers_key in (("ingress", "from"), ("egress", "to")):
+            for rule in spec.get(direction, []):
+                # A rule without peers or ports would let everything through.
+                assert rule.get(peers_key) and rule.get("ports"), (name, rule)
+                for peer in rule[peers_key]:
+                    for port in rule["ports"]:
+                        rules.add((selected, direction, peer_of(peer),
+                                   f"{port['protocol']}/{port['port']}"))
+    return rules
+
+
+def allowed_rules() -> set[Rule]:
+    """The architecture's paths: gateway -> each service, each service -> its database and
+    NATS, DNS; and what those need to work: the JWKS over HTTPS, Prometheus scraping, the
+    migration Job, NATS and PostgreSQL talking to their own peers, and the CloudNativePG
+    operator managing each database (which calls the Kubernetes API)."""
+    anywhere: Peer = ("cidr", "0.0.0.0/0")
+    nats = "app.kubernetes.io/name=nats"
+    rules: set[Rule] = {
+        ("", "egress", ("namespace", "kube-system/k8s-app=kube-dns"), "UDP/53"),
+        ("", "egress", ("namespace", "kube-system/k8s-app=kube-dns"), "TCP/53"),
+        (nats, "ingress", ("pods", "recovery-platform/nats-client=true"), "TCP/4222"),
+        (nats, "ingress", ("pods", nats), "TCP/6222"),
+        (nats, "egress", ("pods", nats), "TCP/6222"),
+        (nats, "ingress", ("namespace", "monitoring"), "TCP/8222"),
+    }
+    for service in SERVICES:
+        api = f"app.kubernetes.io/component=api,app.kubernetes.io/name={service}"
+        migrate = f"app.kubernetes.io/name={service}-migrate"
+        database = f"cnpg.io/cluster={service}-db"
+        rules |= {
+            (api, "ingress", ("pods", "app.kubernetes.io/name=gateway"), "TCP/8080"),
+            (api, "ingress", ("namespace", "monitoring"), "TCP/8080"),
+            (api, "egress", ("pods", nats), "TCP/4222"),
+            (api, "egress", ("pods", database), "TCP/5432"),
+            (api, "egress", anywhere, "TCP/443"),
+            (migrate, "egress", ("pods", database), "TCP/5432"),
+            (database, "ingress", ("pods", api), "TCP/5432"),
+            (database, "ingress", ("pods", migrate), "TCP/5432"),
+            (database, "ingress", ("pods", database), "TCP/5432"),
+            (database, "egress", ("pods", database), "TCP/5432"),
+            (database, "ingress", ("namespace", "cnpg-system"), "TCP/5432"),
+            (database, "ingress", ("namespace", "cnpg-system"), "TCP/8000"),
+            (database, "egress", anywhere, "TCP/443"),
+            (database, "egress", anywhere, "TCP/6443"),
+        }
+    return rules
+
+
+def test_all_traffic_is_denied_unless_a_policy_allows_it(rendered: Rendered) -> None:
+    deny = rendered.one("NetworkPolicy", "default-deny-all")["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+
+
+def test_network_policies_allow_exactly_the_architecture_paths(rendered: Rendered) -> None:
+    assert policy_rules(rendered) == allowed_rules()
+
+
+def test_a_service_cannot_reach_another_services_database(rendered: Rendered) -> None:
+    rules = policy_rules(rendered)
+    for service in SERVICES:
+        for other in set(SERVICES) - {service}:
+            api = f"app.kubernetes.io/component=api,app.kubernetes.io/name={service}"
+            assert (api, "egress", ("pods", f"cnpg.io/cluster={other}-db"), "TCP/5432") \
+                not in rules
+            assert (f"cnpg.io/cluster={other}-db", "ingress", ("pods", api), "TCP/5432") \
+                not in rules
+
+
+def test_only_service_pods_are_nats_clients(rendered: Rendered) -> None:
+    clients = {name for name, workload in workloads(rendered)
+               if workload["spec"]["template"]["metadata"]["labels"]
+               .get("recovery-platform/nats-client") == "true"}
+    assert clients == {f"Deployment/{service}" for service in SERVICES}
+
+
+def test_every_file_under_deploy_k8s_is_part_of_a_kustomization() -> None:
+    used: set[Path] = set()
+    kustomizations = sorted(K8S.rglob("kustomization.yaml"))
+    for path in kustomizations:
+        document = yaml.safe_load(path.read_text())
+        assert document["kind"] in {"Kustomization", "Component"}, path
+        names = [*document.get("resources", []), *document.get("transformers", []),
+                 *(p["path"] for p in document.get("patches", []) if "path" in p),
+                 *(r["path"] for r in document.get("replacements", []) if "path" in r)]
+        for generator in document.get("configMapGenerator", []):
+            names += [f.split("=", 1)[-1] for f in generator.get("files", [])]
+        used |= {(path.parent / name).resolve() for name in names}
+    for path in sorted(K8S.rglob("*")):
+        if path.is_file() and path.name != "kustomization.yaml":
+            assert path.resolve() in used, f"{path.relative_to(REPO)} is used by nothing"
