@@ -1,6 +1,7 @@
 """The training API in process on both databases: the prospectus, co-delivered runs,
 educators, enrolment and waiting lists, completion and feedback, the roster and figures."""
 
+import asyncio
 from typing import Any
 
 from training_api import FOUNDATION, TrainingApi, unique
@@ -357,3 +358,16 @@ async def test_quality_shows_ratings_and_co_delivery_kept(api: TrainingApi) -> N
     assert (mine["runs"], mine["runs_co_delivered"], mine["co_delivery_kept"]) == (1, 1, 1.0)
     assert (await api.send("GET", "/v1/figures/quality",
                            api.tokens.clinician())).status_code == 403
+
+
+async def test_learners_racing_for_the_last_place_never_overfill_a_run(
+        api: TrainingApi) -> None:
+    run_id = await api.run(await api.course(), capacity=1)
+    racers = [api.tokens.clinician(unique("staff")) for _ in range(6)]
+    answers = await asyncio.gather(*(api.send("POST", f"/v1/runs/{run_id}/enrolments", token,
+                                              json={}) for token in racers))
+    assert [a.status_code for a in answers] == [201] * 6
+    statuses = sorted(a.json()["status"] for a in answers)
+    assert statuses == ["enrolled"] + ["waiting"] * 5
+    run = await api.ok("GET", f"/v1/runs/{run_id}", api.college)
+    assert (run["places_taken"], run["waiting"]) == (1, 5)

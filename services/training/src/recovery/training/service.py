@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, false, func, or_, tuple_
+from sqlalchemy import and_, false, func, or_, tuple_, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -185,12 +185,16 @@ async def list_runs(session: AsyncSession, course_id: str, *, cursor: str | None
 
 
 async def get_run(session: AsyncSession, run_id: str, *, lock: bool = False) -> CourseRun:
-    run = None
-    if len(run_id) <= 36:
-        statement = select(CourseRun).where(col(CourseRun.id) == run_id)
-        if lock:
-            statement = statement.with_for_update()
-        run = (await session.exec(statement)).first()
+    """A run; with ``lock``, held for this transaction so its places are counted by one
+    writer at a time."""
+    if len(run_id) > 36:
+        raise not_found("CourseRun")
+    if lock:
+        # A write that changes nothing: on PostgreSQL it locks the row, on SQLite it takes
+        # the write lock, so the count of places that follows cannot be raced.
+        await session.exec(update(CourseRun).where(col(CourseRun.id) == run_id)
+                           .values(capacity=col(CourseRun.capacity)))
+    run = (await session.exec(select(CourseRun).where(col(CourseRun.id) == run_id))).first()
     if run is None:
         raise not_found("CourseRun")
     return run
