@@ -20,7 +20,9 @@ from recovery.common.events import CloudEvent
 from recovery.common.events.asyncapi import AsyncApiDocument
 from recovery.common.testing.plugin import TokenFactory, make_settings, running_service
 from recovery.common.testing.processes import NatsServer
+from recovery.training.events import TrainingEvent, WorkforceEvent
 from recovery.training.main import MIGRATIONS_DIR, SERVICE, create_app
+from recovery.training.main import handlers as training_handlers
 
 pytestmark = pytest.mark.integration
 
@@ -182,3 +184,18 @@ async def test_a_consumer_that_was_down_catches_up_and_a_leaver_is_withdrawn(
         await eventually(caught_up)
         member = await api.ok("GET", f"/v1/staff/{first}", tokens.admin())
         assert member["active"] is False
+
+
+def test_the_training_part_of_the_asyncapi_document_is_exactly_what_the_service_publishes(
+) -> None:
+    documented = {event_type for event_type in AsyncApiDocument.load(ASYNCAPI).event_types
+                  if event_type.startswith("recovery.training.")}
+    assert documented == {event.value for event in TrainingEvent}
+
+
+def test_the_roster_consumer_listens_to_every_staff_event_workforce_documents() -> None:
+    documented = {event_type for event_type in AsyncApiDocument.load(ASYNCAPI).event_types
+                  if event_type.startswith("recovery.workforce.staff.")}
+    [handler] = training_handlers()
+    assert set(handler.subjects) == documented == {event.value for event in WorkforceEvent}
+    assert handler.stream == "WORKFORCE"
