@@ -288,6 +288,22 @@ def test_nats_is_a_jetstream_cluster_on_file_storage(rendered: Rendered) -> None
         assert config.count("nats://nats-") == 3
 
 
+#: The Kubernetes release the manifests are validated against (the oldest one supported).
+KUBERNETES_VERSION = "1.30"
+
+
+def test_every_object_is_valid_against_the_kubernetes_schemas_strictly(
+        rendered: Rendered) -> None:
+    validator = pytest.importorskip(
+        "kubernetes_validate",
+        reason="kubernetes-validate is not installed (it is not yet in requirements/lock.txt)")
+    for manifest in rendered.objects:
+        if manifest["apiVersion"] == "postgresql.cnpg.io/v1":
+            continue  # CloudNativePG's own resource: the operator validates it
+        # Unknown fields, wrong types and missing required fields all raise here.
+        validator.validate(manifest, KUBERNETES_VERSION, strict=True)
+
+
 # --- network policies: deny by default, then only the architecture's paths ---------------------
 
 Peer = tuple[str, str]  # ("pods", "<label>=<value>"), ("namespace", name), ("cidr", block)
