@@ -5,7 +5,21 @@ import io
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, case, exists, func, literal, or_, tuple_
+from sqlalchemy import (
+    Date,
+    Float,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -414,19 +428,29 @@ async def log_contact(session: AsyncSession, access: RecordAccess,
     return CareContactPublic.model_validate(contact)
 
 
+def _monthly_minutes(*, of_team: bool) -> Prepared:
+    """Minutes per month and peer or not: a range of the (team, month, by_peer) key."""
+    query = (select(col(CareMinutes.month), cast(col(CareMinutes.by_peer), Integer),
+                    func.sum(col(CareMinutes.minutes)))
+             .where(col(CareMinutes.month) >= bindparam("first", type_=String()),
+                    col(CareMinutes.month) <= bindparam("last", type_=String()))
+             .group_by(col(CareMinutes.month), col(CareMinutes.by_peer)))
+    if of_team:
+        query = query.where(col(CareMinutes.team_id) == bindparam("team_id", type_=String()))
+    return Prepared(query)
+
+
+TEAM_MINUTES, ALL_MINUTES = _monthly_minutes(of_team=True), _monthly_minutes(of_team=False)
+
+
 async def peer_share(session: AsyncSession, access: RecordAccess, team_id: str | None, *,
                      months: int, until: date | None) -> PeerShare:
     """Peer specialists' share of care minutes, per month and over the window."""
     require_scope(access.principal, CONTACT, Verb.search)
     access.check_aggregates(record_type="PeerShare", team_id=team_id)
     window = rules.months_ending(until or today(), months)
-    query = (select(col(CareMinutes.month), col(CareMinutes.by_peer),
-                    func.sum(col(CareMinutes.minutes)))
-             .where(col(CareMinutes.month) >= window[0], col(CareMinutes.month) <= window[-1])
-             .group_by(col(CareMinutes.month), col(CareMinutes.by_peer)))
-    if team_id is not None:
-        query = query.where(col(CareMinutes.team_id) == team_id)
-    rows = await access.kit.reads.all(query)
+    params = {"first": window[0], "last": window[-1], "team_id": team_id}
+    rows = await access.kit.reads.all(TEAM_MINUTES if team_id else ALL_MINUTES, params)
     target = options_of(access).peer_share_target
     figures = rules.peer_share(((m, bool(p), int(s or 0)) for m, p, s in rows), window, target)
     return PeerShare(
@@ -678,17 +702,19 @@ async def record_climate_response(session: AsyncSession, access: RecordAccess, t
 
 async def readiness(session: AsyncSession, access: RecordAccess, team_id: str) -> Readiness:
     """The four factors from their records; the team is as ready as its weakest factor.
-    Each is one or two aggregate reads over the team's staff (indexed), never its contacts."""
+    Each is one aggregate read over the team's staff (indexed), never its contacts."""
     require_scope(access.principal, TEAM, Verb.read)
     access.check_aggregates(record_type="Readiness", team_id=team_id)
     options = options_of(access)
     reads = access.kit.reads
+    statements = _readiness_statements(access.kit.settings.database_url)
     on = today()
     factors = [
-        await _training_factor(reads, team_id, on),
-        await _supervision_factor(reads, team_id, on, options.supervision_window_days),
+        await _training_factor(reads, statements, team_id, on),
+        await _supervision_factor(reads, statements, team_id, on,
+                                  options.supervision_window_days),
         await _leadership_factor(reads, team_id, on),
-        await _culture_factor(reads, team_id, on, options.climate_window_days),
+        await _culture_factor(reads, statements, team_id, on, options.climate_window_days),
     ]
     weakest = rules.weakest_factor(factors)
     return Readiness(team_id=team_id, as_of=on, score=weakest.score, level=weakest.level,
@@ -705,45 +731,79 @@ def _completed_foundation(staff_id: Any) -> ColumnElement[bool]:
                           col(TrainingRecord.completed_on).is_not(None))
 
 
-async def _one(reads: Reads, statement: Any) -> Any:
-    rows = await reads.all(statement)
+class ReadinessStatements:
+    """The readiness reads, built once per database kind. SQLite stores dates as ISO text, so
+    there they are bound as text and the in-loop reader runs them on the driver directly;
+    PostgreSQL binds real dates."""
+
+    def __init__(self, *, dates_as_text: bool) -> None:
+        self.dates_as_text = dates_as_text
+        day_type: Any = String() if dates_as_text else Date()
+
+        def day(name: str) -> Any:
+            return bindparam(name, type_=day_type)
+
+        team = col(Staff.team_id) == bindparam("team_id", type_=String())
+        roster = or_(col(Staff.end_date).is_(None), col(Staff.end_date) >= day("on"))
+        completed = case((_completed_foundation(col(Staff.id)), 1), else_=0)
+        self.training = Prepared(
+            select(func.count(), func.coalesce(func.sum(completed), 0)).where(team, roster))
+        self.ratings = Prepared(
+            select(func.count(col(TrainingRecord.rating)),
+                   cast(func.avg(col(TrainingRecord.rating)), Float()))
+            .join(Staff, col(Staff.id) == col(TrainingRecord.staff_id))
+            .where(team, roster, col(TrainingRecord.rating).is_not(None)))
+        recent = and_(col(SupervisionSession.staff_id) == col(Staff.id),
+                      col(SupervisionSession.held_on) >= day("since"))
+        self.supervision = Prepared(
+            select(  # type: ignore[call-overload]  # sqlmodel types at most four columns
+                func.count(func.distinct(col(Staff.id))),
+                func.count(col(SupervisionSession.id)),
+                func.coalesce(func.sum(cast(col(SupervisionSession.recovery_focused),
+                                            Integer)), 0),
+                cast(func.avg(col(SupervisionSession.quality)), Float()),
+                func.count(func.distinct(col(SupervisionSession.staff_id))))
+            .select_from(Staff).outerjoin(SupervisionSession, recent).where(team, roster))
+        self.culture = Prepared(
+            select(func.count(), cast(func.avg(col(ClimateResponse.score)), Float()))
+            .where(col(ClimateResponse.team_id) == bindparam("team_id", type_=String()),
+                   col(ClimateResponse.responded_on) >= day("since")))
+
+    def day(self, value: date) -> date | str:
+        return value.isoformat() if self.dates_as_text else value
+
+
+_READINESS: dict[bool, ReadinessStatements] = {}
+
+
+def _readiness_statements(database_url: str) -> ReadinessStatements:
+    as_text = database_url.startswith("sqlite")
+    if as_text not in _READINESS:
+        _READINESS[as_text] = ReadinessStatements(dates_as_text=as_text)
+    return _READINESS[as_text]
+
+
+async def _one(reads: Reads, statement: Prepared, params: dict[str, Any]) -> Any:
+    rows = await reads.all(statement, params)
     return rows[0]
 
 
-async def _count(reads: Reads, statement: Any) -> int:
-    # A one-column row comes back bare through a session and as a tuple in the loop.
-    row = await _one(reads, statement)
-    return int(row if isinstance(row, int) else row[0])
-
-
-async def _training_factor(reads: Reads, team_id: str, on: date) -> rules.Factor:
-    completed = case((_completed_foundation(col(Staff.id)), 1), else_=0)
-    in_post, trained = await _one(reads, select(func.count(), func.coalesce(func.sum(completed), 0))
-                                  .where(col(Staff.team_id) == team_id, _on_roster(on)))
-    ratings, mean = await _one(reads, select(
-        func.count(col(TrainingRecord.rating)), func.avg(col(TrainingRecord.rating)))
-        .join(Staff, col(Staff.id) == col(TrainingRecord.staff_id))
-        .where(col(Staff.team_id) == team_id, _on_roster(on),
-               col(TrainingRecord.rating).is_not(None)))
+async def _training_factor(reads: Reads, statements: ReadinessStatements, team_id: str,
+                           on: date) -> rules.Factor:
+    params = {"team_id": team_id, "on": statements.day(on)}
+    in_post, trained = await _one(reads, statements.training, params)
+    ratings, mean = await _one(reads, statements.ratings, params)
     return rules.training_factor(staff_in_post=int(in_post), completed_foundation=int(trained),
                                  ratings=int(ratings),
                                  mean_rating=float(mean) if mean is not None else None)
 
 
-async def _supervision_factor(reads: Reads, team_id: str, on: date,
-                              window_days: int) -> rules.Factor:
+async def _supervision_factor(reads: Reads, statements: ReadinessStatements, team_id: str,
+                              on: date, window_days: int) -> rules.Factor:
     since = on - timedelta(days=window_days)
-    in_post = await _count(reads, select(func.count()).where(
-        col(Staff.team_id) == team_id, _on_roster(on)))
-    recent = and_(col(SupervisionSession.staff_id) == col(Staff.id),
-                  col(SupervisionSession.held_on) >= since)
-    sessions, focused, mean, supervised = await _one(reads, select(
-        func.count(col(SupervisionSession.id)),
-        func.coalesce(func.sum(func.cast(col(SupervisionSession.recovery_focused), Integer)), 0),
-        func.avg(col(SupervisionSession.quality)),
-        func.count(func.distinct(col(SupervisionSession.staff_id))))
-        .select_from(Staff).join(SupervisionSession, recent)
-        .where(col(Staff.team_id) == team_id, _on_roster(on)))
+    in_post, sessions, focused, mean, supervised = await _one(
+        reads, statements.supervision,
+        {"team_id": team_id, "on": statements.day(on), "since": statements.day(since)})
     return rules.supervision_factor(staff_in_post=int(in_post), supervised=int(supervised),
                                     sessions=int(sessions), recovery_focused=int(focused),
                                     mean_quality=float(mean) if mean is not None else None,
@@ -768,12 +828,11 @@ async def _leadership_factor(reads: Reads, team_id: str, on: date) -> rules.Fact
                                    lead_trained=bool(trained) and lead_team is not None)
 
 
-async def _culture_factor(reads: Reads, team_id: str, on: date,
-                          window_days: int) -> rules.Factor:
-    responses, mean = await _one(reads, select(func.count(), func.avg(col(ClimateResponse.score)))
-                                 .where(col(ClimateResponse.team_id) == team_id,
-                                        col(ClimateResponse.responded_on)
-                                        >= on - timedelta(days=window_days)))
+async def _culture_factor(reads: Reads, statements: ReadinessStatements, team_id: str,
+                          on: date, window_days: int) -> rules.Factor:
+    since = on - timedelta(days=window_days)
+    responses, mean = await _one(reads, statements.culture,
+                                 {"team_id": team_id, "since": statements.day(since)})
     return rules.culture_factor(responses=int(responses),
                                 mean_score=float(mean) if mean is not None else None,
                                 window_days=window_days)
