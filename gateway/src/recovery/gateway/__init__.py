@@ -1,0 +1,1 @@
+"""The GraphQL gateway: one API over goals, crisis-plans, risk, training and workforce."""

@@ -1,0 +1,116 @@
+"""Per-request DataLoaders over the services' batch endpoints: a list of any length costs
+one call per service (per hundred people), made in parallel."""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from recovery.gateway.settings import GatewaySettings
+from recovery.gateway.upstream import Upstreams
+
+T = TypeVar("T")
+#: The services' batch endpoints take at most this many people per call.
+BATCH_SIZE = 100
+#: The services' largest page.
+PAGE_SIZE = 200
+
+
+async def in_chunks(keys: Sequence[str],
+                    load: Callable[[list[str]], Awaitable[dict[str, T]]]) -> dict[str, T]:
+    chunks = [list(keys[i:i + BATCH_SIZE]) for i in range(0, len(keys), BATCH_SIZE)]
+    found: dict[str, T] = {}
+    for part in await asyncio.gather(*(load(chunk) for chunk in chunks)):
+        found.update(part)
+    return found
+
+
+class Loaders:
+    """Created per request so nothing one caller may read is cached for another."""
+
+    def __init__(self, upstreams: Upstreams, token: str | None,
+                 settings: GatewaySettings) -> None:
+        self._upstreams = upstreams
+        self._token = token
+        self._settings = settings
+        self.goals_of_person = DataLoader[str, list[dict[str, Any]]](self._goals)
+        self.active_plan_of_person = DataLoader[str, dict[str, Any] | None](self._active_plans)
+        self.risk_assessments_of_person = DataLoader[str, list[dict[str, Any]]](
+            self._assessments)
+        self.foundation_enrolment_of_staff = DataLoader[str, dict[str, Any] | None](
+            self._foundation_enrolments)
+        self.team = DataLoader[str, dict[str, Any]](self._teams)
+
+    async def _post(self, service: str, path: str, body: dict[str, Any]) -> Any:
+        return (await self._upstreams.call(service, "POST", path, self._token, json=body)).body
+
+    async def _goals(self, people: list[str]) -> list[list[dict[str, Any]]]:
+        async def load(chunk: list[str]) -> dict[str, list[dict[str, Any]]]:
+            body = await self._post("goals", "/v1/goals:batch-read",
+                                    {"service_user_ids": chunk, "limit_per_person": 100})
+            return {r["service_user_id"]: r["goals"] for r in body["results"]}
+
+        found = await in_chunks(people, load)
+        return [found.get(person, []) for person in people]
+
+    async def _active_plans(self, people: list[str]) -> list[dict[str, Any] | None]:
+        async def load(chunk: list[str]) -> dict[str, dict[str, Any] | None]:
+            body = await self._post("crisis-plans", "/v1/crisis-plans:batch-read",
+                                    {"service_user_ids": chunk})
+            return {r["service_user_id"]: r["active_plan"] for r in body["results"]}
+
+        found = await in_chunks(people, load)
+        return [found.get(person) for person in people]
+
+    async def _assessments(self, people: list[str]) -> list[list[dict[str, Any]]]:
+        async def load(chunk: list[str]) -> dict[str, list[dict[str, Any]]]:
+            body = await self._post("risk", "/v1/risk-assessments:batch-read",
+                                    {"service_user_ids": chunk, "limit_per_person": 100})
+            return {r["service_user_id"]: r["assessments"] for r in body["results"]}
+
+        found = await in_chunks(people, load)
+        return [found.get(person, []) for person in people]
+
+    async def _foundation_enrolments(self, staff: list[str]) -> list[dict[str, Any] | None]:
+        # The training service lists the foundation course's enrolments the caller may see
+        # (their teams' for a manager) a page of 200 at a time: a team of 2 or of 200 costs
+        # one call.
+        wanted = set(staff)
+        found: dict[str, dict[str, Any]] = {}
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"course_id": self._settings.foundation_course_id,
+                                      "limit": PAGE_SIZE}
+            if cursor:
+                params["cursor"] = cursor
+            page = (await self._upstreams.call("training", "GET", "/v1/enrolments",
+                                               self._token, params=params)).body
+            for enrolment in page["items"]:
+                learner = enrolment["learner_id"]
+                if learner in wanted and _better(enrolment, found.get(learner)):
+                    found[learner] = enrolment
+            cursor = page.get("next_cursor")
+            if not cursor or wanted <= found.keys():
+                break
+        return [found.get(member) for member in staff]
+
+    async def _teams(self, ids: list[str]) -> list[dict[str, Any] | BaseException]:
+        async def one(team_id: str) -> dict[str, Any]:
+            answer = await self._upstreams.call("workforce", "GET", f"/v1/teams/{team_id}",
+                                                self._token)
+            team: dict[str, Any] = answer.body
+            return team
+
+        results = await asyncio.gather(*(one(i) for i in ids), return_exceptions=True)
+        return list(results)
+
+
+_STATUS_RANK = {"completed": 3, "enrolled": 2, "waiting": 1, "withdrawn": 0}
+
+
+def _better(candidate: dict[str, Any], held: dict[str, Any] | None) -> bool:
+    """A completion counts over a later withdrawal or a second enrolment."""
+    if held is None:
+        return True
+    return _STATUS_RANK.get(candidate["status"], 0) > _STATUS_RANK.get(held["status"], 0)

@@ -1,0 +1,105 @@
+"""The gateway's entry point: ``uvicorn --factory recovery.gateway.main:create_app``.
+
+It owns no database: health, problems, metrics and logging come from the kit; the GraphQL
+router and the upstream clients are its own.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request, WebSocket
+from fastapi.responses import JSONResponse
+from strawberry.fastapi import GraphQLRouter
+
+from recovery.common.auth import Principal, TokenVerifier, unauthorized
+from recovery.common.health import healthz, metrics
+from recovery.common.observability import RequestContextMiddleware, configure_logging
+from recovery.common.problems import install_problem_handlers
+from recovery.common.settings import Settings
+from recovery.gateway.context import GatewayContext
+from recovery.gateway.schema import build_schema
+from recovery.gateway.settings import UPSTREAMS, GatewaySettings
+from recovery.gateway.upstream import Upstreams
+
+SERVICE = "gateway"
+#: A readiness probe waits this long for each service's /healthz.
+READY_CHECK_SECONDS = 1.0
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("Send the token as 'Authorization: Bearer <token>'.")
+    return token.strip()
+
+
+def create_app(settings: Settings | None = None, gateway: GatewaySettings | None = None,
+               transports: Mapping[str, httpx.AsyncBaseTransport] | None = None) -> FastAPI:
+    """The gateway app; ``transports`` lets tests reach services in process."""
+    settings = settings or Settings(service=SERVICE)
+    gateway = gateway or GatewaySettings(environment=settings.environment)
+    configure_logging(settings.service, settings.log_level)
+    verifier = TokenVerifier(settings)
+    upstreams = Upstreams(gateway, transports)
+
+    def verified(authorization: str | None) -> Principal | None:
+        token = bearer_token(authorization)
+        return verifier.verify(token) if token else None
+
+    async def context(request: Request = None, websocket: WebSocket = None,  # type: ignore[assignment]
+                      ) -> GatewayContext:
+        connection = request if request is not None else websocket
+        principal = verified(connection.headers.get("authorization"))
+        return GatewayContext(principal_or_none=principal, upstreams=upstreams,
+                              settings=gateway)
+
+    graphql = GraphQLRouter(
+        build_schema(gateway), path="/graphql", context_getter=context,
+        graphql_ide="graphiql" if gateway.graphiql_on else None,
+        allow_queries_via_get=False, multipart_uploads_enabled=False)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await upstreams.close()
+
+    app = FastAPI(title="Recovery Platform: gateway", version="1.0.0", lifespan=lifespan,
+                  description="One GraphQL API over the five services, at /graphql.")
+    app.state.upstreams = upstreams
+    app.state.gateway_settings = gateway
+    install_problem_handlers(app)
+    app.include_router(graphql)
+    app.include_router(_health_router(upstreams))
+    app.add_middleware(RequestContextMiddleware, service=settings.service,
+                       max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def _health_router(upstreams: Upstreams) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+    router.add_api_route("/healthz", healthz, methods=["GET"], summary="The process is alive")
+    router.add_api_route("/metrics", metrics, methods=["GET"], summary="Prometheus metrics")
+
+    @router.get("/readyz", summary="Every service behind the gateway answers")
+    async def readyz() -> JSONResponse:
+        async def check(service: str) -> tuple[str, str]:
+            try:
+                response = await asyncio.wait_for(
+                    upstreams.clients[service].get("/healthz"), READY_CHECK_SECONDS)
+            except Exception as exc:
+                return service, f"unreachable ({type(exc).__name__})"
+            return service, "ok" if response.status_code == 200 else "not ready"
+
+        checks: dict[str, Any] = dict(await asyncio.gather(*(check(s) for s in UPSTREAMS)))
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                            status_code=200 if ready else 503)
+
+    return router

@@ -1,0 +1,50 @@
+"""The entry points front-ends start from."""
+
+import strawberry
+
+from recovery.gateway.access import check_person, check_team
+from recovery.gateway.context import GatewayContext
+from recovery.gateway.types.connection import Connection, connection
+from recovery.gateway.types.course import Course
+from recovery.gateway.types.me import Me
+from recovery.gateway.types.service_user import ServiceUser
+from recovery.gateway.types.team import Team
+
+
+@strawberry.type(description="Reads across the platform.")
+class Query:
+    @strawberry.field(description="The signed-in person.")
+    def me(self, info: strawberry.Info[GatewayContext, None]) -> Me:
+        principal = info.context.principal
+        person = principal.own_person()
+        return Me(sub=strawberry.ID(principal.sub), roles=sorted(principal.roles),
+                  team_ids=[strawberry.ID(t) for t in sorted(principal.teams)],
+                  person_id=strawberry.ID(person) if person else None)
+
+    @strawberry.field(description="A service user's records, as far as the caller may read "
+                                  "them. A service user may ask only for themselves.")
+    def service_user(self, info: strawberry.Info[GatewayContext, None],
+                     id: strawberry.ID) -> ServiceUser | None:
+        check_person(info.context.principal, str(id))
+        return ServiceUser(id=id)
+
+    @strawberry.field(description="A team: staff with their training, skill mix, peer share, "
+                                  "training coverage and readiness (staff of the team).")
+    async def team(self, info: strawberry.Info[GatewayContext, None],
+                   id: strawberry.ID) -> Team | None:
+        check_team(info.context.principal, str(id))
+        return Team.from_service(await info.context.loaders.team.load(str(id)))
+
+    @strawberry.field(description="The Recovery Education Centre's prospectus.")
+    async def prospectus(self, info: strawberry.Info[GatewayContext, None],
+                         first: int | None = None, after: str | None = None
+                         ) -> Connection[Course] | None:
+        page = (await info.context.call("training", "GET", "/v1/courses",
+                                        params={"limit": 200})).body
+        return connection([Course.from_service(c) for c in page["items"]], first, after)
+
+    @strawberry.field(description="One course of the prospectus.")
+    async def course(self, info: strawberry.Info[GatewayContext, None],
+                     id: strawberry.ID) -> Course | None:
+        body = (await info.context.call("training", "GET", f"/v1/courses/{id}")).body
+        return Course.from_service(body)

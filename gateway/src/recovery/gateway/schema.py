@@ -1,0 +1,77 @@
+"""Assembles the schema, with the limits and posture the configuration asks for."""
+
+from collections.abc import Callable
+
+import strawberry
+import structlog
+from graphql import GraphQLError
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from recovery.gateway.errors import GatewayError
+from recovery.gateway.query import Query
+from recovery.gateway.settings import GatewaySettings
+
+log = structlog.get_logger(__name__)
+
+#: Documents kept parsed and validated; front-ends send a handful of distinct operations.
+CACHE_SIZE = 512
+MASKED_MESSAGE = "Something went wrong on our side; it has been logged."
+
+
+def _shown(error: GraphQLError) -> bool:
+    """Typed gateway errors and the caller's own mistakes are shown; anything else is ours
+    and masked."""
+    original = error.original_error
+    return original is None or isinstance(original, GatewayError)
+
+
+class GatewaySchema(strawberry.Schema):
+    """Logs what went wrong on our side by type only (messages may carry clinical text);
+    typed errors for the caller are not ours to log."""
+
+    def process_errors(self, errors: list[GraphQLError],
+                       execution_context: ExecutionContext | None = None) -> None:
+        for error in errors:
+            original = error.original_error
+            if original is not None and not isinstance(original, GatewayError):
+                log.error("graphql_internal_error", error_type=type(original).__name__,
+                          path=".".join(str(p) for p in error.path or ()))
+
+
+def build_schema(settings: GatewaySettings | None = None) -> strawberry.Schema:
+    settings = settings or GatewaySettings()
+    # The limiters' validation rules are built once: the validation cache is keyed by the
+    # rule classes, and a limiter builds new ones each time it is made.
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    if not settings.introspection_on:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    max_tokens = settings.max_tokens
+    # Factories: a fresh extension per request; the caches live at module level, shared.
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: ParserCache(maxsize=CACHE_SIZE),
+        lambda: ValidationCache(maxsize=CACHE_SIZE),
+        lambda: AddValidationRules(rules),
+        lambda: MaxTokensLimiter(max_token_count=max_tokens),
+        lambda: MaskErrors(should_mask_error=lambda error: not _shown(error),
+                           error_message=MASKED_MESSAGE),
+    ]
+    return GatewaySchema(
+        query=Query,
+        extensions=extensions,  # type: ignore[arg-type]
+        config=StrawberryConfig(disable_field_suggestions=not settings.development),
+    )

@@ -1,0 +1,52 @@
+"""Gateway-only configuration (prefix ``RECOVERY_``): where the services are, and limits."""
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from recovery.common.settings import LOCAL_PORTS, Environment
+
+UPSTREAMS = ("goals", "crisis-plans", "risk", "training", "workforce")
+
+
+def _local(service: str) -> str:
+    return f"http://127.0.0.1:{LOCAL_PORTS[service]}"
+
+
+class GatewaySettings(BaseSettings):
+    """Upstream base URLs, the per-call timeout and the GraphQL limits."""
+
+    model_config = SettingsConfigDict(env_prefix="RECOVERY_", extra="ignore")
+
+    environment: Environment = Environment.development
+    goals_url: str = _local("goals")
+    crisis_plans_url: str = _local("crisis-plans")
+    risk_url: str = _local("risk")
+    training_url: str = _local("training")
+    workforce_url: str = _local("workforce")
+    # One upstream call may take this long; a slow service costs at most this much.
+    upstream_timeout_seconds: float = 2.0
+    upstream_max_connections: int = 100
+    # GraphQL limits
+    max_depth: int = 10
+    max_tokens: int = 2000
+    max_aliases: int = 30
+    # None means the environment decides: on in development, off elsewhere.
+    graphiql: bool | None = None
+    introspection: bool | None = None
+    # The foundation course on recovery principles, as the training service creates it.
+    foundation_course_id: str = "00000000-0000-4000-8000-000000000001"
+
+    def url_of(self, service: str) -> str:
+        return str(getattr(self, f"{service.replace('-', '_')}_url")).rstrip("/")
+
+    @property
+    def development(self) -> bool:
+        return self.environment is Environment.development
+
+    @property
+    def graphiql_on(self) -> bool:
+        return self.development if self.graphiql is None else self.graphiql
+
+    @property
+    def introspection_on(self) -> bool:
+        return self.environment is not Environment.production if self.introspection is None \
+            else self.introspection

@@ -1,0 +1,53 @@
+"""ServiceUser: one person's goals, crisis plan and risk co-assessments, fetched in parallel
+through the per-request DataLoaders."""
+
+import strawberry
+
+from recovery.gateway.context import GatewayContext
+from recovery.gateway.types.connection import Connection, connection
+from recovery.gateway.types.crisis_plan import CrisisPlan
+from recovery.gateway.types.goal import Goal
+from recovery.gateway.types.risk_assessment import RiskAssessment
+
+
+@strawberry.type(description="A person who uses services, identified by the EHR's patient "
+                             "id. Each field comes from the service that owns it; one that "
+                             "cannot be read is null with an error, the others still arrive.")
+class ServiceUser:
+    id: strawberry.ID = strawberry.field(description="The EHR's patient id.")
+
+    @strawberry.field(description="Their goals, newest first.")
+    async def goals(self, info: strawberry.Info[GatewayContext, None],
+                    first: int | None = None, after: str | None = None,
+                    lifecycle_status: list[str] | None = None) -> Connection[Goal] | None:
+        rows = await info.context.loaders.goals_of_person.load(str(self.id))
+        goals = [Goal.from_service(g) for g in rows]
+        if lifecycle_status:
+            goals = [g for g in goals if g.lifecycle_status in lifecycle_status]
+        return connection(goals, first, after)
+
+    @strawberry.field(description="The agreed crisis plan a crisis team acts on, if any.")
+    async def active_crisis_plan(self, info: strawberry.Info[GatewayContext, None]
+                                 ) -> CrisisPlan | None:
+        plan = await info.context.loaders.active_plan_of_person.load(str(self.id))
+        return CrisisPlan.from_active(plan) if plan else None
+
+    @strawberry.field(description="Their crisis plan as it stands now (the newest version, "
+                                  "agreed or a draft waiting for signatures).")
+    async def crisis_plans(self, info: strawberry.Info[GatewayContext, None],
+                           first: int | None = None, after: str | None = None
+                           ) -> Connection[CrisisPlan] | None:
+        active = await info.context.loaders.active_plan_of_person.load(str(self.id))
+        plans: list[CrisisPlan] = []
+        if active:
+            body = (await info.context.call("crisis-plans", "GET",
+                                            f"/v1/crisis-plans/{active['plan_id']}")).body
+            plans.append(CrisisPlan.from_plan(body))
+        return connection(plans, first, after)
+
+    @strawberry.field(description="Their risk co-assessments, newest first.")
+    async def risk_assessments(self, info: strawberry.Info[GatewayContext, None],
+                               first: int | None = None, after: str | None = None
+                               ) -> Connection[RiskAssessment] | None:
+        rows = await info.context.loaders.risk_assessments_of_person.load(str(self.id))
+        return connection([RiskAssessment.from_service(r) for r in rows], first, after)

@@ -1,0 +1,59 @@
+"""StaffMember: a member of a team (workforce), with their foundation training (training)."""
+
+from datetime import date
+from typing import Any
+
+import strawberry
+
+from recovery.gateway.context import GatewayContext
+from recovery.gateway.types.values import to_date
+
+
+@strawberry.type(description="Where a member of staff stands with the foundation course on "
+                             "recovery principles.")
+class TrainingStatus:
+    status: str = strawberry.field(description="`completed`, `enrolled`, `waiting`, "
+                                               "`withdrawn` or `not-enrolled`.")
+    completed_on: date | None = strawberry.field(description="When they completed it.")
+    run_id: strawberry.ID | None = strawberry.field(description="The run they are on.")
+
+    @classmethod
+    def from_enrolment(cls, data: dict[str, Any] | None) -> "TrainingStatus":
+        if data is None:
+            return cls(status="not-enrolled", completed_on=None, run_id=None)
+        run = data.get("run_id")
+        return cls(status=data["status"], completed_on=to_date(data.get("completed_on")),
+                   run_id=strawberry.ID(run) if run else None)
+
+
+@strawberry.type(description="A member of staff as colleagues see them (never a lived "
+                             "experience declaration).")
+class StaffMember:
+    id: strawberry.ID = strawberry.field(description="The person's id.")
+    team_id: strawberry.ID = strawberry.field(description="Their team.")
+    display_name: str = strawberry.field(description="Their name as shown.")
+    profession: str = strawberry.field(description="Their profession.")
+    grade: str = strawberry.field(description="Grade or level.")
+    role_type: str = strawberry.field(description="Professional, peer specialist, educator, "
+                                                  "manager.")
+    fte: float = strawberry.field(description="Full-time equivalent.")
+    start_date: date = strawberry.field(description="First day in post.")
+    end_date: date | None = strawberry.field(description="Last day, if they have left.")
+    in_post: bool = strawberry.field(description="Whether they are in post today.")
+
+    @strawberry.field(description="The foundation course: one call for the whole team.")
+    async def training_status(self, info: strawberry.Info[GatewayContext, None]
+                              ) -> TrainingStatus:
+        info.context.principal  # noqa: B018 - signed-in callers only
+        enrolment = await info.context.loaders.foundation_enrolment_of_staff.load(str(self.id))
+        return TrainingStatus.from_enrolment(enrolment)
+
+    @classmethod
+    def from_service(cls, data: dict[str, Any]) -> "StaffMember":
+        return cls(
+            id=strawberry.ID(data["id"]), team_id=strawberry.ID(data["team_id"]),
+            display_name=data["display_name"], profession=data["profession"],
+            grade=data["grade"], role_type=data["role_type"], fte=float(data["fte"]),
+            start_date=to_date(data["start_date"]),  # type: ignore[arg-type]
+            end_date=to_date(data.get("end_date")), in_post=bool(data.get("in_post")),
+        )

@@ -1,0 +1,139 @@
+"""Team: its staff and figures, composed from workforce and training in parallel."""
+
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from recovery.gateway.context import GatewayContext
+from recovery.gateway.types.connection import Connection, connection
+from recovery.gateway.types.staff_member import StaffMember
+
+
+@strawberry.type(description="FTE by profession and role type, and the peer to professional "
+                             "ratio.")
+class SkillMix:
+    staff_in_post: int = strawberry.field(description="Staff in post.")
+    fte_total: float = strawberry.field(description="Total FTE.")
+    fte_by_profession: JSON = strawberry.field(description="FTE per profession.")
+    fte_by_role_type: JSON = strawberry.field(description="FTE per role type.")
+    peer_fte: float = strawberry.field(description="Peer specialist FTE.")
+    professional_fte: float = strawberry.field(description="Professional FTE.")
+    peer_to_professional_ratio: float | None = strawberry.field(
+        description="Peer FTE per professional FTE.")
+
+
+@strawberry.type(description="Share of care minutes delivered by peer specialists, against "
+                             "the organisation's target.")
+class PeerShare:
+    share: float | None = strawberry.field(description="Peer minutes over all minutes.")
+    target: float = strawberry.field(description="The organisation's target.")
+    meets_target: bool | None = strawberry.field(description="Whether the share meets it.")
+    peer_minutes: int = strawberry.field(description="Minutes of care by peers.")
+    total_minutes: int = strawberry.field(description="All minutes of care.")
+    trend: JSON = strawberry.field(description="Month by month.")
+
+
+@strawberry.type(description="Foundation course coverage of the team's staff.")
+class TrainingCoverage:
+    staff: int = strawberry.field(description="Staff in post.")
+    completed: int = strawberry.field(description="Of whom completed the foundation course.")
+    coverage: float = strawberry.field(description="Completed over staff.")
+    by_group: JSON = strawberry.field(description="By team, profession and grade.")
+
+
+@strawberry.type(description="One of the four interdependent readiness factors.")
+class ReadinessFactor:
+    name: str = strawberry.field(description="Training, supervision, leadership or "
+                                             "innovation culture.")
+    score: float = strawberry.field(description="0 to 1.")
+    level: str = strawberry.field(description="The level in words.")
+    explanation: str = strawberry.field(description="Why, from which records.")
+
+
+@strawberry.type(description="Implementation readiness, limited by the weakest factor.")
+class Readiness:
+    score: float = strawberry.field(description="0 to 1: the weakest factor's score.")
+    level: str = strawberry.field(description="The level in words.")
+    weakest_factor: str = strawberry.field(description="The factor that limits the team.")
+    factors: list[ReadinessFactor] = strawberry.field(description="All four factors.")
+
+    @classmethod
+    def from_service(cls, data: dict[str, Any]) -> "Readiness":
+        return cls(score=float(data["score"]), level=data["level"],
+                   weakest_factor=data["weakest_factor"],
+                   factors=[ReadinessFactor(name=f["name"], score=float(f["score"]),
+                                            level=f["level"], explanation=f["explanation"])
+                            for f in data.get("factors") or []])
+
+
+@strawberry.type(description="A team of staff, its skill mix, peer share, training and "
+                             "readiness.")
+class Team:
+    id: strawberry.ID = strawberry.field(description="The team's id.")
+    name: str = strawberry.field(description="Its name.")
+    recovery_lead_staff_id: strawberry.ID | None = strawberry.field(
+        description="The named recovery lead.")
+
+    @strawberry.field(description="Staff of the team, by id.")
+    async def staff(self, info: strawberry.Info[GatewayContext, None], first: int | None = None,
+                    after: str | None = None, include_left: bool = False
+                    ) -> Connection[StaffMember]:
+        members = await _all_staff(info.context, str(self.id), include_left)
+        return connection(members, first, after)
+
+    @strawberry.field(description="FTE by profession and role type.")
+    async def skill_mix(self, info: strawberry.Info[GatewayContext, None]) -> SkillMix | None:
+        body = (await info.context.call("workforce", "GET",
+                                        f"/v1/teams/{self.id}/skill-mix")).body
+        return SkillMix(
+            staff_in_post=body["staff_in_post"], fte_total=body["fte_total"],
+            fte_by_profession=body["fte_by_profession"],
+            fte_by_role_type=body["fte_by_role_type"], peer_fte=body["peer_fte"],
+            professional_fte=body["professional_fte"],
+            peer_to_professional_ratio=body.get("peer_to_professional_ratio"))
+
+    @strawberry.field(description="Peer share of care delivery over recent months.")
+    async def peer_share(self, info: strawberry.Info[GatewayContext, None]) -> PeerShare | None:
+        body = (await info.context.call("workforce", "GET",
+                                        f"/v1/teams/{self.id}/peer-share")).body
+        return PeerShare(share=body.get("share"), target=body["target"],
+                         meets_target=body.get("meets_target"),
+                         peer_minutes=body["peer_minutes"], total_minutes=body["total_minutes"],
+                         trend=body.get("trend") or [])
+
+    @strawberry.field(description="Foundation course coverage (the training service).")
+    async def training_coverage(self, info: strawberry.Info[GatewayContext, None]
+                                ) -> TrainingCoverage | None:
+        body = (await info.context.call("training", "GET",
+                                        f"/v1/teams/{self.id}/foundation-coverage")).body
+        return TrainingCoverage(staff=body["staff"], completed=body["completed"],
+                                coverage=body["coverage"], by_group=body.get("by_team") or [])
+
+    @strawberry.field(description="Implementation readiness from the four factors.")
+    async def readiness(self, info: strawberry.Info[GatewayContext, None]) -> Readiness | None:
+        body = (await info.context.call("workforce", "GET",
+                                        f"/v1/teams/{self.id}/readiness")).body
+        return Readiness.from_service(body)
+
+    @classmethod
+    def from_service(cls, data: dict[str, Any]) -> "Team":
+        lead = data.get("recovery_lead_staff_id")
+        return cls(id=strawberry.ID(data["id"]), name=data["name"],
+                   recovery_lead_staff_id=strawberry.ID(lead) if lead else None)
+
+
+async def _all_staff(context: GatewayContext, team_id: str,
+                     include_left: bool) -> list[StaffMember]:
+    members: list[StaffMember] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 200, "include_left": include_left}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await context.call("workforce", "GET", f"/v1/teams/{team_id}/staff",
+                                   params=params)).body
+        members += [StaffMember.from_service(m) for m in page["items"]]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return members

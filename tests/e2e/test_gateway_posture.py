@@ -1,0 +1,149 @@
+"""The gateway's production posture comes from configuration: depth, token and alias limits,
+no batching, no introspection, GraphiQL or field suggestions, masked internal errors, and
+parser and validation caches; development keeps GraphiQL and suggestions. Also: the checked
+in schema file matches the code."""
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from recovery.common.dev_issuer import DevIssuer
+from recovery.common.testing.plugin import TokenFactory, make_settings
+from recovery.gateway.export_schema import SCHEMA_FILE, schema_text
+from recovery.gateway.main import SERVICE, create_app
+from recovery.gateway.schema import CACHE_SIZE, MASKED_MESSAGE, build_schema
+from recovery.gateway.settings import GatewaySettings
+from recovery.gateway.testing import STOPPED
+
+
+async def gateway_client(dev_issuer: DevIssuer, environment: str,
+                         **limits: int) -> AsyncIterator[httpx.AsyncClient]:
+    # Every service is "stopped": these tests never get past validation.
+    urls = {f"{s}_url": STOPPED for s in ("goals", "crisis_plans", "risk", "training",
+                                          "workforce")}
+    gateway = GatewaySettings(environment=environment, **urls, **limits)
+    settings = make_settings(SERVICE, database_url="sqlite://", jwks_file=dev_issuer.jwks_path)
+    app = create_app(settings, gateway)
+    async with LifespanManager(app) as manager, httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://gateway") as client:
+        yield client
+
+
+@pytest.fixture
+async def production(dev_issuer: DevIssuer) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in gateway_client(dev_issuer, "production", max_depth=4, max_aliases=3,
+                                       max_tokens=200):
+        yield client
+
+
+@pytest.fixture
+async def development(dev_issuer: DevIssuer) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in gateway_client(dev_issuer, "development"):
+        yield client
+
+
+async def post(client: httpx.AsyncClient, query: str, token: str | None = None) -> dict:  # type: ignore[type-arg]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = await client.post("/graphql", json={"query": query}, headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict = response.json()  # type: ignore[type-arg]
+    return body
+
+
+def test_the_checked_in_schema_file_matches_the_code() -> None:
+    assert SCHEMA_FILE.read_text() == schema_text(), (
+        "gateway/schema.graphql is stale: run python -m recovery.gateway.export_schema")
+
+
+async def test_production_refuses_introspection(production: httpx.AsyncClient) -> None:
+    body = await post(production, "{ __schema { types { name } } }")
+    assert body.get("data") is None
+    assert "introspection" in body["errors"][0]["message"].lower()
+
+
+async def test_development_allows_introspection(development: httpx.AsyncClient) -> None:
+    body = await post(development, "{ __schema { queryType { name } } }")
+    assert body["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+async def test_production_serves_no_graphiql_and_development_does(
+        production: httpx.AsyncClient, development: httpx.AsyncClient) -> None:
+    html = {"Accept": "text/html"}
+    assert (await production.get("/graphql", headers=html)).status_code == 404
+    page = await development.get("/graphql", headers=html)
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+
+
+async def test_production_gives_no_field_suggestions(production: httpx.AsyncClient,
+                                                     development: httpx.AsyncClient) -> None:
+    typo = "{ me { subb } }"
+    assert "Did you mean" not in (await post(production, typo))["errors"][0]["message"]
+    assert "Did you mean" in (await post(development, typo))["errors"][0]["message"]
+
+
+async def test_queries_deeper_than_the_limit_are_refused(production: httpx.AsyncClient,
+                                                         tokens: TokenFactory) -> None:
+    deep = ('{ me { serviceUser { goals { edges { node { id } } } } } }')
+    body = await post(production, deep, tokens.clinician())
+    assert body.get("data") is None
+    assert "exceeds maximum operation depth" in body["errors"][0]["message"]
+
+
+async def test_too_many_aliases_are_refused(production: httpx.AsyncClient) -> None:
+    body = await post(production, "{ a: me { sub } b: me { sub } c: me { sub } d: me { sub } }")
+    assert body.get("data") is None
+    assert "aliases" in body["errors"][0]["message"].lower()
+
+
+async def test_too_many_tokens_are_refused(production: httpx.AsyncClient) -> None:
+    body = await post(production, "{ me { " + "sub " * 300 + "} }")
+    assert body.get("data") is None
+    assert "token" in body["errors"][0]["message"].lower()
+
+
+async def test_batched_operations_are_refused(production: httpx.AsyncClient) -> None:
+    response = await production.post("/graphql", json=[{"query": "{ me { sub } }"},
+                                                       {"query": "{ me { sub } }"}])
+    assert response.status_code == 400
+
+
+async def test_queries_over_get_are_refused(production: httpx.AsyncClient) -> None:
+    response = await production.get("/graphql", params={"query": "{ me { sub } }"})
+    assert response.status_code in {400, 404, 405}
+
+
+async def test_internal_errors_are_masked_and_typed_errors_are_not(
+        production: httpx.AsyncClient) -> None:
+    # No context at all: resolving `me` fails inside our own code.
+    result = await build_schema(GatewaySettings(environment="production")).execute(
+        "{ me { sub } }", context_value=None)
+    assert result.errors is not None
+    assert [e.message for e in result.errors] == [MASKED_MESSAGE]
+    typed = await post(production, "{ me { sub } }")
+    assert typed["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_parsed_and_validated_documents_are_cached(development: httpx.AsyncClient
+                                                         ) -> None:
+    from strawberry.extensions.parser_cache import _get_parse_cache
+    from strawberry.extensions.validation_cache import _get_validate_cache
+
+    query = "{ prospectus { totalCount } }"
+    await post(development, query)
+    parsed, validated = (_get_parse_cache(CACHE_SIZE).cache_info().hits,
+                         _get_validate_cache(CACHE_SIZE).cache_info().hits)
+    await post(development, query)
+    assert _get_parse_cache(CACHE_SIZE).cache_info().hits == parsed + 1
+    assert _get_validate_cache(CACHE_SIZE).cache_info().hits == validated + 1
+
+
+async def test_a_stopped_service_is_reported_as_unavailable_with_its_name(
+        development: httpx.AsyncClient, tokens: TokenFactory) -> None:
+    body = await post(development, "{ prospectus { totalCount } }", tokens.clinician())
+    assert body["data"] == {"prospectus": None}
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
+    assert error["extensions"]["service"] == "training"
+    assert error["path"] == ["prospectus"]

@@ -1,0 +1,215 @@
+"""The gateway over the five real services (in process, SQLite, real NATS): `me`,
+`serviceUser`, `team`, `prospectus`; upstream calls that do not grow with list size; access
+that holds on every nested path; partial answers when a service is stopped."""
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recovery.common.dev_issuer import DevIssuer
+from recovery.common.testing.plugin import TokenFactory
+from recovery.common.testing.processes import NatsServer
+from recovery.gateway.testing import Platform, running_platform
+
+pytestmark = pytest.mark.integration
+
+PERSON, OTHER = "person-gw-1", "person-gw-2"
+PLAN: dict[str, Any] = {
+    "when_well": ["I cook for friends and walk the dog every morning"],
+    "early_warning_signs": ["Sleeping less than four hours"],
+    "what_helps": ["Sitting in the garden with someone I trust"],
+    "participants": [{"role": "service_user"}, {"role": "care_coordinator", "id": "staff-1"}],
+    "review_on": "2031-01-01",
+}
+AREA = {"area": "safety_of_self", "service_user_view": "I know my signs now",
+        "clinician_view": "Fewer crises since spring", "views_agree": True,
+        "strengths": ["Walks the dog daily"]}
+
+SERVICE_USER_QUERY = """
+query ($id: ID!) {
+  serviceUser(id: $id) {
+    id
+    goals { totalCount edges { node { id description lifecycleStatus version } } }
+    activeCrisisPlan { id version agreedAt signatures { party } }
+    riskAssessments { totalCount edges { node { id status differences } } }
+  }
+}"""
+
+TEAM_QUERY = """
+query ($id: ID!, $first: Int) {
+  team(id: $id) {
+    id name
+    staff(first: $first) { totalCount edges { node { id profession
+        trainingStatus { status } } } }
+    skillMix { staffInPost peerFte }
+    peerShare { target share }
+    trainingCoverage { staff completed }
+    readiness { weakestFactor factors { name } }
+  }
+}"""
+
+
+def databases_in(directory: Path) -> Any:
+    return lambda name: f"sqlite+aiosqlite:///{directory / name}.db"
+
+
+async def seed(p: Platform) -> None:
+    """Two people on team-a with goals, an agreed crisis plan and a co-assessment; staff."""
+    t = p.tokens
+    admin = t.admin("admin-gw", ["team-a", "team-b", "team-big"])
+    staff = t.clinician("staff-1", ["team-a"])
+    for team in ("team-a", "team-b", "team-big"):
+        await p.rest("workforce", "POST", "/v1/teams", admin,
+                     json={"id": team, "name": team.title()})
+    for person in (PERSON, OTHER):
+        own = t.service_user(person)
+        await p.rest("goals", "POST", "/v1/goals", own, json={
+            "service_user_id": person, "team_id": "team-a",
+            "description": "Get back to work in a bakery"})
+        plan = await p.rest("crisis-plans", "POST", "/v1/crisis-plans", staff,
+                            json={"service_user_id": person, "team_id": "team-a", **PLAN})
+        for signer in (own, staff):
+            await p.rest("crisis-plans", "POST", f"/v1/crisis-plans/{plan['id']}/signatures",
+                         signer, json={"content_hash": plan["content_hash"]},
+                         etag=f'"{plan["version"]}"')
+        await p.rest("risk", "POST", "/v1/risk-assessments", staff, json={
+            "service_user_id": person, "team_id": "team-a", "areas": [AREA]})
+    start = (date.today() - timedelta(days=30)).isoformat()
+    for team, size in (("team-a", 2), ("team-big", 200)):
+        for i in range(size):
+            await p.rest("workforce", "POST", "/v1/staff", admin, json={
+                "id": f"{team}-staff-{i}", "team_id": team, "display_name": f"Staff {i}",
+                "profession": "nursing" if i % 2 else "peer_support", "grade": "band-5",
+                "role_type": "professional" if i % 2 else "peer_specialist", "fte": 1.0,
+                "start_date": start})
+
+
+@pytest.fixture(scope="module")
+async def platform(dev_issuer: DevIssuer, tokens: TokenFactory, nats_server: NatsServer,
+                   tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
+    directory = tmp_path_factory.mktemp(f"gateway-{uuid.uuid4().hex[:6]}")
+    async with running_platform(databases=databases_in(directory),
+                                jwks_file=dev_issuer.jwks_path, tokens=tokens,
+                                nats_url=nats_server.url) as p:
+        await seed(p)
+        yield p
+
+
+async def test_a_service_user_sees_their_own_goals_and_active_crisis_plan_through_me(
+        platform: Platform) -> None:
+    body = await platform.query(platform.tokens.service_user(PERSON), """
+      { me { sub roles personId serviceUser {
+          goals { totalCount edges { node { description serviceUserId } } }
+          activeCrisisPlan { serviceUserId signatures { party } }
+          riskAssessments { totalCount } } } }""")
+    assert "errors" not in body, body
+    me = body["data"]["me"]
+    assert me["personId"] == PERSON and me["roles"] == ["service_user"]
+    goals = me["serviceUser"]["goals"]
+    assert goals["totalCount"] == 1
+    assert goals["edges"][0]["node"] == {"description": "Get back to work in a bakery",
+                                         "serviceUserId": PERSON}
+    assert me["serviceUser"]["activeCrisisPlan"]["serviceUserId"] == PERSON
+    assert me["serviceUser"]["riskAssessments"]["totalCount"] == 1
+
+
+async def test_a_service_user_asking_for_another_person_gets_an_error_not_data(
+        platform: Platform) -> None:
+    body = await platform.query(platform.tokens.service_user(PERSON), SERVICE_USER_QUERY,
+                                {"id": OTHER})
+    assert body["data"] == {"serviceUser": None}
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"]
+
+
+async def test_service_user_query_composes_goals_plan_and_risk_with_one_call_per_service(
+        platform: Platform) -> None:
+    before = dict(platform.upstreams.calls)
+    body = await platform.query(platform.tokens.clinician("staff-1", ["team-a"]),
+                                SERVICE_USER_QUERY, {"id": PERSON})
+    assert "errors" not in body, body
+    person = body["data"]["serviceUser"]
+    assert person["goals"]["totalCount"] == 1
+    assert person["activeCrisisPlan"]["version"] >= 1
+    assert {s["party"] for s in person["activeCrisisPlan"]["signatures"]} >= {"service_user"}
+    assert person["riskAssessments"]["totalCount"] == 1
+    calls = {k: v - before.get(k, 0) for k, v in platform.upstreams.calls.items()}
+    assert {k: v for k, v in calls.items() if v} == {"goals": 1, "crisis-plans": 1, "risk": 1}
+
+
+async def test_staff_of_another_team_reach_nothing_of_the_person_through_service_user(
+        platform: Platform) -> None:
+    body = await platform.query(platform.tokens.clinician("staff-9", ["team-b"]),
+                                SERVICE_USER_QUERY, {"id": PERSON})
+    person = body["data"]["serviceUser"]
+    assert person["goals"]["totalCount"] == 0
+    assert person["activeCrisisPlan"] is None
+    assert person["riskAssessments"]["totalCount"] == 0
+
+
+async def test_a_team_of_200_staff_with_training_costs_the_same_calls_as_a_team_of_2(
+        platform: Platform) -> None:
+    manager = platform.tokens.manager("manager-gw", ["team-a", "team-big"])
+    counts = []
+    for team, size in (("team-a", 2), ("team-big", 200)):
+        before = dict(platform.upstreams.calls)
+        body = await platform.query(manager, TEAM_QUERY, {"id": team, "first": 200})
+        assert "errors" not in body, body
+        staff = body["data"]["team"]["staff"]
+        assert staff["totalCount"] == size and len(staff["edges"]) == size
+        assert all(e["node"]["trainingStatus"]["status"] for e in staff["edges"])
+        assert body["data"]["team"]["readiness"]["weakestFactor"]
+        counts.append({k: v - before.get(k, 0) for k, v in platform.upstreams.calls.items()})
+    assert counts[0] == counts[1]
+    assert sum(counts[1].values()) <= 8
+
+
+async def test_a_clinician_reads_their_team_but_not_another_team(platform: Platform) -> None:
+    clinician = platform.tokens.clinician("staff-1", ["team-a"])
+    body = await platform.query(clinician, '{ team(id: "team-a") { name staff { totalCount '
+                                           'edges { node { id } } } } }')
+    assert body["data"]["team"]["staff"]["totalCount"] == 2
+    refused = await platform.query(clinician, '{ team(id: "team-big") { name } }')
+    assert refused["data"] == {"team": None}
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_another_persons_records_cannot_be_reached_through_a_team_or_a_course(
+        platform: Platform) -> None:
+    own = platform.tokens.service_user(PERSON)
+    team = await platform.query(own, '{ team(id: "team-a") { staff { totalCount } } }')
+    assert team["data"] == {"team": None}
+    assert team["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    prospectus = await platform.query(own, "{ prospectus { edges { node { id title "
+                                           "runs { totalCount } } } } }")
+    assert "errors" not in prospectus, prospectus
+    assert prospectus["data"]["prospectus"]["edges"], "the foundation course is listed"
+
+
+async def test_without_a_token_nothing_is_read(platform: Platform) -> None:
+    body = await platform.query(None, SERVICE_USER_QUERY, {"id": PERSON})
+    assert body["data"] == {"serviceUser": None}
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_a_forged_token_is_refused_with_401(platform: Platform) -> None:
+    response = await platform.gateway.post(
+        "/graphql", json={"query": "{ me { sub } }"},
+        headers={"Authorization": "Bearer not.a.token"})
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_course_reads_one_course_of_the_prospectus(platform: Platform) -> None:
+    body = await platform.query(platform.tokens.clinician(), """
+      { course(id: "00000000-0000-4000-8000-000000000001") { title foundation
+          requiredForAllStaff } }""")
+    assert "errors" not in body, body
+    assert body["data"]["course"]["foundation"] is True
+    missing = await platform.query(platform.tokens.clinician(),
+                                   '{ course(id: "no-such-course") { title } }')
+    assert missing["data"] == {"course": None}
+    assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
