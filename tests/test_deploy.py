@@ -62,28 +62,31 @@ def test_every_service_builds_from_the_one_dockerfile_with_its_own_package() -> 
         ["bash", str(REPO / "deploy" / "docker" / "build.sh")], cwd=REPO,
         env={**os.environ, "DRY_RUN": "1"}, capture_output=True, text=True, check=True,
         timeout=30)
-    builds = {}
+    builds: dict[str, tuple[str, str]] = {}
     for line in completed.stdout.splitlines():
         arguments = dict(re.findall(r"--build-arg (\w+)=(\S+)", line))
         assert "-f deploy/docker/Dockerfile" in line
-        builds[arguments["SERVICE"]] = arguments["PACKAGE"]
-    assert builds == SERVICES
-    for service, package in builds.items():
-        pyproject = tomllib.loads((REPO / "services" / service / "pyproject.toml").read_text())
+        builds[arguments["SERVICE"]] = (arguments["PACKAGE"], arguments["SOURCE"])
+    expected = {service: (package, f"services/{service}")
+                for service, package in SERVICES.items()}
+    if (REPO / "gateway" / "pyproject.toml").exists():
+        expected["gateway"] = ("recovery.gateway", "gateway")
+    assert builds == expected
+    for service, (package, source) in builds.items():
+        pyproject = tomllib.loads((REPO / source / "pyproject.toml").read_text())
         # The Dockerfile installs the distribution recovery-${SERVICE}.
         assert pyproject["project"]["name"] == f"recovery-{service}"
-        assert (REPO / "services" / service / "src" / Path(*package.split(".")) / "main.py"
-                ).is_file()
+        assert (REPO / source / "src" / Path(*package.split(".")) / "main.py").is_file()
 
 
 def test_the_dockerfile_installs_only_the_kit_and_the_named_service() -> None:
     build, final = dockerfile_stages()
     assert re.search(r"^ARG SERVICE=goals$", build, re.MULTILINE)
     assert re.search(r"^ARG PACKAGE=recovery\.\$\{SERVICE\}$", build, re.MULTILINE)
+    assert re.search(r"^ARG SOURCE=services/\$\{SERVICE\}$", build, re.MULTILINE)
     copies = re.findall(r"^COPY (\S+) ", build, re.MULTILINE)
-    assert copies == ["requirements/lock.txt", "libs/common", "services/${SERVICE}"]
-    assert "-c requirements/lock.txt --wheel-dir /wheels ./libs/common \"./services/${SERVICE}\"" \
-        in build
+    assert copies == ["requirements/lock.txt", "libs/common", "${SOURCE}"]
+    assert "-c requirements/lock.txt --wheel-dir /wheels ./libs/common \"./${SOURCE}\"" in build
     assert "--no-index --find-links /wheels \"recovery-${SERVICE}\"" in build
     assert "import sys, ${PACKAGE}.main as m; sys.exit(m.SERVICE != '${SERVICE}')" in build
     assert "UVICORN_APP=${PACKAGE}.main:create_app" in final
