@@ -20,6 +20,7 @@ from recovery.common.observability import RequestContextMiddleware, configure_lo
 from recovery.common.problems import install_problem_handlers
 from recovery.common.settings import Settings
 from recovery.gateway.context import GatewayContext
+from recovery.gateway.fhir import fhir_router
 from recovery.gateway.schema import build_schema
 from recovery.gateway.settings import UPSTREAMS, GatewaySettings
 from recovery.gateway.upstream import Upstreams
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
     app.state.gateway_settings = gateway
     install_problem_handlers(app)
     app.include_router(graphql)
+    app.include_router(fhir_router(upstreams))
     app.include_router(_health_router(upstreams))
     app.add_middleware(RequestContextMiddleware, service=settings.service,
                        max_body_bytes=settings.max_body_bytes)
