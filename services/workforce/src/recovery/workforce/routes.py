@@ -167,18 +167,14 @@ async def log_contact(data: CareContactCreate, session: SessionDep,
 
 @router.get("/teams/{team_id}/peer-share", response_model=PeerShare, tags=["figures"],
             summary="Peer specialists' share of the team's care, by month, against the target")
-async def team_peer_share(team_id: TeamId, session: SessionDep, access: AccessDep,
-                          months: Months = 12) -> Response:
-    return json_response(await service.peer_share(session, access, team_id, months=months,
-                                                  until=None))
+async def team_peer_share(team_id: TeamId, access: AccessDep, months: Months = 12) -> Response:
+    return json_response(await service.peer_share(access, team_id, months=months, until=None))
 
 
 @router.get("/peer-share", response_model=PeerShare, tags=["figures"],
             summary="Peer specialists' share of the organisation's care, by month")
-async def organisation_peer_share(session: SessionDep, access: AccessDep,
-                                  months: Months = 12) -> Response:
-    return json_response(await service.peer_share(session, access, None, months=months,
-                                                  until=None))
+async def organisation_peer_share(access: AccessDep, months: Months = 12) -> Response:
+    return json_response(await service.peer_share(access, None, months=months, until=None))
 
 
 class ExportFormat(StrEnum):
@@ -209,14 +205,14 @@ async def peer_support_billing(
 
 @router.get("/teams/{team_id}/skill-mix", response_model=SkillMix, tags=["figures"],
             summary="FTE by profession and role type; peer to professional ratio")
-async def skill_mix(team_id: TeamId, session: SessionDep, access: AccessDep) -> Response:
-    return json_response(await service.skill_mix(session, access, team_id))
+async def skill_mix(team_id: TeamId, access: AccessDep) -> Response:
+    return json_response(await service.skill_mix(access, team_id))
 
 
 @router.get("/teams/{team_id}/readiness", response_model=Readiness, tags=["figures"],
             summary="Implementation readiness: four factors, limited by the weakest")
-async def readiness(team_id: TeamId, session: SessionDep, access: AccessDep) -> Response:
-    return json_response(await service.readiness(session, access, team_id))
+async def readiness(team_id: TeamId, access: AccessDep) -> Response:
+    return json_response(await service.readiness(access, team_id))
 
 
 # --- culture in management processes ------------------------------------------------------

@@ -443,7 +443,7 @@ def _monthly_minutes(*, of_team: bool) -> Prepared:
 TEAM_MINUTES, ALL_MINUTES = _monthly_minutes(of_team=True), _monthly_minutes(of_team=False)
 
 
-async def peer_share(session: AsyncSession, access: RecordAccess, team_id: str | None, *,
+async def peer_share(access: RecordAccess, team_id: str | None, *,
                      months: int, until: date | None) -> PeerShare:
     """Peer specialists' share of care minutes, per month and over the window."""
     require_scope(access.principal, CONTACT, Verb.search)
@@ -525,7 +525,7 @@ def _on_roster(on: date) -> ColumnElement[bool]:
     return or_(col(Staff.end_date).is_(None), col(Staff.end_date) >= on)
 
 
-async def skill_mix(session: AsyncSession, access: RecordAccess, team_id: str) -> SkillMix:
+async def skill_mix(access: RecordAccess, team_id: str) -> SkillMix:
     require_scope(access.principal, STAFF, Verb.search)
     access.check_aggregates(record_type="SkillMix", team_id=team_id)
     on = today()
@@ -700,7 +700,7 @@ async def record_climate_response(session: AsyncSession, access: RecordAccess, t
 # --- readiness ----------------------------------------------------------------------------
 
 
-async def readiness(session: AsyncSession, access: RecordAccess, team_id: str) -> Readiness:
+async def readiness(access: RecordAccess, team_id: str) -> Readiness:
     """The four factors from their records; the team is as ready as its weakest factor.
     Each is one aggregate read over the team's staff (indexed), never its contacts."""
     require_scope(access.principal, TEAM, Verb.read)
