@@ -70,4 +70,13 @@ TARGETS = [
     Target("crisis_rss_after_mb", "Crisis-plans service RSS after the run", 150.0, "MB", False),
     Target("risk_rss_after_mb", "Risk service RSS after the run", 150.0, "MB", False),
     Target("training_rss_after_mb", "Training service RSS after the run", 150.0, "MB", False),
+    Target("workforce_peer_share_p99_ms",
+           "Peer share, team of 200 staff and 100,000 contacts: p99 at 32 connections", 50.0,
+           "ms", False),
+    Target("workforce_readiness_p99_ms",
+           "Readiness, team of 200 staff and 100,000 contacts: p99 at 32 connections", 50.0,
+           "ms", False),
+    Target("workforce_log_contact_ratio", "Log a care contact: req/s vs baseline", 0.15, "x",
+           True),
+    Target("workforce_rss_after_mb", "Workforce service RSS after the run", 150.0, "MB", False),
 ]

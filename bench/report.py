@@ -42,6 +42,10 @@ SCENARIO_TITLES = {
     "sign_version": "crisis-plans `POST /v1/crisis-plans/{id}/signatures` (sign a version)",
     "get_risk_assessment": "risk `GET /v1/risk-assessments/{id}` (an agreed co-assessment)",
     "foundation_coverage": "training `GET /v1/teams/{id}/foundation-coverage` (200 staff)",
+    "workforce_peer_share": "workforce `GET /v1/teams/{id}/peer-share` (200 staff, 100,000 "
+                            "contacts)",
+    "workforce_readiness": "workforce `GET /v1/teams/{id}/readiness` (200 staff)",
+    "log_care_contact": "workforce `POST /v1/care-contacts` (with the monthly minutes)",
 }
 
 
@@ -192,6 +196,11 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", f"Training memory (RSS): {training.get('rss_after_start_mb', '—')} MB "
                   f"after start, {training.get('peak_rss_mb', '—')} MB at peak, "
                   f"{training.get('rss_after_run_mb', '—')} MB after the run."]
+    workforce = results.get("workforce_service")
+    if workforce:
+        lines += ["", f"Workforce memory (RSS): {workforce.get('rss_after_start_mb', '—')} MB "
+                  f"after start, {workforce.get('peak_rss_mb', '—')} MB at peak, "
+                  f"{workforce.get('rss_after_run_mb', '—')} MB after the run."]
     problems = results.get("failures") or []
     lines += ["", "Failures during the run: " + ("; ".join(problems) if problems else "none.")]
     lines += ["", END]

@@ -36,6 +36,7 @@ from bench.servers import (
     server_argv,
 )
 from bench.training import run_training
+from bench.workforce import run_workforce
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.testing.processes import NatsServer, free_port
 
@@ -335,13 +336,18 @@ def measured_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         "crisis_rss_after_mb": results.get("crisis_plans_service", {}).get("rss_after_run_mb"),
         "risk_rss_after_mb": results.get("risk_service", {}).get("rss_after_run_mb"),
         "training_rss_after_mb": results.get("training_service", {}).get("rss_after_run_mb"),
+        "workforce_peer_share_p99_ms": get("workforce_peer_share.latency_ms.p99"),
+        "workforce_readiness_p99_ms": get("workforce_readiness.latency_ms.p99"),
+        "workforce_log_contact_ratio": ratio("log_care_contact"),
+        "workforce_rss_after_mb": results.get("workforce_service", {}).get("rss_after_run_mb"),
     }
     # The same ratios from CPU time per request: what the ratio would be with the server's
     # core to itself, for reading a run made on a busy machine.
     by_cpu_cost = {"get_ratio": cost_ratio("get_goal"), "post_ratio": cost_ratio("post_goal"),
                    "list_ratio": cost_ratio("list_large"),
                    "crisis_get_active_ratio": cost_ratio("get_active_plan"),
-                   "crisis_sign_ratio": cost_ratio("sign_version")}
+                   "crisis_sign_ratio": cost_ratio("sign_version"),
+                   "workforce_log_contact_ratio": cost_ratio("log_care_contact")}
     return [{**asdict(target), "measured": measured[target.key],
              "by_cpu_cost": by_cpu_cost.get(target.key),
              "met": measured[target.key] is not None and target.met_by(measured[target.key])}
@@ -415,6 +421,7 @@ def run(scale: Scale, app: str | None = None) -> dict[str, Any]:
             run_crisis_plans(bench, results)
             run_risk(bench, results)
             run_training(bench, results)
+            run_workforce(bench, results)
             results["baseline_runs"].append(run_baseline(bench, command))
             results["baseline"] = max(results["baseline_runs"],
                                       key=lambda figures: figures["requests_per_s"])
