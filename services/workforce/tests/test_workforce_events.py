@@ -208,8 +208,9 @@ async def test_a_workforce_service_that_was_down_catches_up_on_training_events(
         async def consumed() -> bool:
             kit = api.client.app.state.kit  # type: ignore[attr-defined]
             async with kit.sessions() as session:
-                return (await session.exec(select(func.count()).select_from(
-                    ProcessedEvent))).one() == 1
+                count = (await session.exec(select(func.count()).select_from(
+                    ProcessedEvent))).one()
+            return int(count) == 1
 
         await eventually(consumed)
     await publish_as_training(own_nats_server, training_event(

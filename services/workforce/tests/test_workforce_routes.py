@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import date, timedelta
+from typing import Any
 
 from workforce_api import WorkforceApi, auth, problem_of, training_event, unique
 
@@ -37,8 +38,9 @@ async def test_only_managers_and_admins_of_the_team_set_it_up_and_add_staff(
     again = await api.client.post("/v1/teams", json={"id": team, "name": "X"},
                                   headers=auth(api.manager(team)))
     problem_of(again, 409, "conflict")
-    body = {"team_id": team, "display_name": "A", "profession": "nursing", "grade": "band-5",
-            "role_type": "professional", "fte": 1, "start_date": "2024-01-01"}
+    body: dict[str, Any] = {"team_id": team, "display_name": "A", "profession": "nursing",
+                            "grade": "band-5", "role_type": "professional", "fte": 1,
+                            "start_date": "2024-01-01"}
     problem_of(await api.client.post("/v1/staff", json=body, headers=auth(clinician)),
                403, "forbidden")
     unknown = await api.client.post("/v1/staff", json={**body, "team_id": unique("team")},

@@ -1,6 +1,7 @@
 """The workforce domain rules, without HTTP or a database."""
 
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -19,8 +20,9 @@ def test_someone_is_in_post_from_their_first_to_their_last_day() -> None:
 
 
 def test_a_move_is_refused_after_leaving_into_the_same_team_or_before_starting() -> None:
-    ok = {"current_team": "a", "new_team": "b", "start_date": date(2025, 1, 1),
-          "end_date": None, "effective_date": D}
+    ok: dict[str, Any] = {"current_team": "a", "new_team": "b",
+                          "start_date": date(2025, 1, 1), "end_date": None,
+                          "effective_date": D}
     assert rules.move_refusal(**ok) is None
     left = rules.move_refusal(**{**ok, "end_date": D})
     assert left is not None and left.kind == "staff-left"
