@@ -20,6 +20,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from recovery.gateway.errors import GatewayError
+from recovery.gateway.mutation import Mutation
 from recovery.gateway.query import Query
 from recovery.gateway.settings import GatewaySettings
 
@@ -72,6 +73,7 @@ def build_schema(settings: GatewaySettings | None = None) -> strawberry.Schema:
     ]
     return GatewaySchema(
         query=Query,
+        mutation=Mutation,
         extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(disable_field_suggestions=not settings.development),
     )

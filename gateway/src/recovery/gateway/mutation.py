@@ -1,0 +1,251 @@
+"""Commands of each service, with the caller's token and the version they read (`ifMatch`);
+refusals come back as typed results (StaleVersion, NotAllowed, Invalid, NotFound)."""
+
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Annotated, Any, TypeVar
+
+import strawberry
+from strawberry.scalars import JSON
+
+from recovery.gateway.context import GatewayContext
+from recovery.gateway.errors import GatewayError
+from recovery.gateway.types.crisis_plan import CrisisPlan
+from recovery.gateway.types.goal import Goal
+from recovery.gateway.types.outcomes import Invalid, NotAllowed, NotFound, StaleVersion, refusal_of
+from recovery.gateway.types.records import CareContact, Enrolment, GoalReview, SupervisionSession
+from recovery.gateway.types.risk_assessment import RiskAssessment
+
+T = TypeVar("T")
+Info = strawberry.Info[GatewayContext, None]
+
+GoalResult = Annotated[Goal | StaleVersion | NotAllowed | Invalid | NotFound,
+                       strawberry.union("GoalResult", description="The goal, or why not.")]
+GoalReviewResult = Annotated[
+    GoalReview | StaleVersion | NotAllowed | Invalid | NotFound,
+    strawberry.union("GoalReviewResult", description="The review, or why not.")]
+CrisisPlanResult = Annotated[
+    CrisisPlan | StaleVersion | NotAllowed | Invalid | NotFound,
+    strawberry.union("CrisisPlanResult", description="The plan, or why not.")]
+RiskAssessmentResult = Annotated[
+    RiskAssessment | StaleVersion | NotAllowed | Invalid | NotFound,
+    strawberry.union("RiskAssessmentResult", description="The co-assessment, or why not.")]
+EnrolmentResult = Annotated[
+    Enrolment | StaleVersion | NotAllowed | Invalid | NotFound,
+    strawberry.union("EnrolmentResult", description="The enrolment, or why not.")]
+CareContactResult = Annotated[
+    CareContact | NotAllowed | Invalid | NotFound,
+    strawberry.union("CareContactResult", description="The contact, or why not.")]
+SupervisionResult = Annotated[
+    SupervisionSession | NotAllowed | Invalid | NotFound,
+    strawberry.union("SupervisionResult", description="The session, or why not.")]
+
+
+def etag(version: int | None) -> str | None:
+    return f'"{version}"' if version is not None else None
+
+
+async def attempt(make: Callable[[], Awaitable[T]]) -> Any:
+    """The record, or the typed refusal the service's answer means."""
+    try:
+        return await make()
+    except GatewayError as error:
+        return refusal_of(error)
+
+
+@strawberry.input(description="A new goal: the person's own, or one staff propose.")
+class GoalInput:
+    service_user_id: strawberry.ID = strawberry.field(description="Whose goal it is.")
+    team_id: strawberry.ID = strawberry.field(description="The team supporting it.")
+    description: str = strawberry.field(description="The goal in the person's own words.")
+    kind: str = strawberry.field(default="life", description="`life` or `therapeutic`.")
+    life_area: str | None = strawberry.field(default=None, description="The area of life.")
+    why_it_matters: str | None = strawberry.field(default=None,
+                                                  description="Why it matters to them.")
+    target_date: date | None = strawberry.field(default=None, description="When.")
+    serves_goal_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Life goals a therapeutic goal serves.")
+
+
+@strawberry.input(description="A progress review of a goal.")
+class GoalReviewInput:
+    achievement_status: str = strawberry.field(description="FHIR Goal achievement status.")
+    reviewed_on: date | None = strawberry.field(default=None, description="Defaults to today.")
+    rating: int | None = strawberry.field(default=None,
+                                          description="The person's own rating, 0 to 10.")
+    own_words: str | None = strawberry.field(default=None,
+                                             description="How it is going, in their words.")
+
+
+@strawberry.input(description="Care delivered to a service user.")
+class CareContactInput:
+    staff_id: strawberry.ID = strawberry.field(description="Who delivered the care.")
+    service_user_id: strawberry.ID = strawberry.field(description="The EHR's patient id.")
+    occurred_on: date = strawberry.field(description="When.")
+    minutes: int = strawberry.field(description="How long, 1 to 720.")
+    mode: str = strawberry.field(default="individual", description="individual or group.")
+
+
+@strawberry.input(description="A supervision session.")
+class SupervisionInput:
+    staff_id: strawberry.ID = strawberry.field(description="Who was supervised.")
+    supervisor_id: strawberry.ID = strawberry.field(description="Who supervised.")
+    held_on: date = strawberry.field(description="When.")
+    recovery_focused: bool = strawberry.field(description="Whether it was recovery-focused.")
+    quality: int = strawberry.field(description="1 poor to 5 excellent.")
+    peer_supervision: bool = strawberry.field(default=False,
+                                              description="Peer supervision for peer staff.")
+
+
+def _body(value: object) -> dict[str, Any]:
+    """An input as the service's JSON: snake_case keys, dates as text, unset left out."""
+    out: dict[str, Any] = {}
+    for key, item in vars(value).items():
+        if item is None:
+            continue
+        out[key] = item.isoformat() if isinstance(item, date) else item
+    return out
+
+
+@strawberry.type(description="Changes, each the command of the service that owns the record.")
+class Mutation:
+    @strawberry.mutation(description="Write a goal (the person) or propose one (staff); a "
+                                     "proposed goal waits for the person to accept it.")
+    async def propose_goal(self, info: Info, input: GoalInput) -> GoalResult:
+        async def run() -> Goal:
+            answer = await info.context.call("goals", "POST", "/v1/goals", json=_body(input))
+            return Goal.from_service(answer.body)
+        result: GoalResult = await attempt(run)
+        return result
+
+    @strawberry.mutation(description="The person accepts a proposed goal; it becomes active.")
+    async def accept_goal(self, info: Info, id: strawberry.ID, if_match: int) -> GoalResult:
+        async def run() -> Goal:
+            answer = await info.context.call("goals", "POST", f"/v1/goals/{id}/accept",
+                                             json={}, if_match=etag(if_match))
+            return Goal.from_service(answer.body)
+        result: GoalResult = await attempt(run)
+        return result
+
+    @strawberry.mutation(description="Record a progress review of a goal.")
+    async def review_goal(self, info: Info, id: strawberry.ID, if_match: int,
+                          input: GoalReviewInput) -> GoalReviewResult:
+        async def run() -> GoalReview:
+            answer = await info.context.call("goals", "POST", f"/v1/goals/{id}/reviews",
+                                             json=_body(input), if_match=etag(if_match))
+            return GoalReview.from_service(answer.body)
+        result: GoalReviewResult = await attempt(run)
+        return result
+
+    @strawberry.mutation(description="Draft a joint crisis plan (its sections as the "
+                                     "crisis-plans service documents them).")
+    async def draft_crisis_plan(self, info: Info, service_user_id: strawberry.ID,
+                                team_id: strawberry.ID, content: JSON) -> CrisisPlanResult:
+        async def run() -> CrisisPlan:
+            body = {**(content if isinstance(content, dict) else {}),
+                    "service_user_id": service_user_id, "team_id": team_id}
+            answer = await info.context.call("crisis-plans", "POST", "/v1/crisis-plans",
+                                             json=body)
+            return CrisisPlan.from_plan(answer.body)
+        result: CrisisPlanResult = await attempt(run)
+        return result
+
+    @strawberry.mutation(description="Sign the version you read (bound to its content hash); "
+                                     "once every required party has, the plan is agreed.")
+    async def sign_crisis_plan(self, info: Info, id: strawberry.ID, if_match: int,
+                               content_hash: str, party: str | None = None
+                               ) -> CrisisPlanResult:
+        async def run() -> CrisisPlan:
+            body: dict[str, Any] = {"content_hash": content_hash}
+            if party:
+                body["party"] = party
+            answer = await info.context.call("crisis-plans", "POST",
+                                             f"/v1/crisis-plans/{id}/signatures", json=body,
+                                             if_match=etag(if_match))
+            return CrisisPlan.from_plan(answer.body)
+        result: CrisisPlanResult = await attempt(run)
+        return result
+
+    @strawberry.mutation(description="The person withdraws their agreement to their plan.")
+    async def withdraw_crisis_plan(self, info: Info, id: strawberry.ID,
+                                   if_match: int) -> CrisisPlanResult:
+        async def run() -> CrisisPlan:
+            answer = await info.context.call("crisis-plans", "POST",
+                                             f"/v1/crisis-plans/{id}/withdraw-agreement",
+                                             json={}, if_match=etag(if_match))
+            return CrisisPlan.from_plan(answer.body)
+        result: CrisisPlanResult = await attempt(run)
+        return result
+
+    @strawberry.mutation(description="Record both views of each risk area (and a safety "
+                                     "plan) as a new co-assessment, a draft to agree.")
+    async def record_risk_views(self, info: Info, service_user_id: strawberry.ID,
+                                team_id: strawberry.ID, areas: JSON,
+                                safety_plan: JSON | None = None) -> RiskAssessmentResult:
+        async def run() -> RiskAssessment:
+            body: dict[str, Any] = {"service_user_id": service_user_id, "team_id": team_id,
+                                    "areas": areas}
+            if safety_plan is not None:
+                body["safety_plan"] = safety_plan
+            answer = await info.context.call("risk", "POST", "/v1/risk-assessments",
+                                             json=body)
+            return RiskAssessment.from_service(answer.body)
+        result: RiskAssessmentResult = await attempt(run)
+        return result
+
+    @strawberry.mutation(description="Agree (sign) the version of a co-assessment you read.")
+    async def agree_risk_assessment(self, info: Info, id: strawberry.ID, if_match: int,
+                                    content_hash: str) -> RiskAssessmentResult:
+        async def run() -> RiskAssessment:
+            answer = await info.context.call("risk", "POST",
+                                             f"/v1/risk-assessments/{id}/signatures",
+                                             json={"content_hash": content_hash},
+                                             if_match=etag(if_match))
+            return RiskAssessment.from_service(answer.body)
+        result: RiskAssessmentResult = await attempt(run)
+        return result
+
+    @strawberry.mutation(description="Enrol on a run of a course (yourself, or anyone for "
+                                     "the college).")
+    async def enrol_on_course(self, info: Info, run_id: strawberry.ID,
+                              learner_id: strawberry.ID | None = None,
+                              learner_kind: str = "staff") -> EnrolmentResult:
+        async def run() -> Enrolment:
+            body: dict[str, Any] = {"learner_kind": learner_kind}
+            if learner_id:
+                body["learner_id"] = learner_id
+            answer = await info.context.call("training", "POST", f"/v1/runs/{run_id}/enrolments",
+                                             json=body)
+            return Enrolment.from_service(answer.body)
+        result: EnrolmentResult = await attempt(run)
+        return result
+
+    @strawberry.mutation(description="Record that a learner completed a course (the college).")
+    async def complete_course(self, info: Info, enrolment_id: strawberry.ID,
+                              completed_on: date) -> EnrolmentResult:
+        async def run() -> Enrolment:
+            answer = await info.context.call("training", "POST",
+                                             f"/v1/enrolments/{enrolment_id}/completion",
+                                             json={"completed_on": completed_on.isoformat()})
+            return Enrolment.from_service(answer.body)
+        result: EnrolmentResult = await attempt(run)
+        return result
+
+    @strawberry.mutation(description="Log care delivered (counts toward the peer share).")
+    async def log_care_contact(self, info: Info, input: CareContactInput) -> CareContactResult:
+        async def run() -> CareContact:
+            answer = await info.context.call("workforce", "POST", "/v1/care-contacts",
+                                             json=_body(input))
+            return CareContact.from_service(answer.body)
+        result: CareContactResult = await attempt(run)
+        return result
+
+    @strawberry.mutation(description="Record a supervision session.")
+    async def record_supervision(self, info: Info,
+                                 input: SupervisionInput) -> SupervisionResult:
+        async def run() -> SupervisionSession:
+            answer = await info.context.call("workforce", "POST", "/v1/supervision-sessions",
+                                             json=_body(input))
+            return SupervisionSession.from_service(answer.body)
+        result: SupervisionResult = await attempt(run)
+        return result
