@@ -1,5 +1,6 @@
 """The workforce REST API, in process with its lifespan, on SQLite and on PostgreSQL."""
 
+import asyncio
 import uuid
 from datetime import date, timedelta
 from typing import Any
@@ -416,3 +417,15 @@ async def test_figures_are_for_managers_and_admins_of_the_team(api: WorkforceApi
                    403, "forbidden")
         assert (await api.client.get(f"/v1/teams/{team}/{path}",
                                      headers=auth(api.admin(team)))).status_code == 200
+
+
+async def test_contacts_logged_at_the_same_moment_are_all_counted(api: WorkforceApi) -> None:
+    team = await api.team()
+    peer = await api.staff(team, role_type="peer_specialist", profession="peer_support")
+    nurse = await api.staff(team)
+    logged = await asyncio.gather(*(api.contact(team, (peer if n % 2 else nurse)["id"], 10 + n)
+                                    for n in range(24)))
+    assert [response.status_code for response in logged] == [201] * 24
+    figures = await api.get(f"/v1/teams/{team}/peer-share", api.manager(team), months=1)
+    assert figures["total_minutes"] == sum(10 + n for n in range(24))
+    assert figures["peer_minutes"] == sum(10 + n for n in range(24) if n % 2)
