@@ -1,7 +1,5 @@
 """Fixtures of the goals tests: a running goals service per backend and a small client."""
 
-import os
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -10,13 +8,18 @@ import httpx
 import pytest
 
 from recovery.common.dev_issuer import DevIssuer
-from recovery.common.testing.plugin import BACKENDS, TokenFactory, make_settings, running_service
-from recovery.common.testing.processes import PostgresServer
+from recovery.common.testing.plugin import (
+    BACKENDS,
+    TokenFactory,
+    make_settings,
+    module_database_url,
+    running_service,
+    unique,
+)
+from recovery.common.testing.plugin import auth as bearer
+
+__all__ = ["GoalsApi", "unique"]
 from recovery.goals.main import MIGRATIONS_DIR, SERVICE, create_app
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 @dataclass
@@ -26,12 +29,7 @@ class GoalsApi:
     client: httpx.AsyncClient
     tokens: TokenFactory
 
-    @staticmethod
-    def auth(token: str, etag: str | None = None) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {token}"}
-        if etag is not None:
-            headers["If-Match"] = etag
-        return headers
+    auth = staticmethod(bearer)
 
     async def create(self, token: str, **body: Any) -> dict[str, Any]:
         response = await self.client.post("/v1/goals", json=body, headers=self.auth(token))
@@ -62,14 +60,7 @@ def goals_database(request: pytest.FixtureRequest,
                    tmp_path_factory: pytest.TempPathFactory) -> str:
     """One database per test module and backend (the plugin's ``database_url``, module-wide,
     so a module's API tests share one migrated service)."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('goals') / 'goals.db'}"
-    server: PostgresServer | None = request.getfixturevalue("postgres_server")
-    if server is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL server binaries are required in CI (initdb, pg_ctl)")
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found on this machine")
-    return server.create_database("goals_" + uuid.uuid4().hex[:12])
+    return module_database_url(request, tmp_path_factory, "goals")
 
 
 @pytest.fixture(scope="module")

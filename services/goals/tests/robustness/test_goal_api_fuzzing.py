@@ -1,43 +1,22 @@
-"""Schemathesis over the goals OpenAPI, in process on SQLite: generated requests, valid and
-invalid, never get a server error, an undocumented status or content type, or a response
-body that breaks the documented schema.
+"""Schemathesis over the goals OpenAPI, against the app served by one uvicorn server on SQLite
+(the kit's fuzzing harness): generated requests, valid and invalid, never get a server error,
+an undocumented status or content type, or a response body that breaks the documented schema.
 
 Requests carry a real token of a caller who may use the operation, and name a real goal (and
 step and team), so generated data reaches the domain code and the database, not only the
 router's 404.
 """
 
-import atexit
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.python import asgi
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
-from recovery.common.dev_issuer import DevIssuer
-from recovery.common.migrations import upgrade_to_head
-from recovery.common.testing.plugin import TokenFactory, make_settings
+from recovery.common.testing.fuzzing import FuzzedService, aim_path, fuzz_settings
 from recovery.goals.main import MIGRATIONS_DIR, SERVICE, create_app
 
 TEAM, PERSON = "team-fuzz", "su-fuzz"
-# Not negative_data_rejection: the generated ids in paths are replaced by real ones above, and
-# unknown query parameters and headers are ignored, as HTTP servers do; unknown body fields are
-# rejected, which test_goal_bad_input checks operation by operation.
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_headers_conformance, response_schema_conformance]
 
 
 @dataclass
@@ -63,64 +42,40 @@ class FuzzTarget:
 
     def aim(self, case: Any) -> dict[str, str]:
         """Point the case at the seeded goal, and answer with the headers to send."""
-        parameters = case.path_parameters
-        if parameters:
-            if "goal_id" in parameters:
-                answers = case.operation.path.endswith(("/accept", "/decline"))
-                parameters["goal_id"] = self.proposal_id if answers else self.goal_id
-            if "step_id" in parameters:
-                parameters["step_id"] = self.step_id
-            if "team_id" in parameters:
-                parameters["team_id"] = TEAM
-        headers = {"Authorization": f"Bearer {self.token_for(case.operation.path)}"}
-        if case.headers and "If-Match" in case.headers:
-            # Any version, so generated bodies are judged by the domain, not by the ETag.
-            case.headers["If-Match"] = "*"
-        return headers
+        answers = case.operation.path.endswith(("/accept", "/decline"))
+        aim_path(case, {"goal_id": self.proposal_id if answers else self.goal_id,
+                        "step_id": self.step_id, "team_id": TEAM})
+        return {"Authorization": f"Bearer {self.token_for(case.operation.path)}"}
 
 
-# Schemathesis reads the schema when the module is collected (its fixture-based loader does
-# not run under pytest 9), so the app exists from then on; its database is migrated and
-# seeded by the fixture before the first generated request.
-_DATABASE_DIR = Path(tempfile.mkdtemp(prefix="goals-fuzz-"))
-atexit.register(shutil.rmtree, _DATABASE_DIR, True)  # also when the test is deselected
-_ISSUER = DevIssuer(_DATABASE_DIR / "issuer")
-_SETTINGS = make_settings(SERVICE, database_url=f"sqlite+aiosqlite:///{_DATABASE_DIR}/goals.db",
-                          jwks_file=_ISSUER.jwks_path)
-APP = create_app(_SETTINGS)
-schema = schemathesis.openapi.from_dict(APP.openapi())
-schema.app = APP
+GOALS = FuzzedService(SERVICE, create_app, MIGRATIONS_DIR)
+schema = GOALS.schema
 
 
 @pytest.fixture(scope="module")
 def fuzz_target() -> Iterator[FuzzTarget]:
-    _ISSUER.ensure_keys()
-    tokens = TokenFactory(_ISSUER)
-    upgrade_to_head(MIGRATIONS_DIR, _SETTINGS.database_url)
-    with asgi.get_client(cast(Any, APP)) as client:
+    with GOALS.serve() as served:
+        tokens = served.tokens
         staff = {"Authorization": f"Bearer {tokens.clinician('staff-fuzz', [TEAM])}"}
         person = {"Authorization": f"Bearer {tokens.service_user(PERSON)}"}
-        life = client.post("http://testserver/v1/goals", headers=person, json={
+        life = served.client.post("/v1/goals", headers=person, json={
             "service_user_id": PERSON, "team_id": TEAM, "description": "Paint again",
             "steps": [{"who": "service_user", "what": "Buy brushes"}]})
         assert life.status_code == 201, life.text
-        proposal = client.post("http://testserver/v1/goals", headers=staff, json={
+        proposal = served.client.post("/v1/goals", headers=staff, json={
             "service_user_id": PERSON, "team_id": TEAM, "description": "Walk daily",
             "kind": "therapeutic", "serves_goal_ids": [life.json()["id"]]})
         assert proposal.status_code == 201, proposal.text
-    yield FuzzTarget(life.json()["id"], life.json()["steps"][0]["id"], proposal.json()["id"],
-                     clinician=tokens.clinician("staff-fuzz", [TEAM]),
-                     person=tokens.service_user(PERSON),
-                     manager=tokens.manager("manager-fuzz", [TEAM]),
-                     admin=tokens.admin("admin-fuzz", [TEAM]))
-    asgi.shutdown_lifespans()
+        yield FuzzTarget(life.json()["id"], life.json()["steps"][0]["id"],
+                         proposal.json()["id"],
+                         clinician=tokens.clinician("staff-fuzz", [TEAM]),
+                         person=tokens.service_user(PERSON),
+                         manager=tokens.manager("manager-fuzz", [TEAM]),
+                         admin=tokens.admin("admin-fuzz", [TEAM]))
 
 
 @schema.parametrize()
-@settings(max_examples=15, derandomize=True, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck))
+@fuzz_settings(max_examples=15)
 def test_generated_requests_get_no_server_error_and_only_documented_responses(
         case: Any, fuzz_target: FuzzTarget) -> None:
-    headers = fuzz_target.aim(case)
-    response = case.call(headers=headers)
-    case.validate_response(response, checks=CHECKS, headers=headers)
+    GOALS.check(case, fuzz_target.aim(case))

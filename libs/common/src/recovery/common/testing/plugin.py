@@ -152,3 +152,31 @@ async def running_service(app_factory: Callable[[Settings], FastAPI], settings: 
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             client.app = app  # type: ignore[attr-defined]
             yield client
+
+
+def module_database_url(request: pytest.FixtureRequest,
+                        tmp_path_factory: pytest.TempPathFactory, name: str) -> str:
+    """A fresh database for a module-scoped fixture parametrised by ``BACKENDS`` (``request.
+    param``), so a module's API tests share one migrated service per backend."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp(name) / f'{name}.db'}"
+    server: PostgresServer | None = request.getfixturevalue("postgres_server")
+    if server is None:
+        if running_in_ci():
+            pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) are required in CI; "
+                        "install Debian's postgresql package")
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found on this machine; "
+                    "install Debian's postgresql package to run the PostgreSQL tests")
+    return server.create_database(f"{name}_{uuid.uuid4().hex[:12]}")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def auth(token: str, etag: str | None = None) -> dict[str, str]:
+    """Bearer authorization, and If-Match when an ETag is given."""
+    headers = {"Authorization": f"Bearer {token}"}
+    if etag is not None:
+        headers["If-Match"] = etag
+    return headers
