@@ -20,6 +20,7 @@ from recovery.common.observability import RequestContextMiddleware, configure_lo
 from recovery.common.problems import install_problem_handlers
 from recovery.common.settings import Settings
 from recovery.gateway.context import GatewayContext
+from recovery.gateway.feed import EventFeed
 from recovery.gateway.fhir import fhir_router
 from recovery.gateway.schema import build_schema
 from recovery.gateway.settings import UPSTREAMS, GatewaySettings
@@ -48,6 +49,8 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
     verifier = TokenVerifier(settings)
     upstreams = Upstreams(gateway, transports)
 
+    feed = EventFeed(settings) if settings.events_enabled else None
+
     def verified(authorization: str | None) -> Principal | None:
         token = bearer_token(authorization)
         return verifier.verify(token) if token else None
@@ -57,7 +60,7 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
         connection = request if request is not None else websocket
         principal = verified(connection.headers.get("authorization"))
         return GatewayContext(principal_or_none=principal, upstreams=upstreams,
-                              settings=gateway)
+                              settings=gateway, feed=feed, verify=verified)
 
     graphql = GraphQLRouter(
         build_schema(gateway), path="/graphql", context_getter=context,
@@ -66,30 +69,36 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if feed is not None:
+            feed.start()
         try:
             yield
         finally:
+            if feed is not None:
+                await feed.stop()
             await upstreams.close()
 
     app = FastAPI(title="Recovery Platform: gateway", version="1.0.0", lifespan=lifespan,
                   description="One GraphQL API over the five services, at /graphql.")
     app.state.upstreams = upstreams
     app.state.gateway_settings = gateway
+    app.state.feed = feed
     install_problem_handlers(app)
     app.include_router(graphql)
     app.include_router(fhir_router(upstreams))
-    app.include_router(_health_router(upstreams))
+    app.include_router(_health_router(upstreams, feed))
     app.add_middleware(RequestContextMiddleware, service=settings.service,
                        max_body_bytes=settings.max_body_bytes)
     return app
 
 
-def _health_router(upstreams: Upstreams) -> APIRouter:
+def _health_router(upstreams: Upstreams, feed: EventFeed | None) -> APIRouter:
     router = APIRouter(tags=["operations"])
     router.add_api_route("/healthz", healthz, methods=["GET"], summary="The process is alive")
     router.add_api_route("/metrics", metrics, methods=["GET"], summary="Prometheus metrics")
 
-    @router.get("/readyz", summary="Every service behind the gateway answers")
+    @router.get("/readyz", summary="Every service behind the gateway answers; NATS connected "
+                                   "(when live changes are on)")
     async def readyz() -> JSONResponse:
         async def check(service: str) -> tuple[str, str]:
             try:
@@ -100,6 +109,8 @@ def _health_router(upstreams: Upstreams) -> APIRouter:
             return service, "ok" if response.status_code == 200 else "not ready"
 
         checks: dict[str, Any] = dict(await asyncio.gather(*(check(s) for s in UPSTREAMS)))
+        if feed is not None:
+            checks["nats"] = "ok" if feed.connected else "disconnected"
         ready = all(value == "ok" for value in checks.values())
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
                             status_code=200 if ready else 503)

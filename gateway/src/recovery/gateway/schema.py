@@ -23,6 +23,7 @@ from recovery.gateway.errors import GatewayError
 from recovery.gateway.mutation import Mutation
 from recovery.gateway.query import Query
 from recovery.gateway.settings import GatewaySettings
+from recovery.gateway.subscription import Subscription
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +75,7 @@ def build_schema(settings: GatewaySettings | None = None) -> strawberry.Schema:
     return GatewaySchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(disable_field_suggestions=not settings.development),
     )

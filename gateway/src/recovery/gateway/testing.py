@@ -67,6 +67,27 @@ class Platform:
 
 
 @asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """The app under a real uvicorn server on a free loopback port (for websockets)."""
+    import uvicorn
+
+    from recovery.common.testing.processes import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",
+                                           log_level="warning", ws="websockets-sansio"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "uvicorn did not start"
+        await asyncio.sleep(0.02)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@asynccontextmanager
 async def running_platform(*, databases: Callable[[str], str], jwks_file: Path,
                            tokens: TokenFactory, nats_url: str | None = None,
                            stopped: tuple[str, ...] = (),
@@ -95,7 +116,7 @@ async def running_platform(*, databases: Callable[[str], str], jwks_file: Path,
         overrides = {f"{name.replace('-', '_')}_url": STOPPED for name in stopped}
         settings = settings.model_copy(update=overrides)
         gateway_settings = make_settings(SERVICE, database_url="sqlite://",
-                                         jwks_file=jwks_file)
+                                         jwks_file=jwks_file, nats_url=nats_url)
         app = create_app(gateway_settings, settings, transports)
         manager = await stack.enter_async_context(LifespanManager(app))
         client = await stack.enter_async_context(httpx.AsyncClient(
