@@ -4,31 +4,34 @@ Our own code systems and extensions live under ``https://recovery-platform.org/f
 ``docs/fhir-mapping.md`` lists them.
 """
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse
 
+from recovery.common import fhir
 from recovery.common.deps import AccessDep, SettingsDep
+from recovery.common.fhir import (
+    BASE,
+    FHIR_OK,
+    TEAM,
+    TEAM_SYSTEM,
+    FhirResponse,
+    concept,
+    instant,
+)
 from recovery.common.pagination import page_size
 from recovery.common.problems import Problem, problem_responses
 from recovery.goals import service
 from recovery.goals.models import ExpressedBy, GoalPublic, LifecycleStatus
 
-FHIR_VERSION = "4.0.1"
-BASE = "https://recovery-platform.org/fhir"
 GOAL_KIND_SYSTEM = f"{BASE}/CodeSystem/goal-kind"
 LIFE_AREA_SYSTEM = f"{BASE}/CodeSystem/life-area"
 CHIME_SYSTEM = f"{BASE}/CodeSystem/chime"
-TEAM_SYSTEM = f"{BASE}/team"
 SERVES_LIFE_GOAL = f"{BASE}/StructureDefinition/serves-life-goal"
 WHY_IT_MATTERS = f"{BASE}/StructureDefinition/why-it-matters"
 STRENGTH = f"{BASE}/StructureDefinition/strength"
-TEAM = f"{BASE}/StructureDefinition/team"
 ACHIEVEMENT_SYSTEM = "http://terminology.hl7.org/CodeSystem/goal-achievement"
-FHIR_JSON = "application/fhir+json"
 _STATUS = "|".join(s.value for s in LifecycleStatus)
 STATUS_LIST = f"^({_STATUS})(,({_STATUS}))*$"
 
@@ -46,19 +49,8 @@ LIFE_AREA_DISPLAY = {
 }
 
 
-class FhirResponse(JSONResponse):
-    media_type = FHIR_JSON
-
-
 def _coding(system: str, code: str, display: str | None = None) -> dict[str, Any]:
-    coding = {"system": system, "code": code}
-    if display:
-        coding["display"] = display
-    return {"coding": [coding], **({"text": display} if display else {})}
-
-
-def _instant(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return concept(system, code, display, text=True)
 
 
 def goal_resource(goal: GoalPublic) -> dict[str, Any]:
@@ -81,7 +73,7 @@ def goal_resource(goal: GoalPublic) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Goal",
         "id": goal.id,
-        "meta": {"versionId": str(goal.version), "lastUpdated": _instant(goal.updated_at)},
+        "meta": {"versionId": str(goal.version), "lastUpdated": instant(goal.updated_at)},
         "extension": extension,
         "lifecycleStatus": goal.lifecycle_status.value,
         "category": category,
@@ -106,56 +98,34 @@ def goal_resource(goal: GoalPublic) -> dict[str, Any]:
 
 def capability_statement() -> dict[str, Any]:
     """What this service offers over FHIR: Goal read and search."""
-    return {
-        "resourceType": "CapabilityStatement",
-        "status": "active",
-        "date": "2026-01-01",
-        "publisher": "Recovery Platform",
-        "kind": "instance",
-        "software": {"name": "recovery-goals"},
-        "implementation": {"description": "Recovery Platform goals service"},
-        "fhirVersion": FHIR_VERSION,
-        "format": ["json"],
-        "rest": [{
-            "mode": "server",
-            "security": {
-                "service": [_coding("http://terminology.hl7.org/CodeSystem/restful-security-service",
-                                    "SMART-on-FHIR")],
-                "description": "Bearer JWT with SMART v2 scopes (patient/, user/, system/ Goal)",
-            },
-            "resource": [{
-                "type": "Goal",
-                "versioning": "versioned",
-                "readHistory": False,
-                "interaction": [{"code": "read"}, {"code": "search-type"}],
-                "searchParam": [
-                    {"name": "patient", "type": "reference",
-                     "documentation": "The service user (Patient/<id> or <id>)"},
-                    {"name": "subject", "type": "reference"},
-                    {"name": "lifecycle-status", "type": "token"},
-                    {"name": "_count", "type": "number"},
-                ],
-            }],
-        }],
+    goal = {
+        "type": "Goal",
+        "versioning": "versioned",
+        "readHistory": False,
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": [
+            {"name": "patient", "type": "reference",
+             "documentation": "The service user (Patient/<id> or <id>)"},
+            {"name": "subject", "type": "reference"},
+            {"name": "lifecycle-status", "type": "token"},
+            {"name": "_count", "type": "number"},
+        ],
     }
+    return fhir.capability_statement(service="goals", scopes_on="patient/, user/, system/ Goal",
+                                     resources=[goal])
 
 
 router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse)
 
-_FHIR_OK: dict[int | str, dict[str, Any]] = {200: {"description": "A FHIR resource",
-                  "content": {FHIR_JSON: {"schema": {
-                      "type": "object", "required": ["resourceType"],
-                      "properties": {"resourceType": {"type": "string"}}}}}}}
 
-
-@router.get("/metadata", response_model=None, responses=_FHIR_OK,
+@router.get("/metadata", response_model=None, responses=FHIR_OK,
             summary="CapabilityStatement of the goals service")
 async def metadata() -> FhirResponse:
     return FhirResponse(capability_statement())
 
 
 @router.get("/Goal/{goal_id}", response_model=None,
-            responses={**_FHIR_OK, **problem_responses(404)}, summary="Read a Goal")
+            responses={**FHIR_OK, **problem_responses(404)}, summary="Read a Goal")
 async def read_goal(goal_id: Annotated[str, Path(min_length=1, max_length=64)],
                     access: AccessDep) -> FhirResponse:
     version, document = await service.read_goal_document(access, goal_id)
@@ -182,7 +152,7 @@ def _statuses(text: str | None) -> list[LifecycleStatus] | None:
                       kind="invalid-search") from exc
 
 
-@router.get("/Goal", response_model=None, responses={**_FHIR_OK, **problem_responses(404)},
+@router.get("/Goal", response_model=None, responses={**FHIR_OK, **problem_responses(404)},
             summary="Search Goals (searchset Bundle)")
 async def search_goals(
     request: Request, access: AccessDep, settings: SettingsDep,
@@ -208,12 +178,7 @@ async def search_goals(
     if page.next_cursor:
         following = urlencode({**params, "_cursor": page.next_cursor})
         links.append({"relation": "next", "url": f"{base}/fhir/Goal?{following}"})
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "timestamp": _instant(datetime.now(UTC)),
-        "link": links,
-        "entry": [{"fullUrl": f"{base}/fhir/Goal/{goal.id}", "resource": goal_resource(goal),
-                   "search": {"mode": "match"}} for goal in page.goals()],
-    }
+    bundle = fhir.searchset(
+        (fhir.match(goal_resource(goal), f"{base}/fhir/Goal/{goal.id}") for goal in page.goals()),
+        links=links)
     return FhirResponse(bundle)

@@ -1,15 +1,13 @@
 """The REST API under ``/v1``: thin translations from HTTP to ``service`` calls."""
 
-import json
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Path, Query, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Body, Path, Query, Response
 
 from recovery.common.deps import AccessDep, SessionDep, SettingsDep
+from recovery.common.http import Cursor, IfMatch, Limit, document_response, json_response
 from recovery.common.pagination import Page, page_size
 from recovery.common.problems import problem_responses
-from recovery.common.versioning import etag
 from recovery.goals import service
 from recovery.goals.models import (
     BatchRead,
@@ -33,33 +31,15 @@ from recovery.goals.models import (
 router = APIRouter(prefix="/v1", tags=["goals"])
 
 GoalId = Annotated[str, Path(min_length=1, max_length=64, description="The goal's id")]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200,
-                                       description="The ETag of the version being changed")]
-Cursor = Annotated[str | None, Query(max_length=500, description="next_cursor of the last page")]
-Limit = Annotated[int | None, Query(ge=1, le=1000, description="Page size (capped)")]
 
 READ = problem_responses(404)
 CHANGE = problem_responses(404, 409, 412, 428)
 
 
-def json_response(model: BaseModel, *, status_code: int = 200, version: int | None = None,
-                  location: str | None = None) -> Response:
-    headers = {}
-    if version is not None:
-        headers["ETag"] = etag(version)
-    if location is not None:
-        headers["Location"] = location
-    return Response(model.model_dump_json(), status_code=status_code,
-                    media_type="application/json", headers=headers)
-
-
 def goal_response(goal: Goal, *, status_code: int = 200, created: bool = False) -> Response:
     """The goal's stored document (written with the change) and its ETag."""
-    headers = {"ETag": etag(goal.version)}
-    if created:
-        headers["Location"] = f"/v1/goals/{goal.id}"
-    return Response(json.dumps(goal.document, separators=(",", ":")), status_code=status_code,
-                    media_type="application/json", headers=headers)
+    return document_response(goal.document, version=goal.version, status_code=status_code,
+                             location=f"/v1/goals/{goal.id}" if created else None)
 
 
 @router.post("/goals", status_code=201, response_model=GoalPublic,
@@ -101,7 +81,7 @@ async def batch_read(request: BatchRead, access: AccessDep) -> Response:
             summary="One goal, with its ETag")
 async def read_goal(goal_id: GoalId, access: AccessDep) -> Response:
     version, document = await service.read_goal_document(access, goal_id)
-    return Response(document, media_type="application/json", headers={"ETag": etag(version)})
+    return document_response(document, version=version)
 
 
 @router.patch("/goals/{goal_id}", response_model=GoalPublic, responses=CHANGE,

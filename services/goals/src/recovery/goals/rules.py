@@ -5,33 +5,14 @@ Each rule answers ``None`` when the action is fine, or a ``Refusal`` saying why 
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 
+# Re-exported: the rules and their callers speak of rules.Actor and rules.Refusal.
+from recovery.common.rules import Actor as Actor
+from recovery.common.rules import ActorKind as ActorKind
+from recovery.common.rules import Refusal as Refusal
 from recovery.goals.models import AchievementStatus, ExpressedBy, GoalKind, LifecycleStatus
 
 S = LifecycleStatus
-
-
-class ActorKind(StrEnum):
-    person = "person"  # the service user the goal belongs to
-    staff = "staff"
-    system = "system"
-
-
-@dataclass(frozen=True)
-class Actor:
-    kind: ActorKind
-    sub: str
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why an action is refused: HTTP-neutral, turned into a problem document by the service."""
-
-    status: int
-    kind: str
-    detail: str
-    field: str | None = None
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from sqlmodel.sql.expression import Select
 
 from recovery.common.audit import Outcome
 from recovery.common.auth import (
-    Principal,
     Verb,
     require_scope,
 )
@@ -35,8 +34,10 @@ from recovery.common.db import UTCDateTime
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
 from recovery.common.pagination import Page, decode_cursor, decode_time_cursor, encode_cursor
-from recovery.common.problems import InvalidParam, Problem
+from recovery.common.problems import Problem
+from recovery.common.reach import Reach, one_of, reach_condition, reach_of
 from recovery.common.reads import Prepared, Reads
+from recovery.common.rules import actor_for, refuse
 from recovery.common.timeutil import utcnow
 from recovery.common.versioning import require_if_match
 from recovery.goals import rules
@@ -83,21 +84,6 @@ def stored_time(value: datetime | str) -> datetime:
     """A ``RAW_CREATED_AT`` value as an aware UTC datetime (SQLite stores UTC text)."""
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def refuse(refusal: rules.Refusal) -> Problem:
-    params = ([InvalidParam(name=refusal.field, reason=refusal.detail)]
-              if refusal.field else None)
-    return Problem(refusal.status, refusal.detail, kind=refusal.kind, invalid_params=params)
-
-
-def actor_for(principal: Principal, service_user_id: str) -> rules.Actor:
-    """The person themselves, staff, or a partner system, as far as this goal is concerned."""
-    if principal.is_service_user and principal.own_person() == service_user_id:
-        return rules.Actor(rules.ActorKind.person, principal.sub)
-    if principal.is_staff:
-        return rules.Actor(rules.ActorKind.staff, principal.sub)
-    return rules.Actor(rules.ActorKind.system, principal.sub)
 
 
 def public(goal: Goal) -> GoalPublic:
@@ -432,54 +418,15 @@ class GoalDocuments:
         return [GoalPublic.model_validate_json(document) for document in self.documents]
 
 
-@dataclass(frozen=True)
-class Reach:
-    """Whose goals a caller may see in a list: everyone, some people, some teams."""
-
-    everyone: bool
-    people: frozenset[str]
-    teams: frozenset[str]
-
-
-def reach_of(principal: Principal, verb: Verb) -> Reach:
-    """The list-level counterpart of ``can_reach_record``, from the same scopes and claims."""
-    contexts = principal.contexts_for(RESOURCE, verb)
-    people: set[str] = set()
-    teams: frozenset[str] = frozenset()
-    if "patient" in contexts and principal.patient:
-        people.add(principal.patient)
-    if "user" in contexts:
-        own = principal.own_person()
-        if principal.is_service_user and own:
-            people.add(own)
-        if principal.is_staff:
-            teams = principal.teams
-    return Reach("system" in contexts and principal.is_system, frozenset(people), teams)
-
-
-def _in(column: Any, values: frozenset[str]) -> ColumnElement[bool]:
-    # One value as "=" keeps the (column, created_at, id) index usable for the ORDER BY.
-    condition: ColumnElement[bool] = (column == next(iter(values)) if len(values) == 1
-                                      else column.in_(sorted(values)))
-    return condition
+#: The query-plan tests build conditions the way the lists do.
+_in = one_of
 
 
 def _reach_condition(reach: Reach, service_user_id: str | None,
                      team_id: str | None) -> ColumnElement[bool] | Literal[False] | None:
-    """The extra WHERE for what the caller may see; False when they may see none of it."""
-    if reach.everyone or (service_user_id in reach.people) or (team_id in reach.teams):
-        return None
-    # A filter outside the caller's reach means that part of the reach can match nothing.
-    people = reach.people if service_user_id is None else frozenset()
-    teams = reach.teams if team_id is None else frozenset()
-    parts = []
-    if people:
-        parts.append(_in(col(Goal.service_user_id), people))
-    if teams:
-        parts.append(_in(col(Goal.team_id), teams))
-    if not parts:
-        return False
-    return parts[0] if len(parts) == 1 else or_(*parts)
+    return reach_condition(reach, person_column=col(Goal.service_user_id),
+                           team_column=col(Goal.team_id), service_user_id=service_user_id,
+                           team_id=team_id)
 
 
 def page_query(*, service_user_id: str | None, team_id: str | None,
@@ -496,8 +443,8 @@ def page_query(*, service_user_id: str | None, team_id: str | None,
     if condition is not None:
         query = query.where(condition)
     if statuses:
-        query = query.where(_in(col(Goal.lifecycle_status),
-                                frozenset(s.value for s in statuses)))
+        query = query.where(one_of(col(Goal.lifecycle_status),
+                                   frozenset(s.value for s in statuses)))
     else:
         query = query.where(col(Goal.lifecycle_status) != S.entered_in_error.value)
     if kind is not None:
@@ -516,7 +463,8 @@ async def list_goals(access: RecordAccess, *,
     """Goals the caller may reach, newest first, by keyset over (created_at, id)."""
     principal = access.principal
     require_scope(principal, RESOURCE, Verb.search)
-    condition = _reach_condition(reach_of(principal, Verb.search), service_user_id, team_id)
+    reach = reach_of(principal, RESOURCE, Verb.search)
+    condition = _reach_condition(reach, service_user_id, team_id)
     access.audit(record_type=RESOURCE, record_id=None, service_user_id=service_user_id,
                  action="search",
                  outcome=Outcome.denied if condition is False else Outcome.allowed)
@@ -537,7 +485,7 @@ async def batch_read(access: RecordAccess, request: BatchRead) -> str:
     the answer is ``BatchReadResult`` JSON built from the stored documents."""
     principal = access.principal
     require_scope(principal, RESOURCE, Verb.read)
-    reach = reach_of(principal, Verb.read)
+    reach = reach_of(principal, RESOURCE, Verb.read)
     whole = [p for p in request.service_user_ids if reach.everyone or p in reach.people]
     by_team = [p for p in request.service_user_ids if p not in whole] if reach.teams else []
     for person in request.service_user_ids:
@@ -551,7 +499,7 @@ async def batch_read(access: RecordAccess, request: BatchRead) -> str:
         parts.append(col(Goal.service_user_id).in_(whole))
     if by_team:
         parts.append(and_(col(Goal.service_user_id).in_(by_team),
-                          _in(col(Goal.team_id), reach.teams)))
+                          one_of(col(Goal.team_id), reach.teams)))
     if parts:
         await _batch_documents(access.kit.reads, request, parts, goals, truncated)
     results = ",".join(

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from recovery.common.migrations import create_kit_tables, drop_kit_tables
+
 revision: str = '0001'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -18,26 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table('audit_event',
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('actor', sa.String(length=200), nullable=False),
-    sa.Column('actor_roles', sa.String(length=200), nullable=False),
-    sa.Column('record_type', sa.String(length=60), nullable=False),
-    sa.Column('record_id', sa.String(length=64), nullable=True),
-    sa.Column('service_user_id', sa.String(length=64), nullable=True),
-    sa.Column('action', sa.String(length=30), nullable=False),
-    sa.Column('outcome', sa.String(length=10), nullable=False),
-    sa.Column('source_address', sa.String(length=64), nullable=True),
-    sa.Column('request_id', sa.String(length=64), nullable=True),
-    sa.Column('purpose', sa.String(length=500), nullable=True),
-    sa.PrimaryKeyConstraint('id')
-    )
-    with op.batch_alter_table('audit_event', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_audit_event_record_id'), ['record_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_audit_event_recorded_at'), ['recorded_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_audit_event_service_user_id'), ['service_user_id'], unique=False)
-
+    create_kit_tables()
     op.create_table('crisis_plan',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('service_user_id', sa.String(length=64), nullable=False),
@@ -76,26 +59,6 @@ def upgrade() -> None:
     with op.batch_alter_table('crisis_plan_break_glass', schema=None) as batch_op:
         batch_op.create_index('ix_break_glass_person', ['service_user_id', 'accessed_at'], unique=False)
 
-    op.create_table('outbox_event',
-    sa.Column('position', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('event_id', sa.String(length=36), nullable=False),
-    sa.Column('type', sa.String(length=120), nullable=False),
-    sa.Column('subject', sa.String(length=64), nullable=False),
-    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('envelope', sa.JSON(), nullable=False),
-    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('position'),
-    sa.UniqueConstraint('event_id')
-    )
-    with op.batch_alter_table('outbox_event', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_outbox_event_published_at'), ['published_at'], unique=False)
-
-    op.create_table('processed_event',
-    sa.Column('consumer', sa.String(length=80), nullable=False),
-    sa.Column('event_id', sa.String(length=36), nullable=False),
-    sa.Column('processed_at', sa.DateTime(timezone=True), nullable=True),
-    sa.PrimaryKeyConstraint('consumer', 'event_id')
-    )
     op.create_table('crisis_plan_signature',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('plan_id', sa.String(length=36), nullable=False),
@@ -134,7 +97,6 @@ def upgrade() -> None:
         batch_op.create_index('ix_medication_decision_plan', ['plan_id', 'recorded_at', 'id'], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table('medication_decision', schema=None) as batch_op:
         batch_op.drop_index('ix_medication_decision_plan')
@@ -145,11 +107,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_crisis_plan_signature_plan')
 
     op.drop_table('crisis_plan_signature')
-    op.drop_table('processed_event')
-    with op.batch_alter_table('outbox_event', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_outbox_event_published_at'))
-
-    op.drop_table('outbox_event')
     with op.batch_alter_table('crisis_plan_break_glass', schema=None) as batch_op:
         batch_op.drop_index('ix_break_glass_person')
 
@@ -160,9 +117,4 @@ def downgrade() -> None:
         batch_op.drop_index('ix_crisis_plan_service_user')
 
     op.drop_table('crisis_plan')
-    with op.batch_alter_table('audit_event', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_audit_event_service_user_id'))
-        batch_op.drop_index(batch_op.f('ix_audit_event_recorded_at'))
-        batch_op.drop_index(batch_op.f('ix_audit_event_record_id'))
-
-    op.drop_table('audit_event')
+    drop_kit_tables()

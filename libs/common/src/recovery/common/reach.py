@@ -1,0 +1,63 @@
+"""Lists: whose records a caller may see, from the same scopes and claims as the object-level
+rule (``can_reach_record``), and the WHERE clause that keeps a list query to them."""
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import or_
+from sqlalchemy.sql.elements import ColumnElement
+
+from recovery.common.auth import Principal, Verb
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Whose records a caller may see in a list: everyone, some people, some teams."""
+
+    everyone: bool
+    people: frozenset[str]
+    teams: frozenset[str]
+
+
+def reach_of(principal: Principal, resource: str, verb: Verb) -> Reach:
+    """The list-level counterpart of ``can_reach_record``, from the same scopes and claims."""
+    contexts = principal.contexts_for(resource, verb)
+    people: set[str] = set()
+    teams: frozenset[str] = frozenset()
+    if "patient" in contexts and principal.patient:
+        people.add(principal.patient)
+    if "user" in contexts:
+        own = principal.own_person()
+        if principal.is_service_user and own:
+            people.add(own)
+        if principal.is_staff:
+            teams = principal.teams
+    return Reach("system" in contexts and principal.is_system, frozenset(people), teams)
+
+
+def one_of(column: Any, values: frozenset[str]) -> ColumnElement[bool]:
+    """``column IN values``; one value as "=" keeps a (column, created_at, id) index usable
+    for the ORDER BY."""
+    condition: ColumnElement[bool] = (column == next(iter(values)) if len(values) == 1
+                                      else column.in_(sorted(values)))
+    return condition
+
+
+def reach_condition(reach: Reach, *, person_column: Any, team_column: Any,
+                    service_user_id: str | None, team_id: str | None
+                    ) -> ColumnElement[bool] | Literal[False] | None:
+    """The extra WHERE for what the caller may see of a list filtered by person or team:
+    None when they may see all of it, False when they may see none of it."""
+    if reach.everyone or service_user_id in reach.people or team_id in reach.teams:
+        return None
+    # A filter outside the caller's reach means that part of the reach can match nothing.
+    people = reach.people if service_user_id is None else frozenset()
+    teams = reach.teams if team_id is None else frozenset()
+    parts: list[ColumnElement[bool]] = []
+    if people:
+        parts.append(one_of(person_column, people))
+    if teams:
+        parts.append(one_of(team_column, teams))
+    if not parts:
+        return False
+    return parts[0] if len(parts) == 1 else or_(*parts)

@@ -1,0 +1,51 @@
+"""What every service's domain rules share: who is acting on a person's record, and a
+refusal that says why an action is not allowed, turned into a problem document at the edge."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from recovery.common.auth import Principal, Role
+from recovery.common.problems import InvalidParam, Problem
+
+
+class ActorKind(StrEnum):
+    person = "person"  # the service user the record belongs to
+    clinician = "clinician"  # a clinician, where the domain lets clinicians sign
+    staff = "staff"
+    system = "system"
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: ActorKind
+    sub: str
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an action is refused: HTTP-neutral, turned into a problem document by the service."""
+
+    status: int
+    kind: str
+    detail: str
+    field: str | None = None
+
+
+def actor_for(principal: Principal, service_user_id: str, *,
+              clinicians_apart: bool = False) -> Actor:
+    """The person themselves, staff (clinicians apart when the domain needs them), or a
+    partner system, as far as this person's record is concerned."""
+    if principal.is_service_user and principal.own_person() == service_user_id:
+        return Actor(ActorKind.person, principal.sub)
+    if clinicians_apart and Role.clinician in principal.roles:
+        return Actor(ActorKind.clinician, principal.sub)
+    if principal.is_staff:
+        return Actor(ActorKind.staff, principal.sub)
+    return Actor(ActorKind.system, principal.sub)
+
+
+def refuse(refusal: Refusal) -> Problem:
+    """The problem document for a refusal, naming the field at fault when there is one."""
+    params = ([InvalidParam(name=refusal.field, reason=refusal.detail)]
+              if refusal.field else None)
+    return Problem(refusal.status, refusal.detail, kind=refusal.kind, invalid_params=params)

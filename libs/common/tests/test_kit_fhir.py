@@ -1,0 +1,72 @@
+"""The FHIR pieces every service builds on: each is a valid R4 resource (checked with
+fhir.resources), in FHIR's media type."""
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.provenance import Provenance
+
+from recovery.common import fhir
+
+SIGNED = datetime(2026, 3, 4, 10, 30, 15, 123456, tzinfo=UTC)
+
+
+def test_an_instant_is_utc_with_milliseconds() -> None:
+    plus_two = SIGNED.astimezone(timezone(timedelta(hours=2)))
+    assert fhir.instant(plus_two) == "2026-03-04T10:30:15.123Z"
+
+
+def test_a_concept_repeats_its_display_as_text_only_when_asked() -> None:
+    assert fhir.concept("urn:s", "c") == {"coding": [{"system": "urn:s", "code": "c"}]}
+    assert fhir.concept("urn:s", "c", "See", text=True) == {
+        "coding": [{"system": "urn:s", "code": "c", "display": "See"}], "text": "See"}
+
+
+def test_the_capability_statement_names_the_service_and_its_resources() -> None:
+    statement = fhir.capability_statement(
+        service="goals", scopes_on="user/ Goal",
+        resources=[{"type": "Goal", "interaction": [{"code": "read"}]}])
+    parsed = CapabilityStatement.model_validate(statement)
+    assert parsed.software.name == "recovery-goals"
+    assert parsed.fhirVersion == fhir.FHIR_VERSION
+    rest = parsed.rest[0]
+    assert [r.type for r in rest.resource] == ["Goal"]
+    assert rest.security.service[0].coding[0].code == "SMART-on-FHIR"
+
+
+def test_a_provenance_binds_a_version_of_its_target_to_the_signed_content() -> None:
+    resource = fhir.provenance(
+        "CarePlan/plan-1", 3, recorded=SIGNED, activity="agreed",
+        agents=[{"who": {"reference": "Patient/su-1"}}],
+        signatures=[{"type": [{"system": "urn:iso-astm:E1762-95:2013",
+                               "code": "1.2.840.10065.1.12.1.7"}],
+                     "when": fhir.instant(SIGNED), "who": {"reference": "Patient/su-1"},
+                     "sigFormat": "text/plain", "data": fhir.signed_content("sha256:abc")}])
+    parsed = Provenance.model_validate(resource)
+    assert parsed.id == "plan-1-v3"
+    assert parsed.target[0].reference == "CarePlan/plan-1/_history/3"
+    assert parsed.activity.text == "agreed"
+    assert parsed.signature[0].data == b"sha256:abc"
+
+
+def test_a_searchset_lists_its_matches_with_links_and_total() -> None:
+    entries = [fhir.match({"resourceType": "Provenance", "id": "p-v1", "recorded":
+                           fhir.instant(SIGNED), "target": [{"reference": "CarePlan/p"}],
+                           "agent": [{"who": {"reference": "Patient/su-1"}}]},
+                          "https://api.example/fhir/Provenance/p-v1")]
+    bundle = fhir.searchset(entries, links=[{"relation": "self", "url": "https://x/fhir/P"}],
+                            total=1)
+    parsed = Bundle.model_validate(bundle)
+    assert (parsed.type, parsed.total, parsed.link[0].relation) == ("searchset", 1, "self")
+    assert parsed.entry[0].search.mode == "match"
+    assert parsed.entry[0].fullUrl == "https://api.example/fhir/Provenance/p-v1"
+    empty = fhir.searchset([])
+    assert empty["entry"] == [] and "link" not in empty and "total" not in empty
+
+
+def test_a_fhir_response_is_fhir_json() -> None:
+    response = fhir.FhirResponse({"resourceType": "Bundle"})
+    assert response.headers["content-type"] == fhir.FHIR_JSON
+    assert json.loads(response.body) == {"resourceType": "Bundle"}
