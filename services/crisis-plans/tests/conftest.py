@@ -1,15 +1,18 @@
 """Fixtures of the crisis-plans tests: a running service per backend."""
 
-import os
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from plans_api import PlansApi
 
 from recovery.common.dev_issuer import DevIssuer
-from recovery.common.testing.plugin import BACKENDS, TokenFactory, make_settings, running_service
-from recovery.common.testing.processes import PostgresServer
+from recovery.common.testing.plugin import (
+    BACKENDS,
+    TokenFactory,
+    make_settings,
+    module_database_url,
+    running_service,
+)
 from recovery.crisis_plans.main import MIGRATIONS_DIR, SERVICE, create_app
 
 
@@ -17,14 +20,7 @@ from recovery.crisis_plans.main import MIGRATIONS_DIR, SERVICE, create_app
 def plans_database(request: pytest.FixtureRequest,
                    tmp_path_factory: pytest.TempPathFactory) -> str:
     """One database per test module and backend."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('plans') / 'crisis_plans.db'}"
-    server: PostgresServer | None = request.getfixturevalue("postgres_server")
-    if server is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL server binaries are required in CI (initdb, pg_ctl)")
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found on this machine")
-    return server.create_database("crisis_plans_" + uuid.uuid4().hex[:12])
+    return module_database_url(request, tmp_path_factory, "crisis_plans")
 
 
 @pytest.fixture(scope="module")

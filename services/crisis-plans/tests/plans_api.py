@@ -1,13 +1,15 @@
 """The crisis-plans tests' client and sample plan, in a module of its own name (every
 service's tests have a ``conftest``, and only one of them can be imported as that)."""
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from recovery.common.testing.plugin import TokenFactory
+from recovery.common.testing.plugin import TokenFactory, unique
+from recovery.common.testing.plugin import auth as bearer
+
+__all__ = ["PLAN_CONTENT", "PlansApi", "unique"]
 
 #: A plan with something personal in every section a crisis team reads first.
 PLAN_CONTENT: dict[str, Any] = {
@@ -31,10 +33,6 @@ PLAN_CONTENT: dict[str, Any] = {
 }
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
 @dataclass
 class PlansApi:
     """An in-process client of the crisis-plans service with helpers in the domain's words."""
@@ -42,12 +40,7 @@ class PlansApi:
     client: httpx.AsyncClient
     tokens: TokenFactory
 
-    @staticmethod
-    def auth(token: str, etag: str | None = None) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {token}"}
-        if etag is not None:
-            headers["If-Match"] = etag
-        return headers
+    auth = staticmethod(bearer)
 
     async def draft(self, token: str, person: str, team: str = "team-a",
                     **content: Any) -> dict[str, Any]:

@@ -1,42 +1,22 @@
-"""Schemathesis over the crisis-plans OpenAPI, in process on SQLite: generated requests, valid
-and invalid, never get a server error, an undocumented status or content type, or a response
-body that breaks the documented schema.
+"""Schemathesis over the crisis-plans OpenAPI, against the app served by one uvicorn server on
+SQLite (the kit's fuzzing harness): generated requests, valid and invalid, never get a server
+error, an undocumented status or content type, or a response body that breaks the documented
+schema.
 
 Requests carry a real token of a caller who may use the operation, and name a real plan,
 person and team, so generated data reaches the domain code and the database.
 """
 
-import atexit
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.python import asgi
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
-from recovery.common.dev_issuer import DevIssuer
-from recovery.common.migrations import upgrade_to_head
-from recovery.common.testing.plugin import TokenFactory, make_settings
+from recovery.common.testing.fuzzing import FuzzedService, aim_path, fuzz_settings
 from recovery.crisis_plans.main import MIGRATIONS_DIR, SERVICE, create_app
 
 TEAM, PERSON = "team-fuzz", "su-fuzz"
-# Not negative_data_rejection: generated ids in paths are replaced by real ones, and unknown
-# query parameters and headers are ignored, as HTTP servers do; unknown body fields are
-# rejected, which test_plan_bad_input checks.
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_headers_conformance, response_schema_conformance]
 
 
 @dataclass
@@ -60,62 +40,37 @@ class FuzzTarget:
 
     def aim(self, case: Any) -> dict[str, str]:
         """Point the case at the seeded plan, and answer with the headers to send."""
-        parameters = case.path_parameters
-        if parameters:
-            if "plan_id" in parameters:
-                parameters["plan_id"] = self.plan_id
-            if "service_user_id" in parameters:
-                parameters["service_user_id"] = PERSON
-            if "team_id" in parameters:
-                parameters["team_id"] = TEAM
-        headers = {"Authorization": f"Bearer {self.token_for(case.operation.path)}"}
-        if case.headers and "If-Match" in case.headers:
-            case.headers["If-Match"] = "*"  # judged by the domain, not by the ETag
-        return headers
+        aim_path(case, {"plan_id": self.plan_id, "service_user_id": PERSON, "team_id": TEAM})
+        return {"Authorization": f"Bearer {self.token_for(case.operation.path)}"}
 
 
-# Schemathesis reads the schema when the module is collected, so the app exists from then on;
-# its database is migrated and seeded by the fixture before the first generated request.
-_DATABASE_DIR = Path(tempfile.mkdtemp(prefix="crisis-plans-fuzz-"))
-atexit.register(shutil.rmtree, _DATABASE_DIR, True)
-_ISSUER = DevIssuer(_DATABASE_DIR / "issuer")
-_SETTINGS = make_settings(SERVICE,
-                          database_url=f"sqlite+aiosqlite:///{_DATABASE_DIR}/crisis_plans.db",
-                          jwks_file=_ISSUER.jwks_path)
-APP = create_app(_SETTINGS)
-schema = schemathesis.openapi.from_dict(APP.openapi())
-schema.app = APP
+PLANS = FuzzedService(SERVICE, create_app, MIGRATIONS_DIR)
+schema = PLANS.schema
 
 
 @pytest.fixture(scope="module")
 def fuzz_target() -> Iterator[FuzzTarget]:
-    _ISSUER.ensure_keys()
-    tokens = TokenFactory(_ISSUER)
-    upgrade_to_head(MIGRATIONS_DIR, _SETTINGS.database_url)
-    clinician, person = tokens.clinician("staff-fuzz", [TEAM]), tokens.service_user(PERSON)
-    with asgi.get_client(cast(Any, APP)) as client:
-        created = client.post("http://testserver/v1/crisis-plans",
+    with PLANS.serve() as served:
+        tokens, client = served.tokens, served.client
+        clinician, person = tokens.clinician("staff-fuzz", [TEAM]), tokens.service_user(PERSON)
+        created = client.post("/v1/crisis-plans",
                               headers={"Authorization": f"Bearer {clinician}"},
                               json={"service_user_id": PERSON, "team_id": TEAM,
                                     "triggers": ["Crowded trains"]})
         assert created.status_code == 201, created.text
         plan = created.json()
         for token in (person, clinician):
-            signed = client.post(f"http://testserver/v1/crisis-plans/{plan['id']}/signatures",
+            signed = client.post(f"/v1/crisis-plans/{plan['id']}/signatures",
                                  headers={"Authorization": f"Bearer {token}", "If-Match": '"1"'},
                                  json={"content_hash": plan["content_hash"]})
             assert signed.status_code == 201, signed.text
-    yield FuzzTarget(plan["id"], clinician=clinician, person=person,
-                     responder=tokens.clinician("crisis-fuzz", ["crisis-team"]),
-                     admin=tokens.admin("admin-fuzz", [TEAM]))
-    asgi.shutdown_lifespans()
+        yield FuzzTarget(plan["id"], clinician=clinician, person=person,
+                         responder=tokens.clinician("crisis-fuzz", ["crisis-team"]),
+                         admin=tokens.admin("admin-fuzz", [TEAM]))
 
 
 @schema.parametrize()
-@settings(max_examples=15, derandomize=True, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck))
+@fuzz_settings(max_examples=15)
 def test_generated_requests_get_no_server_error_and_only_documented_responses(
         case: Any, fuzz_target: FuzzTarget) -> None:
-    headers = fuzz_target.aim(case)
-    response = case.call(headers=headers)
-    case.validate_response(response, checks=CHECKS, headers=headers)
+    PLANS.check(case, fuzz_target.aim(case))

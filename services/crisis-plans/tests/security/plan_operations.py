@@ -2,25 +2,16 @@
 for each: the security tests send them with the wrong caller, so nothing but the caller is
 wrong."""
 
-from dataclasses import dataclass
 from typing import Any
 
-HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
-PROBLEM = "application/problem+json"
+from recovery.common.testing import openapi_operations as kit
+from recovery.common.testing.openapi_operations import HTTP_METHODS, PROBLEM, Operation
+
+__all__ = ["HTTP_METHODS", "MEDICATION_DECISION", "PROBLEM", "PUBLIC", "Operation",
+           "fill_path", "protected_operations", "query_for", "valid_body"]
 
 #: Routes that answer without a token, and why. Nothing else may.
-PUBLIC = {
-    "/healthz": "liveness probe",
-    "/readyz": "readiness probe",
-    "/metrics": "Prometheus scrape",
-    "/openapi.json": "the API description",
-    "/docs": "the API description",
-    # FHIR clients read the CapabilityStatement before they have a token; it holds no record.
-    "/fhir/metadata": "FHIR CapabilityStatement",
-}
-
-#: The audit trail is the kit's, in every service; its access rules are tested in the kit.
-AUDIT_PATHS = ("/v1/audit-events", "/fhir/AuditEvent")
+PUBLIC = {**kit.OPERATIONAL_ROUTES, **kit.FHIR_METADATA}
 
 #: POSTs that only read.
 READING_POSTS = frozenset({"POST /v1/crisis-plans:batch-read",
@@ -37,33 +28,14 @@ MEDICATION_DECISION = {
 }
 
 
-@dataclass(frozen=True)
-class Operation:
-    method: str
-    template: str
-
-    def __str__(self) -> str:
-        return f"{self.method.upper()} {self.template}"
-
-    @property
-    def changes(self) -> bool:
-        return self.method != "get" and str(self) not in READING_POSTS
-
-    @property
-    def is_plan_operation(self) -> bool:
-        return not self.template.startswith(AUDIT_PATHS)
-
-
 def protected_operations(openapi: dict[str, Any]) -> list[Operation]:
     """Every documented operation except the public routes."""
-    return [Operation(method, path) for path, item in openapi["paths"].items()
-            for method in item if method in HTTP_METHODS and path not in PUBLIC]
+    return kit.protected_operations(openapi, public=PUBLIC, reading_posts=READING_POSTS)
 
 
 def fill_path(template: str, *, plan_id: str, service_user_id: str, team_id: str) -> str:
-    return (template.replace("{plan_id}", plan_id)
-            .replace("{service_user_id}", service_user_id).replace("{team_id}", team_id)
-            .replace("{audit_event_id}", "0b0e7c1e-4b1c-4c55-9a51-4ad2e0f5d6a1"))
+    return kit.fill_path(template, plan_id=plan_id, service_user_id=service_user_id,
+                         team_id=team_id)
 
 
 def query_for(operation: Operation, *, plan_id: str) -> dict[str, str] | None:

@@ -2,21 +2,14 @@
 problem and changes nothing. The endpoints are read from the service's own OpenAPI document,
 so a new one is covered the day it is added."""
 
-import base64
-import json
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from plan_operations import (
-    HTTP_METHODS,
-    PROBLEM,
     PUBLIC,
     Operation,
     fill_path,
@@ -25,60 +18,21 @@ from plan_operations import (
     valid_body,
 )
 
-from recovery.common.dev_issuer import KID, DevIssuer
-from recovery.common.settings import DEV_ISSUER
+from recovery.common.dev_issuer import DevIssuer
+from recovery.common.testing.forged_tokens import bad_credentials
+from recovery.common.testing.openapi_operations import (
+    paths_without_security,
+    undeclared_security,
+    unfilled,
+)
 from recovery.common.testing.plugin import TokenFactory, make_settings, running_service
+from recovery.common.testing.token_matrix import Call, TokenMatrix
 from recovery.crisis_plans.main import MIGRATIONS_DIR, SERVICE, create_app
 
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _claims(**overrides: Any) -> dict[str, Any]:
-    """Claims of a crisis-team clinician and admin of team-a who could otherwise do
-    everything; None drops one."""
-    now = int(time.time())
-    claims: dict[str, Any] = {"iss": DEV_ISSUER, "aud": "recovery-platform", "sub": "staff-1",
-                              "iat": now, "exp": now + 600, "roles": ["admin", "clinician"],
-                              "teams": ["team-a", "crisis-team"], "scope": "user/*.cruds"}
-    claims.update(overrides)
-    return {name: value for name, value in claims.items() if value is not None}
-
-
-def _signed(issuer: DevIssuer, claims: dict[str, Any]) -> str:
-    issuer.ensure_keys()
-    return jwt.encode(claims, issuer._private_key, algorithm="RS256", headers={"kid": KID})
-
-
-def _alg_none(claims: dict[str, Any]) -> str:
-    header = _b64(json.dumps({"alg": "none", "typ": "JWT", "kid": KID}).encode())
-    return f"{header}.{_b64(json.dumps(claims).encode())}."
-
-
-def _tampered(issuer: DevIssuer) -> str:
-    """A genuine token whose payload was swapped for one naming more teams."""
-    header, _, signature = _signed(issuer, _claims(teams=["team-b"])).split(".")
-    return f"{header}.{_b64(json.dumps(_claims()).encode())}.{signature}"
-
-
-BAD_CREDENTIALS: dict[str, Callable[[DevIssuer], str | None]] = {
-    "no token": lambda issuer: None,
-    "expired": lambda issuer: "Bearer " + _signed(issuer, _claims(
-        exp=int(time.time()) - 3600, iat=int(time.time()) - 7200)),
-    "wrong audience": lambda issuer: "Bearer " + _signed(issuer, _claims(aud="another-api")),
-    "wrong issuer": lambda issuer: "Bearer " + _signed(issuer,
-                                                       _claims(iss="https://idp.example")),
-    "alg none": lambda issuer: "Bearer " + _alg_none(_claims()),
-    "signed by another key": lambda issuer: "Bearer " + jwt.encode(
-        _claims(), rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        algorithm="RS256", headers={"kid": KID}),
-    "missing exp": lambda issuer: "Bearer " + _signed(issuer, _claims(exp=None)),
-    "missing sub": lambda issuer: "Bearer " + _signed(issuer, _claims(sub=None)),
-    "payload tampered after signing": lambda issuer: "Bearer " + _tampered(issuer),
-    "not a JWT": lambda issuer: "Bearer not-a.jwt",
-    "basic credentials": lambda issuer: "Basic " + _b64(b"staff-1:secret"),
-}
+#: Credentials of a crisis-team clinician and admin of team-a who could otherwise do
+#: everything, each broken or forged one way.
+BAD_CREDENTIALS = bad_credentials(roles=["admin", "clinician"],
+                                  teams=["team-a", "crisis-team"])
 
 
 @dataclass
@@ -93,6 +47,14 @@ class World:
     def path(self, operation: Operation) -> str:
         return fill_path(operation.template, plan_id=self.plan["id"], service_user_id="su-1",
                          team_id="team-a")
+
+    @property
+    def matrix(self) -> TokenMatrix:
+        return TokenMatrix(self.client, self.operations, lambda operation: Call(
+            self.path(operation), headers={"If-Match": f'"{self.plan["version"]}"'},
+            params=query_for(operation, plan_id=self.plan["id"]),
+            json=valid_body(operation, service_user_id="su-1", team_id="team-a",
+                            content_hash=self.plan["content_hash"])))
 
     async def snapshot(self) -> tuple[str, str, int, int]:
         """The plan and its ETag, how many versions and decisions it has."""
@@ -145,59 +107,32 @@ def test_the_matrix_covers_every_operation_the_service_documents(world: World) -
         "GET /fhir/CarePlan/{plan_id}", "GET /fhir/Provenance",
         "GET /v1/audit-events", "GET /fhir/AuditEvent",
     }
-    assert [str(op) for op in world.operations if "{" in world.path(op)] == []
+    assert unfilled(world.operations, world.path) == []
 
 
 async def test_every_protected_operation_declares_bearer_security(world: World) -> None:
     openapi = (await world.client.get("/openapi.json")).json()
-    assert [str(op) for op in world.operations
-            if not openapi["paths"][op.template][op.method].get("security")] == []
+    assert undeclared_security(openapi, world.operations) == []
 
 
 async def test_a_valid_token_gets_past_authentication_on_every_read(
         world: World, tokens: TokenFactory) -> None:
     """The control: the same reads with a good token are not refused as unauthenticated."""
-    token = tokens.admin("admin-1", ["team-a"])
-    for operation in world.operations:
-        if operation.method == "get":
-            response = await world.client.get(
-                world.path(operation), headers=TokenFactory.header(token),
-                params=query_for(operation, plan_id=world.plan["id"]))
-            assert response.status_code != 401, f"{operation}: {response.text}"
+    assert await world.matrix.refused_reads(tokens.admin("admin-1", ["team-a"])) == []
 
 
 @pytest.mark.parametrize("credential", list(BAD_CREDENTIALS))
 async def test_a_bad_or_missing_token_is_401_on_every_endpoint_and_changes_nothing(
         world: World, dev_issuer: DevIssuer, credential: str) -> None:
-    authorization = BAD_CREDENTIALS[credential](dev_issuer)
     before = await world.snapshot()
-    wrong: list[str] = []
-    for operation in world.operations:
-        headers = {"If-Match": f'"{world.plan["version"]}"'}
-        if authorization is not None:
-            headers["Authorization"] = authorization
-        body = valid_body(operation, service_user_id="su-1", team_id="team-a",
-                          content_hash=world.plan["content_hash"])
-        response = await world.client.request(
-            operation.method, world.path(operation), headers=headers, json=body,
-            params=query_for(operation, plan_id=world.plan["id"]))
-        problem = response.json() if response.headers.get("content-type") == PROBLEM else {}
-        if (response.status_code != 401 or problem.get("status") != 401
-                or not str(problem.get("type", "")).endswith("/unauthorized")
-                or not response.headers.get("www-authenticate", "").startswith("Bearer ")):
-            wrong.append(f"{operation} -> {response.status_code} {response.text[:200]}")
-        if authorization is not None:
-            assert authorization.split(" ", 1)[1] not in response.text
+    wrong = await world.matrix.not_refused(BAD_CREDENTIALS[credential](dev_issuer))
     assert wrong == [], "\n".join(wrong)
     assert await world.snapshot() == before
 
 
 async def test_only_the_operational_routes_answer_without_a_token(world: World) -> None:
     openapi = (await world.client.get("/openapi.json")).json()
-    public = {path for path, item in openapi["paths"].items()
-              for method, operation in item.items()
-              if method in HTTP_METHODS and not operation.get("security")}
-    assert public <= set(PUBLIC)
+    assert paths_without_security(openapi) <= set(PUBLIC)
     metadata = await world.client.get("/fhir/metadata")
     assert metadata.status_code == 200
     assert world.plan["id"] not in metadata.text and "su-1" not in metadata.text

@@ -2,6 +2,7 @@
 no-op, and the tables they build are exactly those the service's and the kit's models say."""
 
 import asyncio
+import importlib
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -20,6 +21,7 @@ from recovery.common.migrations import at_head, upgrade_to_head
 def tables_of(package: str) -> set[str]:
     """Tables of the models of ``package`` (e.g. ``recovery.goals``) and of the kit; other
     services' models share the metadata when the whole suite runs in one process."""
+    importlib.import_module(f"{package}.models")  # so its tables are in the metadata
     prefixes = (f"{package}.", "recovery.common.")
     return {mapper.local_table.name for mapper in SQLModel._sa_registry.mappers  # type: ignore[attr-defined]
             if mapper.class_.__module__.startswith(prefixes)}
