@@ -5,29 +5,32 @@ Our own code systems and extensions live under ``https://recovery-platform.org/f
 ``docs/fhir-mapping.md`` lists them.
 """
 
-import base64
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse
 
+from recovery.common import fhir
 from recovery.common.deps import AccessDep
+from recovery.common.fhir import (
+    BASE,
+    FHIR_OK,
+    TEAM,
+    TEAM_SYSTEM,
+    FhirResponse,
+    instant,
+    provenance,
+    signed_content,
+)
 from recovery.common.problems import Problem, problem_responses
 from recovery.crisis_plans import service
 from recovery.crisis_plans.models import Party, PlanPublic, PlanStatus, VersionPublic
 
-FHIR_VERSION = "4.0.1"
-BASE = "https://recovery-platform.org/fhir"
 SNOMED = "http://snomed.info/sct"
 SECTION_SYSTEM = f"{BASE}/CodeSystem/crisis-plan-section"
 PLAN_SECTION = f"{BASE}/StructureDefinition/crisis-plan-section"
-TEAM = f"{BASE}/StructureDefinition/team"
-TEAM_SYSTEM = f"{BASE}/team"
 CONTENT_HASH = f"{BASE}/StructureDefinition/content-hash"
 SIGNATURE_TYPE = "urn:iso-astm:E1762-95:2013"
 PARTICIPATION = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
-FHIR_JSON = "application/fhir+json"
 
 #: FHIR CarePlan.status for where the newest version stands.
 CARE_PLAN_STATUS = {PlanStatus.draft: "draft", PlanStatus.agreed: "active",
@@ -36,14 +39,6 @@ CARE_PLAN_STATUS = {PlanStatus.draft: "draft", PlanStatus.agreed: "active",
 SIGNATURE_CODES = {Party.service_user: ("1.2.840.10065.1.12.1.7", "Consent Signature"),
                    Party.care_coordinator: ("1.2.840.10065.1.12.1.5", "Verification Signature"),
                    Party.psychiatrist: ("1.2.840.10065.1.12.1.5", "Verification Signature")}
-
-
-class FhirResponse(JSONResponse):
-    media_type = FHIR_JSON
-
-
-def _instant(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _who(party: Party, signatory: str) -> dict[str, str]:
@@ -74,7 +69,7 @@ def care_plan_resource(plan: PlanPublic) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "CarePlan",
         "id": plan.id,
-        "meta": {"versionId": str(plan.version), "lastUpdated": _instant(plan.updated_at)},
+        "meta": {"versionId": str(plan.version), "lastUpdated": instant(plan.updated_at)},
         "extension": [
             {"url": TEAM, "valueIdentifier": {"system": TEAM_SYSTEM, "value": plan.team_id}},
             {"url": CONTENT_HASH, "valueString": plan.content_hash},
@@ -85,7 +80,7 @@ def care_plan_resource(plan: PlanPublic) -> dict[str, Any]:
                                   "display": "Mental health crisis plan"}]}],
         "title": "Joint crisis plan",
         "subject": {"reference": f"Patient/{plan.service_user_id}"},
-        "created": _instant(plan.created_at),
+        "created": instant(plan.created_at),
         "author": ({"reference": f"Patient/{plan.service_user_id}"}
                    if plan.created_by == plan.service_user_id
                    else {"reference": f"Practitioner/{plan.created_by}"}),
@@ -102,69 +97,45 @@ def provenance_resource(plan_id: str, version: VersionPublic) -> dict[str, Any] 
     standing = [s for s in version.signatures if s.withdrawn_at is None]
     if not standing:
         return None
-    digest = base64.b64encode(version.content_hash.encode()).decode()
-    return {
-        "resourceType": "Provenance",
-        "id": f"{plan_id[:36]}-v{version.version}",
-        "target": [{"reference": f"CarePlan/{plan_id}/_history/{version.version}"}],
-        "recorded": _instant(max(s.signed_at for s in standing)),
-        "agent": [{"type": {"coding": [{"system": PARTICIPATION, "code": "attester"}]},
-                   "role": [{"text": s.party.value}],
-                   "who": _who(s.party, s.signatory)} for s in standing],
-        "signature": [{
+    digest = signed_content(version.content_hash)
+    return provenance(
+        f"CarePlan/{plan_id}", version.version,
+        recorded=max(s.signed_at for s in standing),
+        agents=[{"type": {"coding": [{"system": PARTICIPATION, "code": "attester"}]},
+                 "role": [{"text": s.party.value}],
+                 "who": _who(s.party, s.signatory)} for s in standing],
+        signatures=[{
             "type": [{"system": SIGNATURE_TYPE, "code": SIGNATURE_CODES[s.party][0],
                       "display": SIGNATURE_CODES[s.party][1]}],
-            "when": _instant(s.signed_at),
+            "when": instant(s.signed_at),
             "who": _who(s.party, s.signatory),
             # The signature binds the version's content hash, carried here as its data.
             "sigFormat": "text/plain",
             "data": digest,
-        } for s in standing],
-    }
+        } for s in standing])
 
 
 def capability_statement() -> dict[str, Any]:
     """What this service offers over FHIR: CarePlan read, Provenance search."""
-    return {
-        "resourceType": "CapabilityStatement",
-        "status": "active",
-        "date": "2026-01-01",
-        "publisher": "Recovery Platform",
-        "kind": "instance",
-        "software": {"name": "recovery-crisis-plans"},
-        "implementation": {"description": "Recovery Platform crisis-plans service"},
-        "fhirVersion": FHIR_VERSION,
-        "format": ["json"],
-        "rest": [{
-            "mode": "server",
-            "security": {"description": "Bearer JWT with SMART v2 scopes on CarePlan"},
-            "resource": [
-                {"type": "CarePlan", "versioning": "versioned",
-                 "interaction": [{"code": "read"}]},
-                {"type": "Provenance", "interaction": [{"code": "search-type"}],
-                 "searchParam": [{"name": "target", "type": "reference",
-                                  "documentation": "CarePlan/<id>"}]},
-            ],
-        }],
-    }
+    return fhir.capability_statement(service="crisis-plans", scopes_on="CarePlan", resources=[
+        {"type": "CarePlan", "versioning": "versioned", "interaction": [{"code": "read"}]},
+        {"type": "Provenance", "interaction": [{"code": "search-type"}],
+         "searchParam": [{"name": "target", "type": "reference",
+                          "documentation": "CarePlan/<id>"}]},
+    ])
 
 
 router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse)
 
-_FHIR_OK: dict[int | str, dict[str, Any]] = {200: {"description": "A FHIR resource",
-                  "content": {FHIR_JSON: {"schema": {
-                      "type": "object", "required": ["resourceType"],
-                      "properties": {"resourceType": {"type": "string"}}}}}}}
 
-
-@router.get("/metadata", response_model=None, responses=_FHIR_OK,
+@router.get("/metadata", response_model=None, responses=FHIR_OK,
             summary="CapabilityStatement of the crisis-plans service")
 async def metadata() -> FhirResponse:
     return FhirResponse(capability_statement())
 
 
 @router.get("/CarePlan/{plan_id}", response_model=None,
-            responses={**_FHIR_OK, **problem_responses(404)}, summary="Read a CarePlan")
+            responses={**FHIR_OK, **problem_responses(404)}, summary="Read a CarePlan")
 async def read_care_plan(plan_id: Annotated[str, Path(min_length=1, max_length=64)],
                          access: AccessDep) -> FhirResponse:
     version, document = await service.read_plan_document(access, plan_id)
@@ -173,7 +144,7 @@ async def read_care_plan(plan_id: Annotated[str, Path(min_length=1, max_length=6
 
 
 @router.get("/Provenance", response_model=None,
-            responses={**_FHIR_OK, **problem_responses(400, 404)},
+            responses={**FHIR_OK, **problem_responses(400, 404)},
             summary="The signatures agreeing each version of a CarePlan (searchset Bundle)")
 async def search_provenance(
     access: AccessDep,
@@ -185,9 +156,4 @@ async def search_provenance(
         raise Problem(400, "target must be CarePlan/<id>.", kind="invalid-search")
     resources = [provenance_resource(plan_id, v)
                  for v in await service.list_versions(access, plan_id)]
-    return FhirResponse({
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "timestamp": _instant(datetime.now(UTC)),
-        "entry": [{"resource": r, "search": {"mode": "match"}} for r in resources if r],
-    })
+    return FhirResponse(fhir.searchset(fhir.match(r) for r in resources if r))

@@ -1,15 +1,13 @@
 """The REST API under ``/v1``: thin translations from HTTP to ``service`` calls."""
 
-import json
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Path, Query, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Body, Path, Response
 
 from recovery.common.deps import AccessDep, SettingsDep
+from recovery.common.http import Cursor, IfMatch, Limit, document_response, json_response
 from recovery.common.pagination import Page, page_size
 from recovery.common.problems import problem_responses
-from recovery.common.versioning import etag
 from recovery.crisis_plans import service
 from recovery.crisis_plans.models import (
     ActivePlan,
@@ -35,28 +33,15 @@ PlanId = Annotated[str, Path(min_length=1, max_length=64, description="The plan'
 PersonId = Annotated[str, Path(min_length=1, max_length=64,
                                description="The service user's id (the EHR patient id)")]
 TeamId = Annotated[str, Path(min_length=1, max_length=64)]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200,
-                                       description="The ETag of the version being changed")]
-Cursor = Annotated[str | None, Query(max_length=500, description="next_cursor of the last page")]
-Limit = Annotated[int | None, Query(ge=1, le=1000, description="Page size (capped)")]
 
 READ = problem_responses(404)
 CHANGE = problem_responses(404, 409, 412, 428)
 
 
-def json_response(model: BaseModel | list[BaseModel], *, status_code: int = 200) -> Response:
-    body = (model.model_dump_json() if isinstance(model, BaseModel)
-            else "[" + ",".join(m.model_dump_json() for m in model) + "]")
-    return Response(body, status_code=status_code, media_type="application/json")
-
-
 def plan_response(plan: CrisisPlan, *, status_code: int = 200, created: bool = False) -> Response:
     """The plan's stored document (written with the change) and its ETag."""
-    headers = {"ETag": etag(plan.version)}
-    if created:
-        headers["Location"] = f"/v1/crisis-plans/{plan.id}"
-    return Response(json.dumps(plan.document, separators=(",", ":")), status_code=status_code,
-                    media_type="application/json", headers=headers)
+    return document_response(plan.document, version=plan.version, status_code=status_code,
+                             location=f"/v1/crisis-plans/{plan.id}" if created else None)
 
 
 @router.post("/crisis-plans", status_code=201, response_model=PlanPublic,
@@ -76,7 +61,7 @@ async def batch_read(request: BatchRead, access: AccessDep) -> Response:
             summary="A plan's newest version and where agreement stands, with its ETag")
 async def read_plan(plan_id: PlanId, access: AccessDep) -> Response:
     version, document = await service.read_plan_document(access, plan_id)
-    return Response(document, media_type="application/json", headers={"ETag": etag(version)})
+    return document_response(document, version=version)
 
 
 @router.put("/crisis-plans/{plan_id}", response_model=PlanPublic, responses=CHANGE,

@@ -5,35 +5,16 @@ Each rule answers ``None`` when the action is fine, or a ``Refusal`` saying why 
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
 from typing import Any
 
 from recovery.common.cosign import Signature, is_agreed
+
+# Re-exported: the rules and their callers speak of rules.Actor and rules.Refusal.
+from recovery.common.rules import Actor as Actor
+from recovery.common.rules import ActorKind as ActorKind
+from recovery.common.rules import Refusal as Refusal
 from recovery.crisis_plans.models import CLINICIAN_PARTIES, Party, PlanContent, PlanStatus
-
-
-class ActorKind(StrEnum):
-    person = "person"  # the service user the plan belongs to
-    staff = "staff"
-    system = "system"
-
-
-@dataclass(frozen=True)
-class Actor:
-    kind: ActorKind
-    sub: str
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why an action is refused: HTTP-neutral, turned into a problem document by the service."""
-
-    status: int
-    kind: str
-    detail: str
-    field: str | None = None
 
 
 def required_parties(clinician_parties: Iterable[Party]) -> list[Party]:

@@ -17,12 +17,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recovery.common import cosign
 from recovery.common.audit import Outcome
-from recovery.common.auth import Principal, Role, Verb, require_scope
+from recovery.common.auth import Role, Verb, require_scope
 from recovery.common.db import UTCDateTime
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
 from recovery.common.pagination import decode_time_cursor, encode_cursor
-from recovery.common.problems import InvalidParam, Problem
+from recovery.common.problems import Problem
+from recovery.common.rules import actor_for, refuse
 from recovery.common.timeutil import utcnow
 from recovery.common.versioning import require_if_match
 from recovery.crisis_plans import rules
@@ -75,21 +76,6 @@ READ_ACTIVE = select(col(CrisisPlan.team_id), col(CrisisPlan.id), ACTIVE_DOCUMEN
 READ_ONE = select(col(CrisisPlan.service_user_id), col(CrisisPlan.team_id),
                   col(CrisisPlan.version), DOCUMENT).where(
     col(CrisisPlan.id) == bindparam("plan_id"))
-
-
-def refuse(refusal: rules.Refusal) -> Problem:
-    params = ([InvalidParam(name=refusal.field, reason=refusal.detail)]
-              if refusal.field else None)
-    return Problem(refusal.status, refusal.detail, kind=refusal.kind, invalid_params=params)
-
-
-def actor_for(principal: Principal, service_user_id: str) -> rules.Actor:
-    """The person themselves, staff, or a partner system, as far as this plan is concerned."""
-    if principal.is_service_user and principal.own_person() == service_user_id:
-        return rules.Actor(rules.ActorKind.person, principal.sub)
-    if principal.is_staff:
-        return rules.Actor(rules.ActorKind.staff, principal.sub)
-    return rules.Actor(rules.ActorKind.system, principal.sub)
 
 
 def _not_found(access: RecordAccess, record_id: str, action: str,
