@@ -1,15 +1,18 @@
 """Fixtures of the risk tests: a running risk service per backend."""
 
-import os
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from risk_api import RiskApi
 
 from recovery.common.dev_issuer import DevIssuer
-from recovery.common.testing.plugin import BACKENDS, TokenFactory, make_settings, running_service
-from recovery.common.testing.processes import PostgresServer
+from recovery.common.testing.plugin import (
+    BACKENDS,
+    TokenFactory,
+    make_settings,
+    module_database_url,
+    running_service,
+)
 from recovery.risk.main import MIGRATIONS_DIR, SERVICE, create_app
 
 
@@ -17,14 +20,7 @@ from recovery.risk.main import MIGRATIONS_DIR, SERVICE, create_app
 def risk_database(request: pytest.FixtureRequest,
                   tmp_path_factory: pytest.TempPathFactory) -> str:
     """One database per test module and backend, so a module's API tests share a service."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('risk') / 'risk.db'}"
-    server: PostgresServer | None = request.getfixturevalue("postgres_server")
-    if server is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL server binaries are required in CI (initdb, pg_ctl)")
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found on this machine")
-    return server.create_database("risk_" + uuid.uuid4().hex[:12])
+    return module_database_url(request, tmp_path_factory, "risk")
 
 
 @pytest.fixture(scope="module")

@@ -3,17 +3,15 @@
 Kept apart from conftest.py so tests import it by a name no other service's tests use.
 """
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from recovery.common.testing.plugin import TokenFactory
+from recovery.common.testing.plugin import TokenFactory, unique
+from recovery.common.testing.plugin import auth as bearer
 
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+__all__ = ["RiskApi", "area", "unique"]
 
 
 def area(name: str = "safety_of_self", *, person: str | None = "I know my signs now",
@@ -36,12 +34,7 @@ class RiskApi:
     client: httpx.AsyncClient
     tokens: TokenFactory
 
-    @staticmethod
-    def auth(token: str, etag: str | None = None) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {token}"}
-        if etag is not None:
-            headers["If-Match"] = etag
-        return headers
+    auth = staticmethod(bearer)
 
     async def draft(self, token: str, **body: Any) -> dict[str, Any]:
         body.setdefault("areas", [area()])

@@ -1,60 +1,18 @@
 """The risk migrations build exactly the schema the models describe, on both backends."""
 
-import asyncio
-
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection
-from sqlmodel import SQLModel
-
-import recovery.common.audit
-import recovery.common.events.consumer
-import recovery.common.events.outbox
-import recovery.risk.models  # noqa: F401
-from recovery.common.db import create_engine
-from recovery.common.migrations import at_head, upgrade_to_head
+from recovery.common.testing.migration_checks import (
+    assert_migrating_twice_changes_nothing,
+    assert_migrations_reach_head_and_match_the_models,
+)
 from recovery.risk.main import MIGRATIONS_DIR
 
 
-def _our_tables() -> set[str]:
-    """Tables of the risk models and the kit; other services' models share the metadata
-    when the whole suite runs in one process."""
-    return {mapper.local_table.name for mapper in SQLModel._sa_registry.mappers  # type: ignore[attr-defined]
-            if mapper.class_.__module__.startswith(("recovery.risk.", "recovery.common."))}
-
-
-def _differences(connection: Connection) -> list[object]:
-    ours = _our_tables()
-
-    def include(obj: object, name: str | None, type_: str, reflected: bool,
-                compare_to: object) -> bool:
-        table = getattr(obj, "table", obj) if type_ != "table" else obj
-        return getattr(table, "name", name) in ours
-
-    context = MigrationContext.configure(
-        connection, opts={"compare_type": True, "include_object": include})
-    return list(compare_metadata(context, SQLModel.metadata))
-
-
 async def test_migrations_reach_head_and_match_the_models(database_url: str) -> None:
-    await asyncio.to_thread(upgrade_to_head, MIGRATIONS_DIR, database_url)
-    engine = create_engine(database_url)
-    try:
-        assert await at_head(engine, MIGRATIONS_DIR)
-        async with engine.connect() as connection:
-            differences = await connection.run_sync(_differences)
-        assert {"risk_assessment", "risk_assessment_version", "risk_signature",
-                "outbox_event", "audit_event"} <= _our_tables()
-        assert differences == []
-    finally:
-        await engine.dispose()
+    await assert_migrations_reach_head_and_match_the_models(
+        database_url, MIGRATIONS_DIR, "recovery.risk",
+        {"risk_assessment", "risk_assessment_version", "risk_signature", "outbox_event",
+         "audit_event"})
 
 
 async def test_migrating_twice_changes_nothing(database_url: str) -> None:
-    await asyncio.to_thread(upgrade_to_head, MIGRATIONS_DIR, database_url)
-    await asyncio.to_thread(upgrade_to_head, MIGRATIONS_DIR, database_url)
-    engine = create_engine(database_url)
-    try:
-        assert await at_head(engine, MIGRATIONS_DIR)
-    finally:
-        await engine.dispose()
+    await assert_migrating_twice_changes_nothing(database_url, MIGRATIONS_DIR)
