@@ -213,3 +213,43 @@ async def test_course_reads_one_course_of_the_prospectus(platform: Platform) -> 
                                    '{ course(id: "no-such-course") { title } }')
     assert missing["data"] == {"course": None}
     assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_a_clinician_sees_their_own_training_but_colleagues_training_is_refused(
+        platform: Platform) -> None:
+    clinician = platform.tokens.clinician("team-a-staff-1", ["team-a"])
+    body = await platform.query(clinician, '{ team(id: "team-a") { staff { edges { node { id '
+                                           'trainingStatus { status } } } } } }')
+    edges = {e["node"]["id"]: e["node"]["trainingStatus"]
+             for e in body["data"]["team"]["staff"]["edges"]}
+    assert edges["team-a-staff-1"] is not None
+    assert edges["team-a-staff-0"] is None
+    assert [e["path"][-1] for e in body["errors"]] == ["trainingStatus"]
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_team_figures_need_a_manager_of_the_team_as_the_services_rule(
+        platform: Platform) -> None:
+    clinician = platform.tokens.clinician("staff-1", ["team-a"])
+    body = await platform.query(clinician, '{ team(id: "team-a") { name peerShare { share } '
+                                           'readiness { score } } }')
+    assert body["data"]["team"]["name"] == "Team-A"
+    # The workforce service keeps team figures for managers; the gateway passes that on
+    # field by field and never asks with a stronger identity.
+    assert body["data"]["team"]["peerShare"] is None
+    assert body["data"]["team"]["readiness"] is None
+    codes = {e["path"][-1]: e["extensions"] for e in body["errors"]}
+    assert codes == {"peerShare": {"code": "FORBIDDEN", "service": "workforce", "status": 403},
+                     "readiness": {"code": "FORBIDDEN", "service": "workforce", "status": 403}}
+    managed = await platform.query(platform.tokens.manager("manager-gw", ["team-a"]),
+                                   '{ team(id: "team-a") { peerShare { target } '
+                                   'readiness { weakestFactor } } }')
+    assert "errors" not in managed, managed
+    assert managed["data"]["team"]["readiness"]["weakestFactor"]
+
+
+async def test_a_service_user_finds_their_courses_under_me(platform: Platform) -> None:
+    body = await platform.query(platform.tokens.service_user(PERSON),
+                                "{ me { enrolments { totalCount } } }")
+    assert "errors" not in body, body
+    assert body["data"]["me"]["enrolments"]["totalCount"] == 0

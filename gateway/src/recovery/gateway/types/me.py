@@ -3,6 +3,8 @@
 import strawberry
 
 from recovery.gateway.context import GatewayContext
+from recovery.gateway.types.connection import Connection, connection
+from recovery.gateway.types.records import Enrolment
 from recovery.gateway.types.service_user import ServiceUser
 from recovery.gateway.types.team import Team
 
@@ -20,6 +22,15 @@ class Me:
     @strawberry.field(description="Their own goals, crisis plan and risk co-assessments.")
     def service_user(self) -> ServiceUser | None:
         return ServiceUser(id=self.person_id) if self.person_id else None
+
+    @strawberry.field(description="Their courses: enrolments, places and completions.")
+    async def enrolments(self, info: strawberry.Info[GatewayContext, None],
+                         first: int | None = None, after: str | None = None
+                         ) -> Connection[Enrolment] | None:
+        learner = str(self.person_id or self.sub)
+        page = (await info.context.call("training", "GET", "/v1/enrolments",
+                                        params={"learner_id": learner, "limit": 200})).body
+        return connection([Enrolment.from_service(e) for e in page["items"]], first, after)
 
     @strawberry.field(description="Their teams (staff).")
     async def teams(self, info: strawberry.Info[GatewayContext, None]) -> list[Team | None]:

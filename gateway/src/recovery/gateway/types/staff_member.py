@@ -5,6 +5,7 @@ from typing import Any
 
 import strawberry
 
+from recovery.gateway.access import check_training_record
 from recovery.gateway.context import GatewayContext
 from recovery.gateway.types.values import to_date
 
@@ -41,10 +42,11 @@ class StaffMember:
     end_date: date | None = strawberry.field(description="Last day, if they have left.")
     in_post: bool = strawberry.field(description="Whether they are in post today.")
 
-    @strawberry.field(description="The foundation course: one call for the whole team.")
+    @strawberry.field(description="The foundation course (the person, the college and the "
+                                  "team's managers); one call for the whole team.")
     async def training_status(self, info: strawberry.Info[GatewayContext, None]
-                              ) -> TrainingStatus:
-        info.context.principal  # noqa: B018 - signed-in callers only
+                              ) -> TrainingStatus | None:
+        check_training_record(info.context.principal, str(self.id), str(self.team_id))
         enrolment = await info.context.loaders.foundation_enrolment_of_staff.load(str(self.id))
         return TrainingStatus.from_enrolment(enrolment)
 
