@@ -402,6 +402,10 @@ async def test_supervision_appraisals_and_panels_are_recorded_and_read_by_the_ri
     assert panel.status_code == 201 and panel.json()["lived_experience_members"] == 2
     panels = await api.get(f"/v1/teams/{team}/recruitment-panels", colleague)
     assert [p["id"] for p in panels["items"]] == [panel.json()["id"]]
+    culture = (await api.get(f"/v1/teams/{team}/readiness", manager))["factors"][3]
+    assert culture["records"]["recruitment_panels"] == 1
+    assert culture["records"]["panels_with_service_user_or_peer_members"] == 1
+    assert culture["records"]["appraisals_with_service_user_feedback"] == 1
     survey = await api.get("/v1/climate-survey", colleague)
     assert len(survey["items"]) == 5
 

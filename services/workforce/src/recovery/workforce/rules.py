@@ -318,8 +318,10 @@ def leadership_factor(*, lead_staff_id: str | None, lead_in_post: bool,
         "lead_trained": lead_trained})
 
 
-def culture_factor(*, responses: int, mean_score: float | None, window_days: int) -> Factor:
-    """The team climate survey's mean answer (1-5) over the window."""
+def culture_factor(*, responses: int, mean_score: float | None, window_days: int,
+                   processes: Mapping[str, int] | None = None) -> Factor:
+    """The team climate survey's mean answer (1-5) over the window. How management processes
+    involve service users and peers (panels, appraisals) is shown beside it, unscored."""
     score = scale_1_to_5(mean_score) if responses and mean_score is not None else 0.0
     explanation = (f"Mean climate score {mean_score:.2f} of 5 from {responses} responses"
                    if responses and mean_score is not None
@@ -327,7 +329,7 @@ def culture_factor(*, responses: int, mean_score: float | None, window_days: int
     return Factor("culture", round(score, 4), explanation, {
         "responses": responses,
         "mean_score": None if mean_score is None else round(mean_score, 3),
-        "window_days": window_days})
+        "window_days": window_days, **(processes or {})})
 
 
 def weakest_factor(factors: Iterable[Factor]) -> Factor:

@@ -768,6 +768,17 @@ class ReadinessStatements:
             select(func.count(), cast(func.avg(col(ClimateResponse.score)), Float()))
             .where(col(ClimateResponse.team_id) == bindparam("team_id", type_=String()),
                    col(ClimateResponse.responded_on) >= day("since")))
+        with_lived_experience = case((col(RecruitmentPanel.lived_experience_members) > 0, 1),
+                                     else_=0)
+        self.panels = Prepared(
+            select(func.count(), func.coalesce(func.sum(with_lived_experience), 0))
+            .where(col(RecruitmentPanel.team_id) == bindparam("team_id", type_=String()),
+                   col(RecruitmentPanel.held_on) >= day("since")))
+        with_feedback = cast(col(Appraisal.service_user_feedback_included), Integer)
+        self.appraisals = Prepared(
+            select(func.count(), func.coalesce(func.sum(with_feedback), 0))
+            .where(col(Appraisal.team_id) == bindparam("team_id", type_=String()),
+                   col(Appraisal.held_on) >= day("since")))
 
     def day(self, value: date) -> date | str:
         return value.isoformat() if self.dates_as_text else value
@@ -831,8 +842,14 @@ async def _leadership_factor(reads: Reads, team_id: str, on: date) -> rules.Fact
 async def _culture_factor(reads: Reads, statements: ReadinessStatements, team_id: str,
                           on: date, window_days: int) -> rules.Factor:
     since = on - timedelta(days=window_days)
-    responses, mean = await _one(reads, statements.culture,
-                                 {"team_id": team_id, "since": statements.day(since)})
-    return rules.culture_factor(responses=int(responses),
-                                mean_score=float(mean) if mean is not None else None,
-                                window_days=window_days)
+    params = {"team_id": team_id, "since": statements.day(since)}
+    responses, mean = await _one(reads, statements.culture, params)
+    panels, panels_with = await _one(reads, statements.panels, params)
+    appraisals, appraisals_with = await _one(reads, statements.appraisals, params)
+    return rules.culture_factor(
+        responses=int(responses), mean_score=float(mean) if mean is not None else None,
+        window_days=window_days, processes={
+            "recruitment_panels": int(panels),
+            "panels_with_service_user_or_peer_members": int(panels_with),
+            "appraisals": int(appraisals),
+            "appraisals_with_service_user_feedback": int(appraisals_with)})
