@@ -150,3 +150,37 @@ async def test_a_team_manager_sees_readiness_follow_a_new_member_of_staff(
         change = message["payload"]["data"]["teamReadinessChanged"]
         assert change["eventType"] == "recovery.workforce.staff.joined"
         assert change["readiness"]["weakestFactor"]
+
+
+GOAL_CHANGES = """subscription ($id: ID!) { goalChanged(serviceUserId: $id) {
+  eventType goal { id serviceUserId lifecycleStatus } } }"""
+RISK_CHANGES = """subscription ($id: ID!) { riskAssessmentChanged(serviceUserId: $id) {
+  eventType assessment { id serviceUserId status } } }"""
+
+
+async def test_goal_and_risk_changes_reach_the_person_and_not_another_team(
+        platform: tuple[Platform, str]) -> None:
+    p, address = platform
+    own, staff = p.tokens.service_user(PERSON), p.tokens.clinician("staff-1", ["team-a"])
+    other_team = p.tokens.clinician("staff-9", ["team-b"])
+    async with subscribed(address, own, GOAL_CHANGES, {"id": PERSON}) as goals, \
+            subscribed(address, own, RISK_CHANGES, {"id": PERSON}) as risk, \
+            subscribed(address, other_team, GOAL_CHANGES, {"id": PERSON}) as outsider:
+        await asyncio.sleep(0.2)
+        goal = await p.rest("goals", "POST", "/v1/goals", staff, json={
+            "service_user_id": PERSON, "team_id": "team-a",
+            "description": "Volunteer at the allotment"})
+        message = await goals.next()
+        assert message["type"] == "next", message
+        change = message["payload"]["data"]["goalChanged"]
+        assert change["goal"] == {"id": goal["id"], "serviceUserId": PERSON,
+                                  "lifecycleStatus": "proposed"}
+        assessment = await p.rest("risk", "POST", "/v1/risk-assessments", staff, json={
+            "service_user_id": PERSON, "team_id": "team-a", "areas": [{
+                "area": "safety_of_self", "service_user_view": "I know my signs",
+                "clinician_view": "Steadier", "views_agree": True}]})
+        message = await risk.next()
+        assert message["type"] == "next", message
+        assert message["payload"]["data"]["riskAssessmentChanged"]["assessment"]["id"] == \
+            assessment["id"]
+        assert await outsider.nothing_within(1.0)
