@@ -3,36 +3,31 @@
 number (NICE NG225). The person's view of each area is the assessment's basis.
 """
 
-import base64
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
 
+from recovery.common import fhir
 from recovery.common.deps import AccessDep
+from recovery.common.fhir import (
+    BASE,
+    FHIR_OK,
+    TEAM,
+    TEAM_SYSTEM,
+    FhirResponse,
+    instant,
+    provenance,
+    signed_content,
+)
 from recovery.common.problems import Problem, problem_responses
 from recovery.risk import service
 from recovery.risk.models import AssessmentPublic, Party, VersionPublic, VersionStatus
 from recovery.risk.routes import refuse_predictive_scores
 
-FHIR_VERSION = "4.0.1"
-BASE = "https://recovery-platform.org/fhir"
 AREA_SYSTEM = f"{BASE}/CodeSystem/risk-area"
 VIEWS_DIFFER = f"{BASE}/StructureDefinition/views-differ"
-TEAM = f"{BASE}/StructureDefinition/team"
-TEAM_SYSTEM = f"{BASE}/team"
 SIGNATURE_SYSTEM = "urn:iso-astm:E1762-95:2013"
-FHIR_JSON = "application/fhir+json"
 CO_ASSESSMENT = {"text": "Risk co-assessment with the service user (no predictive score)"}
-
-
-class FhirResponse(JSONResponse):
-    media_type = FHIR_JSON
-
-
-def _instant(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _who(party: Party, signatory: str, service_user_id: str) -> dict[str, str]:
@@ -67,7 +62,7 @@ def risk_assessment_resource(assessment: AssessmentPublic) -> dict[str, Any]:
         "resourceType": "RiskAssessment",
         "id": assessment.id,
         "meta": {"versionId": str(assessment.version),
-                 "lastUpdated": _instant(assessment.updated_at)},
+                 "lastUpdated": instant(assessment.updated_at)},
         "extension": [
             {"url": TEAM, "valueIdentifier": {"system": TEAM_SYSTEM,
                                               "value": assessment.team_id}},
@@ -79,7 +74,7 @@ def risk_assessment_resource(assessment: AssessmentPublic) -> dict[str, Any]:
                    else "preliminary"),
         "code": CO_ASSESSMENT,
         "subject": person,
-        "occurrenceDateTime": _instant(assessment.updated_at),
+        "occurrenceDateTime": instant(assessment.updated_at),
         "performer": {"reference": f"Practitioner/{performer}"},
         "basis": [{"reference": f"#{item['id']}"} for item in contained],
     }
@@ -98,71 +93,46 @@ def provenance_resource(assessment_id: str, service_user_id: str,
                         version: VersionPublic) -> dict[str, Any]:
     """One version's signatures as a Provenance: one agent and one signature per party."""
     standing = [s for s in version.signatures if s.withdrawn_at is None]
-    recorded = max(s.signed_at for s in standing)
-    return {
-        "resourceType": "Provenance",
-        "id": f"{assessment_id}-v{version.version}",
-        "target": [{"reference": f"RiskAssessment/{assessment_id}/_history/{version.version}"}],
-        "recorded": _instant(recorded),
-        "activity": {"text": ("agreed" if version.status is not VersionStatus.draft
-                              else "signed")},
-        "agent": [{"type": {"text": s.party.value.replace("_", " ")},
-                   "who": _who(s.party, s.signatory, service_user_id)} for s in standing],
-        "signature": [{
+    return provenance(
+        f"RiskAssessment/{assessment_id}", version.version,
+        recorded=max(s.signed_at for s in standing),
+        activity="agreed" if version.status is not VersionStatus.draft else "signed",
+        agents=[{"type": {"text": s.party.value.replace("_", " ")},
+                 "who": _who(s.party, s.signatory, service_user_id)} for s in standing],
+        signatures=[{
             "type": [{"system": SIGNATURE_SYSTEM, "code": "1.2.840.10065.1.12.1.7",
                       "display": "Consent Signature"}],
-            "when": _instant(s.signed_at),
+            "when": instant(s.signed_at),
             "who": _who(s.party, s.signatory, service_user_id),
             "targetFormat": "application/json",
             "sigFormat": "text/plain",
             # What was signed: the version's canonical content hash.
-            "data": base64.b64encode(s.content_hash.encode()).decode(),
-        } for s in standing],
-    }
+            "data": signed_content(s.content_hash),
+        } for s in standing])
 
 
 def capability_statement() -> dict[str, Any]:
-    return {
-        "resourceType": "CapabilityStatement",
-        "status": "active",
-        "date": "2026-01-01",
-        "publisher": "Recovery Platform",
-        "kind": "instance",
-        "software": {"name": "recovery-risk"},
-        "implementation": {"description": "Recovery Platform risk service"},
-        "fhirVersion": FHIR_VERSION,
-        "format": ["json"],
-        "rest": [{
-            "mode": "server",
-            "security": {"description": "Bearer JWT with SMART v2 scopes on RiskAssessment"},
-            "resource": [
-                {"type": "RiskAssessment", "versioning": "versioned",
-                 "interaction": [{"code": "read"}]},
-                {"type": "Provenance", "interaction": [{"code": "search-type"}],
-                 "searchParam": [{"name": "target", "type": "reference",
-                                  "documentation": "RiskAssessment/<id>"}]},
-            ],
-        }],
-    }
+    """What this service offers over FHIR: RiskAssessment read, Provenance search."""
+    return fhir.capability_statement(service="risk", scopes_on="RiskAssessment", resources=[
+        {"type": "RiskAssessment", "versioning": "versioned", "interaction": [{"code": "read"}]},
+        {"type": "Provenance", "interaction": [{"code": "search-type"}],
+         "searchParam": [{"name": "target", "type": "reference",
+                          "documentation": "RiskAssessment/<id>"}]},
+    ])
 
 
 router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse)
 _checked = [Depends(refuse_predictive_scores)]
 
-_FHIR_OK: dict[int | str, dict[str, Any]] = {200: {"description": "A FHIR resource",
-                  "content": {FHIR_JSON: {"schema": {
-                      "type": "object", "required": ["resourceType"],
-                      "properties": {"resourceType": {"type": "string"}}}}}}}
 
-
-@router.get("/metadata", response_model=None, responses=_FHIR_OK,
+@router.get("/metadata", response_model=None, responses=FHIR_OK,
             summary="CapabilityStatement of the risk service")
 async def metadata() -> FhirResponse:
     return FhirResponse(capability_statement())
 
 
 @router.get("/RiskAssessment/{assessment_id}", response_model=None, dependencies=_checked,
-            responses={**_FHIR_OK, **problem_responses(404)}, summary="Read a RiskAssessment")
+            responses={**FHIR_OK, **problem_responses(404)}, summary="Read a RiskAssessment")
 async def read_risk_assessment(assessment_id: Annotated[str, Path(min_length=1, max_length=64)],
                                access: AccessDep) -> FhirResponse:
     version, document = await service.read_document(access, assessment_id)
@@ -171,7 +141,7 @@ async def read_risk_assessment(assessment_id: Annotated[str, Path(min_length=1, 
 
 
 @router.get("/Provenance", response_model=None, dependencies=_checked,
-            responses={**_FHIR_OK, **problem_responses(404)},
+            responses={**FHIR_OK, **problem_responses(404)},
             summary="Signatures of a RiskAssessment's versions (searchset Bundle)")
 async def search_provenance(
     request: Request, access: AccessDep,
@@ -187,10 +157,6 @@ async def search_provenance(
     base = str(request.base_url).rstrip("/")
     entries = [provenance_resource(assessment_id, person, v) for v in page.items
                if any(s.withdrawn_at is None for s in v.signatures)]
-    return FhirResponse({
-        "resourceType": "Bundle", "type": "searchset",
-        "timestamp": _instant(datetime.now(UTC)),
-        "total": len(entries),
-        "entry": [{"fullUrl": f"{base}/fhir/Provenance/{e['id']}", "resource": e,
-                   "search": {"mode": "match"}} for e in entries],
-    })
+    return FhirResponse(fhir.searchset(
+        (fhir.match(e, f"{base}/fhir/Provenance/{e['id']}") for e in entries),
+        total=len(entries)))

@@ -7,13 +7,12 @@ query, with a problem that says why (NICE NG225), before anything is read or sto
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from recovery.common.deps import AccessDep, PrincipalDep, SettingsDep
+from recovery.common.http import Cursor, IfMatch, Limit, document_response, json_response
 from recovery.common.pagination import Page, page_size
 from recovery.common.problems import InvalidParam, Problem, problem_responses
-from recovery.common.versioning import etag
 from recovery.risk import rules, service
 from recovery.risk.models import (
     AssessmentCreate,
@@ -51,31 +50,18 @@ router = APIRouter(prefix="/v1", tags=["risk"], dependencies=[Depends(refuse_pre
 
 AssessmentId = Annotated[str, Path(min_length=1, max_length=64,
                                    description="The co-assessment's id")]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200,
-                                       description="The ETag of the version being changed")]
-Cursor = Annotated[str | None, Query(max_length=500, description="next_cursor of the last page")]
-Limit = Annotated[int | None, Query(ge=1, le=1000, description="Page size (capped)")]
 FilterId = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 READ = problem_responses(404)
 CHANGE = problem_responses(404, 409, 412, 428)
 
 
-def json_response(model: BaseModel, *, status_code: int = 200,
-                  version: int | None = None) -> Response:
-    headers = {"ETag": etag(version)} if version is not None else None
-    return Response(model.model_dump_json(), status_code=status_code,
-                    media_type="application/json", headers=headers)
-
-
 def assessment_response(assessment: RiskAssessment, *, status_code: int = 200,
                         created: bool = False) -> Response:
     """The stored document written with the change, and its ETag."""
-    headers = {"ETag": etag(assessment.version)}
-    if created:
-        headers["Location"] = f"/v1/risk-assessments/{assessment.id}"
-    return Response(json.dumps(assessment.document, separators=(",", ":")),
-                    status_code=status_code, media_type="application/json", headers=headers)
+    return document_response(
+        assessment.document, version=assessment.version, status_code=status_code,
+        location=f"/v1/risk-assessments/{assessment.id}" if created else None)
 
 
 @router.post("/risk-assessments", status_code=201, response_model=AssessmentPublic,
@@ -107,7 +93,7 @@ async def batch_read(request: BatchRead, access: AccessDep) -> Response:
             responses=READ, summary="One co-assessment (its latest version), with its ETag")
 async def read_assessment(assessment_id: AssessmentId, access: AccessDep) -> Response:
     version, document = await service.read_document(access, assessment_id)
-    return Response(document, media_type="application/json", headers={"ETag": etag(version)})
+    return document_response(document, version=version)
 
 
 @router.patch("/risk-assessments/{assessment_id}", response_model=AssessmentPublic,

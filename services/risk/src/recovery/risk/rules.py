@@ -5,12 +5,15 @@ Each rule answers ``None`` when the action is fine, or a ``Refusal`` saying why 
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
 from typing import Any
 
 from recovery.common import cosign
+
+# Re-exported: the rules and their callers speak of rules.Actor and rules.Refusal.
+from recovery.common.rules import Actor as Actor
+from recovery.common.rules import ActorKind as ActorKind
+from recovery.common.rules import Refusal as Refusal
 from recovery.risk.models import AreaView, Party, RiskArea, VersionStatus
 
 #: Both sides sign the same version for a co-assessment to be agreed.
@@ -56,29 +59,6 @@ def predictive_fields(value: Any, path: str = "") -> list[str]:
         for index, item in enumerate(value):
             found.extend(predictive_fields(item, f"{path}.{index}" if path else str(index)))
     return found
-
-
-class ActorKind(StrEnum):
-    person = "person"  # the service user the assessment is about
-    clinician = "clinician"  # a clinician of the team: the other signing party
-    staff = "staff"  # other staff of the team: may write, may not sign
-    system = "system"
-
-
-@dataclass(frozen=True)
-class Actor:
-    kind: ActorKind
-    sub: str
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why an action is refused: HTTP-neutral, turned into a problem document by the service."""
-
-    status: int
-    kind: str
-    detail: str
-    field: str | None = None
 
 
 def party_of(actor: Actor) -> Party | Refusal:

@@ -8,7 +8,6 @@ version gets 412, while two signatures racing on the same version both count.
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal, TypeVar
 
@@ -21,13 +20,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recovery.common import cosign
 from recovery.common.audit import Outcome
-from recovery.common.auth import Principal, Role, Verb, can_reach_record, require_scope
+from recovery.common.auth import Principal, Verb, can_reach_record, require_scope
 from recovery.common.db import UTCDateTime
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
 from recovery.common.kit import ServiceKit
 from recovery.common.pagination import Page, decode_cursor, decode_time_cursor, encode_cursor
-from recovery.common.problems import InvalidParam, Problem
+from recovery.common.problems import Problem
+from recovery.common.reach import Reach, reach_condition, reach_of
+from recovery.common.rules import actor_for as person_record_actor
+from recovery.common.rules import refuse
 from recovery.common.timeutil import utcnow
 from recovery.common.versioning import require_if_match
 from recovery.risk import rules
@@ -72,21 +74,9 @@ class _LostRaceError(Exception):
     """Another write changed the record between our read and our write."""
 
 
-def refuse(refusal: rules.Refusal) -> Problem:
-    params = ([InvalidParam(name=refusal.field, reason=refusal.detail)]
-              if refusal.field else None)
-    return Problem(refusal.status, refusal.detail, kind=refusal.kind, invalid_params=params)
-
-
 def actor_for(principal: Principal, service_user_id: str) -> rules.Actor:
-    """The person themselves, a clinician, other staff, or a partner system."""
-    if principal.is_service_user and principal.own_person() == service_user_id:
-        return rules.Actor(rules.ActorKind.person, principal.sub)
-    if Role.clinician in principal.roles:
-        return rules.Actor(rules.ActorKind.clinician, principal.sub)
-    if principal.is_staff:
-        return rules.Actor(rules.ActorKind.staff, principal.sub)
-    return rules.Actor(rules.ActorKind.system, principal.sub)
+    """The person, a clinician (the other signing party), other staff, or a partner system."""
+    return person_record_actor(principal, service_user_id, clinicians_apart=True)
 
 
 def _as_cosign(row: RiskSignature) -> cosign.Signature:
@@ -505,46 +495,11 @@ async def mark_entered_in_error(access: RecordAccess, assessment_id: str,
 # --- lists --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Reach:
-    """Whose co-assessments a caller may see in a list: everyone, some people, some teams."""
-
-    everyone: bool
-    people: frozenset[str]
-    teams: frozenset[str]
-
-
-def reach_of(principal: Principal, verb: Verb) -> Reach:
-    """The list-level counterpart of ``can_reach_record``, from the same scopes and claims."""
-    contexts = principal.contexts_for(RESOURCE, verb)
-    people: set[str] = set()
-    teams: frozenset[str] = frozenset()
-    if "patient" in contexts and principal.patient:
-        people.add(principal.patient)
-    if "user" in contexts:
-        own = principal.own_person()
-        if principal.is_service_user and own:
-            people.add(own)
-        if principal.is_staff:
-            teams = principal.teams
-    return Reach("system" in contexts and principal.is_system, frozenset(people), teams)
-
-
 def _reach_condition(reach: Reach, service_user_id: str | None, team_id: str | None
                      ) -> ColumnElement[bool] | Literal[False] | None:
-    """The extra WHERE for what the caller may see; False when they may see none of it."""
-    if reach.everyone or service_user_id in reach.people or team_id in reach.teams:
-        return None
-    people = reach.people if service_user_id is None else frozenset()
-    teams = reach.teams if team_id is None else frozenset()
-    parts: list[ColumnElement[bool]] = []
-    if people:
-        parts.append(col(RiskAssessment.service_user_id).in_(sorted(people)))
-    if teams:
-        parts.append(col(RiskAssessment.team_id).in_(sorted(teams)))
-    if not parts:
-        return False
-    return parts[0] if len(parts) == 1 else or_(*parts)
+    return reach_condition(reach, person_column=col(RiskAssessment.service_user_id),
+                           team_column=col(RiskAssessment.team_id),
+                           service_user_id=service_user_id, team_id=team_id)
 
 
 def _page_json(documents: Sequence[str], next_cursor: str | None) -> str:
@@ -556,7 +511,8 @@ async def list_assessments(access: RecordAccess, *, service_user_id: str | None,
     """Co-assessments the caller may reach, newest first (``Page[AssessmentPublic]`` JSON)."""
     principal = access.principal
     require_scope(principal, RESOURCE, Verb.search)
-    condition = _reach_condition(reach_of(principal, Verb.search), service_user_id, team_id)
+    reach = reach_of(principal, RESOURCE, Verb.search)
+    condition = _reach_condition(reach, service_user_id, team_id)
     access.audit(record_type=RECORD, record_id=None, service_user_id=service_user_id,
                  action="search",
                  outcome=Outcome.denied if condition is False else Outcome.allowed)
@@ -589,7 +545,7 @@ async def batch_read(access: RecordAccess, request: BatchRead) -> str:
     (``BatchReadResult`` JSON built from the stored documents)."""
     principal = access.principal
     require_scope(principal, RESOURCE, Verb.read)
-    reach = reach_of(principal, Verb.read)
+    reach = reach_of(principal, RESOURCE, Verb.read)
     whole = [p for p in request.service_user_ids if reach.everyone or p in reach.people]
     by_team = [p for p in request.service_user_ids if p not in whole] if reach.teams else []
     for person in request.service_user_ids:
