@@ -3,10 +3,16 @@
 from collections.abc import AsyncIterator
 
 import pytest
-from training_api import TrainingApi, database_for
+from training_api import TrainingApi
 
 from recovery.common.dev_issuer import DevIssuer
-from recovery.common.testing.plugin import BACKENDS, TokenFactory, make_settings, running_service
+from recovery.common.testing.plugin import (
+    BACKENDS,
+    TokenFactory,
+    make_settings,
+    module_database_url,
+    running_service,
+)
 from recovery.training.main import MIGRATIONS_DIR, SERVICE, create_app
 
 
@@ -14,7 +20,7 @@ from recovery.training.main import MIGRATIONS_DIR, SERVICE, create_app
 def training_database(request: pytest.FixtureRequest,
                       tmp_path_factory: pytest.TempPathFactory) -> str:
     """One database per test module and backend, so a module's API tests share a service."""
-    return database_for(request, tmp_path_factory, "training")
+    return module_database_url(request, tmp_path_factory, "training")
 
 
 @pytest.fixture(scope="module")

@@ -1,23 +1,19 @@
 """A client of the training service whose helpers read like the domain (a module of its own
 name, so tests import it whatever other conftest is loaded)."""
 
-import os
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import pytest
 
-from recovery.common.testing.plugin import TokenFactory
-from recovery.common.testing.processes import PostgresServer
+from recovery.common.testing.plugin import TokenFactory, unique
+from recovery.common.testing.plugin import auth as bearer
 from recovery.training.models import FOUNDATION_COURSE_ID
 
 FOUNDATION = FOUNDATION_COURSE_ID
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+__all__ = ["FOUNDATION", "TrainingApi", "unique"]
 
 
 @dataclass
@@ -27,12 +23,7 @@ class TrainingApi:
     client: httpx.AsyncClient
     tokens: TokenFactory
 
-    @staticmethod
-    def auth(token: str, etag: str | None = None) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {token}"}
-        if etag is not None:
-            headers["If-Match"] = etag
-        return headers
+    auth = staticmethod(bearer)
 
     @property
     def college(self) -> str:
@@ -84,14 +75,3 @@ class TrainingApi:
         return await self.ok("POST", f"/v1/enrolments/{enrolment_id}/completion",
                              self.college, json={"completed_on": on})
 
-
-def database_for(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-                 name: str) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp(name) / 'training.db'}"
-    server: PostgresServer | None = request.getfixturevalue("postgres_server")
-    if server is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL server binaries are required in CI (initdb, pg_ctl)")
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found on this machine")
-    return server.create_database(f"{name}_" + uuid.uuid4().hex[:12])

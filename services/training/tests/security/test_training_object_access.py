@@ -55,7 +55,7 @@ async def setting(api: TrainingApi) -> tuple[Records, list[Operation]]:
     enrolment = await api.enrol(run_id, api.tokens.clinician(learner, teams=[team]))
     educator_id = await api.educator(lived_experience=True, staff_id=unique("educator"))
     openapi = (await api.client.get("/openapi.json")).json()
-    operations = [op for op in protected_operations(openapi) if op.is_training_operation]
+    operations = [op for op in protected_operations(openapi) if not op.is_audit]
     return Records(course_id, run_id, educator_id, enrolment["id"], learner, team), operations
 
 

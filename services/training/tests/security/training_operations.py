@@ -4,43 +4,19 @@ each: the security tests send them with the wrong caller, so nothing but the cal
 from dataclasses import dataclass
 from typing import Any
 
-HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
-PROBLEM = "application/problem+json"
+from recovery.common.testing import openapi_operations as kit
+from recovery.common.testing.openapi_operations import HTTP_METHODS, PROBLEM, Operation
+
+__all__ = ["HTTP_METHODS", "PROBLEM", "PUBLIC", "Operation", "Records",
+           "protected_operations", "valid_body"]
 
 #: Routes that answer without a token, and why. Nothing else may.
-PUBLIC = {
-    "/healthz": "liveness probe",
-    "/readyz": "readiness probe",
-    "/metrics": "Prometheus scrape",
-    "/openapi.json": "the API description",
-    "/docs": "the API description",
-}
-
-#: The audit trail is the kit's, in every service; its access rules are tested in the kit.
-AUDIT_PATHS = ("/v1/audit-events", "/fhir/AuditEvent")
-
-
-@dataclass(frozen=True)
-class Operation:
-    method: str
-    template: str
-
-    def __str__(self) -> str:
-        return f"{self.method.upper()} {self.template}"
-
-    @property
-    def changes(self) -> bool:
-        return self.method != "get"
-
-    @property
-    def is_training_operation(self) -> bool:
-        return not self.template.startswith(AUDIT_PATHS)
+PUBLIC = dict(kit.OPERATIONAL_ROUTES)
 
 
 def protected_operations(openapi: dict[str, Any]) -> list[Operation]:
     """Every documented operation except the public routes."""
-    return [Operation(method, path) for path, item in openapi["paths"].items()
-            for method in item if method in HTTP_METHODS and path not in PUBLIC]
+    return kit.protected_operations(openapi, public=PUBLIC)
 
 
 @dataclass(frozen=True)
@@ -55,13 +31,9 @@ class Records:
     team_id: str
 
     def fill(self, template: str) -> str:
-        return (template.replace("{course_id}", self.course_id)
-                .replace("{run_id}", self.run_id)
-                .replace("{educator_id}", self.educator_id)
-                .replace("{enrolment_id}", self.enrolment_id)
-                .replace("{staff_id}", self.staff_id)
-                .replace("{team_id}", self.team_id)
-                .replace("{audit_event_id}", "0b0e7c1e-4b1c-4c55-9a51-4ad2e0f5d6a1"))
+        return kit.fill_path(template, course_id=self.course_id, run_id=self.run_id,
+                             educator_id=self.educator_id, enrolment_id=self.enrolment_id,
+                             staff_id=self.staff_id, team_id=self.team_id)
 
 
 def valid_body(operation: Operation, *, learner_id: str) -> Any:
