@@ -1,25 +1,18 @@
 """Identity: every bad token is refused with 401 and a problem document; scopes, object-level
 rules and the configuration that production refuses."""
 
-import base64
-import hashlib
-import hmac
-import json
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import ValidationError
 
 from recovery.common.auth import (
@@ -31,65 +24,24 @@ from recovery.common.auth import (
     can_read_aggregates,
     can_read_audit_trail,
 )
-from recovery.common.dev_issuer import KID, DevIssuer
+from recovery.common.dev_issuer import DevIssuer
 from recovery.common.problems import Problem
-from recovery.common.settings import DEV_ISSUER, Settings
+from recovery.common.settings import Settings
+from recovery.common.testing.forged_tokens import (
+    alg_none,
+    claims_of,
+    forged_tokens,
+    signed,
+    signed_by_another_key,
+)
 from recovery.common.testing.plugin import TokenFactory
 
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+#: Every forged or broken token, in the claims of a clinician of team-a.
+BAD_TOKENS = forged_tokens(roles=["clinician"], teams=["team-a"])
 
 
 def _claims(**overrides: Any) -> dict[str, Any]:
-    now = int(time.time())
-    claims: dict[str, Any] = {"iss": DEV_ISSUER, "aud": "recovery-platform", "sub": "staff-1",
-                              "iat": now, "exp": now + 600, "roles": ["clinician"],
-                              "teams": ["team-a"], "scope": "user/*.cruds"}
-    claims.update(overrides)
-    return {k: v for k, v in claims.items() if v is not None}
-
-
-def _signed(issuer: DevIssuer, claims: dict[str, Any]) -> str:
-    issuer.ensure_keys()
-    return jwt.encode(claims, issuer._private_key, algorithm="RS256", headers={"kid": KID})
-
-
-def _unsigned(claims: dict[str, Any]) -> str:
-    header = _b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
-    return f"{header}.{_b64(json.dumps(claims).encode())}."
-
-
-def _hs256_with_public_key(issuer: DevIssuer, claims: dict[str, Any]) -> str:
-    """The key-confusion attack: HMAC keyed with the issuer's public key, which is public."""
-    issuer.ensure_keys()
-    public_pem = issuer._private_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    signing_input = (_b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": KID}).encode())
-                     + "." + _b64(json.dumps(claims).encode()))
-    signature = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{_b64(signature)}"
-
-
-def _other_key(claims: dict[str, Any]) -> str:
-    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return jwt.encode(claims, stranger, algorithm="RS256", headers={"kid": KID})
-
-
-BAD_TOKENS: dict[str, Callable[[DevIssuer], str]] = {
-    "malformed": lambda issuer: "not-a.jwt",
-    "expired": lambda issuer: _signed(issuer, _claims(exp=int(time.time()) - 3600)),
-    "wrong audience": lambda issuer: _signed(issuer, _claims(aud="another-platform")),
-    "wrong issuer": lambda issuer: _signed(issuer, _claims(iss="https://issuer.example")),
-    "alg none": lambda issuer: _unsigned(_claims()),
-    "HS256 keyed with the public key": lambda issuer: _hs256_with_public_key(issuer, _claims()),
-    "signed by another key": lambda issuer: _other_key(_claims()),
-    "missing exp": lambda issuer: _signed(issuer, _claims(exp=None)),
-    "missing sub": lambda issuer: _signed(issuer, _claims(sub=None)),
-    "empty sub": lambda issuer: _signed(issuer, _claims(sub="  ")),
-    "missing iss": lambda issuer: _signed(issuer, _claims(iss=None)),
-    "missing aud": lambda issuer: _signed(issuer, _claims(aud=None)),
-}
+    return claims_of(roles=["clinician"], teams=["team-a"], **overrides)
 
 
 def _assert_401(response: httpx.Response) -> None:
@@ -136,7 +88,7 @@ async def test_a_valid_token_is_accepted_and_its_claims_become_the_principal(
 def test_a_cached_token_is_forgotten_once_it_expires(dev_issuer: DevIssuer) -> None:
     verifier = TokenVerifier(Settings(environment="test", jwks_file=str(dev_issuer.jwks_path),
                                       jwt_leeway_seconds=0))
-    token = _signed(dev_issuer, _claims(exp=int(time.time()) + 1))
+    token = signed(dev_issuer, _claims(exp=int(time.time()) + 1))
     assert verifier.verify(token).sub == "staff-1"
     time.sleep(1.1)
     assert verifier.cached(token) is None
@@ -150,7 +102,7 @@ def test_only_allowed_algorithms_are_accepted_even_when_none_is_configured(
     verifier = TokenVerifier(Settings(environment="test", jwks_file=str(dev_issuer.jwks_path),
                                       jwt_algorithms=["RS256", "none"]))
     with pytest.raises(Problem) as refused:
-        verifier.verify(_unsigned(_claims()))
+        verifier.verify(alg_none(_claims()))
     assert refused.value.status == 401
 
 
@@ -187,7 +139,7 @@ def test_tokens_are_verified_against_a_jwks_fetched_from_a_url(
     assert verifier.fetches_keys
     assert verifier.verify(tokens.clinician("staff-9")).sub == "staff-9"
     with pytest.raises(Problem):
-        verifier.verify(_other_key(_claims()))
+        verifier.verify(signed_by_another_key(_claims()))
 
 
 async def test_the_app_verifies_tokens_with_a_jwks_url(
@@ -203,7 +155,7 @@ async def test_the_app_verifies_tokens_with_a_jwks_url(
         ok = await client.get("/v1/whoami", headers=tokens.header(tokens.clinician("s-3")))
         assert ok.status_code == 200
         _assert_401(await client.get("/v1/whoami",
-                                     headers=tokens.header(_other_key(_claims()))))
+                                     headers=tokens.header(signed_by_another_key(_claims()))))
 
 
 # --- scopes ------------------------------------------------------------------------------------
