@@ -2,14 +2,13 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Path, Query, Response
 
 from recovery.common.deps import AccessDep, PrincipalDep, SessionDep, SettingsDep
+from recovery.common.http import Cursor, IfMatch, Limit, json_response
 from recovery.common.pagination import Page, page_size
 from recovery.common.problems import problem_responses
 from recovery.common.settings import Settings
-from recovery.common.versioning import etag
 from recovery.training import service
 from recovery.training.models import (
     AttendanceRecord,
@@ -36,25 +35,10 @@ from recovery.training.models import (
 router = APIRouter(prefix="/v1", tags=["training"])
 
 Id = Annotated[str, Path(min_length=1, max_length=64)]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200,
-                                       description="The ETag of the version being changed")]
-Cursor = Annotated[str | None, Query(max_length=500, description="next_cursor of the last page")]
-Limit = Annotated[int | None, Query(ge=1, le=1000, description="Page size (capped)")]
 Filter = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 READ = problem_responses(404)
 CHANGE = problem_responses(404, 409)
-
-
-def respond(model: BaseModel, *, status_code: int = 200, version: int | None = None,
-            location: str | None = None) -> Response:
-    headers = {}
-    if version is not None:
-        headers["ETag"] = etag(version)
-    if location is not None:
-        headers["Location"] = location
-    return Response(model.model_dump_json(), status_code=status_code,
-                    media_type="application/json", headers=headers)
 
 
 def size(limit: int | None, settings: Settings) -> int:
@@ -67,7 +51,7 @@ def size(limit: int | None, settings: Settings) -> int:
 @router.get("/courses", response_model=Page[CoursePublic], summary="The prospectus")
 async def list_courses(session: SessionDep, principal: PrincipalDep, settings: SettingsDep,
                        cursor: Cursor = None, limit: Limit = None) -> Response:
-    return respond(await service.list_courses(session, principal, cursor=cursor,
+    return json_response(await service.list_courses(session, principal, cursor=cursor,
                                               limit=size(limit, settings)))
 
 
@@ -76,7 +60,7 @@ async def list_courses(session: SessionDep, principal: PrincipalDep, settings: S
 async def create_course(data: CourseCreate, session: SessionDep,
                         principal: PrincipalDep) -> Response:
     course = await service.create_course(session, principal, data)
-    return respond(CoursePublic.model_validate(course), status_code=201,
+    return json_response(CoursePublic.model_validate(course), status_code=201,
                    version=course.version, location=f"/v1/courses/{course.id}")
 
 
@@ -84,7 +68,7 @@ async def create_course(data: CourseCreate, session: SessionDep,
             summary="One course of the prospectus")
 async def read_course(course_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     course = await service.get_course(session, course_id)
-    return respond(CoursePublic.model_validate(course), version=course.version)
+    return json_response(CoursePublic.model_validate(course), version=course.version)
 
 
 @router.patch("/courses/{course_id}", response_model=CoursePublic,
@@ -93,7 +77,7 @@ async def read_course(course_id: Id, session: SessionDep, principal: PrincipalDe
 async def update_course(course_id: Id, change: CourseUpdate, session: SessionDep,
                         principal: PrincipalDep, if_match: IfMatch = None) -> Response:
     course = await service.update_course(session, principal, course_id, if_match, change)
-    return respond(CoursePublic.model_validate(course), version=course.version)
+    return json_response(CoursePublic.model_validate(course), version=course.version)
 
 
 @router.get("/courses/{course_id}/runs", response_model=Page[RunPublic], responses=READ,
@@ -101,7 +85,7 @@ async def update_course(course_id: Id, change: CourseUpdate, session: SessionDep
 async def list_runs(course_id: Id, session: SessionDep, principal: PrincipalDep,
                     settings: SettingsDep, cursor: Cursor = None,
                     limit: Limit = None) -> Response:
-    return respond(await service.list_runs(session, course_id, cursor=cursor,
+    return json_response(await service.list_runs(session, course_id, cursor=cursor,
                                            limit=size(limit, settings)))
 
 
@@ -112,12 +96,12 @@ async def list_runs(course_id: Id, session: SessionDep, principal: PrincipalDep,
 async def create_run(course_id: Id, data: RunCreate, session: SessionDep,
                      principal: PrincipalDep) -> Response:
     run = await service.create_run(session, principal, course_id, data)
-    return respond(run, status_code=201, location=f"/v1/runs/{run.id}")
+    return json_response(run, status_code=201, location=f"/v1/runs/{run.id}")
 
 
 @router.get("/runs/{run_id}", response_model=RunPublic, responses=READ, summary="One run")
 async def read_run(run_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
-    return respond(await service.read_run(session, run_id))
+    return json_response(await service.read_run(session, run_id))
 
 
 # --- educators ----------------------------------------------------------------------------
@@ -128,7 +112,7 @@ async def read_run(run_id: Id, session: SessionDep, principal: PrincipalDep) -> 
 async def create_educator(data: EducatorCreate, session: SessionDep,
                           principal: PrincipalDep) -> Response:
     educator = await service.create_educator(session, principal, data)
-    return respond(EducatorPublic.model_validate(educator), status_code=201,
+    return json_response(EducatorPublic.model_validate(educator), status_code=201,
                    location=f"/v1/educators/{educator.id}")
 
 
@@ -136,14 +120,14 @@ async def create_educator(data: EducatorCreate, session: SessionDep,
             summary="Educators (the college)")
 async def list_educators(session: SessionDep, access: AccessDep, settings: SettingsDep,
                          cursor: Cursor = None, limit: Limit = None) -> Response:
-    return respond(await service.list_educators(session, access, cursor=cursor,
+    return json_response(await service.list_educators(session, access, cursor=cursor,
                                                 limit=size(limit, settings)))
 
 
 @router.get("/educators/{educator_id}", response_model=EducatorPublic, responses=READ,
             summary="One educator with their training, supervision and support")
 async def read_educator(educator_id: Id, session: SessionDep, access: AccessDep) -> Response:
-    return respond(EducatorPublic.model_validate(
+    return json_response(EducatorPublic.model_validate(
         await service.get_educator(session, access, educator_id)))
 
 
@@ -151,7 +135,7 @@ async def read_educator(educator_id: Id, session: SessionDep, access: AccessDep)
              status_code=201, responses=READ, summary="Record the educator's own training")
 async def add_training(educator_id: Id, record: TrainingRecord, session: SessionDep,
                        access: AccessDep) -> Response:
-    return respond(EducatorPublic.model_validate(
+    return json_response(EducatorPublic.model_validate(
         await service.add_educator_record(session, access, educator_id, record)),
         status_code=201)
 
@@ -160,7 +144,7 @@ async def add_training(educator_id: Id, record: TrainingRecord, session: Session
              status_code=201, responses=READ, summary="Record the educator's supervision")
 async def add_supervision(educator_id: Id, record: SupervisionRecord, session: SessionDep,
                           access: AccessDep) -> Response:
-    return respond(EducatorPublic.model_validate(
+    return json_response(EducatorPublic.model_validate(
         await service.add_educator_record(session, access, educator_id, record)),
         status_code=201)
 
@@ -169,7 +153,7 @@ async def add_supervision(educator_id: Id, record: SupervisionRecord, session: S
              status_code=201, responses=READ, summary="Record support given to the educator")
 async def add_support(educator_id: Id, record: SupportRecord, session: SessionDep,
                       access: AccessDep) -> Response:
-    return respond(EducatorPublic.model_validate(
+    return json_response(EducatorPublic.model_validate(
         await service.add_educator_record(session, access, educator_id, record)),
         status_code=201)
 
@@ -182,7 +166,7 @@ async def add_support(educator_id: Id, record: SupportRecord, session: SessionDe
 async def enrol(run_id: Id, data: EnrolmentCreate, session: SessionDep,
                 access: AccessDep) -> Response:
     enrolment = await service.enrol(session, access, run_id, data)
-    return respond(EnrolmentPublic.model_validate(enrolment), status_code=201,
+    return json_response(EnrolmentPublic.model_validate(enrolment), status_code=201,
                    location=f"/v1/enrolments/{enrolment.id}")
 
 
@@ -192,7 +176,7 @@ async def list_enrolments(session: SessionDep, access: AccessDep, settings: Sett
                           learner_id: Filter = None, run_id: Filter = None,
                           course_id: Filter = None, status: EnrolmentStatus | None = None,
                           cursor: Cursor = None, limit: Limit = None) -> Response:
-    return respond(await service.list_enrolments(
+    return json_response(await service.list_enrolments(
         session, access, learner_id=learner_id, run_id=run_id, course_id=course_id,
         status=status, cursor=cursor, limit=size(limit, settings)))
 
@@ -200,7 +184,7 @@ async def list_enrolments(session: SessionDep, access: AccessDep, settings: Sett
 @router.get("/enrolments/{enrolment_id}", response_model=EnrolmentPublic, responses=READ,
             summary="One enrolment")
 async def read_enrolment(enrolment_id: Id, session: SessionDep, access: AccessDep) -> Response:
-    return respond(EnrolmentPublic.model_validate(
+    return json_response(EnrolmentPublic.model_validate(
         await service.get_enrolment(session, access, enrolment_id)))
 
 
@@ -208,7 +192,7 @@ async def read_enrolment(enrolment_id: Id, session: SessionDep, access: AccessDe
              responses=CHANGE, summary="Record attendance (the college)")
 async def record_attendance(enrolment_id: Id, data: AttendanceRecord, session: SessionDep,
                             access: AccessDep) -> Response:
-    return respond(EnrolmentPublic.model_validate(
+    return json_response(EnrolmentPublic.model_validate(
         await service.record_attendance(session, access, enrolment_id, data)))
 
 
@@ -216,7 +200,7 @@ async def record_attendance(enrolment_id: Id, data: AttendanceRecord, session: S
              responses=CHANGE, summary="Record completion (the college)")
 async def complete(enrolment_id: Id, data: Completion, session: SessionDep,
                    access: AccessDep) -> Response:
-    return respond(EnrolmentPublic.model_validate(
+    return json_response(EnrolmentPublic.model_validate(
         await service.complete(session, access, enrolment_id, data)))
 
 
@@ -224,7 +208,7 @@ async def complete(enrolment_id: Id, data: Completion, session: SessionDep,
              responses=CHANGE,
              summary="Withdraw; the place goes to the first on the waiting list")
 async def withdraw(enrolment_id: Id, session: SessionDep, access: AccessDep) -> Response:
-    return respond(EnrolmentPublic.model_validate(
+    return json_response(EnrolmentPublic.model_validate(
         await service.withdraw(session, access, enrolment_id)))
 
 
@@ -232,7 +216,7 @@ async def withdraw(enrolment_id: Id, session: SessionDep, access: AccessDep) -> 
              responses=CHANGE, summary="The learner's rating and words, once, after completion")
 async def record_feedback(enrolment_id: Id, data: FeedbackCreate, session: SessionDep,
                           access: AccessDep) -> Response:
-    return respond(EnrolmentPublic.model_validate(
+    return json_response(EnrolmentPublic.model_validate(
         await service.record_feedback(session, access, enrolment_id, data)))
 
 
@@ -242,22 +226,22 @@ async def record_feedback(enrolment_id: Id, data: FeedbackCreate, session: Sessi
 @router.get("/staff/{staff_id}", response_model=StaffPublic, responses=READ,
             summary="A member of staff as the roster knows them (from workforce events)")
 async def read_staff(staff_id: Id, session: SessionDep, access: AccessDep) -> Response:
-    return respond(await service.get_staff(session, access, staff_id))
+    return json_response(await service.get_staff(session, access, staff_id))
 
 
 @router.get("/figures/foundation-coverage", response_model=FoundationCoverage,
             tags=["figures"], summary="Foundation course coverage across the organisation")
 async def organisation_coverage(session: SessionDep, access: AccessDep) -> Response:
-    return respond(await service.foundation_coverage(session, access, None))
+    return json_response(await service.foundation_coverage(session, access, None))
 
 
 @router.get("/teams/{team_id}/foundation-coverage", response_model=FoundationCoverage,
             tags=["figures"], summary="A team's foundation coverage by profession and grade")
 async def team_coverage(team_id: Id, session: SessionDep, access: AccessDep) -> Response:
-    return respond(await service.foundation_coverage(session, access, team_id))
+    return json_response(await service.foundation_coverage(session, access, team_id))
 
 
 @router.get("/figures/quality", response_model=TrainingQuality, tags=["figures"],
             summary="Quality: feedback and co-delivery kept, per course")
 async def quality(session: SessionDep, access: AccessDep) -> Response:
-    return respond(await service.training_quality(session, access))
+    return json_response(await service.training_quality(session, access))

@@ -6,17 +6,10 @@ from dataclasses import dataclass
 from datetime import date
 
 from recovery.common.auth import Principal, Role
+from recovery.common.rules import Refusal as Refusal  # re-exported: callers say rules.Refusal
 
 #: Roles that run the college: they keep the prospectus, runs, educators and records.
 COLLEGE_ROLES = frozenset({Role.educator, Role.admin})
-
-
-@dataclass(frozen=True)
-class Refusal:
-    status: int
-    kind: str
-    detail: str
-    field: str | None = None
 
 
 @dataclass(frozen=True)

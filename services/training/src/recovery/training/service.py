@@ -16,6 +16,7 @@ from recovery.common.deps import RecordAccess
 from recovery.common.events import CloudEvent, record_event
 from recovery.common.pagination import Page, decode_time_cursor, keyset_page
 from recovery.common.problems import InvalidParam, Problem
+from recovery.common.rules import refuse
 from recovery.common.timeutil import utcnow
 from recovery.common.versioning import require_if_match
 from recovery.training import rules
@@ -55,12 +56,6 @@ COURSE, ENROLMENT, EDUCATOR, STAFF = "Course", "Enrolment", "Educator", "StaffMe
 HOLDS_PLACE = (EnrolmentStatus.enrolled.value, EnrolmentStatus.completed.value)
 OPEN = (EnrolmentStatus.enrolled.value, EnrolmentStatus.waiting.value)
 T = TypeVar("T", bound=SQLModel)
-
-
-def refuse(refusal: rules.Refusal) -> Problem:
-    params = ([InvalidParam(name=refusal.field, reason=refusal.detail)]
-              if refusal.field else None)
-    return Problem(refusal.status, refusal.detail, kind=refusal.kind, invalid_params=params)
 
 
 def not_found(record_type: str) -> Problem:
