@@ -433,3 +433,19 @@ async def test_contacts_logged_at_the_same_moment_are_all_counted(api: Workforce
     figures = await api.get(f"/v1/teams/{team}/peer-share", api.manager(team), months=1)
     assert figures["total_minutes"] == sum(10 + n for n in range(24))
     assert figures["peer_minutes"] == sum(10 + n for n in range(24) if n % 2)
+
+
+async def test_a_change_of_hours_needs_the_current_version_and_moves_the_skill_mix(
+        api: WorkforceApi) -> None:
+    team = await api.team()
+    person = await api.staff(team, fte=1.0)
+    manager = api.manager(team)
+    path = f"/v1/staff/{person['id']}"
+    problem_of(await api.client.patch(path, json={"fte": 0.6}, headers=auth(manager)), 428)
+    problem_of(await api.client.patch(path, json={}, headers=auth(manager, '"1"')), 422)
+    changed = await api.client.patch(path, json={"fte": 0.6}, headers=auth(manager, '"1"'))
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["fte"] == 0.6 and changed.headers["etag"] == '"2"'
+    assert (await api.get(f"/v1/teams/{team}/skill-mix", manager))["fte_total"] == 0.6
+    problem_of(await api.client.patch(path, json={"fte": 0.5}, headers=auth(manager, '"1"')),
+               412)

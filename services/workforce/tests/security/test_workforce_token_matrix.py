@@ -146,6 +146,7 @@ def test_the_matrix_covers_every_workforce_operation_the_service_documents(
     assert found >= {
         "POST /v1/teams", "GET /v1/teams/{team_id}", "PUT /v1/teams/{team_id}/recovery-lead",
         "GET /v1/teams/{team_id}/staff", "POST /v1/staff", "GET /v1/staff/{staff_id}",
+        "PATCH /v1/staff/{staff_id}",
         "POST /v1/staff/{staff_id}/move", "POST /v1/staff/{staff_id}/leave",
         "PUT /v1/staff/{staff_id}/lived-experience",
         "GET /v1/staff/{staff_id}/lived-experience", "POST /v1/care-contacts",

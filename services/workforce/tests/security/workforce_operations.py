@@ -70,6 +70,7 @@ def valid_body(operation: Operation, *, team_id: str, staff_id: str, other_team:
         "POST /v1/staff": {"team_id": team_id, "display_name": "Kim Lee",
                            "profession": "psychology", "grade": "band-7",
                            "role_type": "professional", "fte": 0.5, "start_date": today},
+        "PATCH /v1/staff/{staff_id}": {"fte": 0.8},
         "POST /v1/staff/{staff_id}/move": {"team_id": other_team, "effective_date": today},
         "POST /v1/staff/{staff_id}/leave": {"end_date": today},
         "PUT /v1/staff/{staff_id}/lived-experience": {"declared": True},

@@ -262,6 +262,22 @@ class StaffCreate(_Strict):
     start_date: date
 
 
+class StaffUpdate(_Strict):
+    """A change of name or hours; fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    display_name: str | None = Field(default=None, min_length=1, max_length=200)
+    fte: float | None = Field(default=None, gt=0, le=1)
+
+    @field_validator("display_name", "fte")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null; leave the field out to keep it as it is")
+        return value
+
+
 class StaffMove(_Strict):
     team_id: str = id_field(description="The team the person moves to")
     effective_date: date

@@ -34,6 +34,7 @@ from recovery.workforce.models import (
     StaffLeave,
     StaffMove,
     StaffPublic,
+    StaffUpdate,
     SupervisionCreate,
     SupervisionPublic,
     TeamCreate,
@@ -121,6 +122,14 @@ async def create_staff(data: StaffCreate, session: SessionDep, access: AccessDep
             summary="A member of staff (the person, or staff of their team)")
 async def read_staff(staff_id: StaffId, session: SessionDep, access: AccessDep) -> Response:
     return staff_response(await service.get_staff(session, access, staff_id))
+
+
+@router.patch("/staff/{staff_id}", response_model=StaffPublic, responses=CHANGE,
+              tags=["staff"], summary="Change the name or FTE (If-Match; managers and admins)")
+async def update_staff(staff_id: StaffId, data: StaffUpdate, session: SessionDep,
+                       access: AccessDep, if_match: IfMatch = None) -> Response:
+    return staff_response(await service.update_staff(session, access, staff_id, if_match,
+                                                     data))
 
 
 @router.post("/staff/{staff_id}/move", response_model=StaffPublic, responses=CHANGE,

@@ -68,6 +68,7 @@ from recovery.workforce.models import (
     StaffLeave,
     StaffMove,
     StaffPublic,
+    StaffUpdate,
     SupervisionCreate,
     SupervisionSession,
     Team,
@@ -262,7 +263,8 @@ async def _staff_for_change(session: AsyncSession, access: RecordAccess, staff_i
                             if_match: str | None, action: str) -> Staff:
     staff = await get_staff(session, access, staff_id, verb=Verb.update, action=action)
     if not manages(access.principal, STAFF, Verb.update, staff.team_id):
-        raise forbidden("Moves and leaving are recorded by the team's managers and admins.")
+        raise forbidden("Changes, moves and leaving are recorded by the team's managers and "
+                        "admins.")
     require_if_match(if_match, staff.version)
     return staff
 
@@ -274,6 +276,22 @@ async def _commit_staff(session: AsyncSession, staff: Staff) -> None:
         await session.rollback()
         raise Problem(412, "The record changed meanwhile; read it again.",
                       kind="version-conflict") from exc
+
+
+async def update_staff(session: AsyncSession, access: RecordAccess, staff_id: str,
+                       if_match: str | None, data: StaffUpdate) -> Staff:
+    """Change the name or hours (FTE) a member of staff is known by; skill-mix follows."""
+    fields = data.model_dump(exclude_unset=True)
+    if not fields:
+        raise refuse(rules.Refusal(422, "nothing-to-change", "Send display_name or fte."))
+    staff = await _staff_for_change(session, access, staff_id, if_match, "update")
+    for name, value in fields.items():
+        setattr(staff, name, value)
+    staff.version += 1
+    staff.updated_at = utcnow()
+    session.add(staff)
+    await _commit_staff(session, staff)
+    return staff
 
 
 async def move_staff(session: AsyncSession, access: RecordAccess, staff_id: str,
