@@ -38,8 +38,7 @@ class Loaders:
         self.active_plan_of_person = DataLoader[str, dict[str, Any] | None](self._active_plans)
         self.risk_assessments_of_person = DataLoader[str, list[dict[str, Any]]](
             self._assessments)
-        self.foundation_enrolment_of_staff = DataLoader[str, dict[str, Any] | None](
-            self._foundation_enrolments)
+        self._foundation: asyncio.Future[dict[str, dict[str, Any]]] | None = None
         self.team = DataLoader[str, dict[str, Any]](self._teams)
 
     async def _post(self, service: str, path: str, body: dict[str, Any]) -> Any:
@@ -72,11 +71,19 @@ class Loaders:
         found = await in_chunks(people, load)
         return [found.get(person, []) for person in people]
 
-    async def _foundation_enrolments(self, staff: list[str]) -> list[dict[str, Any] | None]:
-        # The training service lists the foundation course's enrolments the caller may see
-        # (their teams' for a manager) a page of 200 at a time: a team of 2 or of 200 costs
-        # one call.
-        wanted = set(staff)
+    def foundation_enrolments(self) -> "asyncio.Future[dict[str, dict[str, Any]]]":
+        """Every foundation course enrolment the caller may see, by learner: one fetch per
+        request, shared by every member of staff in the answer (and started by the staff
+        list at the same time as its own call)."""
+        if self._foundation is None:
+            self._foundation = asyncio.ensure_future(self._load_foundation_enrolments())
+            # Started ahead, it may fail with nobody left to await it; its error is a field's.
+            self._foundation.add_done_callback(_retrieved)
+        return self._foundation
+
+    async def _load_foundation_enrolments(self) -> dict[str, dict[str, Any]]:
+        # The training service lists what the caller may see (their teams' for a manager)
+        # 200 at a time: a team of 2 or of 200 costs one call.
         found: dict[str, dict[str, Any]] = {}
         cursor: str | None = None
         while True:
@@ -88,12 +95,11 @@ class Loaders:
                                                self._token, params=params)).body
             for enrolment in page["items"]:
                 learner = enrolment["learner_id"]
-                if learner in wanted and _better(enrolment, found.get(learner)):
+                if _better(enrolment, found.get(learner)):
                     found[learner] = enrolment
             cursor = page.get("next_cursor")
-            if not cursor or wanted <= found.keys():
-                break
-        return [found.get(member) for member in staff]
+            if not cursor:
+                return found
 
     async def _teams(self, ids: list[str]) -> list[dict[str, Any] | BaseException]:
         async def one(team_id: str) -> dict[str, Any]:
@@ -104,6 +110,11 @@ class Loaders:
 
         results = await asyncio.gather(*(one(i) for i in ids), return_exceptions=True)
         return list(results)
+
+
+def _retrieved(future: "asyncio.Future[Any]") -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 _STATUS_RANK = {"completed": 3, "enrolled": 2, "waiting": 1, "withdrawn": 0}

@@ -47,8 +47,8 @@ class StaffMember:
     async def training_status(self, info: strawberry.Info[GatewayContext, None]
                               ) -> TrainingStatus | None:
         check_training_record(info.context.principal, str(self.id), str(self.team_id))
-        enrolment = await info.context.loaders.foundation_enrolment_of_staff.load(str(self.id))
-        return TrainingStatus.from_enrolment(enrolment)
+        enrolments = await info.context.loaders.foundation_enrolments()
+        return TrainingStatus.from_enrolment(enrolments.get(str(self.id)))
 
     @classmethod
     def from_service(cls, data: dict[str, Any]) -> "StaffMember":

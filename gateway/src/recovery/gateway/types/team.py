@@ -1,5 +1,6 @@
 """Team: its staff and figures, composed from workforce and training in parallel."""
 
+from collections.abc import Sequence
 from typing import Any
 
 import strawberry
@@ -79,6 +80,9 @@ class Team:
     async def staff(self, info: strawberry.Info[GatewayContext, None], first: int | None = None,
                     after: str | None = None, include_left: bool = False
                     ) -> Connection[StaffMember]:
+        if _asks_for(info.selected_fields, "trainingStatus"):
+            # Both lists at once: the enrolments do not depend on who is in the team.
+            info.context.loaders.foundation_enrolments()
         members = await _all_staff(info.context, str(self.id), include_left)
         return connection(members, first, after)
 
@@ -121,6 +125,16 @@ class Team:
         lead = data.get("recovery_lead_staff_id")
         return cls(id=strawberry.ID(data["id"]), name=data["name"],
                    recovery_lead_staff_id=strawberry.ID(lead) if lead else None)
+
+
+def _asks_for(selections: Sequence[Any], name: str) -> bool:
+    """Whether the query selects ``name`` anywhere under these fields."""
+    for selection in selections:
+        if getattr(selection, "name", None) == name:
+            return True
+        if _asks_for(getattr(selection, "selections", ()), name):
+            return True
+    return False
 
 
 async def _all_staff(context: GatewayContext, team_id: str,
