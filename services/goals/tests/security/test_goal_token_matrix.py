@@ -20,19 +20,13 @@ from goal_operations import (
 )
 
 from recovery.common.dev_issuer import DevIssuer
-from recovery.common.testing.forged_tokens import bad_credentials
 from recovery.common.testing.openapi_operations import (
     paths_without_security,
-    undeclared_security,
     unfilled,
 )
 from recovery.common.testing.plugin import TokenFactory, make_settings, running_service
-from recovery.common.testing.token_matrix import Call, TokenMatrix
+from recovery.common.testing.token_matrix import Call, TokenMatrix, TokenMatrixContract
 from recovery.goals.main import MIGRATIONS_DIR, SERVICE, create_app
-
-#: How to send each bad credential: the Authorization header value, or None for no header.
-BAD_CREDENTIALS = bad_credentials(roles=["admin"], teams=["team-a"])
-
 
 # --- the service and its operations -------------------------------------------------------
 
@@ -104,25 +98,12 @@ def test_the_matrix_covers_every_goal_operation_the_service_documents(world: Wor
         "add a value for these path parameters to World.path"
 
 
-async def test_every_protected_operation_declares_bearer_security(world: World) -> None:
-    openapi = (await world.client.get("/openapi.json")).json()
-    assert undeclared_security(openapi, world.operations) == []
+class TestGoalTokenMatrix(TokenMatrixContract):
+    """The kit's token matrix, with forgeries in the claims of a caller who could otherwise
+    do everything."""
 
-
-async def test_a_valid_token_gets_past_authentication_on_every_operation(
-        world: World, tokens: TokenFactory) -> None:
-    """The control: the same requests with a good token are not refused as unauthenticated
-    (reads only, so the goal stays as the bad-token tests expect it)."""
-    assert await world.matrix.refused_reads(tokens.admin("admin-1", ["team-a"])) == []
-
-
-@pytest.mark.parametrize("credential", list(BAD_CREDENTIALS))
-async def test_a_bad_or_missing_token_is_401_on_every_endpoint_and_changes_nothing(
-        world: World, dev_issuer: DevIssuer, credential: str) -> None:
-    before = await world.snapshot()
-    wrong = await world.matrix.not_refused(BAD_CREDENTIALS[credential](dev_issuer))
-    assert wrong == [], "\n".join(wrong)
-    assert await world.snapshot() == before
+    roles = ["admin"]
+    teams = ["team-a"]
 
 
 async def test_public_routes_answer_without_a_token_and_hold_no_records(world: World) -> None:

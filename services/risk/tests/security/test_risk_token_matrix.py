@@ -18,19 +18,13 @@ from risk_operations import (
 )
 
 from recovery.common.dev_issuer import DevIssuer
-from recovery.common.testing.forged_tokens import bad_credentials
 from recovery.common.testing.openapi_operations import (
     paths_without_security,
-    undeclared_security,
     unfilled,
 )
 from recovery.common.testing.plugin import TokenFactory, make_settings, running_service
-from recovery.common.testing.token_matrix import Call, TokenMatrix
+from recovery.common.testing.token_matrix import Call, TokenMatrix, TokenMatrixContract
 from recovery.risk.main import MIGRATIONS_DIR, SERVICE, create_app
-
-#: Credentials of an admin and clinician of team-a who could otherwise do everything, each
-#: broken or forged one way.
-BAD_CREDENTIALS = bad_credentials(roles=["admin", "clinician"], teams=["team-a"])
 
 
 @dataclass
@@ -100,22 +94,12 @@ def test_the_matrix_covers_every_risk_operation_the_service_documents(world: Wor
         "add a value for these path parameters to fill_path"
 
 
-async def test_every_protected_operation_declares_bearer_security(world: World) -> None:
-    openapi = (await world.client.get("/openapi.json")).json()
-    assert undeclared_security(openapi, world.operations) == []
+class TestRiskTokenMatrix(TokenMatrixContract):
+    """The kit's token matrix, with forgeries in the claims of a caller who could otherwise
+    do everything."""
 
-
-async def test_a_valid_token_gets_past_authentication_on_every_read(world: World) -> None:
-    assert await world.matrix.refused_reads(world.tokens.admin("admin-1", ["team-a"])) == []
-
-
-@pytest.mark.parametrize("credential", list(BAD_CREDENTIALS))
-async def test_a_bad_or_missing_token_is_401_on_every_endpoint_and_changes_nothing(
-        world: World, dev_issuer: DevIssuer, credential: str) -> None:
-    before = await world.snapshot()
-    wrong = await world.matrix.not_refused(BAD_CREDENTIALS[credential](dev_issuer))
-    assert wrong == [], "\n".join(wrong)
-    assert await world.snapshot() == before
+    roles = ["admin", "clinician"]
+    teams = ["team-a"]
 
 
 async def test_a_score_without_a_token_is_401_not_a_hint_about_the_api(world: World) -> None:

@@ -4,11 +4,15 @@ token; the same operations with a good token get past authentication."""
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import httpx
+import pytest
 
-from recovery.common.testing.openapi_operations import PROBLEM, Operation
+from recovery.common.dev_issuer import DevIssuer
+from recovery.common.testing.forged_tokens import bad_credentials
+from recovery.common.testing.openapi_operations import PROBLEM, Operation, undeclared_security
+from recovery.common.testing.plugin import TokenFactory
 
 
 @dataclass
@@ -67,3 +71,50 @@ class TokenMatrix:
                 if response.status_code == 401:
                     wrong.append(f"{operation}: {response.text[:200]}")
         return wrong
+
+
+class MatrixWorld(Protocol):
+    """What a service's module-scoped ``world`` fixture yields for the contract below."""
+
+    client: httpx.AsyncClient
+    operations: list[Operation]
+
+    @property
+    def matrix(self) -> TokenMatrix: ...
+
+    async def snapshot(self) -> object:
+        """What a refused change must leave alone, read with an allowed token."""
+        ...
+
+
+#: The names of the bad credentials; which claims they forge is the test class's.
+CREDENTIALS = list(bad_credentials())
+
+
+class TokenMatrixContract:
+    """The token-matrix tests every service runs: a service's ``Test...`` class inherits them,
+    names the claims its forgeries carry (someone who could otherwise do everything) and
+    provides a module-scoped ``world`` fixture (a ``MatrixWorld``)."""
+
+    roles: ClassVar[list[str]] = ["admin"]
+    teams: ClassVar[list[str]] = ["team-a"]
+
+    async def test_every_protected_operation_declares_bearer_security(
+            self, world: MatrixWorld) -> None:
+        openapi = (await world.client.get("/openapi.json")).json()
+        assert undeclared_security(openapi, world.operations) == []
+
+    async def test_a_valid_token_gets_past_authentication_on_every_read(
+            self, world: MatrixWorld, tokens: TokenFactory) -> None:
+        """The control: the same reads with a good token are not refused as
+        unauthenticated (reads only, so the records stay as the bad-token tests expect)."""
+        assert await world.matrix.refused_reads(tokens.admin("admin-1", ["team-a"])) == []
+
+    @pytest.mark.parametrize("credential", CREDENTIALS)
+    async def test_a_bad_or_missing_token_is_401_on_every_endpoint_and_changes_nothing(
+            self, world: MatrixWorld, dev_issuer: DevIssuer, credential: str) -> None:
+        forge = bad_credentials(roles=self.roles, teams=self.teams)[credential]
+        before = await world.snapshot()
+        wrong = await world.matrix.not_refused(forge(dev_issuer))
+        assert wrong == [], "\n".join(wrong)
+        assert await world.snapshot() == before
