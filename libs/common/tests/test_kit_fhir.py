@@ -4,6 +4,8 @@ fhir.resources), in FHIR's media type."""
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
+import httpx
+from fastapi import FastAPI
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.provenance import Provenance
@@ -70,3 +72,18 @@ def test_a_fhir_response_is_fhir_json() -> None:
     response = fhir.FhirResponse({"resourceType": "Bundle"})
     assert response.headers["content-type"] == fhir.FHIR_JSON
     assert json.loads(response.body) == {"resourceType": "Bundle"}
+
+
+async def test_a_service_fhir_router_answers_metadata_with_its_capability_statement() -> None:
+    statement = fhir.capability_statement(service="toy", scopes_on="user/ Observation",
+                                          resources=[{"type": "Observation",
+                                                      "interaction": [{"code": "read"}]}])
+    app = FastAPI()
+    app.include_router(fhir.fhir_router("toy", lambda: statement))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://test") as client:
+        answer = await client.get("/fhir/metadata")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == fhir.FHIR_JSON
+    assert CapabilityStatement.model_validate(answer.json()).software.name == "recovery-toy"
+    assert "CapabilityStatement of the toy service" in str(app.openapi())

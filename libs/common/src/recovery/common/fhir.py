@@ -5,10 +5,11 @@ What a service maps (Goal, CarePlan, RiskAssessment, Practitioner) stays in the 
 """
 
 import base64
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 FHIR_VERSION = "4.0.1"
@@ -108,3 +109,15 @@ def provenance(target: str, version: int, *, recorded: datetime,
     if activity is not None:
         resource["activity"] = {"text": activity}
     return {**resource, "agent": list(agents), "signature": list(signatures)}
+
+
+def fhir_router(service: str, capability: Callable[[], dict[str, Any]]) -> APIRouter:
+    """A service's ``/fhir`` router, answering ``/metadata`` with its CapabilityStatement."""
+    router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse)
+
+    @router.get("/metadata", response_model=None, responses=FHIR_OK,
+                summary=f"CapabilityStatement of the {service} service")
+    async def metadata() -> FhirResponse:
+        return FhirResponse(capability())
+
+    return router

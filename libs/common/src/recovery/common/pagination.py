@@ -4,7 +4,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -54,6 +54,16 @@ def decode_time_cursor(cursor: str) -> tuple[datetime, str]:
         if moment.tzinfo is None:
             raise ValueError("naive")
         return moment, record_id
+    except ValueError as exc:
+        raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.",
+                      kind="invalid-cursor") from exc
+
+
+def decode_date_cursor(cursor: str) -> tuple[date, str]:
+    """A cursor whose sort value is a day (records kept most recent day first)."""
+    value, record_id = decode_cursor(cursor)
+    try:
+        return date.fromisoformat(str(value)), record_id
     except ValueError as exc:
         raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.",
                       kind="invalid-cursor") from exc

@@ -1,13 +1,17 @@
-"""Lists: whose records a caller may see, from the same scopes and claims as the object-level
-rule (``can_reach_record``), and the WHERE clause that keeps a list query to them."""
+"""Lists and batch reads: whose records a caller may see, from the same scopes and claims as
+the object-level rule (``can_reach_record``), and the WHERE clause that keeps a query to them."""
 
+import json
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import or_
+from sqlalchemy import and_, or_
 from sqlalchemy.sql.elements import ColumnElement
 
-from recovery.common.auth import Principal, Verb
+from recovery.common.audit import Outcome
+from recovery.common.auth import Principal, Verb, require_scope
+from recovery.common.deps import RecordAccess
 
 
 @dataclass(frozen=True)
@@ -61,3 +65,37 @@ def reach_condition(reach: Reach, *, person_column: Any, team_column: Any,
     if not parts:
         return False
     return parts[0] if len(parts) == 1 else or_(*parts)
+
+
+def batch_condition(access: RecordAccess, resource: str, record_type: str,
+                    people: Sequence[str], *, person_column: Any,
+                    team_column: Any) -> ColumnElement[bool] | None:
+    """A batch read of many people's records (the gateway's DataLoader): the WHERE for what
+    the caller may read (all of a person's records, or those of the caller's teams), each
+    person's decision audited; None when they may read none of it."""
+    principal = access.principal
+    require_scope(principal, resource, Verb.read)
+    reach = reach_of(principal, resource, Verb.read)
+    whole = [p for p in people if reach.everyone or p in reach.people]
+    by_team = [p for p in people if p not in whole] if reach.teams else []
+    for person in people:
+        allowed = person in whole or person in by_team
+        access.audit(record_type=record_type, record_id=None, service_user_id=person,
+                     action="batch-read", outcome=Outcome.allowed if allowed else Outcome.denied)
+    parts: list[ColumnElement[bool]] = []
+    if whole:
+        parts.append(person_column.in_(whole))
+    if by_team:
+        parts.append(and_(person_column.in_(by_team), one_of(team_column, reach.teams)))
+    return or_(*parts) if parts else None
+
+
+def batch_result_json(found: Mapping[str, Sequence[str]], truncated: Set[str],
+                      key: str) -> str:
+    """``BatchReadResult`` JSON joined from stored documents: per person, the documents
+    under ``key`` and whether there were more than the limit."""
+    results = ",".join(
+        f'{{"service_user_id":{json.dumps(person)},"{key}":[{",".join(documents)}],'
+        f'"truncated":{json.dumps(person in truncated)}}}'
+        for person, documents in found.items())
+    return f'{{"results":[{results}]}}'

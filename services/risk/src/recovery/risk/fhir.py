@@ -5,7 +5,7 @@ number (NICE NG225). The person's view of each area is the assessment's basis.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 
 from recovery.common import fhir
 from recovery.common.deps import AccessDep
@@ -121,14 +121,8 @@ def capability_statement() -> dict[str, Any]:
     ])
 
 
-router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse)
+router = fhir.fhir_router("risk", capability_statement)
 _checked = [Depends(refuse_predictive_scores)]
-
-
-@router.get("/metadata", response_model=None, responses=FHIR_OK,
-            summary="CapabilityStatement of the risk service")
-async def metadata() -> FhirResponse:
-    return FhirResponse(capability_statement())
 
 
 @router.get("/RiskAssessment/{assessment_id}", response_model=None, dependencies=_checked,

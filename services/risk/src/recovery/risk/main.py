@@ -5,10 +5,13 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from recovery.common.app import create_service_app
+from recovery.common.periodic import run_periodically
 from recovery.common.settings import Settings
 
 SERVICE = "risk"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SWEEP_EVERY_SECONDS = 3600.0
+FIRST_SWEEP_AFTER_SECONDS = 5.0
 
 DESCRIPTION = """Risk co-assessed with the service user: for each area, the person's view in
 their words and the clinician's view, strengths and protective factors, and whether they
@@ -22,7 +25,8 @@ Every change makes a new version (send `If-Match`); errors are RFC 9457 problem 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The risk app; without settings, they are read from the environment."""
-    from recovery.risk import fhir, routes, sweep
+    from recovery.risk import fhir, routes
+    from recovery.risk.service import raise_review_due_events
 
     app = create_service_app(
         settings=settings or Settings(service=SERVICE),
@@ -31,5 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[routes.router, fhir.router],
         migrations_dir=MIGRATIONS_DIR,
     )
-    sweep.install(app)
+    # Review-due events once a review date has come: hourly, and only when events are on.
+    run_periodically(app, "review_sweep", raise_review_due_events,
+                     every_s=SWEEP_EVERY_SECONDS, first_after_s=FIRST_SWEEP_AFTER_SECONDS,
+                     enabled=lambda kit: kit.settings.events_enabled)
     return app

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import String, Text, and_, bindparam, cast, literal, or_, tuple_
+from sqlalchemy import String, Text, bindparam, cast, literal, or_, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.sql.elements import ColumnElement
@@ -27,7 +27,13 @@ from recovery.common.events import record_event
 from recovery.common.kit import ServiceKit
 from recovery.common.pagination import Page, decode_cursor, decode_time_cursor, encode_cursor
 from recovery.common.problems import Problem
-from recovery.common.reach import Reach, reach_condition, reach_of
+from recovery.common.reach import (
+    Reach,
+    batch_condition,
+    batch_result_json,
+    reach_condition,
+    reach_of,
+)
 from recovery.common.rules import actor_for as person_record_actor
 from recovery.common.rules import refuse
 from recovery.common.timeutil import utcnow
@@ -543,27 +549,15 @@ async def list_assessments(access: RecordAccess, *, service_user_id: str | None,
 async def batch_read(access: RecordAccess, request: BatchRead) -> str:
     """Co-assessments of many people at once, each filtered by the caller's access
     (``BatchReadResult`` JSON built from the stored documents)."""
-    principal = access.principal
-    require_scope(principal, RESOURCE, Verb.read)
-    reach = reach_of(principal, RESOURCE, Verb.read)
-    whole = [p for p in request.service_user_ids if reach.everyone or p in reach.people]
-    by_team = [p for p in request.service_user_ids if p not in whole] if reach.teams else []
-    for person in request.service_user_ids:
-        allowed = person in whole or person in by_team
-        access.audit(record_type=RECORD, record_id=None, service_user_id=person,
-                     action="batch-read", outcome=Outcome.allowed if allowed else Outcome.denied)
+    condition = batch_condition(access, RESOURCE, RECORD, request.service_user_ids,
+                                person_column=col(RiskAssessment.service_user_id),
+                                team_column=col(RiskAssessment.team_id))
     found: dict[str, list[str]] = {p: [] for p in request.service_user_ids}
     truncated: set[str] = set()
-    parts: list[ColumnElement[bool]] = []
-    if whole:
-        parts.append(col(RiskAssessment.service_user_id).in_(whole))
-    if by_team:
-        parts.append(and_(col(RiskAssessment.service_user_id).in_(by_team),
-                          col(RiskAssessment.team_id).in_(sorted(reach.teams))))
-    if parts:
+    if condition is not None:
         rows = await access.kit.reads.all(
             select(col(RiskAssessment.service_user_id), DOCUMENT)
-            .where(or_(*parts), col(RiskAssessment.status) != IN_ERROR)
+            .where(condition, col(RiskAssessment.status) != IN_ERROR)
             .order_by(col(RiskAssessment.service_user_id),
                       col(RiskAssessment.created_at).desc(), col(RiskAssessment.id).desc()))
         for person, document in rows:
@@ -571,11 +565,7 @@ async def batch_read(access: RecordAccess, request: BatchRead) -> str:
                 truncated.add(person)
             else:
                 found[person].append(document)
-    results = ",".join(
-        f'{{"service_user_id":{json.dumps(person)},"assessments":[{",".join(documents)}],'
-        f'"truncated":{json.dumps(person in truncated)}}}'
-        for person, documents in found.items())
-    return f'{{"results":[{results}]}}'
+    return batch_result_json(found, truncated, "assessments")
 
 
 # --- reviews ------------------------------------------------------------------------------
