@@ -7,7 +7,7 @@ Our own code systems and extensions live under ``https://recovery-platform.org/f
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 
 from recovery.common import fhir
 from recovery.common.deps import AccessDep
@@ -125,13 +125,7 @@ def capability_statement() -> dict[str, Any]:
     ])
 
 
-router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse)
-
-
-@router.get("/metadata", response_model=None, responses=FHIR_OK,
-            summary="CapabilityStatement of the crisis-plans service")
-async def metadata() -> FhirResponse:
-    return FhirResponse(capability_statement())
+router = fhir.fhir_router("crisis-plans", capability_statement)
 
 
 @router.get("/CarePlan/{plan_id}", response_model=None,
