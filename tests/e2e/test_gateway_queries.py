@@ -253,3 +253,13 @@ async def test_a_service_user_finds_their_courses_under_me(platform: Platform) -
                                 "{ me { enrolments { totalCount } } }")
     assert "errors" not in body, body
     assert body["data"]["me"]["enrolments"]["totalCount"] == 0
+
+
+async def test_staff_find_their_teams_under_me(platform: Platform) -> None:
+    body = await platform.query(platform.tokens.clinician("staff-1", ["team-a", "team-b"]),
+                                "{ me { personId serviceUser { id } teams { id name } } }")
+    assert "errors" not in body, body
+    me = body["data"]["me"]
+    assert me["personId"] is None and me["serviceUser"] is None
+    assert me["teams"] == [{"id": "team-a", "name": "Team-A"},
+                           {"id": "team-b", "name": "Team-B"}]

@@ -169,6 +169,8 @@ async def measure(urls: dict[str, str], issuer: DevIssuer, rounds: int) -> dict[
                 rounds),
         }
         composed = await timed(lambda: graphql(SERVICE_USER, {"id": PERSON}, staff), rounds)
+        # The gateway's own floor: a query that calls no service.
+        floor = await timed(lambda: graphql("{ me { sub roles } }", {}, staff), rounds)
         slowest = max(statistics.median(s) for s in direct.values())
 
         rest_rps = await throughput(lambda: http.get(urls["training"] + "/v1/courses",
@@ -188,8 +190,10 @@ async def measure(urls: dict[str, str], issuer: DevIssuer, rounds: int) -> dict[
     return {
         "service_user_p50_ms": statistics.median(composed),
         "slowest_direct_p50_ms": slowest,
+        "gateway_floor_p50_ms": statistics.median(floor),
         "one_service_ratio": gateway_rps / rest_rps,
         "gateway_rps": gateway_rps, "rest_rps": rest_rps,
+        "team_200_p50_ms": statistics.median(big),
         "team_200_p99_ms": percentile(big, 0.99),
         "team_200_service_calls_per_query": calls_per_query,
         "subscription_p99_ms": percentile(delivery, 0.99),
