@@ -1,25 +1,15 @@
 """Fixtures of the goals tests: a running goals service per backend and a small client."""
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import pytest
 
-from recovery.common.dev_issuer import DevIssuer
-from recovery.common.testing.plugin import (
-    BACKENDS,
-    TokenFactory,
-    make_settings,
-    module_database_url,
-    running_service,
-    unique,
-)
+from recovery.common.testing.plugin import TokenFactory, service_api_fixture, unique
 from recovery.common.testing.plugin import auth as bearer
+from recovery.goals.main import MIGRATIONS_DIR, SERVICE, create_app
 
 __all__ = ["GoalsApi", "unique"]
-from recovery.goals.main import MIGRATIONS_DIR, SERVICE, create_app
 
 
 @dataclass
@@ -55,18 +45,4 @@ class GoalsApi:
         return result
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def goals_database(request: pytest.FixtureRequest,
-                   tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One database per test module and backend (the plugin's ``database_url``, module-wide,
-    so a module's API tests share one migrated service)."""
-    return module_database_url(request, tmp_path_factory, "goals")
-
-
-@pytest.fixture(scope="module")
-async def api(goals_database: str, dev_issuer: DevIssuer,
-              tokens: TokenFactory) -> AsyncIterator[GoalsApi]:
-    settings = make_settings(SERVICE, database_url=goals_database,
-                             jwks_file=dev_issuer.jwks_path)
-    async with running_service(create_app, settings, MIGRATIONS_DIR) as client:
-        yield GoalsApi(client, tokens)
+api = service_api_fixture("goals", SERVICE, create_app, MIGRATIONS_DIR, GoalsApi)

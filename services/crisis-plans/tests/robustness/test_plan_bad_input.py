@@ -4,17 +4,15 @@ hashes and cursors each get a 4xx problem document, and change nothing: plans, v
 signatures, decisions, break-glass records and outbox rows are counted before and after."""
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
 import pytest
-from sqlalchemy import func, table
-from sqlmodel import select
 
-from recovery.common.testing.plugin import TokenFactory
+from recovery.common.testing.access import row_counts
+from recovery.common.testing.plugin import TokenFactory, unique
 
 PROBLEM = "application/problem+json"
 COUNTED_TABLES = ("crisis_plan", "crisis_plan_version", "crisis_plan_signature",
@@ -24,10 +22,6 @@ COUNTED_TABLES = ("crisis_plan", "crisis_plan_version", "crisis_plan_signature",
 class PlansClient(Protocol):
     client: httpx.AsyncClient
     tokens: TokenFactory
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 @dataclass
@@ -47,10 +41,7 @@ class Target:
         return self.api.tokens.service_user(self.person)
 
     async def state(self) -> tuple[dict[str, int], str]:
-        kit = self.api.client.app.state.kit  # type: ignore[attr-defined]
-        async with kit.sessions() as session:
-            counts = {name: (await session.exec(select(func.count()).select_from(table(name))))
-                      .one() for name in COUNTED_TABLES}
+        counts = await row_counts(self.api.client, COUNTED_TABLES)
         read = await self.api.client.get(
             f"/v1/crisis-plans/{self.plan['id']}",
             headers={"Authorization": f"Bearer {self.token('')}"})

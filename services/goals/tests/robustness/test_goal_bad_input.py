@@ -9,7 +9,6 @@ HTTP servers usually do.
 """
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -17,11 +16,10 @@ from typing import Any, Protocol
 
 import httpx
 import pytest
-from sqlalchemy import func, table
-from sqlmodel import select
 
 from recovery.common.pagination import encode_cursor
-from recovery.common.testing.plugin import TokenFactory
+from recovery.common.testing.access import row_counts
+from recovery.common.testing.plugin import TokenFactory, unique
 
 PROBLEM = "application/problem+json"
 COUNTED_TABLES = ("goal", "goal_version", "goal_review", "outbox_event")
@@ -32,10 +30,6 @@ class GoalsClient(Protocol):
 
     client: httpx.AsyncClient
     tokens: TokenFactory
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 @dataclass
@@ -72,10 +66,7 @@ class Target:
 
     async def counts(self) -> dict[str, int]:
         """Rows in the tables a change writes to (the audit trail is expected to grow)."""
-        kit = self.api.client.app.state.kit  # type: ignore[attr-defined]
-        async with kit.sessions() as session:
-            return {name: (await session.exec(select(func.count()).select_from(table(name))))
-                    .one() for name in COUNTED_TABLES}
+        return await row_counts(self.api.client, COUNTED_TABLES)
 
     async def state(self) -> tuple[dict[str, int], str, str]:
         """Row counts and the two goals exactly as they read now."""

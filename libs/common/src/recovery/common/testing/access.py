@@ -2,6 +2,8 @@
 and how a refusal must look."""
 
 import httpx
+from sqlalchemy import func, table
+from sqlmodel import select
 
 from recovery.common.testing.openapi_operations import PROBLEM
 from recovery.common.testing.plugin import TokenFactory, unique
@@ -28,3 +30,12 @@ def intruders(tokens: TokenFactory, *, other_person: str, other_team: str) -> di
         "a clinician of another team claiming system scopes": tokens.clinician(
             "staff-sys", [other_team], scope="system/*.cruds"),
     }
+
+
+async def row_counts(client: httpx.AsyncClient, tables: tuple[str, ...]) -> dict[str, int]:
+    """Rows in each of ``tables`` of the in-process service behind ``client`` (from
+    ``running_service``): what a refused change must leave as it was."""
+    kit = client.app.state.kit  # type: ignore[attr-defined]
+    async with kit.sessions() as session:
+        return {name: int((await session.exec(select(func.count()).select_from(table(name))))
+                          .one()) for name in tables}

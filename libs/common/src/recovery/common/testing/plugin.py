@@ -180,3 +180,21 @@ def auth(token: str, etag: str | None = None) -> dict[str, str]:
     if etag is not None:
         headers["If-Match"] = etag
     return headers
+
+
+def service_api_fixture(name: str, service: str, app_factory: Callable[[Settings], FastAPI],
+                        migrations_dir: Path, wrap: Callable[[httpx.AsyncClient, TokenFactory],
+                                                             Any]) -> Any:
+    """A module-scoped ``api`` fixture for a service's conftest, parametrised by backend: the
+    service migrated and running on a fresh database, its client wrapped by ``wrap``."""
+
+    @pytest.fixture(scope="module", params=BACKENDS, name="api")
+    async def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                  dev_issuer: DevIssuer, tokens: TokenFactory) -> AsyncIterator[Any]:
+        database_url = module_database_url(request, tmp_path_factory, name)
+        settings = make_settings(service, database_url=database_url,
+                                 jwks_file=dev_issuer.jwks_path)
+        async with running_service(app_factory, settings, migrations_dir) as client:
+            yield wrap(client, tokens)
+
+    return api
