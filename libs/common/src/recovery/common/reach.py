@@ -12,6 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from recovery.common.audit import Outcome
 from recovery.common.auth import Principal, Verb, require_scope
 from recovery.common.deps import RecordAccess
+from recovery.common.problems import Problem
 
 
 @dataclass(frozen=True)
@@ -99,3 +100,15 @@ def batch_result_json(found: Mapping[str, Sequence[str]], truncated: Set[str],
         f'"truncated":{json.dumps(person in truncated)}}}'
         for person, documents in found.items())
     return f'{{"results":[{results}]}}'
+
+
+def require_create_access(access: RecordAccess, resource: str, *, record_type: str,
+                          record_id: str, service_user_id: str, team_id: str,
+                          what: str) -> None:
+    """Writing a new record about a person: the scope to create ``resource``, and the person
+    or their team within the caller's reach (audited either way); 403 otherwise."""
+    require_scope(access.principal, resource, Verb.create)
+    if not access.allows(resource, Verb.create, record_type=record_type, record_id=record_id,
+                         service_user_id=service_user_id, team_id=team_id, action="create"):
+        raise Problem(403, f"You may not write {what} for this person or team.",
+                      kind="forbidden")

@@ -7,7 +7,7 @@ Our own code systems and extensions live under ``https://recovery-platform.org/f
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import Path, Query, Request
 
 from recovery.common import fhir
 from recovery.common.deps import AccessDep, SettingsDep
@@ -115,13 +115,7 @@ def capability_statement() -> dict[str, Any]:
                                      resources=[goal])
 
 
-router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse)
-
-
-@router.get("/metadata", response_model=None, responses=FHIR_OK,
-            summary="CapabilityStatement of the goals service")
-async def metadata() -> FhirResponse:
-    return FhirResponse(capability_statement())
+router = fhir.fhir_router("goals", capability_statement)
 
 
 @router.get("/Goal/{goal_id}", response_model=None,

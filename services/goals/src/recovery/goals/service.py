@@ -9,13 +9,11 @@ from typing import Any, Literal
 from sqlalchemy import (
     String,
     Text,
-    and_,
     bindparam,
     case,
     cast,
     func,
     literal,
-    or_,
     tuple_,
     type_coerce,
 )
@@ -33,9 +31,23 @@ from recovery.common.auth import (
 from recovery.common.db import UTCDateTime
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
-from recovery.common.pagination import Page, decode_cursor, decode_time_cursor, encode_cursor
+from recovery.common.pagination import (
+    Page,
+    decode_cursor,
+    decode_date_cursor,
+    decode_time_cursor,
+    encode_cursor,
+)
 from recovery.common.problems import Problem
-from recovery.common.reach import Reach, one_of, reach_condition, reach_of
+from recovery.common.reach import (
+    Reach,
+    batch_condition,
+    batch_result_json,
+    one_of,
+    reach_condition,
+    reach_of,
+    require_create_access,
+)
 from recovery.common.reads import Prepared, Reads
 from recovery.common.rules import actor_for, refuse
 from recovery.common.timeutil import utcnow
@@ -205,13 +217,10 @@ def _step_row(step: StepCreate) -> dict[str, Any]:
 async def create_goal(session: AsyncSession, access: RecordAccess, data: GoalCreate) -> Goal:
     """The person writes their own goal (active), or staff propose one (proposed)."""
     principal = access.principal
-    require_scope(principal, RESOURCE, Verb.create)
     goal_id = new_id()
-    if not access.allows(RESOURCE, Verb.create, record_type=RESOURCE, record_id=goal_id,
-                         service_user_id=data.service_user_id, team_id=data.team_id,
-                         action="create"):
-        raise Problem(403, "You may not write goals for this person or team.",
-                      kind="forbidden")
+    require_create_access(access, RESOURCE, record_type=RESOURCE, record_id=goal_id,
+                          service_user_id=data.service_user_id, team_id=data.team_id,
+                          what="goals")
     actor = actor_for(principal, data.service_user_id)
     state = rules.initial_state(actor)
     if isinstance(state, rules.Refusal):
@@ -483,42 +492,25 @@ async def list_goals(access: RecordAccess, *,
 async def batch_read(access: RecordAccess, request: BatchRead) -> str:
     """Goals of many people at once, each person's list filtered by the caller's access;
     the answer is ``BatchReadResult`` JSON built from the stored documents."""
-    principal = access.principal
-    require_scope(principal, RESOURCE, Verb.read)
-    reach = reach_of(principal, RESOURCE, Verb.read)
-    whole = [p for p in request.service_user_ids if reach.everyone or p in reach.people]
-    by_team = [p for p in request.service_user_ids if p not in whole] if reach.teams else []
-    for person in request.service_user_ids:
-        allowed = person in whole or person in by_team
-        access.audit(record_type=RESOURCE, record_id=None, service_user_id=person,
-                     action="batch-read", outcome=Outcome.allowed if allowed else Outcome.denied)
+    condition = batch_condition(access, RESOURCE, RESOURCE, request.service_user_ids,
+                                person_column=col(Goal.service_user_id),
+                                team_column=col(Goal.team_id))
     goals: dict[str, list[str]] = {p: [] for p in request.service_user_ids}
     truncated: set[str] = set()
-    parts: list[ColumnElement[bool]] = []
-    if whole:
-        parts.append(col(Goal.service_user_id).in_(whole))
-    if by_team:
-        parts.append(and_(col(Goal.service_user_id).in_(by_team),
-                          one_of(col(Goal.team_id), reach.teams)))
-    if parts:
-        await _batch_documents(access.kit.reads, request, parts, goals, truncated)
-    results = ",".join(
-        f'{{"service_user_id":{json.dumps(person)},"goals":[{",".join(documents)}],'
-        f'"truncated":{json.dumps(person in truncated)}}}'
-        for person, documents in goals.items())
-    return f'{{"results":[{results}]}}'
+    if condition is not None:
+        await _batch_documents(access.kit.reads, request, condition, goals, truncated)
+    return batch_result_json(goals, truncated, "goals")
 
 
-async def _batch_documents(reads: Reads, request: BatchRead,
-                           parts: list[ColumnElement[bool]], goals: dict[str, list[str]],
-                           truncated: set[str]) -> None:
+async def _batch_documents(reads: Reads, request: BatchRead, condition: ColumnElement[bool],
+                           goals: dict[str, list[str]], truncated: set[str]) -> None:
     statuses = ([s.value for s in request.status] if request.status
                 else [s.value for s in S if s is not S.entered_in_error])
     position = func.row_number().over(
         partition_by=col(Goal.service_user_id),
         order_by=(col(Goal.created_at).desc(), col(Goal.id).desc())).label("position")
     ranked = (select(col(Goal.service_user_id), DOCUMENT.label("document"), position)
-              .where(or_(*parts), col(Goal.lifecycle_status).in_(statuses))
+              .where(condition, col(Goal.lifecycle_status).in_(statuses))
               .subquery())
     rows = await reads.all(select(
         ranked.c.service_user_id, ranked.c.document, ranked.c.position
@@ -554,12 +546,7 @@ async def list_reviews(session: AsyncSession, access: RecordAccess, goal_id: str
     goal = await get_goal(session, access, goal_id, action="read-reviews")
     query = select(GoalReview).where(col(GoalReview.goal_id) == goal.id)
     if cursor:
-        after, after_id = decode_cursor(cursor)
-        try:
-            after_day = date.fromisoformat(str(after))
-        except ValueError as exc:
-            raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.",
-                          kind="invalid-cursor") from exc
+        after_day, after_id = decode_date_cursor(cursor)
         query = query.where(tuple_(col(GoalReview.reviewed_on), col(GoalReview.id))
                             < tuple_(literal(after_day), literal(after_id, String())))
     rows = (await session.exec(
