@@ -23,6 +23,7 @@ from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
 from recovery.common.pagination import decode_time_cursor, encode_cursor
 from recovery.common.problems import Problem
+from recovery.common.reach import require_create_access
 from recovery.common.rules import actor_for, refuse
 from recovery.common.timeutil import utcnow
 from recovery.common.versioning import require_if_match
@@ -194,13 +195,10 @@ def _events(session: AsyncSession, plan: CrisisPlan,
 async def create_plan(access: RecordAccess, data: PlanCreate) -> CrisisPlan:
     """A clinician or the person starts the plan; its first version is a draft."""
     principal = access.principal
-    require_scope(principal, RESOURCE, Verb.create)
     plan_id = new_id()
-    if not access.allows(RESOURCE, Verb.create, record_type=RECORD, record_id=plan_id,
-                         service_user_id=data.service_user_id, team_id=data.team_id,
-                         action="create"):
-        raise Problem(403, "You may not write crisis plans for this person or team.",
-                      kind="forbidden")
+    require_create_access(access, RESOURCE, record_type=RECORD, record_id=plan_id,
+                          service_user_id=data.service_user_id, team_id=data.team_id,
+                          what="crisis plans")
     actor = actor_for(principal, data.service_user_id)
     refusal = rules.create_refusal(actor)
     if refusal is not None:

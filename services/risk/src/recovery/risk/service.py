@@ -33,6 +33,7 @@ from recovery.common.reach import (
     batch_result_json,
     reach_condition,
     reach_of,
+    require_create_access,
 )
 from recovery.common.rules import actor_for as person_record_actor
 from recovery.common.rules import refuse
@@ -266,13 +267,10 @@ def _event(session: AsyncSession, assessment: RiskAssessment, event: RiskEvent,
 async def create_assessment(access: RecordAccess, data: AssessmentCreate) -> RiskAssessment:
     """A clinician and the person start a co-assessment; it is a draft until both sign."""
     principal = access.principal
-    require_scope(principal, RESOURCE, Verb.create)
     assessment_id = new_id()
-    if not access.allows(RESOURCE, Verb.create, record_type=RECORD, record_id=assessment_id,
-                         service_user_id=data.service_user_id, team_id=data.team_id,
-                         action="create"):
-        raise Problem(403, "You may not write risk co-assessments for this person or team.",
-                      kind="forbidden")
+    require_create_access(access, RESOURCE, record_type=RECORD, record_id=assessment_id,
+                          service_user_id=data.service_user_id, team_id=data.team_id,
+                          what="risk co-assessments")
     actor = actor_for(principal, data.service_user_id)
     refusal = rules.create_refusal(actor)
     if refusal is None and actor.kind is rules.ActorKind.person:
