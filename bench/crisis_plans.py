@@ -3,18 +3,14 @@ a crisis team makes), sign a version, and the service's memory."""
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 from typing import Any
 
 import httpx
 
 from bench.loadgen import Request
-from bench.servers import REPO, RssSampler, ServerProcess, procfile_command, server_argv
+from bench.servers import ServiceUnderTest
 from recovery.common.dev_issuer import DevIssuer
-from recovery.common.testing.processes import NatsServer, free_port
 
 SERVICE = "crisis-plans"
 TEAM = "bench-crisis"
@@ -25,24 +21,6 @@ PLAN = {"early_warning_signs": ["Sleeping less than four hours"],
         "what_helps": ["Sitting in the garden with my sister"],
         "helpful_contacts": [{"name": "Ana", "role": "sister", "how_to_reach": "mobile"}],
         "review_on": "2031-01-01"}
-
-
-def _environment(workdir: Any, database_url: str, nats_url: str,
-                 extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_")}
-    env.update(extra)
-    env.update({"RECOVERY_SERVICE": SERVICE, "RECOVERY_ENVIRONMENT": "development",
-                "RECOVERY_DATABASE_URL": database_url, "RECOVERY_NATS_URL": nats_url,
-                "RECOVERY_JWKS_FILE": str(workdir / "dev-issuer" / "jwks.json")})
-    return env
-
-
-def _migrate(env: dict[str, str]) -> None:
-    finished = subprocess.run(
-        [sys.executable, "-m", "recovery.common.migrate", "recovery.crisis_plans.main"],
-        cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    if finished.returncode != 0:
-        raise RuntimeError(f"migrations failed:\n{finished.stdout}\n{finished.stderr}")
 
 
 async def _seed(base_url: str, issuer: DevIssuer, clinician: str, people: list[str], *,
@@ -84,31 +62,17 @@ def run_crisis_plans(bench: Any, results: dict[str, Any]) -> None:
     its own `make run` command line; fills ``results`` as it goes."""
     from bench.run import expect, run_async, say
 
-    scale, workdir = bench.scale, bench.workdir
+    scale = bench.scale
     scenarios: dict[str, Any] = results["scenarios"]
-    command, source = procfile_command(SERVICE)
-    issuer = DevIssuer(workdir / "dev-issuer")
+    issuer = DevIssuer(bench.workdir / "dev-issuer")
     issuer.ensure_keys()
     clinician = issuer.mint(role="clinician", sub="bench-clinician", teams=[TEAM],
                             ttl_seconds=4 * 3600)
     auth = {"Authorization": f"Bearer {clinician}"}
 
-    nats_server = NatsServer(store_dir=workdir / "nats-crisis-plans")
-    database_url = f"sqlite+aiosqlite:///{workdir / 'crisis_plans.db'}"
-    port = free_port()
-    argv, extra = server_argv(command, port)
-    env = _environment(workdir, database_url, nats_server.url, extra)
-    service = ServerProcess(SERVICE, argv, env, port, bench.cpus.server,
-                            workdir / "crisis-plans.log")
-    results["crisis_plans_service"] = {"argv": argv, "command_source": source}
-    try:
-        nats_server.start()
-        _migrate(env)
-        service.start("/readyz")
-        say(f"crisis-plans service ready on port {port} (pid {service.pid})")
-        sampler = RssSampler(service.pid).start()
-        results["crisis_plans_service"]["rss_after_start_mb"] = round(
-            service.rss_bytes() / 2**20, 1)
+    with ServiceUnderTest(bench, results, SERVICE) as crisis_plans:
+        service = crisis_plans.process
+        sampler = crisis_plans.sample_memory()
 
         readers = [f"su-bench-cp-{n:05d}" for n in range(scale.goals_to_read)]
         run_async(_seed(service.base_url, issuer, clinician, readers, agree=True,
@@ -144,15 +108,3 @@ def run_crisis_plans(bench: Any, results: dict[str, Any]) -> None:
         scenarios["sign_version"]["signatures_available"] = len(signs) - 1
 
         time.sleep(1)  # let the audit buffer and relay settle before the final reading
-        results["crisis_plans_service"]["rss_after_run_mb"] = round(
-            service.rss_bytes() / 2**20, 1)
-        results["crisis_plans_service"]["peak_rss_mb"] = round(sampler.peak / 2**20, 1)
-        sampler.stop()
-        say(f"crisis-plans RSS after the run "
-            f"{results['crisis_plans_service']['rss_after_run_mb']} MB")
-    except Exception:
-        say("the crisis-plans service's log ends with:\n" + service.log_tail(15))
-        raise
-    finally:
-        service.stop()
-        nats_server.stop()

@@ -7,7 +7,6 @@ import platform
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import traceback
@@ -28,12 +27,12 @@ from bench.relay import commit_to_consumer_latency, relay_throughput
 from bench.risk import run_risk
 from bench.seeding import GoalSeeder, sync_engine
 from bench.servers import (
-    REPO,
-    SERVICE,
     RssSampler,
     ServerProcess,
+    migrate,
     procfile_command,
     server_argv,
+    service_environment,
 )
 from bench.training import run_training
 from bench.workforce import run_workforce
@@ -130,29 +129,6 @@ def page_length(body: Any) -> int:
         if isinstance(body, dict) and isinstance(body.get(key), list):
             return len(body[key])
     raise RuntimeError(f"cannot find the records in a list page with keys {list(body)}")
-
-
-def service_environment(workdir: Path, database_url: str, nats_url: str,
-                        extra: dict[str, str]) -> dict[str, str]:
-    # The caller's own RECOVERY_* settings must not leak into the run.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_")}
-    env.update(extra)
-    env.update({
-        "RECOVERY_SERVICE": SERVICE,
-        "RECOVERY_ENVIRONMENT": "development",
-        "RECOVERY_DATABASE_URL": database_url,
-        "RECOVERY_NATS_URL": nats_url,
-        "RECOVERY_JWKS_FILE": str(workdir / "dev-issuer" / "jwks.json"),
-    })
-    return env
-
-
-def migrate(env: dict[str, str]) -> None:
-    finished = subprocess.run(
-        [sys.executable, "-m", "recovery.common.migrate", f"recovery.{SERVICE}.main"],
-        cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    if finished.returncode != 0:
-        raise RuntimeError(f"migrations failed:\n{finished.stdout}\n{finished.stderr}")
 
 
 def run_baseline(bench: Bench, command: str) -> dict[str, Any]:

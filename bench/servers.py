@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil  # type: ignore[import-untyped]
 
 from bench.cpus import pinned
+from recovery.common.testing.processes import NatsServer, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 PROCFILE = REPO / "deploy" / "local" / "Procfile"
@@ -220,3 +222,94 @@ class RssSampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
+
+
+def service_environment(workdir: Path, database_url: str, nats_url: str,
+                        extra: dict[str, str], service: str = SERVICE) -> dict[str, str]:
+    """The environment `make run` gives ``service``, pointed at this run's database and NATS."""
+    # The caller's own RECOVERY_* settings must not leak into the run.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_")}
+    env.update(extra)
+    env.update({
+        "RECOVERY_SERVICE": service,
+        "RECOVERY_ENVIRONMENT": "development",
+        "RECOVERY_DATABASE_URL": database_url,
+        "RECOVERY_NATS_URL": nats_url,
+        "RECOVERY_JWKS_FILE": str(workdir / "dev-issuer" / "jwks.json"),
+    })
+    return env
+
+
+def migrate(env: dict[str, str], service: str = SERVICE) -> None:
+    """Apply ``service``'s migrations as `make run` does, in a process of their own."""
+    package = service.replace("-", "_")
+    finished = subprocess.run(
+        [sys.executable, "-m", "recovery.common.migrate", f"recovery.{package}.main"],
+        cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    if finished.returncode != 0:
+        raise RuntimeError(f"migrations failed:\n{finished.stdout}\n{finished.stderr}")
+
+
+class ServiceUnderTest:
+    """One service besides goals, for its scenarios: its own NATS and SQLite database in the
+    run's folder, migrated, and its process started with its `make run` command line.
+
+    ``results[key]`` gets the argv, the RSS at ``sample_memory()`` and, when the scenarios
+    finish, the RSS after the run and the peak; a failure prints the end of its log.
+    """
+
+    def __init__(self, bench: Any, results: dict[str, Any], service: str) -> None:
+        self.name = service
+        self.key = f"{service.replace('-', '_')}_service"
+        workdir: Path = bench.workdir
+        command, source = procfile_command(service)
+        self.nats = NatsServer(store_dir=workdir / f"nats-{service}")
+        self.database = workdir / f"{service.replace('-', '_')}.db"
+        port = free_port()
+        argv, extra = server_argv(command, port)
+        self.env = service_environment(workdir, f"sqlite+aiosqlite:///{self.database}",
+                                       self.nats.url, extra, service)
+        self.process = ServerProcess(service, argv, self.env, port, bench.cpus.server,
+                                     workdir / f"{service}.log")
+        self.record: dict[str, Any] = {"argv": argv, "command_source": source}
+        results[self.key] = self.record
+        self.sampler: RssSampler | None = None
+
+    def sample_memory(self) -> RssSampler:
+        """Start sampling the service's memory (after any seeding that should not count)."""
+        self.sampler = RssSampler(self.process.pid).start()
+        self.record["rss_after_start_mb"] = round(self.process.rss_bytes() / 2**20, 1)
+        return self.sampler
+
+    def __enter__(self) -> "ServiceUnderTest":
+        from bench.run import say
+
+        try:
+            self.nats.start()
+            migrate(self.env, self.name)
+            self.process.start("/readyz")
+        except BaseException:
+            self._stop()
+            raise
+        say(f"{self.name} service ready on port {self.process.port} (pid {self.process.pid})")
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: object) -> None:
+        from bench.run import say
+
+        try:
+            if error is not None:
+                say(f"the {self.name} service's log ends with:\n" + self.process.log_tail(15))
+            elif self.sampler is not None:
+                self.record["rss_after_run_mb"] = round(self.process.rss_bytes() / 2**20, 1)
+                self.record["peak_rss_mb"] = round(self.sampler.peak / 2**20, 1)
+                say(f"{self.name} RSS after the run {self.record['rss_after_run_mb']} MB")
+        finally:
+            if self.sampler is not None:
+                self.sampler.stop()
+            self._stop()
+
+    def _stop(self) -> None:
+        self.process.stop()
+        self.nats.stop()

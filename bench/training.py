@@ -3,9 +3,6 @@ workforce events, is enrolled in the foundation course by the consumer, half com
 then the team's foundation coverage is read under load, and the service's memory."""
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -14,33 +11,14 @@ import nats
 from nats.js.errors import NotFoundError
 
 from bench.loadgen import Request
-from bench.servers import REPO, RssSampler, ServerProcess, procfile_command, server_argv
+from bench.servers import ServiceUnderTest
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.events import CloudEvent
-from recovery.common.testing.processes import NatsServer, free_port
 
 SERVICE = "training"
 TEAM = "bench-training"
 STAFF = 200
 FOUNDATION = "00000000-0000-4000-8000-000000000001"
-
-
-def _environment(workdir: Any, database_url: str, nats_url: str,
-                 extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_")}
-    env.update(extra)
-    env.update({"RECOVERY_SERVICE": SERVICE, "RECOVERY_ENVIRONMENT": "development",
-                "RECOVERY_DATABASE_URL": database_url, "RECOVERY_NATS_URL": nats_url,
-                "RECOVERY_JWKS_FILE": str(workdir / "dev-issuer" / "jwks.json")})
-    return env
-
-
-def _migrate(env: dict[str, str]) -> None:
-    finished = subprocess.run(
-        [sys.executable, "-m", "recovery.common.migrate", "recovery.training.main"],
-        cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    if finished.returncode != 0:
-        raise RuntimeError(f"migrations failed:\n{finished.stdout}\n{finished.stderr}")
 
 
 async def _staff_join(nats_url: str, staff: list[str]) -> None:
@@ -111,46 +89,19 @@ async def _seed(base_url: str, issuer: DevIssuer, admin: str, staff: list[str]) 
 def run_training(bench: Any, results: dict[str, Any]) -> None:
     """Read a 200-strong team's foundation coverage against one training process, started
     with its own `make run` command line, and measure its memory; fills ``results``."""
-    from bench.run import expect, run_async, say
+    from bench.run import expect, run_async
 
-    workdir = bench.workdir
-    command, source = procfile_command(SERVICE)
-    issuer = DevIssuer(workdir / "dev-issuer")
+    issuer = DevIssuer(bench.workdir / "dev-issuer")
     issuer.ensure_keys()
     admin = issuer.mint(role="admin", sub="bench-admin", teams=[TEAM], ttl_seconds=4 * 3600)
-    nats_server = NatsServer(store_dir=workdir / "nats-training")
-    database_url = f"sqlite+aiosqlite:///{workdir / 'training.db'}"
-    port = free_port()
-    argv, extra = server_argv(command, port)
-    env = _environment(workdir, database_url, nats_server.url, extra)
-    service = ServerProcess(SERVICE, argv, env, port, bench.cpus.server,
-                            workdir / "training.log")
-    results["training_service"] = {"argv": argv, "command_source": source}
-    try:
-        nats_server.start()
-        _migrate(env)
-        service.start("/readyz")
-        say(f"training service ready on port {port} (pid {service.pid})")
-        sampler = RssSampler(service.pid).start()
-        results["training_service"]["rss_after_start_mb"] = round(
-            service.rss_bytes() / 2**20, 1)
+    with ServiceUnderTest(bench, results, SERVICE) as training:
+        sampler = training.sample_memory()
         # The tiny scale only proves the plumbing.
         size = STAFF if bench.scale.name != "tiny" else 20
         staff = [f"staff-bench-{n:04d}" for n in range(size)]
-        run_async(_staff_join(nats_server.url, staff))
-        run_async(_seed(service.base_url, issuer, admin, staff))
+        run_async(_staff_join(training.nats.url, staff))
+        run_async(_seed(training.process.base_url, issuer, admin, staff))
         results["scenarios"]["foundation_coverage"] = bench.load(
-            "GET  /v1/teams/{id}/foundation-coverage", service, sampler,
+            "GET  /v1/teams/{id}/foundation-coverage", training.process, sampler,
             [Request("GET", f"/v1/teams/{TEAM}/foundation-coverage")],
             {"Authorization": f"Bearer {admin}"}, expect(200))
-        results["training_service"]["rss_after_run_mb"] = round(
-            service.rss_bytes() / 2**20, 1)
-        results["training_service"]["peak_rss_mb"] = round(sampler.peak / 2**20, 1)
-        sampler.stop()
-        say(f"training RSS after the run {results['training_service']['rss_after_run_mb']} MB")
-    except Exception:
-        say("the training service's log ends with:\n" + service.log_tail(15))
-        raise
-    finally:
-        service.stop()
-        nats_server.stop()

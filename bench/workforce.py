@@ -3,11 +3,8 @@ of 200 staff with 100,000 care contacts, logging a care contact, and the service
 
 import asyncio
 import json
-import os
 import random
 import sqlite3
-import subprocess
-import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -16,9 +13,8 @@ from typing import Any
 import httpx
 
 from bench.loadgen import Request
-from bench.servers import REPO, RssSampler, ServerProcess, procfile_command, server_argv
+from bench.servers import ServiceUnderTest
 from recovery.common.dev_issuer import DevIssuer
-from recovery.common.testing.processes import NatsServer, free_port
 
 SERVICE = "workforce"
 TEAM = "bench-workforce"
@@ -27,24 +23,6 @@ STAFF = 200
 PEER_EVERY = 4  # one in four is a peer specialist
 CONTACTS = 100_000
 CONTACT_DAYS = 365
-
-
-def _environment(workdir: Path, database_url: str, nats_url: str,
-                 extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_")}
-    env.update(extra)
-    env.update({"RECOVERY_SERVICE": SERVICE, "RECOVERY_ENVIRONMENT": "development",
-                "RECOVERY_DATABASE_URL": database_url, "RECOVERY_NATS_URL": nats_url,
-                "RECOVERY_JWKS_FILE": str(workdir / "dev-issuer" / "jwks.json")})
-    return env
-
-
-def _migrate(env: dict[str, str]) -> None:
-    finished = subprocess.run(
-        [sys.executable, "-m", "recovery.common.migrate", "recovery.workforce.main"],
-        cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    if finished.returncode != 0:
-        raise RuntimeError(f"migrations failed:\n{finished.stdout}\n{finished.stderr}")
 
 
 async def _seed_team(base_url: str, manager: str, team: str, staff: int) -> list[str]:
@@ -126,35 +104,20 @@ def run_workforce(bench: Any, results: dict[str, Any]) -> None:
     # The tiny scale only proves the plumbing (the harness's own test).
     staff, contacts_count = (20, 2_000) if bench.scale.name == "tiny" else (STAFF, CONTACTS)
     scenarios: dict[str, Any] = results["scenarios"]
-    command, source = procfile_command(SERVICE)
     issuer = DevIssuer(workdir / "dev-issuer")
     issuer.ensure_keys()
     manager = issuer.mint(role="manager", sub="bench-manager", teams=[TEAM, LOG_TEAM],
                           scope="user/*.cruds", ttl_seconds=4 * 3600)
     auth = {"Authorization": f"Bearer {manager}"}
 
-    nats_server = NatsServer(store_dir=workdir / "nats-workforce")
-    database = workdir / "workforce.db"
-    database_url = f"sqlite+aiosqlite:///{database}"
-    port = free_port()
-    argv, extra = server_argv(command, port)
-    env = _environment(workdir, database_url, nats_server.url, extra)
-    service = ServerProcess(SERVICE, argv, env, port, bench.cpus.server,
-                            workdir / "workforce.log")
-    results["workforce_service"] = {"argv": argv, "command_source": source,
-                                    "staff": staff, "care_contacts": contacts_count}
-    try:
-        nats_server.start()
-        _migrate(env)
-        service.start("/readyz")
-        say(f"workforce service ready on port {port} (pid {service.pid})")
+    with ServiceUnderTest(bench, results, SERVICE) as workforce:
+        service = workforce.process
+        results["workforce_service"].update({"staff": staff, "care_contacts": contacts_count})
         staff_ids = run_async(_seed_team(service.base_url, manager, TEAM, staff))
         log_staff = run_async(_seed_team(service.base_url, manager, LOG_TEAM, 20))
-        _seed_records(database, TEAM, staff_ids, contacts_count)
+        _seed_records(workforce.database, TEAM, staff_ids, contacts_count)
         say(f"seeded a team of {staff} staff with {contacts_count:,} care contacts")
-        sampler = RssSampler(service.pid).start()
-        results["workforce_service"]["rss_after_start_mb"] = round(
-            service.rss_bytes() / 2**20, 1)
+        sampler = workforce.sample_memory()
 
         scenarios["workforce_peer_share"] = bench.load(
             "GET  /v1/teams/{id}/peer-share", service, sampler,
@@ -170,15 +133,3 @@ def run_workforce(bench: Any, results: dict[str, Any]) -> None:
         scenarios["log_care_contact"] = bench.load(
             "POST /v1/care-contacts", service, sampler, contacts,
             {**auth, "Content-Type": "application/json"}, expect(201))
-
-        results["workforce_service"]["rss_after_run_mb"] = round(
-            service.rss_bytes() / 2**20, 1)
-        results["workforce_service"]["peak_rss_mb"] = round(sampler.peak / 2**20, 1)
-        sampler.stop()
-        say(f"workforce RSS after the run {results['workforce_service']['rss_after_run_mb']} MB")
-    except Exception:
-        say("the workforce service's log ends with:\n" + service.log_tail(15))
-        raise
-    finally:
-        service.stop()
-        nats_server.stop()
