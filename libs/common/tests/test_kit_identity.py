@@ -194,6 +194,19 @@ def test_scopes_gate_each_verb_and_type() -> None:
     assert not reader.may("CarePlan", Verb.read)
 
 
+def test_a_managers_development_token_changes_the_workforce_and_only_reads_care_records(
+        dev_issuer: DevIssuer) -> None:
+    token = dev_issuer.mint(role="manager", sub="manager-1", teams=["team-a"])
+    verifier = TokenVerifier(Settings(environment="test", jwks_file=str(dev_issuer.jwks_path)))
+    manager = verifier.verify(token)
+    for workforce_type in ("CareTeam", "Practitioner", "Encounter"):
+        assert manager.may(workforce_type, Verb.create) and manager.may(workforce_type, Verb.update)
+    for care_record in ("Goal", "CarePlan", "RiskAssessment"):
+        assert manager.may(care_record, Verb.read)
+        assert not manager.may(care_record, Verb.create)
+        assert not manager.may(care_record, Verb.update)
+
+
 def _reach(principal: Principal, service_user: str, team: str | None,
            verb: Verb = Verb.read) -> bool:
     return can_reach_record(principal, "Goal", verb, service_user_id=service_user, team_id=team)

@@ -29,7 +29,8 @@ DEFAULT_SCOPES = {
     Role.clinician: "user/*.cruds",
     Role.peer_specialist: "user/*.cruds",
     Role.educator: "user/*.cruds",
-    Role.manager: "user/*.rs",
+    # Managers read across the record and change the workforce: teams, staff, care contacts.
+    Role.manager: "user/*.rs user/CareTeam.cruds user/Practitioner.cruds user/Encounter.cruds",
     Role.admin: "user/*.cruds",
     Role.system: "system/*.rs",
 }
