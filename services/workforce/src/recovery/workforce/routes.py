@@ -4,13 +4,12 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Path, Query, Response
 
 from recovery.common.deps import AccessDep, SessionDep, SettingsDep
+from recovery.common.http import Cursor, IfMatch, Limit, json_response
 from recovery.common.pagination import Page, page_size
 from recovery.common.problems import problem_responses
-from recovery.common.versioning import etag
 from recovery.workforce import service
 from recovery.workforce.models import (
     AppraisalCreate,
@@ -45,27 +44,12 @@ router = APIRouter(prefix="/v1", tags=["workforce"])
 
 TeamId = Annotated[str, Path(min_length=1, max_length=64, description="The team's id")]
 StaffId = Annotated[str, Path(min_length=1, max_length=64, description="The staff id")]
-IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200,
-                                       description="The ETag of the version being changed")]
-Cursor = Annotated[str | None, Query(max_length=500, description="next_cursor of the last page")]
-Limit = Annotated[int | None, Query(ge=1, le=1000, description="Page size (capped)")]
 Months = Annotated[int, Query(ge=1, le=36, description="Months in the trend, ending with "
                                                        "the current one")]
 
 READ = problem_responses(404)
 CREATE = problem_responses(404, 409, 422)
 CHANGE = problem_responses(404, 409, 412, 422, 428)
-
-
-def json_response(model: BaseModel, *, status_code: int = 200, version: int | None = None,
-                  location: str | None = None) -> Response:
-    headers = {}
-    if version is not None:
-        headers["ETag"] = etag(version)
-    if location is not None:
-        headers["Location"] = location
-    return Response(model.model_dump_json(), status_code=status_code,
-                    media_type="application/json", headers=headers)
 
 
 def staff_response(staff: Staff, *, status_code: int = 200, created: bool = False) -> Response:

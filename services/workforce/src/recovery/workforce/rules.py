@@ -10,19 +10,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from recovery.common.rules import Refusal as Refusal  # re-exported: callers say rules.Refusal
 from recovery.workforce.models import ContactMode, RoleType
 from recovery.workforce.options import UnitRounding
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why an action is refused: HTTP-neutral, turned into a problem document by the service."""
-
-    status: int
-    kind: str
-    detail: str
-    field: str | None = None
-
 
 # --- staff --------------------------------------------------------------------------------
 

@@ -32,8 +32,9 @@ from recovery.common.auth import Principal, Role, Verb, can_reach_record, requir
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
 from recovery.common.pagination import Page, decode_cursor, encode_cursor
-from recovery.common.problems import InvalidParam, Problem
+from recovery.common.problems import Problem
 from recovery.common.reads import Prepared, Reads
+from recovery.common.rules import refuse
 from recovery.common.timeutil import utcnow
 from recovery.common.versioning import require_if_match
 from recovery.workforce import rules
@@ -81,12 +82,6 @@ from recovery.workforce.options import WorkforceOptions
 #: SMART resource types the workforce records answer to.
 TEAM, STAFF, CONTACT = "CareTeam", "Practitioner", "Encounter"
 MANAGING_ROLES = frozenset({Role.manager, Role.admin})
-
-
-def refuse(refusal: rules.Refusal) -> Problem:
-    params = ([InvalidParam(name=refusal.field, reason=refusal.detail)]
-              if refusal.field else None)
-    return Problem(refusal.status, refusal.detail, kind=refusal.kind, invalid_params=params)
 
 
 def not_found(what: str) -> Problem:
