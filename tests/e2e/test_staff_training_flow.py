@@ -1,7 +1,8 @@
 """Workforce and training together on a real NATS server, both services in process with
 their lifespans, relays and consumers, on each database: a member of staff joins team-a and
 is enrolled in the foundation course; completing it moves team-a's training factor and
-readiness in workforce; moving to team-b moves both teams' coverage in both services."""
+readiness in workforce (which then names another factor as the weakest); moving to team-b
+moves both teams' coverage in both services."""
 
 import asyncio
 import time
@@ -116,15 +117,30 @@ async def test_staff_join_train_and_move_and_both_services_follow(platform: Plat
     enrolment = (await foundation())[0]
     assert enrolment["team_id"] == "team-a" and enrolment["automatic"] is True
 
+    async def readiness(team: str) -> dict[str, Any]:
+        figures = await p.call(p.workforce, "GET", f"/v1/teams/{team}/readiness", manager)
+        assert figures["weakest_factor"] in {f["name"] for f in figures["factors"]}
+        return figures
+
     async def training_factor(team: str) -> dict[str, Any]:
-        readiness = await p.call(p.workforce, "GET", f"/v1/teams/{team}/readiness", manager)
-        assert readiness["weakest_factor"] in {f["name"] for f in readiness["factors"]}
-        factor: dict[str, Any] = next(f for f in readiness["factors"]
+        factor: dict[str, Any] = next(f for f in (await readiness(team))["factors"]
                                       if f["name"] == "training")
         return factor
 
+    # team-a's other factors are in place: good recovery-focused supervision, the peer
+    # specialist as recovery lead, a climate survey; only training holds the team back.
+    await p.call(p.workforce, "POST", "/v1/supervision-sessions", manager, status=201, json={
+        "staff_id": staff_id, "supervisor_id": "supervisor-1", "held_on": days_ago(5),
+        "recovery_focused": True, "quality": 5})
+    await p.call(p.workforce, "PUT", "/v1/teams/team-a/recovery-lead", manager,
+                 json={"staff_id": staff_id})
+    for _ in range(3):
+        await p.call(p.workforce, "POST", "/v1/teams/team-a/climate-survey-responses", manager,
+                     status=201, json={"responded_on": days_ago(2), "answers": [4] * 5})
     before = await training_factor("team-a")
     assert before["records"]["completed_foundation"] == 0 and before["score"] == 0.0
+    ready_before = await readiness("team-a")
+    assert (ready_before["weakest_factor"], ready_before["score"]) == ("training", 0.0)
 
     # A run without an educator with lived experience is refused; a co-delivered one is not.
     educators = [(await p.call(p.training, "POST", "/v1/educators", college, status=201, json={
@@ -155,7 +171,14 @@ async def test_staff_join_train_and_move_and_both_services_follow(platform: Plat
         return (await training_factor("team-a"))["records"]["completed_foundation"] == 1
     await eventually(team_a_trained)
     after = await training_factor("team-a")
-    assert after["score"] > before["score"]
+    assert after["score"] == 1.0 > before["score"]
+    # Readiness moves with it and names the factor that now limits the team: the climate
+    # (answers of 4 of 5); the lead, trained now, no longer holds leadership back.
+    ready_after = await readiness("team-a")
+    assert (ready_after["weakest_factor"], ready_after["score"]) == ("culture", 0.75)
+    assert ready_after["level"] == "ready"
+    leadership = next(f for f in ready_after["factors"] if f["name"] == "leadership")
+    assert leadership["score"] == 1.0 and leadership["records"]["lead_trained"] is True
     coverage_a = await p.call(p.training, "GET", "/v1/teams/team-a/foundation-coverage",
                               manager)
     assert (coverage_a["staff"], coverage_a["completed"]) == (1, 1)
