@@ -13,10 +13,11 @@ import nats
 import pytest
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from sqlmodel import col, func, select
 from training_api import FOUNDATION, TrainingApi, unique
 
 from recovery.common.dev_issuer import DevIssuer
-from recovery.common.events import CloudEvent
+from recovery.common.events import CloudEvent, ProcessedEvent
 from recovery.common.events.asyncapi import AsyncApiDocument
 from recovery.common.testing.plugin import TokenFactory, make_settings, running_service
 from recovery.common.testing.processes import NatsServer
@@ -173,7 +174,9 @@ async def test_a_consumer_that_was_down_catches_up_and_a_leaver_is_withdrawn(
         await eventually(enrolled)
     # While training is down, workforce carries on.
     await workforce.publish(staff_event("joined", second, "team-a", 1))
-    await workforce.publish(staff_event("left", first, "team-a", 2))
+    await workforce.publish(staff_event("left", first, "team-a", 3))
+    # Out of order: the move before the leaving arrives after it, and changes nothing.
+    await workforce.publish(staff_event("moved", first, "team-b", 2, previous_team_id="team-a"))
     async with live(database_url, dev_issuer, own_nats_server.url) as client:
         api = TrainingApi(client, tokens)
 
@@ -182,8 +185,18 @@ async def test_a_consumer_that_was_down_catches_up_and_a_leaver_is_withdrawn(
             return (len(await foundation_enrolments(api, second)) == 1
                     and mine[0]["status"] == "withdrawn")
         await eventually(caught_up)
+        kit = client.app.state.kit
+
+        async def all_handled() -> bool:  # the late move too, not merely not yet seen
+            async with kit.sessions() as session:
+                count = (await session.exec(select(func.count()).where(
+                    col(ProcessedEvent.consumer) == "training-staff-roster"))).one()
+            return int(count) == 4
+        await eventually(all_handled)
         member = await api.ok("GET", f"/v1/staff/{first}", tokens.admin())
-        assert member["active"] is False
+        assert member["active"] is False and member["team_id"] == "team-a"
+        [mine] = await foundation_enrolments(api, first)
+        assert (mine["status"], mine["team_id"]) == ("withdrawn", "team-a")
 
 
 def test_the_training_part_of_the_asyncapi_document_is_exactly_what_the_service_publishes(
