@@ -2,21 +2,14 @@
 problem and changes nothing. The endpoints are read from the service's own OpenAPI document,
 so a new one is covered the day it is added."""
 
-import base64
-import json
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from workforce_operations import (
-    HTTP_METHODS,
-    PROBLEM,
     PUBLIC,
     Operation,
     fill_path,
@@ -25,60 +18,11 @@ from workforce_operations import (
     valid_body,
 )
 
-from recovery.common.dev_issuer import KID, DevIssuer
-from recovery.common.settings import DEV_ISSUER
+from recovery.common.dev_issuer import DevIssuer
+from recovery.common.testing.openapi_operations import paths_without_security, unfilled
 from recovery.common.testing.plugin import TokenFactory, make_settings, running_service
+from recovery.common.testing.token_matrix import Call, TokenMatrix, TokenMatrixContract
 from recovery.workforce.main import MIGRATIONS_DIR, SERVICE, create_app
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _claims(**overrides: Any) -> dict[str, Any]:
-    """Claims of an admin of team-a who could otherwise do everything; None drops one."""
-    now = int(time.time())
-    claims: dict[str, Any] = {"iss": DEV_ISSUER, "aud": "recovery-platform", "sub": "staff-1",
-                              "iat": now, "exp": now + 600, "roles": ["admin"],
-                              "teams": ["team-a", "team-b"], "scope": "user/*.cruds"}
-    claims.update(overrides)
-    return {name: value for name, value in claims.items() if value is not None}
-
-
-def _signed(issuer: DevIssuer, claims: dict[str, Any], kid: str = KID) -> str:
-    issuer.ensure_keys()
-    return jwt.encode(claims, issuer._private_key, algorithm="RS256", headers={"kid": kid})
-
-
-def _alg_none(claims: dict[str, Any]) -> str:
-    header = _b64(json.dumps({"alg": "none", "typ": "JWT", "kid": KID}).encode())
-    return f"{header}.{_b64(json.dumps(claims).encode())}."
-
-
-def _tampered(issuer: DevIssuer) -> str:
-    header, _, signature = _signed(issuer, _claims()).split(".")
-    payload = _b64(json.dumps(_claims(teams=["team-a", "team-b", "team-c"])).encode())
-    return f"{header}.{payload}.{signature}"
-
-
-BAD_CREDENTIALS: dict[str, Callable[[DevIssuer], str | None]] = {
-    "no token": lambda issuer: None,
-    "expired": lambda issuer: "Bearer " + _signed(issuer, _claims(exp=int(time.time()) - 3600,
-                                                                  iat=int(time.time()) - 7200)),
-    "wrong audience": lambda issuer: "Bearer " + _signed(issuer, _claims(aud="another-api")),
-    "wrong issuer": lambda issuer: "Bearer " + _signed(issuer,
-                                                       _claims(iss="https://idp.example")),
-    "alg none": lambda issuer: "Bearer " + _alg_none(_claims()),
-    "signed by another key": lambda issuer: "Bearer " + jwt.encode(
-        _claims(), rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        algorithm="RS256", headers={"kid": KID}),
-    "missing exp": lambda issuer: "Bearer " + _signed(issuer, _claims(exp=None)),
-    "missing sub": lambda issuer: "Bearer " + _signed(issuer, _claims(sub=None)),
-    "unknown key id": lambda issuer: "Bearer " + _signed(issuer, _claims(), kid="stranger"),
-    "payload tampered after signing": lambda issuer: "Bearer " + _tampered(issuer),
-    "not a JWT": lambda issuer: "Bearer not-a.jwt",
-    "basic credentials": lambda issuer: "Basic " + _b64(b"staff-1:secret"),
-}
 
 
 @dataclass
@@ -98,6 +42,12 @@ class World:
         return valid_body(operation, team_id="team-a", staff_id=self.staff_id,
                           other_team="team-b", supervisor_id=self.supervisor_id,
                           new_team="team-c")
+
+    @property
+    def matrix(self) -> TokenMatrix:
+        return TokenMatrix(self.client, self.operations, lambda operation: Call(
+            self.path(operation), json=self.body(operation), params=query_for(operation),
+            headers={"If-Match": "*"}))
 
     async def snapshot(self) -> tuple[str, ...]:
         headers = TokenFactory.header(self.tokens("admin", "admin-1", teams=["team-a"]))
@@ -160,58 +110,22 @@ def test_the_matrix_covers_every_workforce_operation_the_service_documents(
         "GET /fhir/Practitioner/{staff_id}", "GET /fhir/PractitionerRole/{staff_id}",
         "GET /fhir/CareTeam/{team_id}", "GET /v1/audit-events", "GET /fhir/AuditEvent",
     }
-    unfilled = [str(op) for op in world.operations if "{" in world.path(op)]
-    assert unfilled == [], "add a value for these path parameters to World.path"
+    assert unfilled(world.operations, world.path) == [], \
+        "add a value for these path parameters to World.path"
 
 
-async def test_every_protected_operation_declares_bearer_security(world: World) -> None:
-    openapi = (await world.client.get("/openapi.json")).json()
-    undeclared = [str(op) for op in world.operations
-                  if not openapi["paths"][op.template][op.method].get("security")]
-    assert undeclared == []
+class TestWorkforceTokenMatrix(TokenMatrixContract):
+    """The kit's token matrix, with forgeries in the claims of an admin of both teams, who
+    could otherwise do everything."""
 
-
-async def test_a_valid_token_gets_past_authentication_on_every_read(world: World) -> None:
-    """The control: the same requests with a good token are not refused as unauthenticated."""
-    token = world.tokens("admin", "admin-1", teams=["team-a"])
-    for operation in world.operations:
-        if operation.method == "get":
-            response = await world.client.get(world.path(operation), params=query_for(operation),
-                                              headers=TokenFactory.header(token))
-            assert response.status_code != 401, f"{operation}: {response.text}"
-
-
-@pytest.mark.parametrize("credential", list(BAD_CREDENTIALS))
-async def test_a_bad_or_missing_token_is_401_on_every_endpoint_and_changes_nothing(
-        world: World, dev_issuer: DevIssuer, credential: str) -> None:
-    authorization = BAD_CREDENTIALS[credential](dev_issuer)
-    before = await world.snapshot()
-    wrong: list[str] = []
-    for operation in world.operations:
-        headers = {"If-Match": "*"}
-        if authorization is not None:
-            headers["Authorization"] = authorization
-        response = await world.client.request(operation.method, world.path(operation),
-                                              headers=headers, json=world.body(operation),
-                                              params=query_for(operation))
-        problem = (response.json() if response.headers.get("content-type") == PROBLEM
-                   else None)
-        if (response.status_code != 401 or problem is None or problem.get("status") != 401
-                or not str(problem.get("type", "")).endswith("/unauthorized")
-                or not response.headers.get("www-authenticate", "").startswith("Bearer ")):
-            wrong.append(f"{operation} -> {response.status_code} {response.text[:200]}")
-        if authorization is not None:
-            assert authorization.split(" ", 1)[1] not in response.text
-    assert wrong == [], "\n".join(wrong)
-    assert await world.snapshot() == before
+    roles = ["admin"]
+    teams = ["team-a", "team-b"]
 
 
 async def test_public_routes_answer_without_a_token_and_hold_no_records(world: World) -> None:
     openapi = (await world.client.get("/openapi.json")).json()
-    documented_public = {path for path, item in openapi["paths"].items()
-                         for method, operation in item.items()
-                         if method in HTTP_METHODS and not operation.get("security")}
-    assert documented_public <= set(PUBLIC), "a route without bearer security was added"
+    assert paths_without_security(openapi) <= set(PUBLIC), \
+        "a route without bearer security was added"
     metadata = await world.client.get("/fhir/metadata")
     assert metadata.status_code == 200
     assert metadata.json()["resourceType"] == "CapabilityStatement"

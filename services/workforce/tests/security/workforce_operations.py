@@ -2,53 +2,26 @@
 for each: the security tests send them with the wrong caller, so nothing but the caller is
 wrong."""
 
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
-PROBLEM = "application/problem+json"
+from recovery.common.testing import openapi_operations as kit
+from recovery.common.testing.openapi_operations import HTTP_METHODS, PROBLEM, Operation
+
+__all__ = ["HTTP_METHODS", "PROBLEM", "PUBLIC", "Operation", "fill_path",
+           "protected_operations", "query_for", "valid_body"]
 
 #: Routes that answer without a token, and why. Nothing else may.
-PUBLIC = {
-    "/healthz": "liveness probe",
-    "/readyz": "readiness probe",
-    "/metrics": "Prometheus scrape",
-    "/openapi.json": "the API description",
-    "/docs": "the API description",
-    "/fhir/metadata": "FHIR CapabilityStatement: describes the server, holds no record",
-}
-
-#: The audit trail is the kit's, in every service; its access rules are tested in the kit.
-AUDIT_PATHS = ("/v1/audit-events", "/fhir/AuditEvent")
-
-
-@dataclass(frozen=True)
-class Operation:
-    method: str
-    template: str
-
-    def __str__(self) -> str:
-        return f"{self.method.upper()} {self.template}"
-
-    @property
-    def changes(self) -> bool:
-        return self.method != "get"
-
-    @property
-    def is_workforce_operation(self) -> bool:
-        return not self.template.startswith(AUDIT_PATHS)
+PUBLIC = {**kit.OPERATIONAL_ROUTES, **kit.FHIR_METADATA}
 
 
 def protected_operations(openapi: dict[str, Any]) -> list[Operation]:
     """Every documented operation except the public routes."""
-    return [Operation(method, path) for path, item in openapi["paths"].items()
-            for method in item if method in HTTP_METHODS and path not in PUBLIC]
+    return kit.protected_operations(openapi, public=PUBLIC)
 
 
 def fill_path(template: str, *, team_id: str, staff_id: str) -> str:
-    return (template.replace("{team_id}", team_id).replace("{staff_id}", staff_id)
-            .replace("{audit_event_id}", "0b0e7c1e-4b1c-4c55-9a51-4ad2e0f5d6a1"))
+    return kit.fill_path(template, team_id=team_id, staff_id=staff_id)
 
 
 def query_for(operation: Operation) -> dict[str, str]:
