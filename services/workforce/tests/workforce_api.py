@@ -9,23 +9,15 @@ from typing import Any
 import httpx
 
 from recovery.common.events import CloudEvent
-from recovery.common.testing.plugin import TokenFactory
+from recovery.common.testing.openapi_operations import PROBLEM
+from recovery.common.testing.plugin import TokenFactory, auth, unique
 from recovery.workforce.events import on_training_event
+
+__all__ = ["MANAGE", "PROBLEM", "WorkforceApi", "auth", "problem_of", "training_event",
+           "unique"]
 
 #: Managers set teams up and add staff: a write scope (the dev issuer's default is read-only).
 MANAGE = "user/*.cruds"
-PROBLEM = "application/problem+json"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def auth(token: str, etag: str | None = None) -> dict[str, str]:
-    headers = {"Authorization": f"Bearer {token}"}
-    if etag is not None:
-        headers["If-Match"] = etag
-    return headers
 
 
 def problem_of(response: httpx.Response, status: int, kind: str | None = None) -> dict[str, Any]:

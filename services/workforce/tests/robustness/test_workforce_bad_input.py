@@ -4,9 +4,7 @@ and changes nothing, on both databases."""
 from typing import Any
 
 import pytest
-from workforce_api import WorkforceApi, auth, unique
-
-PROBLEM = "application/problem+json"
+from workforce_api import PROBLEM, WorkforceApi, auth, unique
 
 #: Each body-taking operation with a valid body; {team}, {other} and {staff} are filled in.
 VALID: dict[str, dict[str, Any]] = {
