@@ -1,6 +1,6 @@
-"""Batch reads and new records through the kit's reach, on the toy service and both backends:
-each person's batch decision is audited, a caller reads only what their token reaches, and a
-record about a person outside their reach is refused (403) and audited."""
+"""Lists, batch reads and new records through the kit's reach, on the toy service and both
+backends: each list and each person's batch decision is audited, a caller reads only what their
+token reaches, and a record about a person outside their reach is refused (403) and audited."""
 
 import json
 from collections.abc import AsyncIterator
@@ -17,7 +17,12 @@ from sqlmodel import col, select
 from recovery.common.app import create_service_app
 from recovery.common.deps import AccessDep, SessionDep
 from recovery.common.dev_issuer import DevIssuer
-from recovery.common.reach import batch_condition, batch_result_json, require_create_access
+from recovery.common.reach import (
+    batch_condition,
+    batch_result_json,
+    list_condition,
+    require_create_access,
+)
 from recovery.common.settings import Settings
 from recovery.common.testing.plugin import TokenFactory, running_service
 
@@ -41,6 +46,24 @@ async def batch_read(body: People, access: AccessDep, session: SessionDep) -> Re
         for note in notes:
             found[note.service_user_id].append(json.dumps(note.team_id))
     return Response(batch_result_json(found, set(), "notes"), media_type="application/json")
+
+
+@router.get("/v1/notes")
+async def list_notes(access: AccessDep, session: SessionDep, service_user_id: str | None = None,
+                     team_id: str | None = None) -> list[str]:
+    condition = list_condition(access, RESOURCE, record_type=RESOURCE,
+                               person_column=col(ToyNote.service_user_id),
+                               team_column=col(ToyNote.team_id),
+                               service_user_id=service_user_id, team_id=team_id, what="notes")
+    query = select(ToyNote)
+    if service_user_id is not None:
+        query = query.where(col(ToyNote.service_user_id) == service_user_id)
+    if team_id is not None:
+        query = query.where(col(ToyNote.team_id) == team_id)
+    if condition is not None:
+        query = query.where(condition)
+    notes = (await session.exec(query.order_by(col(ToyNote.team_id)))).all()
+    return [f"{note.service_user_id}@{note.team_id}" for note in notes]
 
 
 @router.post("/v1/checked-notes", status_code=201)
@@ -126,3 +149,31 @@ async def test_a_record_about_a_person_outside_the_callers_teams_is_refused_and_
     assert made.status_code == 201, made.text
     assert await _audit(client, tokens, "create") == [("staff-1", "su-1", "denied"),
                                                       ("staff-1", "su-1", "allowed")]
+
+
+async def test_a_list_by_person_keeps_staff_to_their_teams_and_the_person_to_their_own(
+        client: httpx.AsyncClient, tokens: TokenFactory) -> None:
+    await _note(client, tokens, "su-1", "team-a")
+    await _note(client, tokens, "su-1", "team-b")
+    await _note(client, tokens, "su-2", "team-a")
+
+    async def listed(token: str, **params: str) -> httpx.Response:
+        return await client.get("/v1/notes", params=params, headers=tokens.header(token))
+
+    staff, own = tokens.clinician("staff-1", teams=["team-a"]), tokens.service_user("su-1")
+    assert (await listed(staff, service_user_id="su-1")).json() == ["su-1@team-a"]
+    assert (await listed(own, service_user_id="su-1")).json() == ["su-1@team-a", "su-1@team-b"]
+    assert (await listed(tokens.system(), service_user_id="su-1")).json() == [
+        "su-1@team-a", "su-1@team-b"]
+    # Nobody else's records: another person's are refused, another team's list is empty.
+    refused = await listed(own, service_user_id="su-2")
+    assert refused.status_code == 404
+    assert refused.json()["detail"] == "No notes of that person or team are available to you."
+    assert (await listed(tokens.clinician("staff-2", teams=["team-c"]),
+                         service_user_id="su-1")).json() == []
+    assert (await listed(own)).json() == ["su-1@team-a", "su-1@team-b"]
+    searches = [row for row in await _audit(client, tokens, "search") if row[0] != "admin-1"]
+    assert searches == [  # (the auditor's own search of the trail left out)
+        ("staff-1", "su-1", "allowed"), ("su-1", "su-1", "allowed"),
+        ("partner-1", "su-1", "allowed"), ("su-1", "su-2", "denied"),
+        ("staff-2", "su-1", "allowed"), ("su-1", None, "allowed")]

@@ -75,3 +75,7 @@ class PlansApi:
     async def active(self, token: str, person: str) -> httpx.Response:
         return await self.client.get(f"/v1/people/{person}/crisis-plan",
                                      headers=self.auth(token))
+
+    async def plans_of(self, token: str, person: str, **params: Any) -> httpx.Response:
+        return await self.client.get(f"/v1/people/{person}/crisis-plans", params=params,
+                                     headers=self.auth(token))

@@ -404,6 +404,37 @@ async def test_team_plans_page_by_cursor(api: PlansApi) -> None:
     assert seen == list(reversed(made))
 
 
+async def test_a_persons_plans_are_listed_for_them_and_their_team_even_before_agreement(
+        api: PlansApi) -> None:
+    person = unique("su")
+    own, staff = api.tokens.service_user(person), api.tokens.clinician("staff-1", ["team-a"])
+    draft = await api.draft(staff, person)
+    for token in (own, staff):
+        listed = await api.plans_of(token, person)
+        assert listed.status_code == 200, listed.text
+        page = listed.json()
+        assert [p["id"] for p in page["items"]] == [draft["id"]]
+        assert page["items"][0]["status"] == "draft" and page["next_cursor"] is None
+    assert (await api.active(own, person)).status_code == 404  # nothing agreed yet
+
+
+async def test_a_persons_plan_list_holds_nothing_outside_the_callers_reach(
+        api: PlansApi) -> None:
+    person = unique("su")
+    await api.agreed(api.tokens.clinician("staff-1", ["team-a"]), person,
+                     api.tokens.service_user(person))
+    # Staff elsewhere, a crisis team included (break-glass is the active plan's alone), see
+    # the same empty page as for a person with no plan at all.
+    for token in (api.tokens.clinician("staff-b", ["team-b"]),
+                  api.tokens.clinician("crisis-1", ["crisis-team"])):
+        listed = await api.plans_of(token, person)
+        assert listed.status_code == 200 and listed.json() == {"items": [],
+                                                               "next_cursor": None}
+    problem_of(await api.plans_of(api.tokens.service_user(unique("su")), person), 404)
+    rows = await audit_rows(api, service_user_id=person, action="search")
+    assert sorted(r.outcome for r in rows) == ["allowed", "allowed", "denied"]
+
+
 async def test_batch_read_gives_active_plans_only_where_the_caller_may_see_them(
         api: PlansApi) -> None:
     mine, other, none = unique("su"), unique("su"), unique("su")

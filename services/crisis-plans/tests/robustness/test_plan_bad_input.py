@@ -206,11 +206,15 @@ async def test_a_plan_that_cannot_be_agreed_or_named_is_not_created(
 
 
 @pytest.mark.parametrize("cursor", ["%%%", "bm90LWpzb24", "WzEsMiwzXQ"])
-async def test_an_invalid_cursor_is_a_400_problem(target: Target, cursor: str) -> None:
+@pytest.mark.parametrize("listing", ["team", "person"])
+async def test_an_invalid_cursor_is_a_400_problem(target: Target, cursor: str,
+                                                  listing: str) -> None:
+    path = (f"/v1/teams/{target.team}/crisis-plans" if listing == "team"
+            else f"/v1/people/{target.person}/crisis-plans")
     response = await target.api.client.get(
-        f"/v1/teams/{target.team}/crisis-plans", params={"cursor": cursor},
+        path, params={"cursor": cursor},
         headers={"Authorization": f"Bearer {target.token('/v1/crisis-plans')}"})
-    problem(response, 400, cursor)
+    problem(response, 400, f"{listing}: {cursor}")
 
 
 async def test_too_many_people_in_a_batch_read_is_422(target: Target) -> None:

@@ -94,6 +94,7 @@ def test_the_matrix_covers_every_operation_the_service_documents(world: World) -
         "POST /v1/crisis-plans/{plan_id}/medication-decisions",
         "GET /v1/crisis-plans/{plan_id}/medication-decisions",
         "GET /v1/people/{service_user_id}/crisis-plan",
+        "GET /v1/people/{service_user_id}/crisis-plans",
         "POST /v1/people/{service_user_id}/crisis-plan:break-glass",
         "GET /v1/teams/{team_id}/crisis-plans",
         "GET /v1/teams/{team_id}/crisis-plans:overdue-review",

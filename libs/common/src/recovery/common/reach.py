@@ -68,6 +68,25 @@ def reach_condition(reach: Reach, *, person_column: Any, team_column: Any,
     return parts[0] if len(parts) == 1 else or_(*parts)
 
 
+def list_condition(access: RecordAccess, resource: str, *, record_type: str,
+                   person_column: Any, team_column: Any, service_user_id: str | None,
+                   team_id: str | None, what: str) -> ColumnElement[bool] | None:
+    """A list filtered by person or team: the extra WHERE that keeps it to the caller's reach
+    (None when they reach all of it), the decision audited; 404 when they reach none of it."""
+    principal = access.principal
+    require_scope(principal, resource, Verb.search)
+    condition = reach_condition(reach_of(principal, resource, Verb.search),
+                                person_column=person_column, team_column=team_column,
+                                service_user_id=service_user_id, team_id=team_id)
+    access.audit(record_type=record_type, record_id=None, service_user_id=service_user_id,
+                 action="search",
+                 outcome=Outcome.denied if condition is False else Outcome.allowed)
+    if condition is False:
+        raise Problem(404, f"No {what} of that person or team are available to you.",
+                      kind="not-found")
+    return condition
+
+
 def batch_condition(access: RecordAccess, resource: str, record_type: str,
                     people: Sequence[str], *, person_column: Any,
                     team_column: Any) -> ColumnElement[bool] | None:

@@ -119,6 +119,18 @@ async def read_active_plan(service_user_id: PersonId, access: AccessDep) -> Resp
                     media_type="application/json")
 
 
+@router.get("/people/{service_user_id}/crisis-plans", response_model=Page[PlanPublic],
+            responses=READ, summary="The person's crisis plans, newest first: their own for "
+                                    "the person, their teams' for staff")
+async def list_person_plans(service_user_id: PersonId, access: AccessDep,
+                            settings: SettingsDep, cursor: Cursor = None,
+                            limit: Limit = None) -> Response:
+    page = await service.list_person_plans(
+        access, service_user_id, cursor=cursor,
+        limit=page_size(limit, settings.page_size_default, settings.page_size_max))
+    return Response(page, media_type="application/json")
+
+
 @router.post("/people/{service_user_id}/crisis-plan:break-glass",
              response_model=BreakGlassPublic, responses=problem_responses(403, 404, 422),
              summary="A crisis-team clinician reads the active plan outside their teams, "

@@ -23,7 +23,7 @@ from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
 from recovery.common.pagination import decode_time_cursor, encode_cursor
 from recovery.common.problems import Problem
-from recovery.common.reach import require_create_access
+from recovery.common.reach import list_condition, require_create_access
 from recovery.common.rules import actor_for, refuse
 from recovery.common.timeutil import utcnow
 from recovery.common.versioning import require_if_match
@@ -493,16 +493,10 @@ async def overdue_reviews(access: RecordAccess, team_id: str, *, limit: int) -> 
                           truncated=len(rows) > limit)
 
 
-async def list_team_plans(access: RecordAccess, team_id: str, *,
-                          not_individualised: bool | None, cursor: str | None,
-                          limit: int) -> str:
-    """A team's plans, newest first, optionally only those with nothing specific to the
-    person; ``Page[PlanPublic]`` JSON from the stored documents."""
-    _team_reach(access, team_id, "search")
-    query = select(col(CrisisPlan.created_at), col(CrisisPlan.id), DOCUMENT).where(
-        col(CrisisPlan.team_id) == team_id)
-    if not_individualised is not None:
-        query = query.where(col(CrisisPlan.not_individualised) == not_individualised)
+async def _plans_page(access: RecordAccess, query: Any, *, cursor: str | None,
+                      limit: int) -> str:
+    """One page of plans, newest first, as ``Page[PlanPublic]`` JSON from the stored
+    documents; ``query`` selects (created_at, id, document)."""
     if cursor:
         after: tuple[datetime, str] = decode_time_cursor(cursor)
         query = query.where(tuple_(col(CrisisPlan.created_at), col(CrisisPlan.id))
@@ -515,6 +509,35 @@ async def list_team_plans(access: RecordAccess, team_id: str, *,
                    if len(rows) > limit else None)
     return (f'{{"items":[{",".join(row[2] for row in rows[:limit])}],'
             f'"next_cursor":{json.dumps(next_cursor)}}}')
+
+
+async def list_team_plans(access: RecordAccess, team_id: str, *,
+                          not_individualised: bool | None, cursor: str | None,
+                          limit: int) -> str:
+    """A team's plans, newest first, optionally only those with nothing specific to the
+    person; ``Page[PlanPublic]`` JSON from the stored documents."""
+    _team_reach(access, team_id, "search")
+    query = select(col(CrisisPlan.created_at), col(CrisisPlan.id), DOCUMENT).where(
+        col(CrisisPlan.team_id) == team_id)
+    if not_individualised is not None:
+        query = query.where(col(CrisisPlan.not_individualised) == not_individualised)
+    return await _plans_page(access, query, cursor=cursor, limit=limit)
+
+
+async def list_person_plans(access: RecordAccess, service_user_id: str, *,
+                            cursor: str | None, limit: int) -> str:
+    """A person's plans, newest first: the person sees all of theirs, staff those of their
+    teams (no break-glass here); ``Page[PlanPublic]`` JSON from the stored documents."""
+    condition = list_condition(access, RESOURCE, record_type=RECORD,
+                               person_column=col(CrisisPlan.service_user_id),
+                               team_column=col(CrisisPlan.team_id),
+                               service_user_id=service_user_id, team_id=None,
+                               what="crisis plans")
+    query = select(col(CrisisPlan.created_at), col(CrisisPlan.id), DOCUMENT).where(
+        col(CrisisPlan.service_user_id) == service_user_id)
+    if condition is not None:
+        query = query.where(condition)
+    return await _plans_page(access, query, cursor=cursor, limit=limit)
 
 
 async def batch_read(access: RecordAccess, request: BatchRead) -> str:

@@ -9,12 +9,11 @@ version gets 412, while two signatures racing on the same version both count.
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import String, Text, bindparam, cast, literal, or_, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
-from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -28,11 +27,9 @@ from recovery.common.kit import ServiceKit
 from recovery.common.pagination import Page, decode_cursor, decode_time_cursor, encode_cursor
 from recovery.common.problems import Problem
 from recovery.common.reach import (
-    Reach,
     batch_condition,
     batch_result_json,
-    reach_condition,
-    reach_of,
+    list_condition,
     require_create_access,
 )
 from recovery.common.rules import actor_for as person_record_actor
@@ -499,13 +496,6 @@ async def mark_entered_in_error(access: RecordAccess, assessment_id: str,
 # --- lists --------------------------------------------------------------------------------
 
 
-def _reach_condition(reach: Reach, service_user_id: str | None, team_id: str | None
-                     ) -> ColumnElement[bool] | Literal[False] | None:
-    return reach_condition(reach, person_column=col(RiskAssessment.service_user_id),
-                           team_column=col(RiskAssessment.team_id),
-                           service_user_id=service_user_id, team_id=team_id)
-
-
 def _page_json(documents: Sequence[str], next_cursor: str | None) -> str:
     return f'{{"items":[{",".join(documents)}],"next_cursor":{json.dumps(next_cursor)}}}'
 
@@ -513,16 +503,11 @@ def _page_json(documents: Sequence[str], next_cursor: str | None) -> str:
 async def list_assessments(access: RecordAccess, *, service_user_id: str | None,
                            team_id: str | None, cursor: str | None, limit: int) -> str:
     """Co-assessments the caller may reach, newest first (``Page[AssessmentPublic]`` JSON)."""
-    principal = access.principal
-    require_scope(principal, RESOURCE, Verb.search)
-    reach = reach_of(principal, RESOURCE, Verb.search)
-    condition = _reach_condition(reach, service_user_id, team_id)
-    access.audit(record_type=RECORD, record_id=None, service_user_id=service_user_id,
-                 action="search",
-                 outcome=Outcome.denied if condition is False else Outcome.allowed)
-    if condition is False:
-        raise Problem(404, "No co-assessments of that person or team are available to you.",
-                      kind="not-found")
+    condition = list_condition(access, RESOURCE, record_type=RECORD,
+                               person_column=col(RiskAssessment.service_user_id),
+                               team_column=col(RiskAssessment.team_id),
+                               service_user_id=service_user_id, team_id=team_id,
+                               what="co-assessments")
     query = select(col(RiskAssessment.created_at), col(RiskAssessment.id), DOCUMENT)
     query = query.where(col(RiskAssessment.status) != IN_ERROR)
     if service_user_id is not None:
