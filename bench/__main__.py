@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench.config import FULL, QUICK, SCALES
 from bench.report import DOCS, RESULTS_DIR, update_docs, write_json
-from bench.run import run, say
+from bench.run import PARTS, run, say
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-docs", dest="docs", action="store_false")
     parser.add_argument("--app", metavar="MODULE:FACTORY",
                         help="what-if run: benchmark this app factory instead of the service's")
+    parser.add_argument("--only", metavar="PART[,PART]", type=lambda text: text.split(","),
+                        help=f"the baseline and these parts only ({', '.join(PARTS)}); "
+                             "leaves the docs alone")
     parser.add_argument("--report", type=Path, metavar="RESULTS_JSON",
                         help="only rewrite docs/performance.md from a saved run's results")
     args = parser.parse_args(argv)
@@ -29,14 +32,19 @@ def main(argv: list[str] | None = None) -> int:
         say(f"figures of {args.report.name} written to {DOCS}")
         return 0
     scale = SCALES[args.scale] if args.scale else (QUICK if args.quick else FULL)
-    results = run(scale, args.app)
+    unknown = set(args.only or ()) - set(PARTS)
+    if unknown:
+        parser.error(f"no such part: {', '.join(sorted(unknown))}")
+    results = run(scale, args.app, args.only or PARTS)
     path = write_json(results, args.results_dir)
     say(f"results written to {path}")
-    if args.docs if args.docs is not None else (scale is FULL and not args.app):
+    if args.docs if args.docs is not None else (scale is FULL and not args.app
+                                                         and not args.only):
         update_docs(results)
         say(f"figures written to {DOCS}")
     for target in results["targets"]:
-        verdict = "met" if target["met"] else "MISSED"
+        verdict = "met" if target["met"] else ("MISSED" if target["measured"] is not None
+                                               else "-")
         measured = "not measured" if target["measured"] is None else target["measured"]
         say(f"{verdict:>6}  {target['description']}: {measured} "
             f"(target {'>=' if target['higher_is_better'] else '<='} {target['bound']})")

@@ -79,4 +79,15 @@ TARGETS = [
     Target("workforce_log_contact_ratio", "Log a care contact: req/s vs baseline", 0.15, "x",
            True),
     Target("workforce_rss_after_mb", "Workforce service RSS after the run", 150.0, "MB", False),
+    Target("gateway_service_user_share",
+           "Gateway `serviceUser` (goals, active plan, co-assessments), p50 over "
+           "1.5 \u00d7 the slowest direct call's p50 + 3 ms", 1.0, "x", False),
+    Target("gateway_one_service_share",
+           "Gateway `prospectus`: req/s over the direct `GET /v1/courses` req/s", 0.25, "x",
+           True),
+    Target("gateway_team_200_p99_ms", "Gateway team of 200 staff with training status: p99",
+           100.0, "ms", False),
+    Target("gateway_subscription_p99_ms", "Gateway subscription, commit to client: p99",
+           100.0, "ms", False),
+    Target("gateway_rss_after_mb", "Gateway RSS after the run", 200.0, "MB", False),
 ]

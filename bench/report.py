@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.gateway import gateway_bound_ms
 from bench.servers import REPO
 
 RESULTS_DIR = REPO / "bench" / "results"
@@ -46,6 +47,14 @@ SCENARIO_TITLES = {
                             "contacts)",
     "workforce_readiness": "workforce `GET /v1/teams/{id}/readiness` (200 staff)",
     "log_care_contact": "workforce `POST /v1/care-contacts` (with the monthly minutes)",
+    "direct_goals": "goals `POST /v1/goals:batch-read`, one person, a lone caller",
+    "direct_active_plan": "crisis-plans `GET /v1/people/{id}/crisis-plan`, a lone caller",
+    "direct_risk": "risk `POST /v1/risk-assessments:batch-read`, one person, a lone caller",
+    "gateway_service_user": "gateway `serviceUser` (the three above composed), a lone caller",
+    "gateway_floor": "gateway `{ me }` (its own floor: no service called), a lone caller",
+    "direct_courses": "training `GET /v1/courses`",
+    "gateway_prospectus": "gateway `prospectus` (the same courses through GraphQL)",
+    "gateway_team_200": "gateway team of 200 staff with training status, a lone caller",
 }
 
 
@@ -201,10 +210,48 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", f"Workforce memory (RSS): {workforce.get('rss_after_start_mb', '—')} MB "
                   f"after start, {workforce.get('peak_rss_mb', '—')} MB at peak, "
                   f"{workforce.get('rss_after_run_mb', '—')} MB after the run."]
+    lines += _gateway_lines(results)
     problems = results.get("failures") or []
     lines += ["", "Failures during the run: " + ("; ".join(problems) if problems else "none.")]
     lines += ["", END]
     return "\n".join(lines)
+
+
+def _gateway_lines(results: dict[str, Any]) -> list[str]:
+    """The gateway's figures in milliseconds and calls, beside its targets' shares."""
+    scenarios = results["scenarios"]
+    gateway = results.get("gateway_service")
+    if not gateway:
+        return []
+    lines = ["", "| Gateway (the five services and NATS as `make run` has them; the gateway on "
+             "the server core) | Figure |", "|---|---|"]
+    composed, bound = scenarios.get("gateway_service_user"), gateway_bound_ms(scenarios)
+    if composed and bound is not None:
+        lines.append(f"| `serviceUser` p50 against its bound (1.5 {TIMES} the slowest direct "
+                     f"call + 3 ms) | {composed['latency_ms']['p50']:.2f} ms against "
+                     f"{bound:.2f} ms |")
+    floor = scenarios.get("gateway_floor")
+    if floor:
+        lines.append(f"| The gateway's own floor (`me`, no service called): p50 / CPU per "
+                     f"request | {floor['latency_ms']['p50']:.2f} ms / "
+                     f"{_number(floor.get('cpu_us_per_request'), 0)} µs |")
+    team = scenarios.get("gateway_team_200")
+    if team:
+        lines.append(f"| Team of {gateway.get('big_team_staff', 200)} with training status: "
+                     f"p50 / p99; service calls per query (team of 2) | "
+                     f"{team['latency_ms']['p50']:.2f} / {team['latency_ms']['p99']:.2f} ms; "
+                     f"{_number(team.get('service_calls_per_query'), 1)} "
+                     f"({_number(team.get('service_calls_per_query_team_of_2'), 1)}) |")
+    delivery = scenarios.get("gateway_subscription")
+    if delivery:
+        figures = delivery["latency_ms"]
+        lines.append(f"| Subscription, commit to client over {delivery['events']} edits: "
+                     f"p50 / p90 / p99 / max | {figures['p50']} / {figures['p90']} / "
+                     f"{figures['p99']} / {figures['max']} ms |")
+    lines.append(f"| Gateway memory (RSS): after start / at peak / after the run | "
+                 f"{gateway.get('rss_after_start_mb', '—')} / {gateway.get('peak_rss_mb', '—')}"
+                 f" / {gateway.get('rss_after_run_mb', '—')} MB |")
+    return lines
 
 
 def update_docs(results: dict[str, Any], path: Path = DOCS) -> None:

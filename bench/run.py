@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +21,7 @@ import httpx
 from bench.config import TARGETS, Scale
 from bench.cpus import CpuPlan, plan_cpus, raise_priority
 from bench.crisis_plans import run_crisis_plans
+from bench.gateway import gateway_share, run_gateway
 from bench.loadgen import Request, ensure_wrk, run_wrk, write_plan
 from bench.pacer import KeepAliveClient, raw_post
 from bench.relay import commit_to_consumer_latency, relay_throughput
@@ -80,23 +81,26 @@ class Bench:
     def load(self, name: str, server: ServerProcess, sampler: RssSampler,
              requests: list[Request], headers: dict[str, str],
              check: Callable[[httpx.Response], None],
-             check_request: Request | None = None, warm_up: bool = True) -> dict[str, Any]:
+             check_request: Request | None = None, warm_up: bool = True,
+             connections: int | None = None) -> dict[str, Any]:
         """Check one request answers as it should, warm up, then measure with wrk.
         For requests that may not repeat, ``check_request`` is checked instead of the first
-        and ``warm_up=False`` skips the warm-up (each wrk run starts at a random request)."""
+        and ``warm_up=False`` skips the warm-up (each wrk run starts at a random request).
+        ``connections=1`` measures a lone caller, one request at a time (the scale's
+        connections otherwise)."""
         first = check_request or requests[0]
         answer = httpx.request(first.method, server.base_url + first.path,
                                content=first.body or None, headers=headers, timeout=30)
         check(answer)
         plan = write_plan(self.workdir, requests, headers)
-        connections, cpus = self.scale.connections, self.cpus.load
+        connections, cpus = connections or self.scale.connections, self.cpus.load
         if self.scale.warmup_s and warm_up:
             run_wrk(server.base_url, plan, connections=connections, cpus=cpus,
                     duration_s=self.scale.warmup_s)
         with sampler.phase() as memory:
             result = run_wrk(server.base_url, plan, connections=connections, cpus=cpus,
                              duration_s=self.scale.duration_s)
-        figures = {**result.as_dict(), **memory, "connections": self.scale.connections}
+        figures = {**result.as_dict(), **memory, "connections": connections}
         # CPU time per request depends far less than req/s on how busy the machine was.
         figures["cpu_us_per_request"] = (
             round(memory["cpu_share"] / result.requests_per_s * 1e6, 1)
@@ -316,6 +320,14 @@ def measured_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         "workforce_readiness_p99_ms": get("workforce_readiness.latency_ms.p99"),
         "workforce_log_contact_ratio": ratio("log_care_contact"),
         "workforce_rss_after_mb": results.get("workforce_service", {}).get("rss_after_run_mb"),
+        "gateway_service_user_share": gateway_share(scenarios),
+        "gateway_one_service_share": (
+            round(scenarios["gateway_prospectus"]["requests_per_s"]
+                  / scenarios["direct_courses"]["requests_per_s"], 3)
+            if "gateway_prospectus" in scenarios and "direct_courses" in scenarios else None),
+        "gateway_team_200_p99_ms": get("gateway_team_200.latency_ms.p99"),
+        "gateway_subscription_p99_ms": get("gateway_subscription.latency_ms.p99"),
+        "gateway_rss_after_mb": results.get("gateway_service", {}).get("rss_after_run_mb"),
     }
     # The same ratios from CPU time per request: what the ratio would be with the server's
     # core to itself, for reading a run made on a busy machine.
@@ -351,9 +363,15 @@ def _exit_on_signal(number: int, _: object) -> None:
     raise SystemExit(128 + number)
 
 
-def run(scale: Scale, app: str | None = None) -> dict[str, Any]:
-    """The whole benchmark at ``scale``; everything it starts is stopped before it returns.
-    A run that breaks returns what it measured, with ``aborted`` saying why."""
+#: The parts of a run after the baseline, in order; ``--only`` picks some of them.
+PARTS = ("goals", "crisis-plans", "risk", "training", "workforce", "gateway")
+
+
+def run(scale: Scale, app: str | None = None,
+        parts: Collection[str] = PARTS) -> dict[str, Any]:
+    """The whole benchmark at ``scale`` (or the baseline and ``parts`` only); everything it
+    starts is stopped before it returns. A run that breaks returns what it measured, with
+    ``aborted`` saying why."""
     # `kill` or a closed terminal stops the run the way Ctrl-C does: servers are stopped.
     for stop_signal in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, _exit_on_signal)
@@ -380,6 +398,7 @@ def run(scale: Scale, app: str | None = None) -> dict[str, Any]:
         # Other programs on the machine skew the figures; the load says how busy it was.
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "command": {"source": command_source, "line": command},
+        "parts": [part for part in PARTS if part in parts],
         "scenarios": {},
     }
     if not cpus.isolated:
@@ -393,11 +412,17 @@ def run(scale: Scale, app: str | None = None) -> dict[str, Any]:
             # reference: on a shared machine a disturbed baseline would flatter the ratios.
             results["baseline_runs"] = [run_baseline(bench, command)]
             results["baseline"] = results["baseline_runs"][0]
-            run_service(bench, command, results)
-            run_crisis_plans(bench, results)
-            run_risk(bench, results)
-            run_training(bench, results)
-            run_workforce(bench, results)
+            steps: dict[str, Callable[[], None]] = {
+                "goals": lambda: run_service(bench, command, results),
+                "crisis-plans": lambda: run_crisis_plans(bench, results),
+                "risk": lambda: run_risk(bench, results),
+                "training": lambda: run_training(bench, results),
+                "workforce": lambda: run_workforce(bench, results),
+                "gateway": lambda: run_gateway(bench, results),
+            }
+            for part in PARTS:
+                if part in parts:
+                    steps[part]()
             results["baseline_runs"].append(run_baseline(bench, command))
             results["baseline"] = max(results["baseline_runs"],
                                       key=lambda figures: figures["requests_per_s"])

@@ -251,26 +251,35 @@ def migrate(env: dict[str, str], service: str = SERVICE) -> None:
 
 
 class ServiceUnderTest:
-    """One service besides goals, for its scenarios: its own NATS and SQLite database in the
-    run's folder, migrated, and its process started with its `make run` command line.
+    """One service for its scenarios: a NATS server (its own unless ``nats`` is shared) and a
+    SQLite database in ``folder`` (the run's folder by default), migrated when the service
+    has migrations, and its process started with its `make run` command line, pinned to
+    ``cpus`` (the server core by default); ``environment`` is set over `make run`'s.
 
     ``results[key]`` gets the argv, the RSS at ``sample_memory()`` and, when the scenarios
     finish, the RSS after the run and the peak; a failure prints the end of its log.
     """
 
-    def __init__(self, bench: Any, results: dict[str, Any], service: str) -> None:
+    def __init__(self, bench: Any, results: dict[str, Any], service: str, *,
+                 nats: NatsServer | None = None, folder: Path | None = None,
+                 cpus: set[int] | None = None, environment: dict[str, str] | None = None,
+                 has_migrations: bool = True) -> None:
         self.name = service
         self.key = f"{service.replace('-', '_')}_service"
         workdir: Path = bench.workdir
+        folder = folder or workdir
         command, source = procfile_command(service)
-        self.nats = NatsServer(store_dir=workdir / f"nats-{service}")
-        self.database = workdir / f"{service.replace('-', '_')}.db"
+        self._own_nats = nats is None
+        self.nats = nats or NatsServer(store_dir=folder / f"nats-{service}")
+        self.database = folder / f"{service.replace('-', '_')}.db"
+        self.has_migrations = has_migrations
         port = free_port()
         argv, extra = server_argv(command, port)
         self.env = service_environment(workdir, f"sqlite+aiosqlite:///{self.database}",
                                        self.nats.url, extra, service)
-        self.process = ServerProcess(service, argv, self.env, port, bench.cpus.server,
-                                     workdir / f"{service}.log")
+        self.env.update(environment or {})
+        self.process = ServerProcess(service, argv, self.env, port, cpus or bench.cpus.server,
+                                     folder / f"{service}.log")
         self.record: dict[str, Any] = {"argv": argv, "command_source": source}
         results[self.key] = self.record
         self.sampler: RssSampler | None = None
@@ -285,8 +294,10 @@ class ServiceUnderTest:
         from bench.run import say
 
         try:
-            self.nats.start()
-            migrate(self.env, self.name)
+            if self._own_nats:
+                self.nats.start()
+            if self.has_migrations:
+                migrate(self.env, self.name)
             self.process.start("/readyz")
         except BaseException:
             self._stop()
@@ -312,4 +323,5 @@ class ServiceUnderTest:
 
     def _stop(self) -> None:
         self.process.stop()
-        self.nats.stop()
+        if self._own_nats:
+            self.nats.stop()

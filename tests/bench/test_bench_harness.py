@@ -56,7 +56,7 @@ def test_a_target_is_met_only_on_its_own_side_of_the_bound(target: Target, measu
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One whole run at the tiny scale: baseline, service, NATS, wrk, seeding, relay."""
+    """One whole run at the tiny scale: baseline, services, gateway, NATS, wrk, seeding, relay."""
     results_dir = tmp_path_factory.mktemp("bench-results")
     finished = subprocess.run(
         [sys.executable, "-m", "bench", "--scale", "tiny", "--results-dir", str(results_dir),
@@ -82,6 +82,22 @@ def test_a_tiny_run_measures_every_scenario_without_a_failed_request(
         assert figures["peak_rss_mb"] > 0, name
     assert tiny_run["baseline"]["requests"] > 0
     assert tiny_run["scenarios"]["list_large"]["goals_in_table"] == 300
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_tiny_run_measures_the_gateway_beside_the_direct_calls_for_the_same_data(
+        tiny_run: dict[str, Any]) -> None:
+    for name in ("direct_goals", "direct_active_plan", "direct_risk", "gateway_service_user",
+                 "gateway_floor", "direct_courses", "gateway_prospectus", "gateway_team_200"):
+        figures = tiny_run["scenarios"][name]
+        assert figures["requests"] > 0, name
+        assert sum(figures["errors"].values()) == 0, name
+    team = tiny_run["scenarios"]["gateway_team_200"]
+    # A bigger team costs no more service calls than a team of 2.
+    assert team["service_calls_per_query"] == team["service_calls_per_query_team_of_2"] > 0
+    assert tiny_run["scenarios"]["gateway_subscription"]["events"] == 5
+    assert tiny_run["gateway_service"]["rss_after_run_mb"] > 0
 
 
 @pytest.mark.slow
