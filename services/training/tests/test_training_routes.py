@@ -355,9 +355,51 @@ async def test_quality_shows_ratings_and_co_delivery_kept(api: TrainingApi) -> N
     quality = await api.ok("GET", "/v1/figures/quality", api.tokens.admin())
     mine = next(c for c in quality["courses"] if c["course_id"] == course_id)
     assert (mine["feedback_count"], mine["mean_rating"]) == (2, 4.0)
-    assert (mine["runs"], mine["runs_co_delivered"], mine["co_delivery_kept"]) == (1, 1, 1.0)
+    assert (mine["runs"], mine["runs_co_delivered"]) == (1, 1)
+    # Not yet delivered: whether co-delivery was kept is not known.
+    assert (mine["runs_delivered"], mine["co_delivery_kept"]) == (0, None)
     assert (await api.send("GET", "/v1/figures/quality",
                            api.tokens.clinician())).status_code == 403
+
+
+async def test_co_delivery_kept_is_who_really_facilitated_the_runs_that_took_place(
+        api: TrainingApi) -> None:
+    course_id = await api.course(title=unique("Kept"))
+    lived = await api.educator(lived_experience=True)
+    others = [await api.educator(lived_experience=False) for _ in range(2)]
+    past = {"starts_on": "2025-01-06", "ends_on": "2025-01-07"}
+    kept, broken, ahead = (await api.run(course_id, **past), await api.run(course_id, **past),
+                           await api.run(course_id))
+    delivered = await api.ok("POST", f"/v1/runs/{kept}/delivery", api.college,
+                             json={"delivered_by": [lived, others[0]]})
+    assert delivered["delivered_by"] == [lived, others[0]]
+    # The educator with lived experience fell ill and two others stood in: recorded as it
+    # happened, and counted against co-delivery.
+    await api.ok("POST", f"/v1/runs/{broken}/delivery", api.college,
+                 json={"delivered_by": others})
+    quality = await api.ok("GET", "/v1/figures/quality", api.tokens.admin())
+    mine = next(c for c in quality["courses"] if c["course_id"] == course_id)
+    assert (mine["runs"], mine["runs_co_delivered"]) == (3, 3)
+    assert (mine["runs_delivered"], mine["runs_delivered_co_delivered"],
+            mine["co_delivery_kept"]) == (2, 1, 0.5)
+
+    before = await api.ok("GET", f"/v1/runs/{ahead}", api.college)
+    refusals = [
+        (ahead, api.college, {"delivered_by": others}, 422, "before-run"),
+        (kept, api.college, {"delivered_by": others}, 409, "delivery-recorded"),
+        (broken, api.tokens.manager(), {"delivered_by": others}, 403, None),
+        (ahead, api.college, {"delivered_by": ["not-an-educator"]}, 422, None),
+        (ahead, api.college, {"delivered_by": []}, 422, None),
+    ]
+    for run_id, token, body, status, kind in refusals:
+        response = await api.send("POST", f"/v1/runs/{run_id}/delivery", token, json=body)
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        if kind:
+            assert response.json()["type"].endswith("/" + kind)
+    assert await api.ok("GET", f"/v1/runs/{ahead}", api.college) == before
+    assert (await api.ok("GET", f"/v1/runs/{kept}", api.college))["delivered_by"] == [
+        lived, others[0]]
 
 
 async def test_learners_racing_for_the_last_place_never_overfill_a_run(

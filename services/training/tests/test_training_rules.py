@@ -91,3 +91,12 @@ def test_completion_needs_a_place_on_a_run_attendance_and_a_started_run() -> Non
                          ({"completed_on": date(2030, 2, 1)}, "before-run")):
         refusal = rules.completion_refusal(**{**ok, **change})  # type: ignore[arg-type]
         assert refusal is not None and refusal.kind == kind
+
+
+def test_who_delivered_a_run_is_recorded_once_when_it_has_started() -> None:
+    day = date(2030, 3, 1)
+    assert rules.delivery_refusal(starts_on=day, today=day, delivered_by=None) is None
+    early = rules.delivery_refusal(starts_on=day, today=date(2030, 2, 28), delivered_by=None)
+    assert early is not None and (early.status, early.kind) == (422, "before-run")
+    again = rules.delivery_refusal(starts_on=day, today=day, delivered_by=["a", "b"])
+    assert again is not None and (again.status, again.kind) == (409, "delivery-recorded")

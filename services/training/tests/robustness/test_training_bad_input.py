@@ -12,7 +12,7 @@ BAD_BODIES: dict[str, Any] = {
     "NUL characters": {"title": "a\u0000b", "words": "\u0000"},
     "huge strings": {"title": "x" * 5000, "display_name": "x" * 5000, "words": "x" * 10000},
     "wrong types": {"capacity": "many", "attended": "perhaps", "rating": "five",
-                    "completed_on": "yesterday", "starts_on": 7},
+                    "completed_on": "yesterday", "starts_on": 7, "delivered_by": "Sam"},
 }
 
 
@@ -26,6 +26,7 @@ async def test_bad_bodies_get_a_problem_and_change_nothing(api: TrainingApi) -> 
     targets = [
         ("POST", "/v1/courses", api.college), ("PATCH", f"/v1/courses/{course_id}", api.college),
         ("POST", f"/v1/courses/{course_id}/runs", api.college),
+        ("POST", f"/v1/runs/{run_id}/delivery", api.college),
         ("POST", "/v1/educators", api.college),
         ("POST", f"/v1/educators/{educator_id}/training", api.college),
         ("POST", f"/v1/educators/{educator_id}/supervision", api.college),

@@ -97,6 +97,7 @@ def test_the_matrix_covers_every_training_operation_the_service_documents(world:
         "GET /v1/courses", "POST /v1/courses", "GET /v1/courses/{course_id}",
         "PATCH /v1/courses/{course_id}", "GET /v1/courses/{course_id}/runs",
         "POST /v1/courses/{course_id}/runs", "GET /v1/runs/{run_id}",
+        "POST /v1/runs/{run_id}/delivery",
         "POST /v1/educators", "GET /v1/educators", "GET /v1/educators/{educator_id}",
         "POST /v1/educators/{educator_id}/training",
         "POST /v1/educators/{educator_id}/supervision",

@@ -119,6 +119,9 @@ class CourseRun(SQLModel, table=True):
     capacity: int = SQLField(sa_column=Column(Integer, nullable=False))
     facilitator_ids: list[str] = SQLField(default_factory=list,
                                           sa_column=Column(JSON, nullable=False))
+    # Who really facilitated, recorded once the run has taken place: co-delivery is kept
+    # only if they, too, include an educator with lived experience and another.
+    delivered_by: list[str] | None = SQLField(default=None, sa_column=Column(JSON))
     created_at: datetime = _now_column()
     version: int = SQLField(default=1, sa_column=Column(Integer, nullable=False))
 
@@ -208,14 +211,16 @@ class CoursePublic(BaseModel):
     version: int
 
 
+FacilitatorIds = list[Annotated[str, StringConstraints(min_length=1, max_length=36)]]
+
+
 class RunCreate(_Strict):
     starts_on: date
     ends_on: date
     place: str | None = Field(None, min_length=1, max_length=200)
     online: bool = False
     capacity: int = Field(ge=1, le=500)
-    facilitator_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=36)]] = Field(
-        min_length=1, max_length=10)
+    facilitator_ids: FacilitatorIds = Field(min_length=1, max_length=10)
 
     @model_validator(mode="after")
     def _where_and_when(self) -> "RunCreate":
@@ -224,6 +229,13 @@ class RunCreate(_Strict):
         if not self.online and self.place is None:
             raise ValueError("a run is online or has a place")
         return self
+
+
+class RunDelivery(_Strict):
+    """Who really facilitated the run, once it has taken place."""
+
+    delivered_by: FacilitatorIds = Field(min_length=1, max_length=10,
+                                         description="Educator ids of those who facilitated")
 
 
 class RunPublic(BaseModel):
@@ -237,6 +249,8 @@ class RunPublic(BaseModel):
     online: bool
     capacity: int
     facilitator_ids: list[str]
+    delivered_by: list[str] | None = Field(
+        None, description="Who really facilitated, once recorded (None until then)")
     places_taken: int = 0
     waiting: int = 0
     version: int
@@ -352,8 +366,13 @@ class CourseQuality(BaseModel):
     feedback_count: int
     mean_rating: float | None
     runs: int
-    runs_co_delivered: int
-    co_delivery_kept: float | None
+    runs_co_delivered: int = Field(description="Runs scheduled co-delivered (all of them)")
+    runs_delivered: int = Field(description="Runs whose delivery has been recorded")
+    runs_delivered_co_delivered: int = Field(
+        description="Of those, runs really facilitated by an educator with lived experience "
+                    "and another")
+    co_delivery_kept: float | None = Field(
+        description="runs_delivered_co_delivered / runs_delivered; None before any delivery")
 
 
 class TrainingQuality(BaseModel):

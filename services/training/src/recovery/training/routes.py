@@ -24,6 +24,7 @@ from recovery.training.models import (
     FeedbackCreate,
     FoundationCoverage,
     RunCreate,
+    RunDelivery,
     RunPublic,
     StaffPublic,
     SupervisionRecord,
@@ -102,6 +103,13 @@ async def create_run(course_id: Id, data: RunCreate, session: SessionDep,
 @router.get("/runs/{run_id}", response_model=RunPublic, responses=READ, summary="One run")
 async def read_run(run_id: Id, session: SessionDep, principal: PrincipalDep) -> Response:
     return json_response(await service.read_run(session, run_id))
+
+
+@router.post("/runs/{run_id}/delivery", response_model=RunPublic, responses=CHANGE,
+             summary="Record who really facilitated the run, once it has started (the college)")
+async def record_delivery(run_id: Id, data: RunDelivery, session: SessionDep,
+                          principal: PrincipalDep) -> Response:
+    return json_response(await service.record_delivery(session, principal, run_id, data))
 
 
 # --- educators ----------------------------------------------------------------------------

@@ -36,6 +36,18 @@ def is_co_delivered(facilitators: Sequence[Facilitator]) -> bool:
     return co_delivery_refusal(facilitators) is None
 
 
+def delivery_refusal(*, starts_on: date, today: date,
+                     delivered_by: Sequence[str] | None) -> Refusal | None:
+    """Who facilitated is recorded once, when the run has started. It is recorded as it
+    happened, co-delivered or not: the quality figures show whether co-delivery was kept."""
+    if delivered_by is not None:
+        return Refusal(409, "delivery-recorded", "Who delivered this run is recorded already.")
+    if today < starts_on:
+        return Refusal(422, "before-run", "Who delivered a run is recorded once it has "
+                       "started.", "delivered_by")
+    return None
+
+
 def place_or_wait(places_taken: int, capacity: int) -> str:
     """A newcomer to a run gets a place while there is one, else joins the waiting list."""
     return "enrolled" if places_taken < capacity else "waiting"

@@ -43,6 +43,7 @@ from recovery.training.models import (
     FoundationCoverage,
     LearnerKind,
     RunCreate,
+    RunDelivery,
     RunPublic,
     StaffMember,
     StaffPublic,
@@ -139,6 +140,15 @@ async def _facilitators(session: AsyncSession, ids: Sequence[str]) -> list[rules
     return [rules.Facilitator(e.id, e.lived_experience) for e in found]
 
 
+async def _known_educators(session: AsyncSession, ids: Sequence[str],
+                           field: str) -> list[rules.Facilitator]:
+    facilitators = await _facilitators(session, ids)
+    if set(ids) - {f.educator_id for f in facilitators}:
+        raise Problem(422, "Some facilitators are not known educators.", kind="unknown-educator",
+                      invalid_params=[InvalidParam(name=field, reason="unknown educator")])
+    return facilitators
+
+
 async def _run_public(session: AsyncSession, run: CourseRun) -> RunPublic:
     counts = dict((await session.exec(
         select(Enrolment.status, func.count()).where(col(Enrolment.run_id) == run.id)
@@ -154,12 +164,7 @@ async def create_run(session: AsyncSession, principal: Principal, course_id: str
     """Schedule a run; refused unless it is co-delivered."""
     require_college(principal, COURSE, Verb.create)
     await get_course(session, course_id)
-    facilitators = await _facilitators(session, data.facilitator_ids)
-    unknown = set(data.facilitator_ids) - {f.educator_id for f in facilitators}
-    if unknown:
-        raise Problem(422, "Some facilitators are not known educators.", kind="unknown-educator",
-                      invalid_params=[InvalidParam(name="facilitator_ids",
-                                                   reason="unknown educator")])
+    facilitators = await _known_educators(session, data.facilitator_ids, "facilitator_ids")
     refusal = rules.co_delivery_refusal(facilitators)
     if refusal:
         raise refuse(refusal)
@@ -197,6 +202,22 @@ async def get_run(session: AsyncSession, run_id: str, *, lock: bool = False) -> 
 
 async def read_run(session: AsyncSession, run_id: str) -> RunPublic:
     return await _run_public(session, await get_run(session, run_id))
+
+
+async def record_delivery(session: AsyncSession, principal: Principal, run_id: str,
+                          data: RunDelivery) -> RunPublic:
+    """Who really facilitated the run, as it happened; the quality figures judge it."""
+    require_college(principal, COURSE, Verb.update)
+    run = await get_run(session, run_id, lock=True)
+    refusal = rules.delivery_refusal(starts_on=run.starts_on, today=utcnow().date(),
+                                     delivered_by=run.delivered_by)
+    if refusal:
+        raise refuse(refusal)
+    await _known_educators(session, data.delivered_by, "delivered_by")
+    run.delivered_by = list(dict.fromkeys(data.delivered_by))
+    run.version += 1
+    await session.commit()
+    return await _run_public(session, run)
 
 
 # --- educators ----------------------------------------------------------------------------
@@ -561,7 +582,8 @@ async def foundation_coverage(session: AsyncSession, access: RecordAccess,
 
 
 async def training_quality(session: AsyncSession, access: RecordAccess) -> TrainingQuality:
-    """Per course: learners' ratings and whether its runs are still co-delivered."""
+    """Per course: learners' ratings, and whether runs were really co-delivered as they
+    were scheduled to be (co-delivery kept)."""
     access.check_aggregates(record_type="TrainingQuality", team_id=None)
     courses = (await session.exec(select(Course).order_by(col(Course.title)))).all()
     ratings = {course_id: (count, mean) for course_id, count, mean in (await session.exec(
@@ -570,17 +592,24 @@ async def training_quality(session: AsyncSession, access: RecordAccess) -> Train
         .group_by(col(Enrolment.course_id)))).all()}
     educators = {e.id: rules.Facilitator(e.id, e.lived_experience)
                  for e in (await session.exec(select(Educator))).all()}
-    runs: dict[str, list[bool]] = {}
+
+    def co_delivered(ids: Sequence[str]) -> bool:
+        return rules.is_co_delivered([educators[i] for i in ids if i in educators])
+
+    planned: dict[str, list[bool]] = {}
+    delivered: dict[str, list[bool]] = {}
     for run in (await session.exec(select(CourseRun))).all():
-        team = [educators[i] for i in run.facilitator_ids if i in educators]
-        runs.setdefault(run.course_id, []).append(rules.is_co_delivered(team))
+        planned.setdefault(run.course_id, []).append(co_delivered(run.facilitator_ids))
+        if run.delivered_by is not None:
+            delivered.setdefault(run.course_id, []).append(co_delivered(run.delivered_by))
     result = []
     for course in courses:
         count, mean = ratings.get(course.id, (0, None))
-        kept = runs.get(course.id, [])
+        scheduled, kept = planned.get(course.id, []), delivered.get(course.id, [])
         result.append(CourseQuality(
             course_id=course.id, title=course.title, feedback_count=count,
             mean_rating=round(float(mean), 2) if mean is not None else None,
-            runs=len(kept), runs_co_delivered=sum(kept),
+            runs=len(scheduled), runs_co_delivered=sum(scheduled), runs_delivered=len(kept),
+            runs_delivered_co_delivered=sum(kept),
             co_delivery_kept=rules.share(sum(kept), len(kept)) if kept else None))
     return TrainingQuality(courses=result)
