@@ -4,6 +4,8 @@ import os
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
 
 from recovery.common.settings import DEV_ISSUER, Environment, Settings
 
@@ -46,3 +48,26 @@ def test_the_environment_overrides_every_default(monkeypatch: pytest.MonkeyPatch
     assert settings.database_url == "postgresql+asyncpg://u@db/goals"
     assert settings.jwt_algorithms == ["ES256"]
     assert settings.events_enabled is False
+
+
+def test_the_database_password_comes_from_a_mounted_file_and_is_quoted_into_the_url(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    password = "p@ss:w/rd%?#"
+    (tmp_path / "password").write_text(password + "\n")
+    monkeypatch.setenv("RECOVERY_DATABASE_URL", "postgresql+asyncpg://app@goals-db-rw:5432/app")
+    monkeypatch.setenv("RECOVERY_DATABASE_PASSWORD_FILE", str(tmp_path / "password"))
+    url = make_url(Settings(service="goals").database_url)
+    assert (url.username, url.password, url.host, url.port, url.database) == (
+        "app", password, "goals-db-rw", 5432, "app")
+    assert password not in os.environ.get("RECOVERY_DATABASE_URL", "")
+
+
+@pytest.mark.parametrize("content", [None, ""])
+def test_a_missing_or_empty_password_file_stops_the_service_with_a_clear_message(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, content: str | None) -> None:
+    if content is not None:
+        (tmp_path / "password").write_text(content)
+    monkeypatch.setenv("RECOVERY_DATABASE_URL", "postgresql+asyncpg://app@db/app")
+    monkeypatch.setenv("RECOVERY_DATABASE_PASSWORD_FILE", str(tmp_path / "password"))
+    with pytest.raises(ValidationError, match="database password file"):
+        Settings(service="goals")

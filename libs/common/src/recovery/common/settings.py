@@ -5,6 +5,7 @@ from pathlib import Path
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 #: Contract ports for local runs; each is overridable with ``RECOVERY_PORT``.
 LOCAL_PORTS = {
@@ -30,6 +31,18 @@ def var_dir() -> Path:
     return Path.cwd() / "var"
 
 
+def with_password(database_url: str, password_file: Path) -> str:
+    """The URL with the password read from the file (quoted as a URL needs it)."""
+    try:
+        password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as error:
+        raise ValueError(f"cannot read the database password file {password_file}: "
+                         f"{error.strerror}") from None
+    if not password:
+        raise ValueError(f"the database password file {password_file} is empty")
+    return make_url(database_url).set(password=password).render_as_string(hide_password=False)
+
+
 class Settings(BaseSettings):
     """Everything a service needs to run; every field has a working local default."""
 
@@ -40,6 +53,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 0
     database_url: str = ""
+    # A mounted secret file holding the database password, put into database_url at start-up,
+    # so the password is never in the process environment (deploy/k8s mounts it).
+    database_password_file: str = ""
     database_pool_size: int = 10
     nats_url: str = "nats://127.0.0.1:4222"
     # Identity: tokens are verified against a JWKS from a file (development) or a URL.
@@ -70,6 +86,9 @@ class Settings(BaseSettings):
         if not self.database_url:
             name = self.service.replace("-", "_")
             self.database_url = f"sqlite+aiosqlite:///{var_dir() / f'{name}.db'}"
+        if self.database_password_file:
+            self.database_url = with_password(self.database_url,
+                                              Path(self.database_password_file))
         if self.environment is Environment.production:
             if self.jwt_issuer == DEV_ISSUER:
                 raise ValueError("the development token issuer is refused in production")
