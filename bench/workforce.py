@@ -53,9 +53,9 @@ async def _seed_team(base_url: str, manager: str, team: str, staff: int) -> list
 
 
 def _seed_records(database: Path, team: str, staff_ids: list[str], contacts_count: int) -> None:
-    """100,000 care contacts and the records readiness reads, written straight into the
-    service's SQLite file; the monthly minutes are summed from the contacts exactly as the
-    service keeps them."""
+    """100,000 care contacts and the records readiness reads (supervision, climate, training
+    facts, panels, appraisals, a lead), written straight into the service's SQLite file; the
+    monthly minutes are summed from the contacts exactly as the service keeps them."""
     rng = random.Random(4)
     today = date.today()
     now = datetime.now(UTC).isoformat()
@@ -74,6 +74,18 @@ def _seed_records(database: Path, team: str, staff_ids: list[str], contacts_coun
                    for staff_id in staff_ids[1:]]
     climate = [(str(uuid.uuid4()), team, today.isoformat(), json.dumps([4, 4, 3, 4, 5]), 4.0)
                for _ in range(40)]
+    # Training's facts as its events leave them: most of the team has completed the
+    # foundation course, some rated it; the lead (staff_ids[1]) among them.
+    training = [(str(uuid.uuid4()), staff_id, "foundation", 1,
+                 (today - timedelta(days=rng.randrange(300))).isoformat(), 2,
+                 float(rng.randrange(3, 6)) if n % 2 else None, 3 if n % 2 else 0, now)
+                for n, staff_id in enumerate(staff_ids) if n % 5]
+    panels = [(str(uuid.uuid4()), team, "peer_specialist",
+               (today - timedelta(days=rng.randrange(300))).isoformat(),
+               json.dumps(["staff", "service_user"]), 1, "bench", now) for _ in range(12)]
+    appraisals = [(str(uuid.uuid4()), staff_id, team,
+                   (today - timedelta(days=rng.randrange(300))).isoformat(),
+                   int(rng.random() < 0.6), 1, "bench", now) for staff_id in staff_ids]
     with sqlite3.connect(database) as connection:
         connection.executemany(
             "INSERT INTO care_contact (id, team_id, staff_id, service_user_id, occurred_on, "
@@ -91,6 +103,18 @@ def _seed_records(database: Path, team: str, staff_ids: list[str], contacts_coun
         connection.executemany(
             "INSERT INTO climate_response (id, team_id, responded_on, answers, score) "
             "VALUES (?,?,?,?,?)", climate)
+        connection.executemany(
+            "INSERT INTO training_record (enrolment_id, staff_id, course_id, foundation, "
+            "completed_on, completed_version, rating, rating_version, updated_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?)", training)
+        connection.executemany(
+            "INSERT INTO recruitment_panel (id, team_id, role_type, held_on, members, "
+            "lived_experience_members, recorded_by, recorded_at) VALUES (?,?,?,?,?,?,?,?)",
+            panels)
+        connection.executemany(
+            "INSERT INTO appraisal (id, staff_id, team_id, held_on, "
+            "service_user_feedback_included, recovery_objectives_set, recorded_by, "
+            "recorded_at) VALUES (?,?,?,?,?,?,?,?)", appraisals)
         connection.execute("UPDATE team SET recovery_lead_staff_id = ? WHERE id = ?",
                            (staff_ids[1], team))
 
