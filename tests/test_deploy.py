@@ -198,13 +198,23 @@ def test_every_service_runs_its_own_image_and_migrations(rendered: Rendered,
     for container in (api, migrate):
         assert container["envFrom"] == [{"configMapRef": {"name": f"{service}-config"}}]
         env = env_of(container)
-        # Secrets only by reference: the database's own secret, put together in the pod.
-        for name, key in (("DB_USER", "username"), ("DB_PASSWORD", "password")):
-            assert env[name]["valueFrom"] == {
-                "secretKeyRef": {"name": f"{service}-db-app", "key": key}}
+        # Secrets only by reference, and never in the environment: the database's own
+        # secret is mounted read-only, and the service reads its password into the URL.
+        assert not any("valueFrom" in variable for variable in env.values())
         assert env["DB_HOST"]["value"] == f"{service}-db-rw"
         assert env["RECOVERY_DATABASE_URL"]["value"] == (
-            "postgresql+asyncpg://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST):5432/app")
+            "postgresql+asyncpg://app@$(DB_HOST):5432/app")
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        folder = mounts["database-credentials"]["mountPath"]
+        assert mounts["database-credentials"]["readOnly"] is True
+        assert env["RECOVERY_DATABASE_PASSWORD_FILE"]["value"] == f"{folder}/password"
+    for pod in (pod_spec(deployment), pod_spec(job)):
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["database-credentials"]["secret"] == {
+            "secretName": f"{service}-db-app", "items": [{"key": "password", "path": "password"}],
+            "defaultMode": 0o440}
+        # The file is the pod group's to read.
+        assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))
@@ -271,8 +281,12 @@ def test_no_secret_is_written_into_the_manifests(rendered: Rendered) -> None:
     for name, workload in workloads(rendered):
         for container in pod_spec(workload)["containers"]:
             for variable in container.get("env", []):
-                if re.search(r"PASSWORD|SECRET|TOKEN", variable["name"]):
+                # A secret's value never stands in the manifest; a file that holds it may.
+                if re.search(r"PASSWORD|SECRET|TOKEN", variable["name"]) and not (
+                        variable["name"].endswith("_FILE")):
                     assert "valueFrom" in variable, (name, variable["name"])
+                assert not re.search(r"://[^/@\s]*:[^/@\s]*@", variable.get("value", "")), (
+                    name, variable["name"])
 
 
 def test_nats_is_a_jetstream_cluster_on_file_storage(rendered: Rendered) -> None:
