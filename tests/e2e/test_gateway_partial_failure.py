@@ -103,3 +103,28 @@ async def test_a_slow_service_costs_no_more_than_the_timeout(
         assert body["data"]["serviceUser"]["riskAssessments"] is None
         assert body["errors"][0]["extensions"] == {"code": "UPSTREAM_TIMEOUT",
                                                    "service": "risk"}
+
+
+async def test_with_the_training_service_stopped_the_staff_list_still_arrives(
+        dev_issuer: DevIssuer, tokens: TokenFactory, nats_server: NatsServer,
+        tmp_path: Path) -> None:
+    async with running_platform(databases=lambda n: f"sqlite+aiosqlite:///{tmp_path / n}.db",
+                                jwks_file=dev_issuer.jwks_path, tokens=tokens,
+                                nats_url=nats_server.url, stopped=("training",)) as platform:
+        admin = tokens.admin("admin-partial", ["team-p"])
+        await platform.rest("workforce", "POST", "/v1/teams", admin,
+                            json={"id": "team-p", "name": "Team P"})
+        for i in range(3):
+            await platform.rest("workforce", "POST", "/v1/staff", admin, json={
+                "id": f"team-p-staff-{i}", "team_id": "team-p", "display_name": f"Staff {i}",
+                "profession": "nursing", "grade": "band-5", "role_type": "professional",
+                "fte": 1.0, "start_date": "2026-01-05"})
+        body = await platform.query(tokens.manager("manager-p", ["team-p"]), """
+          { team(id: "team-p") { staff { totalCount
+              edges { node { id trainingStatus { status } } } } } }""")
+        staff = body["data"]["team"]["staff"]
+        assert staff["totalCount"] == 3
+        assert [e["node"]["trainingStatus"] for e in staff["edges"]] == [None] * 3
+        assert [e["path"][-1] for e in body["errors"]] == ["trainingStatus"] * 3
+        assert {e["extensions"]["service"] for e in body["errors"]} == {"training"}
+        assert {e["extensions"]["code"] for e in body["errors"]} == {"UPSTREAM_UNAVAILABLE"}

@@ -39,11 +39,17 @@ class Upstreams:
         self.timeout = settings.upstream_timeout_seconds
         limits = httpx.Limits(max_connections=settings.upstream_max_connections,
                               max_keepalive_connections=settings.upstream_max_connections)
+        self._timeouts = httpx.Timeout(self.timeout).as_dict()
+        #: A client per service for the occasional call (health, FHIR passthrough); the
+        #: GraphQL resolvers' calls go straight to its transport (see ``call``).
         self.clients: dict[str, httpx.AsyncClient] = {}
+        self.transports: dict[str, httpx.AsyncBaseTransport] = {}
         for service in UPSTREAMS:
-            transport = (transports or {}).get(service)
+            transport = (transports or {}).get(service) or httpx.AsyncHTTPTransport(
+                limits=limits)
+            self.transports[service] = transport
             self.clients[service] = httpx.AsyncClient(
-                base_url=settings.url_of(service), transport=transport, limits=limits,
+                base_url=settings.url_of(service), transport=transport,
                 timeout=httpx.Timeout(self.timeout))
         #: Calls made per service since start (tests and the benchmark read it).
         self.calls: Counter[str] = Counter()
@@ -54,19 +60,27 @@ class Upstreams:
     async def call(self, service: str, method: str, path: str, token: str | None, *,
                    json: Any = None, params: Mapping[str, Any] | None = None,
                    if_match: str | None = None) -> UpstreamAnswer:
-        """One call; any failure becomes a ``GatewayError`` naming the service."""
+        """One call; any failure becomes a ``GatewayError`` naming the service.
+
+        Straight to the client's transport: the client's redirect, auth and cookie machinery
+        cost about half of each call's CPU time, and a service call needs none of it."""
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if if_match:
             headers["If-Match"] = if_match
+        base_url = str(self.clients[service].base_url).rstrip("/")
+        request = httpx.Request(method, base_url + path, params=params, json=json,
+                                headers=headers, extensions={"timeout": self._timeouts})
         self.calls[service] += 1
         try:
-            # The client's timeout bounds each phase; this bounds the whole call.
-            response = await asyncio.wait_for(
-                self.clients[service].request(method, path, json=json, params=params,
-                                              headers=headers),
-                self.timeout)
+            # The transport's timeout bounds each phase; this bounds the whole call.
+            async with asyncio.timeout(self.timeout):
+                response = await self.transports[service].handle_async_request(request)
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
         except (TimeoutError, httpx.TimeoutException) as exc:
             UPSTREAM_CALLS.labels(service, "timeout").inc()
             raise GatewayError(ErrorCode.upstream_timeout,

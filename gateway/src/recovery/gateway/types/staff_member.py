@@ -7,7 +7,11 @@ import strawberry
 
 from recovery.gateway.access import check_training_record
 from recovery.gateway.context import GatewayContext
+from recovery.gateway.errors import ErrorCode, GatewayError
 from recovery.gateway.types.values import to_date
+
+#: Foundation enrolments by learner, or the error that kept them from being read.
+FoundationEnrolments = dict[str, dict[str, Any]] | GatewayError
 
 
 @strawberry.type(description="Where a member of staff stands with the foundation course on "
@@ -41,21 +45,30 @@ class StaffMember:
     start_date: date = strawberry.field(description="First day in post.")
     end_date: date | None = strawberry.field(description="Last day, if they have left.")
     in_post: bool = strawberry.field(description="Whether they are in post today.")
+    #: The foundation enrolments of everyone in the answer (or why they could not be read),
+    #: fetched once by the staff list: each member's status is then read without awaiting.
+    foundation: strawberry.Private[FoundationEnrolments | None] = None
 
     @strawberry.field(description="The foundation course (the person, the college and the "
                                   "team's managers); one call for the whole team.")
-    async def training_status(self, info: strawberry.Info[GatewayContext, None]
-                              ) -> TrainingStatus | None:
+    def training_status(self, info: strawberry.Info[GatewayContext, None]
+                        ) -> TrainingStatus | None:
         check_training_record(info.context.principal, str(self.id), str(self.team_id))
-        enrolments = await info.context.loaders.foundation_enrolments()
-        return TrainingStatus.from_enrolment(enrolments.get(str(self.id)))
+        if self.foundation is None:
+            raise GatewayError(ErrorCode.upstream_error,
+                               "Training status was not fetched with this list.")
+        if isinstance(self.foundation, GatewayError):
+            raise self.foundation
+        return TrainingStatus.from_enrolment(self.foundation.get(str(self.id)))
 
     @classmethod
-    def from_service(cls, data: dict[str, Any]) -> "StaffMember":
+    def from_service(cls, data: dict[str, Any],
+                     foundation: FoundationEnrolments | None = None) -> "StaffMember":
         return cls(
             id=strawberry.ID(data["id"]), team_id=strawberry.ID(data["team_id"]),
             display_name=data["display_name"], profession=data["profession"],
             grade=data["grade"], role_type=data["role_type"], fte=float(data["fte"]),
             start_date=to_date(data["start_date"]),  # type: ignore[arg-type]
             end_date=to_date(data.get("end_date")), in_post=bool(data.get("in_post")),
+            foundation=foundation,
         )

@@ -7,8 +7,9 @@ import strawberry
 from strawberry.scalars import JSON
 
 from recovery.gateway.context import GatewayContext
+from recovery.gateway.errors import GatewayError
 from recovery.gateway.types.connection import Connection, connection
-from recovery.gateway.types.staff_member import StaffMember
+from recovery.gateway.types.staff_member import FoundationEnrolments, StaffMember
 
 
 @strawberry.type(description="FTE by profession and role type, and the peer to professional "
@@ -80,10 +81,19 @@ class Team:
     async def staff(self, info: strawberry.Info[GatewayContext, None], first: int | None = None,
                     after: str | None = None, include_left: bool = False
                     ) -> Connection[StaffMember]:
-        if _asks_for(info.selected_fields, "trainingStatus"):
+        foundation: FoundationEnrolments | None = None
+        wants_training = _asks_for(info.selected_fields, "trainingStatus")
+        if wants_training:
             # Both lists at once: the enrolments do not depend on who is in the team.
-            info.context.loaders.foundation_enrolments()
-        members = await _all_staff(info.context, str(self.id), include_left)
+            enrolments = info.context.loaders.foundation_enrolments()
+        rows = await _all_staff(info.context, str(self.id), include_left)
+        if wants_training:
+            try:
+                foundation = await enrolments
+            except GatewayError as error:
+                # Each member's trainingStatus answers with it; the staff list still arrives.
+                foundation = error
+        members = [StaffMember.from_service(row, foundation) for row in rows]
         return connection(members, first, after)
 
     @strawberry.field(description="FTE by profession and role type.")
@@ -138,8 +148,8 @@ def _asks_for(selections: Sequence[Any], name: str) -> bool:
 
 
 async def _all_staff(context: GatewayContext, team_id: str,
-                     include_left: bool) -> list[StaffMember]:
-    members: list[StaffMember] = []
+                     include_left: bool) -> list[dict[str, Any]]:
+    members: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
         params: dict[str, Any] = {"limit": 200, "include_left": include_left}
@@ -147,7 +157,7 @@ async def _all_staff(context: GatewayContext, team_id: str,
             params["cursor"] = cursor
         page = (await context.call("workforce", "GET", f"/v1/teams/{team_id}/staff",
                                    params=params)).body
-        members += [StaffMember.from_service(m) for m in page["items"]]
+        members += page["items"]
         cursor = page.get("next_cursor")
         if not cursor:
             return members
