@@ -150,6 +150,53 @@ async def test_staff_of_another_team_reach_nothing_of_the_person_through_service
     assert person["riskAssessments"]["totalCount"] == 0
 
 
+PLANS_QUERY = """
+query ($id: ID!, $first: Int, $after: String) {
+  serviceUser(id: $id) {
+    activeCrisisPlan { id }
+    crisisPlans(first: $first, after: $after) { totalCount
+      edges { cursor node { id status version serviceUserId } }
+      pageInfo { hasNextPage endCursor } }
+  }
+}"""
+
+
+async def test_a_plan_never_agreed_is_listed_under_crisis_plans_for_the_person_and_team(
+        platform: Platform) -> None:
+    person = "person-gw-draft"
+    staff = platform.tokens.clinician("staff-1", ["team-a"])
+    draft = await platform.rest("crisis-plans", "POST", "/v1/crisis-plans", staff,
+                                json={"service_user_id": person, "team_id": "team-a", **PLAN})
+    for reader in (platform.tokens.service_user(person), staff):
+        body = await platform.query(reader, PLANS_QUERY, {"id": person})
+        assert "errors" not in body, body
+        found = body["data"]["serviceUser"]
+        assert found["activeCrisisPlan"] is None  # nothing agreed yet
+        plans = found["crisisPlans"]
+        assert plans["totalCount"] == 1 and plans["pageInfo"]["hasNextPage"] is False
+        assert [e["node"] for e in plans["edges"]] == [{
+            "id": draft["id"], "status": "draft", "version": 1, "serviceUserId": person}]
+        empty = await platform.query(reader, PLANS_QUERY, {
+            "id": person, "after": plans["pageInfo"]["endCursor"]})
+        assert empty["data"]["serviceUser"]["crisisPlans"]["edges"] == []
+
+
+async def test_crisis_plans_of_another_person_or_team_cannot_be_listed(
+        platform: Platform) -> None:
+    other_team = await platform.query(platform.tokens.clinician("staff-9", ["team-b"]),
+                                      PLANS_QUERY, {"id": PERSON})
+    assert other_team["data"]["serviceUser"]["crisisPlans"]["totalCount"] == 0
+    other_person = await platform.query(platform.tokens.service_user(OTHER), PLANS_QUERY,
+                                        {"id": PERSON})
+    assert other_person["data"] == {"serviceUser": None}
+    assert other_person["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    agreed = await platform.query(platform.tokens.service_user(PERSON), PLANS_QUERY,
+                                  {"id": PERSON})
+    [edge] = agreed["data"]["serviceUser"]["crisisPlans"]["edges"]
+    assert edge["node"]["status"] == "agreed"
+    assert edge["node"]["id"] == agreed["data"]["serviceUser"]["activeCrisisPlan"]["id"]
+
+
 async def test_a_team_of_200_staff_with_training_costs_the_same_calls_as_a_team_of_2(
         platform: Platform) -> None:
     manager = platform.tokens.manager("manager-gw", ["team-a", "team-big"])

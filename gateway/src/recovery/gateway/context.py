@@ -65,3 +65,8 @@ class GatewayContext(BaseContext):
         """A call with the caller's own token (never the gateway's)."""
         return await self.upstreams.call(service, method, path, self.principal.token,
                                          json=json, params=params, if_match=if_match)
+
+    async def every_item(self, service: str, path: str,
+                         params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every item of a service's paged list, read with the caller's own token."""
+        return await self.upstreams.every_item(service, path, self.principal.token, params)

@@ -13,8 +13,6 @@ from recovery.gateway.upstream import Upstreams
 T = TypeVar("T")
 #: The services' batch endpoints take at most this many people per call.
 BATCH_SIZE = 100
-#: The services' largest page.
-PAGE_SIZE = 200
 
 
 async def in_chunks(keys: Sequence[str],
@@ -85,21 +83,13 @@ class Loaders:
         # The training service lists what the caller may see (their teams' for a manager)
         # 200 at a time: a team of 2 or of 200 costs one call.
         found: dict[str, dict[str, Any]] = {}
-        cursor: str | None = None
-        while True:
-            params: dict[str, Any] = {"course_id": self._settings.foundation_course_id,
-                                      "limit": PAGE_SIZE}
-            if cursor:
-                params["cursor"] = cursor
-            page = (await self._upstreams.call("training", "GET", "/v1/enrolments",
-                                               self._token, params=params)).body
-            for enrolment in page["items"]:
-                learner = enrolment["learner_id"]
-                if _better(enrolment, found.get(learner)):
-                    found[learner] = enrolment
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return found
+        for enrolment in await self._upstreams.every_item(
+                "training", "/v1/enrolments", self._token,
+                {"course_id": self._settings.foundation_course_id}):
+            learner = enrolment["learner_id"]
+            if _better(enrolment, found.get(learner)):
+                found[learner] = enrolment
+        return found
 
     async def _teams(self, ids: list[str]) -> list[dict[str, Any] | BaseException]:
         async def one(team_id: str) -> dict[str, Any]:

@@ -39,9 +39,8 @@ class Query:
     async def prospectus(self, info: strawberry.Info[GatewayContext, None],
                          first: int | None = None, after: str | None = None
                          ) -> Connection[Course] | None:
-        page = (await info.context.call("training", "GET", "/v1/courses",
-                                        params={"limit": 200})).body
-        return connection([Course.from_service(c) for c in page["items"]], first, after)
+        rows = await info.context.every_item("training", "/v1/courses")
+        return connection([Course.from_service(c) for c in rows], first, after)
 
     @strawberry.field(description="One course of the prospectus.")
     async def course(self, info: strawberry.Info[GatewayContext, None],

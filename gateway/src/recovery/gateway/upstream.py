@@ -15,6 +15,8 @@ from recovery.gateway.settings import UPSTREAMS, GatewaySettings
 
 log = structlog.get_logger(__name__)
 
+#: The services' largest page.
+PAGE_SIZE = 200
 UPSTREAM_CALLS = PromCounter("gateway_upstream_calls_total", "Calls to the services",
                              ["service", "outcome"])
 
@@ -98,6 +100,22 @@ class Upstreams:
             return UpstreamAnswer(response.status_code, body, response.headers.get("ETag"))
         UPSTREAM_CALLS.labels(service, str(response.status_code)).inc()
         raise problem_error(service, response)
+
+
+    async def every_item(self, service: str, path: str, token: str | None,
+                         params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every item of one of the service's cursor-paged lists, ``PAGE_SIZE`` a call."""
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            page_params = {**(params or {}), "limit": PAGE_SIZE}
+            if cursor:
+                page_params["cursor"] = cursor
+            page = (await self.call(service, "GET", path, token, params=page_params)).body
+            items += page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return items
 
 
 def problem_error(service: str, response: httpx.Response) -> GatewayError:

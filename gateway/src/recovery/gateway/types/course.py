@@ -54,9 +54,8 @@ class Course:
     @strawberry.field(description="The course's runs, soonest first.")
     async def runs(self, info: strawberry.Info[GatewayContext, None], first: int | None = None,
                    after: str | None = None) -> Connection[CourseRun]:
-        page = (await info.context.call("training", "GET", f"/v1/courses/{self.id}/runs",
-                                        params={"limit": 200})).body
-        return connection([CourseRun.from_service(r) for r in page["items"]], first, after)
+        rows = await info.context.every_item("training", f"/v1/courses/{self.id}/runs")
+        return connection([CourseRun.from_service(r) for r in rows], first, after)
 
     @classmethod
     def from_service(cls, data: dict[str, Any]) -> "Course":

@@ -32,6 +32,9 @@ class CrisisPlan:
     id: strawberry.ID = strawberry.field(description="The plan's id.")
     service_user_id: strawberry.ID = strawberry.field(description="Whose plan it is.")
     team_id: strawberry.ID = strawberry.field(description="The team that holds it.")
+    status: str = strawberry.field(description="Where the version shown stands: `draft` "
+                                               "(not yet signed by every party), `agreed`, "
+                                               "`withdrawn` or `entered-in-error`.")
     version: int = strawberry.field(description="This version; send it as `ifMatch` to "
                                                 "change or sign the plan.")
     content_hash: str = strawberry.field(description="Fingerprint of exactly what was signed.")
@@ -47,7 +50,8 @@ class CrisisPlan:
         return cls(
             id=strawberry.ID(data["plan_id"]),
             service_user_id=strawberry.ID(data["service_user_id"]),
-            team_id=strawberry.ID(data["team_id"]), version=int(data["version"]),
+            team_id=strawberry.ID(data["team_id"]), status="agreed",
+            version=int(data["version"]),
             content_hash=data["content_hash"], content=data.get("content") or {},
             signatures=[Signature.from_service(s) for s in data.get("signatures") or []],
             agreed_at=to_datetime(data.get("agreed_at")),
@@ -59,7 +63,8 @@ class CrisisPlan:
     def from_plan(cls, data: dict[str, Any]) -> "CrisisPlan":
         return cls(
             id=strawberry.ID(data["id"]), service_user_id=strawberry.ID(data["service_user_id"]),
-            team_id=strawberry.ID(data["team_id"]), version=int(data["version"]),
+            team_id=strawberry.ID(data["team_id"]), status=str(data["status"]),
+            version=int(data["version"]),
             content_hash=data["content_hash"], content=data.get("content") or {},
             signatures=[Signature.from_service(s) for s in data.get("signatures") or []],
             agreed_at=to_datetime(data.get("agreed_at")),

@@ -28,9 +28,9 @@ class Me:
                          first: int | None = None, after: str | None = None
                          ) -> Connection[Enrolment] | None:
         learner = str(self.person_id or self.sub)
-        page = (await info.context.call("training", "GET", "/v1/enrolments",
-                                        params={"learner_id": learner, "limit": 200})).body
-        return connection([Enrolment.from_service(e) for e in page["items"]], first, after)
+        rows = await info.context.every_item("training", "/v1/enrolments",
+                                             {"learner_id": learner})
+        return connection([Enrolment.from_service(e) for e in rows], first, after)
 
     @strawberry.field(description="Their teams (staff).")
     async def teams(self, info: strawberry.Info[GatewayContext, None]) -> list[Team | None]:

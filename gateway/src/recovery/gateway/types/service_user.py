@@ -32,18 +32,15 @@ class ServiceUser:
         plan = await info.context.loaders.active_plan_of_person.load(str(self.id))
         return CrisisPlan.from_active(plan) if plan else None
 
-    @strawberry.field(description="Their crisis plan as it stands now (the newest version, "
-                                  "agreed or a draft waiting for signatures).")
+    @strawberry.field(description="Their crisis plans, newest first, each as it stands (its "
+                                  "newest version: agreed, a draft waiting for signatures, "
+                                  "or withdrawn); those entered in error are left out.")
     async def crisis_plans(self, info: strawberry.Info[GatewayContext, None],
                            first: int | None = None, after: str | None = None
                            ) -> Connection[CrisisPlan] | None:
-        active = await info.context.loaders.active_plan_of_person.load(str(self.id))
-        plans: list[CrisisPlan] = []
-        if active:
-            body = (await info.context.call("crisis-plans", "GET",
-                                            f"/v1/crisis-plans/{active['plan_id']}")).body
-            plans.append(CrisisPlan.from_plan(body))
-        return connection(plans, first, after)
+        rows = await info.context.every_item("crisis-plans",
+                                             f"/v1/people/{self.id}/crisis-plans")
+        return connection([CrisisPlan.from_plan(r) for r in rows], first, after)
 
     @strawberry.field(description="Their risk co-assessments, newest first.")
     async def risk_assessments(self, info: strawberry.Info[GatewayContext, None],

@@ -86,7 +86,8 @@ class Team:
         if wants_training:
             # Both lists at once: the enrolments do not depend on who is in the team.
             enrolments = info.context.loaders.foundation_enrolments()
-        rows = await _all_staff(info.context, str(self.id), include_left)
+        rows = await info.context.every_item("workforce", f"/v1/teams/{self.id}/staff",
+                                             {"include_left": include_left})
         if wants_training:
             try:
                 foundation = await enrolments
@@ -145,19 +146,3 @@ def _asks_for(selections: Sequence[Any], name: str) -> bool:
         if _asks_for(getattr(selection, "selections", ()), name):
             return True
     return False
-
-
-async def _all_staff(context: GatewayContext, team_id: str,
-                     include_left: bool) -> list[dict[str, Any]]:
-    members: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 200, "include_left": include_left}
-        if cursor:
-            params["cursor"] = cursor
-        page = (await context.call("workforce", "GET", f"/v1/teams/{team_id}/staff",
-                                   params=params)).body
-        members += page["items"]
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return members
