@@ -6,7 +6,16 @@ from sqlalchemy.dialects import sqlite
 
 from recovery.common.auth import Principal, Verb
 from recovery.common.reach import Reach, reach_condition, reach_of
-from recovery.common.rules import Actor, ActorKind, Refusal, actor_for, refuse
+from recovery.common.rules import (
+    ENTERED_IN_ERROR,
+    Actor,
+    ActorKind,
+    Refusal,
+    actor_for,
+    closed_refusal,
+    entered_in_error_refusal,
+    refuse,
+)
 
 
 def principal(sub: str, *roles: str, scope: str, patient: str | None = None,
@@ -82,3 +91,21 @@ def test_a_filter_inside_the_reach_needs_no_condition_and_one_outside_matches_no
     assert _where(reach_of(PARTNER, "Goal", Verb.search), service_user_id="su-9") is None
     assert _where(clinician, team_id="team-z") is False
     assert _where(reach_of(SERVICE_USER, "Goal", Verb.search), service_user_id="su-2") is False
+
+
+def test_only_staff_mark_a_record_entered_in_error_and_only_once() -> None:
+    for kind in (ActorKind.staff, ActorKind.clinician):
+        assert entered_in_error_refusal(Actor(kind, "staff-1"), "draft", "plan") is None
+    for kind in (ActorKind.person, ActorKind.system):
+        refusal = entered_in_error_refusal(Actor(kind, "su-1"), "draft", "plan")
+        assert refusal is not None and (refusal.status, refusal.kind) == (
+            403, "only-staff-mark-errors")
+    again = entered_in_error_refusal(Actor(ActorKind.staff, "staff-1"), ENTERED_IN_ERROR, "plan")
+    assert again is not None and (again.status, again.kind) == (409, "entered-in-error")
+
+
+def test_a_record_marked_entered_in_error_is_closed_to_change() -> None:
+    assert closed_refusal("agreed", "plan") is None
+    closed = closed_refusal(ENTERED_IN_ERROR, "crisis plan")
+    assert closed is not None and closed.status == 409
+    assert closed.detail.startswith("This crisis plan was marked entered-in-error")

@@ -135,6 +135,31 @@ async def test_a_review_falling_due_is_announced_once(
     AsyncApiDocument.load(ASYNCAPI).validate(json.loads(received.by_plan[plan["id"]][1].data))
 
 
+async def test_a_plan_marked_in_error_is_announced_as_documented_with_no_active_version(
+        live: tuple[PlansApi, Received]) -> None:
+    api, received = live
+    person = unique("su")
+    staff = api.tokens.clinician("staff-3")
+    plan = await api.agreed(staff, person, api.tokens.service_user(person))
+    refused = await api.client.post(f"/v1/crisis-plans/{plan['id']}/entered-in-error",
+                                    headers=api.auth(api.tokens.service_user(person), '"1"'))
+    assert refused.status_code == 403  # publishes nothing
+    marked = await api.client.post(f"/v1/crisis-plans/{plan['id']}/entered-in-error",
+                                   headers=api.auth(staff, '"1"'))
+    assert marked.status_code == 200, marked.text
+    await received.wait_for(plan["id"], 5)
+    await asyncio.sleep(0.3)
+    assert received.types(plan["id"])[3:] == [PlanEvent.agreed, PlanEvent.entered_in_error]
+    msg = received.by_plan[plan["id"]][-1]
+    event = json.loads(msg.data)
+    AsyncApiDocument.load(ASYNCAPI).validate(event)
+    assert event["type"] == msg.subject == "recovery.crisis-plans.plan.entered-in-error"
+    assert event["data"]["status"] == "entered-in-error"
+    assert event["data"]["active_version"] is None and event["data"]["changed_by"] == "staff-3"
+    for text in PLAN_TEXT:
+        assert text not in msg.data.decode()
+
+
 def test_every_crisis_plan_event_is_documented_and_nothing_else_is() -> None:
     documented = {t for t in AsyncApiDocument.load(ASYNCAPI).event_types
                   if t.startswith("recovery.crisis-plans.")}

@@ -10,9 +10,15 @@ from sqlmodel import col, select
 
 from recovery.common.audit import AuditEvent
 from recovery.common.timeutil import utcnow
-from recovery.crisis_plans.models import BreakGlassAccess
+from recovery.crisis_plans.models import BreakGlassAccess, CrisisPlan
+from recovery.crisis_plans.service import announce_due_reviews
 
 PROBLEM = "application/problem+json"
+SHARED_DECISION = {
+    "question": "Which tablet?", "options_considered": [{"option": "A"}],
+    "what_matters_to_me": "Sleep", "clinician_information": "A helps sleep",
+    "decision_in_my_words": "I will try A", "one_thing_i_will_do": "Note my sleep",
+    "review_on": "2031-01-01"}
 
 
 def problem_of(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -305,6 +311,27 @@ async def test_an_edit_racing_a_signature_keeps_both(api: PlansApi) -> None:
     assert len(versions[0]["signatures"]) == (1 if signed.status_code == 201 else 0)
 
 
+async def test_marking_a_plan_in_error_while_it_is_edited_loses_neither(
+        api: PlansApi) -> None:
+    person = unique("su")
+    staff, own = api.tokens.clinician(), api.tokens.service_user(person)
+    plan = await api.draft(staff, person)
+    marked, edited = await asyncio.gather(
+        api.mark_in_error(staff, plan["id"], '"1"'),
+        api.edit(own, plan["id"], '"1"', **{**PLAN_CONTENT, "triggers": ["Noise"]}))
+    stored = (await api.client.get(f"/v1/crisis-plans/{plan['id']}",
+                                   headers=api.auth(own))).json()
+    if edited.status_code == 200:
+        # The edit landed first: the mark saw version 2 and was refused, nothing lost.
+        assert problem_of(marked, 412) and stored["status"] == "draft"
+        assert stored["version"] == 2
+    else:
+        # The mark landed first: the edit found the plan closed (or its version moved on).
+        assert marked.status_code == 200, marked.text
+        assert edited.status_code in (409, 412), edited.text
+        assert stored["status"] == "entered-in-error" and stored["version"] == 1
+
+
 # --- break-glass ------------------------------------------------------------------------------
 
 
@@ -433,6 +460,113 @@ async def test_a_persons_plan_list_holds_nothing_outside_the_callers_reach(
     problem_of(await api.plans_of(api.tokens.service_user(unique("su")), person), 404)
     rows = await audit_rows(api, service_user_id=person, action="search")
     assert sorted(r.outcome for r in rows) == ["allowed", "allowed", "denied"]
+
+
+# --- entered-in-error ------------------------------------------------------------------------
+
+
+async def test_a_plan_made_in_error_is_kept_readable_closed_and_no_longer_active(
+        api: PlansApi) -> None:
+    person, team = unique("su"), unique("team")
+    staff, own = api.tokens.clinician("staff-1", [team]), api.tokens.service_user(person)
+    agreed = await api.agreed(staff, person, own, team=team)
+    draft = (await api.edit(own, agreed["id"], '"1"',
+                            **{**PLAN_CONTENT, "triggers": ["Loud voices"]})).json()
+    path = f"/v1/crisis-plans/{agreed['id']}"
+    assert problem_of(await api.mark_in_error(own, agreed["id"], '"2"'), 403)[
+        "type"].endswith("/only-staff-mark-errors")
+    problem_of(await api.mark_in_error(staff, agreed["id"], None), 428)
+    problem_of(await api.mark_in_error(staff, agreed["id"], '"1"'), 412)
+    assert (await api.active(own, person)).status_code == 200  # refusals changed nothing
+
+    marked = await api.mark_in_error(staff, agreed["id"], '"2"')
+    assert marked.status_code == 200, marked.text
+    assert marked.headers["etag"] == '"2"'
+    body = marked.json()
+    assert body["status"] == "entered-in-error" and body["active_version"] is None
+    assert body["content_hash"] == draft["content_hash"]
+
+    # Kept: readable by id, every version with its signatures, in FHIR as entered-in-error.
+    read = await api.client.get(path, headers=api.auth(own))
+    assert read.status_code == 200 and read.json()["status"] == "entered-in-error"
+    versions = (await api.client.get(f"{path}/versions", headers=api.auth(staff))).json()
+    assert [len(v["signatures"]) for v in versions] == [2, 0]
+    fhir = (await api.client.get(f"/fhir/CarePlan/{agreed['id']}",
+                                 headers=api.auth(own))).json()
+    assert fhir["status"] == "entered-in-error"
+    # No longer the active plan, by any path.
+    assert problem_of(await api.active(own, person), 404)["type"].endswith("/no-active-plan")
+    glass = await api.client.post(f"/v1/people/{person}/crisis-plan:break-glass",
+                                  json={"reason": "Brought in confused at night"},
+                                  headers=api.auth(api.tokens.clinician("c", ["crisis-team"])))
+    problem_of(glass, 404)
+    batch = await api.client.post("/v1/crisis-plans:batch-read",
+                                  json={"service_user_ids": [person]}, headers=api.auth(staff))
+    assert batch.json()["results"][0]["active_plan"] is None
+    # Out of lists, unless asked for on the person's own list.
+    team_list = await api.client.get(f"/v1/teams/{team}/crisis-plans", headers=api.auth(staff))
+    assert team_list.json()["items"] == []
+    assert (await api.plans_of(own, person)).json()["items"] == []
+    kept = (await api.plans_of(own, person, include_entered_in_error="true")).json()
+    assert [p["id"] for p in kept["items"]] == [agreed["id"]]
+    # Closed: no edit, signature, withdrawal, decision or second mark.
+    current = f'"{body["version"]}"'
+    refusals = [
+        await api.edit(staff, agreed["id"], current, **PLAN_CONTENT),
+        await api.sign(own, body),
+        await api.client.post(f"{path}/withdraw-agreement", headers=api.auth(own, current)),
+        await api.client.post(f"{path}/medication-decisions", headers=api.auth(own),
+                              json=SHARED_DECISION),
+        await api.mark_in_error(staff, agreed["id"], current),
+    ]
+    for refused in refusals:
+        assert problem_of(refused, 409)["type"].endswith("/entered-in-error")
+    assert (await api.client.get(path, headers=api.auth(own))).text == read.text
+    rows = await audit_rows(api, record_id=agreed["id"], action="entered-in-error")
+    assert sorted(r.outcome for r in rows) == ["allowed", "allowed", "allowed", "allowed",
+                                               "allowed"]
+
+
+async def test_once_a_plan_is_marked_in_error_the_person_can_start_another(
+        api: PlansApi) -> None:
+    person = unique("su")
+    staff, own = api.tokens.clinician(), api.tokens.service_user(person)
+    mistaken = await api.draft(staff, person)
+    second = await api.client.post("/v1/crisis-plans", headers=api.auth(staff),
+                                   json={"service_user_id": person, "team_id": "team-a"})
+    problem_of(second, 409)  # one plan in use per person
+    assert (await api.mark_in_error(staff, mistaken["id"], '"1"')).status_code == 200
+    replacement = await api.agreed(staff, person, own)
+    active = (await api.active(staff, person)).json()
+    assert active["plan_id"] == replacement["id"]
+    assert [p["id"] for p in (await api.plans_of(own, person)).json()["items"]] == [
+        replacement["id"]]
+    seen, cursor = [], None
+    while True:
+        params = {"include_entered_in_error": "true", "limit": "1",
+                  **({"cursor": cursor} if cursor else {})}
+        page = (await api.plans_of(staff, person, **params)).json()
+        seen += [(p["id"], p["status"]) for p in page["items"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert seen == [(replacement["id"], "agreed"), (mistaken["id"], "entered-in-error")]
+
+
+async def test_a_plan_made_in_error_is_not_overdue_for_review_nor_announced(
+        api: PlansApi) -> None:
+    team = unique("team")
+    staff = api.tokens.clinician("staff-1", [team])
+    past = (utcnow().date() - timedelta(days=3)).isoformat()
+    plan = await api.draft(staff, unique("su"), team, **{**PLAN_CONTENT, "review_on": past})
+    assert (await api.mark_in_error(staff, plan["id"], '"1"')).status_code == 200
+    overdue = await api.client.get(f"/v1/teams/{team}/crisis-plans:overdue-review",
+                                   headers=api.auth(staff))
+    assert overdue.status_code == 200 and overdue.json()["items"] == []
+    sessions = api.client.app.state.kit.sessions  # type: ignore[attr-defined]
+    await announce_due_reviews(sessions)
+    async with sessions() as session:
+        stored = await session.get(CrisisPlan, plan["id"])
+    assert stored is not None and stored.review_due_announced_for is None
 
 
 async def test_batch_read_gives_active_plans_only_where_the_caller_may_see_them(

@@ -34,7 +34,9 @@ class FuzzTarget:
             return self.admin
         if path.endswith(":break-glass"):
             return self.responder
-        if path.endswith("/withdraw-agreement"):
+        if path.endswith(("/withdraw-agreement", "/entered-in-error")):
+            # Only the person withdraws; and they cannot close the plan the other generated
+            # requests are aimed at by marking it entered-in-error (staff do that).
             return self.person
         return self.clinician
 

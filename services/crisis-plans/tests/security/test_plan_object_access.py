@@ -104,7 +104,7 @@ async def household(api: PlansClient) -> Household:
 async def _operations(api: PlansClient) -> list[Operation]:
     openapi = (await api.client.get("/openapi.json")).json()
     operations = [op for op in protected_operations(openapi) if not op.is_audit]
-    assert len(operations) == 16
+    assert len(operations) == 17
     return operations
 
 
@@ -160,9 +160,10 @@ async def test_the_person_and_their_team_reach_every_operation(api: PlansClient,
     """The control for the refusals above: the same requests go through for them."""
     home = await household(api)
     token = home.alice_token if caller == "the person" else home.team_staff
-    # Withdrawing ends the active plan, so it goes last.
+    # Withdrawing ends the active plan and marking it in error closes it, so they go last.
     operations = sorted(await _operations(api),
-                        key=lambda op: op.template.endswith("withdraw-agreement"))
+                        key=lambda op: op.template.endswith(("withdraw-agreement",
+                                                             "entered-in-error")))
     for operation in operations:
         if "break-glass" in operation.template or operation.template == "/v1/crisis-plans":
             continue  # break-glass is the crisis team's; Alice already has her one plan
@@ -170,6 +171,8 @@ async def test_the_person_and_their_team_reach_every_operation(api: PlansClient,
             continue  # team lists are for staff
         if caller == "their team" and operation.template.endswith("withdraw-agreement"):
             continue  # only the person withdraws
+        if caller == "the person" and operation.template.endswith("entered-in-error"):
+            continue  # staff mark a plan made in error
         current = (await api.client.get(f"/v1/crisis-plans/{home.plan['id']}",
                                         headers=auth(token))).json()
         body = valid_body(operation, service_user_id=home.alice, team_id=home.team,
@@ -235,7 +238,7 @@ async def test_a_read_only_scope_cannot_change_anything(api: PlansClient) -> Non
     token = api.tokens.clinician("staff-in-team", [home.team], scope="user/CarePlan.rs")
     before = await home.read_back()
     changing = [op for op in await _operations(api) if op.changes]
-    assert len(changing) == 5
+    assert len(changing) == 6
     for operation in changing:
         response = await api.client.request(
             operation.method, home.path(operation.template),

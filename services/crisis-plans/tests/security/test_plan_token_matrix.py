@@ -90,6 +90,7 @@ def test_the_matrix_covers_every_operation_the_service_documents(world: World) -
         "GET /v1/crisis-plans/{plan_id}", "PUT /v1/crisis-plans/{plan_id}",
         "POST /v1/crisis-plans/{plan_id}/signatures",
         "POST /v1/crisis-plans/{plan_id}/withdraw-agreement",
+        "POST /v1/crisis-plans/{plan_id}/entered-in-error",
         "GET /v1/crisis-plans/{plan_id}/versions",
         "POST /v1/crisis-plans/{plan_id}/medication-decisions",
         "GET /v1/crisis-plans/{plan_id}/medication-decisions",

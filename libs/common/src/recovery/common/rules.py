@@ -44,6 +44,29 @@ def actor_for(principal: Principal, service_user_id: str, *,
     return Actor(ActorKind.system, principal.sub)
 
 
+#: The status of a clinical record marked made in error (FHIR's word): never deleted, kept
+#: readable by id, left out of lists, closed to change.
+ENTERED_IN_ERROR = "entered-in-error"
+
+
+def closed_refusal(status: str, what: str) -> Refusal | None:
+    """A record marked entered-in-error is kept as it was and changes no more."""
+    if status == ENTERED_IN_ERROR:
+        return Refusal(409, "entered-in-error",
+                       f"This {what} was marked entered-in-error; it can no longer be changed "
+                       "or signed.")
+    return None
+
+
+def entered_in_error_refusal(actor: Actor, status: str, what: str) -> Refusal | None:
+    """Staff of the team mark a record made in error; the person and partner systems do not
+    (the person withdraws their agreement instead)."""
+    if actor.kind not in (ActorKind.clinician, ActorKind.staff):
+        return Refusal(403, "only-staff-mark-errors",
+                       f"Only staff of the team mark a {what} entered-in-error.")
+    return closed_refusal(status, what)
+
+
 def refuse(refusal: Refusal) -> Problem:
     """The problem document for a refusal, naming the field at fault when there is one."""
     params = ([InvalidParam(name=refusal.field, reason=refusal.detail)]

@@ -22,6 +22,7 @@ class PlanEvent(StrEnum):
     agreement_withdrawn = PREFIX + "plan.agreement-withdrawn"
     review_due = PREFIX + "plan.review-due"
     break_glass = PREFIX + "break-glass.accessed"
+    entered_in_error = PREFIX + "plan.entered-in-error"
 
 
 def plan_event_data(plan: CrisisPlan, *, changed_by: str, version: int | None = None,

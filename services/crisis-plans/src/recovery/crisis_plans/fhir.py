@@ -34,7 +34,8 @@ PARTICIPATION = "http://terminology.hl7.org/CodeSystem/provenance-participant-ty
 
 #: FHIR CarePlan.status for where the newest version stands.
 CARE_PLAN_STATUS = {PlanStatus.draft: "draft", PlanStatus.agreed: "active",
-                    PlanStatus.withdrawn: "revoked"}
+                    PlanStatus.withdrawn: "revoked",
+                    PlanStatus.entered_in_error: "entered-in-error"}
 #: ASTM E1762 signature types: the person consents, clinicians sign as verifiers.
 SIGNATURE_CODES = {Party.service_user: ("1.2.840.10065.1.12.1.7", "Consent Signature"),
                    Party.care_coordinator: ("1.2.840.10065.1.12.1.5", "Verification Signature"),

@@ -7,7 +7,18 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from sqlalchemy import JSON, Boolean, Column, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
@@ -54,6 +65,7 @@ class PlanStatus(StrEnum):
     draft = "draft"  # not (yet) signed by every required party
     agreed = "agreed"  # the newest version is the active plan
     withdrawn = "withdrawn"  # the person withdrew their agreement
+    entered_in_error = "entered-in-error"  # a mistake: kept, readable by id, closed, not active
 
 
 class PracticalArea(StrEnum):
@@ -77,10 +89,13 @@ class CopyHolderKind(StrEnum):
 # --- tables -------------------------------------------------------------------------------
 
 _REVISION = Column("revision", Integer, nullable=False)
+#: The plans in use: those not marked entered-in-error (the partial index's condition).
+IN_USE = text("status != 'entered-in-error'")
 
 
 class CrisisPlan(SQLModel, table=True):
     """A person's joint crisis plan as it stands: newest version, and the active (agreed) one.
+    Never deleted: a plan made in error is marked so, and another may then be started.
 
     ``revision`` counts every change (edits, signatures, withdrawals) and guards each write:
     two changes racing from the same state cannot both commit.
@@ -88,7 +103,11 @@ class CrisisPlan(SQLModel, table=True):
 
     __tablename__ = "crisis_plan"
     __table_args__ = (
-        Index("ix_crisis_plan_service_user", "service_user_id", unique=True),
+        # One plan in use per person (so "the active plan" is never ambiguous); a plan marked
+        # entered-in-error is kept beside the one that replaces it.
+        Index("ix_crisis_plan_in_use_per_person", "service_user_id", unique=True,
+              sqlite_where=IN_USE, postgresql_where=IN_USE),
+        Index("ix_crisis_plan_person_created", "service_user_id", "created_at", "id"),
         Index("ix_crisis_plan_team_created", "team_id", "created_at", "id"),
         Index("ix_crisis_plan_team_review", "team_id", "review_on"),
     )

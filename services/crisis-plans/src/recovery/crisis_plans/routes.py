@@ -90,6 +90,14 @@ async def withdraw_agreement(plan_id: PlanId, access: AccessDep, if_match: IfMat
     return plan_response(plan)
 
 
+@router.post("/crisis-plans/{plan_id}/entered-in-error", response_model=PlanPublic,
+             responses=CHANGE, summary="Staff mark a plan made in error (kept, readable by id, "
+                                       "no longer active, out of lists)")
+async def mark_entered_in_error(plan_id: PlanId, access: AccessDep,
+                                if_match: IfMatch = None) -> Response:
+    return plan_response(await service.mark_entered_in_error(access, plan_id, if_match))
+
+
 @router.get("/crisis-plans/{plan_id}/versions", response_model=list[VersionPublic],
             responses=READ, summary="Every version with its hash and signatures, oldest first")
 async def list_versions(plan_id: PlanId, access: AccessDep) -> Response:
@@ -97,7 +105,7 @@ async def list_versions(plan_id: PlanId, access: AccessDep) -> Response:
 
 
 @router.post("/crisis-plans/{plan_id}/medication-decisions", status_code=201,
-             response_model=MedicationDecisionPublic, responses=READ,
+             response_model=MedicationDecisionPublic, responses=problem_responses(404, 409),
              summary="Record a shared decision on medication, in the person's voice")
 async def record_medication_decision(plan_id: PlanId, decision: MedicationDecisionCreate,
                                      access: AccessDep) -> Response:
@@ -123,10 +131,11 @@ async def read_active_plan(service_user_id: PersonId, access: AccessDep) -> Resp
             responses=READ, summary="The person's crisis plans, newest first: their own for "
                                     "the person, their teams' for staff")
 async def list_person_plans(service_user_id: PersonId, access: AccessDep,
-                            settings: SettingsDep, cursor: Cursor = None,
-                            limit: Limit = None) -> Response:
+                            settings: SettingsDep, include_entered_in_error: bool = False,
+                            cursor: Cursor = None, limit: Limit = None) -> Response:
     page = await service.list_person_plans(
-        access, service_user_id, cursor=cursor,
+        access, service_user_id, include_entered_in_error=include_entered_in_error,
+        cursor=cursor,
         limit=page_size(limit, settings.page_size_default, settings.page_size_max))
     return Response(page, media_type="application/json")
 

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import String as SAString
-from sqlalchemy import Text, bindparam, cast, literal, or_, tuple_
+from sqlalchemy import Text, bindparam, cast, literal, literal_column, or_, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import QueryableAttribute, defer
@@ -24,7 +24,7 @@ from recovery.common.events import record_event
 from recovery.common.pagination import decode_time_cursor, encode_cursor
 from recovery.common.problems import Problem
 from recovery.common.reach import list_condition, require_create_access
-from recovery.common.rules import actor_for, refuse
+from recovery.common.rules import actor_for, closed_refusal, entered_in_error_refusal, refuse
 from recovery.common.timeutil import utcnow
 from recovery.common.versioning import require_if_match
 from recovery.crisis_plans import rules
@@ -71,9 +71,14 @@ UNLOADED_DOCUMENTS = [defer(typing.cast(QueryableAttribute[Any], CrisisPlan.docu
                       defer(typing.cast(QueryableAttribute[Any], CrisisPlan.active_document))]
 ACTIVE_DOCUMENT = cast(col(CrisisPlan.active_document), Text)
 DOCUMENT = cast(col(CrisisPlan.document), Text)
+#: What the kit's closed and entered-in-error refusals call a record here.
+RECORD_NAME = "crisis plan"
+#: Plans in use, not marked entered-in-error: the status as a literal, not a bound parameter,
+#: so that both databases match it to the partial unique index on the person.
+IN_USE = col(CrisisPlan.status) != literal_column(f"'{PlanStatus.entered_in_error.value}'")
 #: The crisis team's read, built once: one unique-index lookup by person.
 READ_ACTIVE = select(col(CrisisPlan.team_id), col(CrisisPlan.id), ACTIVE_DOCUMENT).where(
-    col(CrisisPlan.service_user_id) == bindparam("service_user_id"))
+    col(CrisisPlan.service_user_id) == bindparam("service_user_id"), IN_USE)
 READ_ONE = select(col(CrisisPlan.service_user_id), col(CrisisPlan.team_id),
                   col(CrisisPlan.version), DOCUMENT).where(
     col(CrisisPlan.id) == bindparam("plan_id"))
@@ -186,6 +191,17 @@ async def _plan_for(session: AsyncSession, access: RecordAccess, plan_id: str, *
     return plan
 
 
+async def _plan_to_change(session: AsyncSession, access: RecordAccess, plan_id: str,
+                          if_match: str | None, action: str) -> CrisisPlan:
+    """A plan the caller may change, at the version they saw, and not marked in error."""
+    plan = await _plan_for(session, access, plan_id, verb=Verb.update, action=action)
+    require_if_match(if_match, plan.version)
+    closed = closed_refusal(plan.status, RECORD_NAME)
+    if closed is not None:
+        raise refuse(closed)
+    return plan
+
+
 def _events(session: AsyncSession, plan: CrisisPlan,
             events: list[tuple[PlanEvent, dict[str, Any]]]) -> None:
     for event, data in events:
@@ -237,8 +253,7 @@ async def change_plan(access: RecordAccess, plan_id: str, if_match: str | None,
     """A new immutable version; after agreement it is a draft and the agreed one stays active."""
 
     async def attempt(session: AsyncSession) -> CrisisPlan:
-        plan = await _plan_for(session, access, plan_id, verb=Verb.update, action="update")
-        require_if_match(if_match, plan.version)
+        plan = await _plan_to_change(session, access, plan_id, if_match, "update")
         actor = actor_for(access.principal, plan.service_user_id)
         newest = await _version_row(session, plan.id, plan.version)
         before = PlanContent.model_validate(newest.content)
@@ -279,8 +294,7 @@ async def sign_version(access: RecordAccess, plan_id: str, if_match: str | None,
 
     async def attempt(session: AsyncSession) -> CrisisPlan:
         principal = access.principal
-        plan = await _plan_for(session, access, plan_id, verb=Verb.update, action="sign")
-        require_if_match(if_match, plan.version)
+        plan = await _plan_to_change(session, access, plan_id, if_match, "sign")
         actor = actor_for(principal, plan.service_user_id)
         party = rules.signing_party(actor, request.party,
                                     is_clinician=Role.clinician in principal.roles)
@@ -333,8 +347,7 @@ async def withdraw_agreement(access: RecordAccess, plan_id: str, if_match: str |
     del withdrawal  # the reason is the person's to give; it is not stored in events or logs
 
     async def attempt(session: AsyncSession) -> CrisisPlan:
-        plan = await _plan_for(session, access, plan_id, verb=Verb.update, action="withdraw")
-        require_if_match(if_match, plan.version)
+        plan = await _plan_to_change(session, access, plan_id, if_match, "withdraw")
         actor = actor_for(access.principal, plan.service_user_id)
         versions = {plan.version} | ({plan.active_version} if plan.active_version else set())
         rows = (await session.exec(
@@ -363,6 +376,35 @@ async def withdraw_agreement(access: RecordAccess, plan_id: str, if_match: str |
         session.add(plan)
         _events(session, plan, [(PlanEvent.agreement_withdrawn, plan_event_data(
             plan, changed_by=actor.sub, version=withdrawn_version))])
+        await session.commit()
+        return plan
+
+    return await _with_retry(access.kit.sessions, attempt)
+
+
+async def mark_entered_in_error(access: RecordAccess, plan_id: str,
+                                if_match: str | None) -> CrisisPlan:
+    """Staff mark a plan made in error: kept with every version and signature, readable by id,
+    closed to change, no longer the person's active plan; another may then be started."""
+
+    async def attempt(session: AsyncSession) -> CrisisPlan:
+        plan = await _plan_for(session, access, plan_id, verb=Verb.update,
+                               action="entered-in-error")
+        require_if_match(if_match, plan.version)
+        actor = actor_for(access.principal, plan.service_user_id)
+        refusal = entered_in_error_refusal(actor, plan.status, RECORD_NAME)
+        if refusal is not None:
+            raise refuse(refusal)
+        plan.status = PlanStatus.entered_in_error.value
+        plan.active_version = None
+        plan.agreed_at = None
+        plan.updated_at = utcnow()
+        await _refresh_documents(session, plan, await _version_row(session, plan.id,
+                                                                   plan.version),
+                                 await _signature_rows(session, plan.id, plan.version))
+        session.add(plan)
+        _events(session, plan, [(PlanEvent.entered_in_error,
+                                 plan_event_data(plan, changed_by=actor.sub))])
         await session.commit()
         return plan
 
@@ -414,7 +456,7 @@ async def break_glass(access: RecordAccess, service_user_id: str,
     assert request.reason is not None
     async with access.kit.sessions() as session:
         plan = (await session.exec(select(CrisisPlan).where(
-            col(CrisisPlan.service_user_id) == service_user_id))).first()
+            col(CrisisPlan.service_user_id) == service_user_id, IN_USE))).first()
         if plan is None or plan.active_version is None or plan.active_document is None:
             access.audit(record_type=RECORD, record_id=plan.id if plan else None,
                          service_user_id=service_user_id, action="break-glass",
@@ -478,7 +520,8 @@ async def overdue_reviews(access: RecordAccess, team_id: str, *, limit: int) -> 
                     col(CrisisPlan.id), col(CrisisPlan.service_user_id),
                     col(CrisisPlan.review_on), col(CrisisPlan.status),
                     col(CrisisPlan.not_individualised))
-             .where(col(CrisisPlan.team_id) == team_id, col(CrisisPlan.review_on) < today)
+             .where(col(CrisisPlan.team_id) == team_id, col(CrisisPlan.review_on) < today,
+                    IN_USE)
              .order_by(col(CrisisPlan.review_on), col(CrisisPlan.id)).limit(limit + 1))
     rows = await access.kit.reads.all(query)
     items = []
@@ -518,16 +561,18 @@ async def list_team_plans(access: RecordAccess, team_id: str, *,
     person; ``Page[PlanPublic]`` JSON from the stored documents."""
     _team_reach(access, team_id, "search")
     query = select(col(CrisisPlan.created_at), col(CrisisPlan.id), DOCUMENT).where(
-        col(CrisisPlan.team_id) == team_id)
+        col(CrisisPlan.team_id) == team_id, IN_USE)
     if not_individualised is not None:
         query = query.where(col(CrisisPlan.not_individualised) == not_individualised)
     return await _plans_page(access, query, cursor=cursor, limit=limit)
 
 
 async def list_person_plans(access: RecordAccess, service_user_id: str, *,
-                            cursor: str | None, limit: int) -> str:
-    """A person's plans, newest first: the person sees all of theirs, staff those of their
-    teams (no break-glass here); ``Page[PlanPublic]`` JSON from the stored documents."""
+                            include_entered_in_error: bool, cursor: str | None,
+                            limit: int) -> str:
+    """A person's plans, newest first (those marked entered-in-error only when asked for): the
+    person sees all of theirs, staff those of their teams (no break-glass here);
+    ``Page[PlanPublic]`` JSON from the stored documents."""
     condition = list_condition(access, RESOURCE, record_type=RECORD,
                                person_column=col(CrisisPlan.service_user_id),
                                team_column=col(CrisisPlan.team_id),
@@ -537,6 +582,8 @@ async def list_person_plans(access: RecordAccess, service_user_id: str, *,
         col(CrisisPlan.service_user_id) == service_user_id)
     if condition is not None:
         query = query.where(condition)
+    if not include_entered_in_error:
+        query = query.where(IN_USE)
     return await _plans_page(access, query, cursor=cursor, limit=limit)
 
 
@@ -547,7 +594,7 @@ async def batch_read(access: RecordAccess, request: BatchRead) -> str:
     rows = await access.kit.reads.all(
         select(col(CrisisPlan.service_user_id), col(CrisisPlan.team_id), col(CrisisPlan.id),
                ACTIVE_DOCUMENT)
-        .where(col(CrisisPlan.service_user_id).in_(request.service_user_ids)))
+        .where(col(CrisisPlan.service_user_id).in_(request.service_user_ids), IN_USE))
     found = {row[0]: row for row in rows}
     parts = []
     for person in request.service_user_ids:
@@ -569,6 +616,9 @@ async def record_medication_decision(access: RecordAccess, plan_id: str,
     async with access.kit.sessions() as session:
         plan = await _plan_for(session, access, plan_id, verb=Verb.update,
                                action="record-decision")
+        closed = closed_refusal(plan.status, RECORD_NAME)
+        if closed is not None:
+            raise refuse(closed)
         actor = actor_for(access.principal, plan.service_user_id)
         if actor.kind is rules.ActorKind.system:
             raise refuse(rules.Refusal(403, "forbidden",
@@ -605,7 +655,7 @@ async def announce_due_reviews(sessions: async_sessionmaker[AsyncSession],
     announced = 0
     async with sessions() as session:
         plans = (await session.exec(select(CrisisPlan).where(
-            col(CrisisPlan.review_on) <= day,
+            col(CrisisPlan.review_on) <= day, IN_USE,
             or_(col(CrisisPlan.review_due_announced_for).is_(None),
                 col(CrisisPlan.review_due_announced_for) != col(CrisisPlan.review_on)))
             .limit(500))).all()

@@ -16,6 +16,9 @@ from recovery.common.rules import ActorKind as ActorKind
 from recovery.common.rules import Refusal as Refusal
 from recovery.risk.models import AreaView, Party, RiskArea, VersionStatus
 
+#: What the kit's closed and entered-in-error refusals call a record here.
+RECORD_NAME = "co-assessment"
+
 #: Both sides sign the same version for a co-assessment to be agreed.
 REQUIRED_PARTIES = frozenset({Party.service_user.value, Party.clinician.value})
 
@@ -158,23 +161,6 @@ def withdraw_refusal(actor: Actor, active_version: int | None) -> Refusal | None
         return Refusal(409, "no-agreement-in-force",
                        "There is no agreed version in force to withdraw from.")
     return None
-
-
-def closed_refusal(status: str) -> Refusal | None:
-    """A co-assessment marked entered-in-error is kept as it was and changes no more."""
-    if status == "entered-in-error":
-        return Refusal(409, "entered-in-error",
-                       "This co-assessment was marked entered-in-error; it can no longer be "
-                       "changed or signed.")
-    return None
-
-
-def mark_error_refusal(actor: Actor, status: str) -> Refusal | None:
-    """Staff of the team mark a co-assessment made in error; it is never deleted."""
-    if actor.kind not in (ActorKind.clinician, ActorKind.staff):
-        return Refusal(403, "only-staff-mark-errors",
-                       "Only staff of the team mark a co-assessment entered-in-error.")
-    return closed_refusal(status)
 
 
 def decision_refusal(actor: Actor) -> Refusal | None:

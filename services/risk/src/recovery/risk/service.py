@@ -33,7 +33,7 @@ from recovery.common.reach import (
     require_create_access,
 )
 from recovery.common.rules import actor_for as person_record_actor
-from recovery.common.rules import refuse
+from recovery.common.rules import closed_refusal, entered_in_error_refusal, refuse
 from recovery.common.timeutil import utcnow
 from recovery.common.versioning import require_if_match
 from recovery.risk import rules
@@ -295,7 +295,7 @@ async def _for_change(session: AsyncSession, access: RecordAccess, assessment_id
     assessment = await get_assessment(session, access, assessment_id, verb=Verb.update,
                                       action=action)
     require_if_match(if_match, assessment.version)
-    closed = rules.closed_refusal(assessment.status)
+    closed = closed_refusal(assessment.status, rules.RECORD_NAME)
     if closed is not None:
         raise refuse(closed)
     return assessment
@@ -476,7 +476,7 @@ async def mark_entered_in_error(access: RecordAccess, assessment_id: str,
                                           action="entered-in-error")
         require_if_match(if_match, assessment.version)
         actor = actor_for(access.principal, assessment.service_user_id)
-        refusal = rules.mark_error_refusal(actor, assessment.status)
+        refusal = entered_in_error_refusal(actor, assessment.status, rules.RECORD_NAME)
         if refusal is not None:
             raise refuse(refusal)
         assessment.status = IN_ERROR
