@@ -1,6 +1,7 @@
 """Packaging and Kubernetes, checked without a cluster: one Dockerfile that builds every
 service, and both kustomize overlays rendered by `kubectl kustomize` and read object by object."""
 
+import json
 import os
 import re
 import shutil
@@ -318,6 +319,34 @@ def test_every_object_is_valid_against_the_kubernetes_schemas_strictly(
             continue  # CloudNativePG's own resource: the operator validates it
         # Unknown fields, wrong types and missing required fields all raise here.
         validator.validate(manifest, KUBERNETES_VERSION, strict=True)
+
+
+def checkov() -> str:
+    """The checkov `make test` installs (var/tools/checkov), or one on the PATH."""
+    installed = REPO / "var" / "tools" / "checkov" / "bin" / "checkov"
+    path = str(installed) if installed.exists() else shutil.which("checkov")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("checkov is needed in CI: `make test` installs it into var/tools")
+        pytest.skip("checkov is not installed (`make test` installs it into var/tools/checkov)")
+    return path
+
+
+def test_every_object_passes_checkov(rendered: Rendered, tmp_path: Path) -> None:
+    manifests = tmp_path / f"{rendered.overlay}.yaml"
+    manifests.write_text(yaml.safe_dump_all(rendered.objects))
+    completed = subprocess.run(
+        [checkov(), "--config-file", str(REPO / "deploy" / "checkov.yaml"), "--file", str(manifests),
+         "--output", "json", "--quiet"], capture_output=True, text=True, timeout=300)
+    report = json.loads(completed.stdout)
+    report = report[0] if isinstance(report, list) else report
+    failed = [(c["check_id"], c["check_name"], c["resource"])
+              for c in report.get("results", {}).get("failed_checks", [])]
+    assert failed == [], failed
+    assert report["summary"]["parsing_errors"] == 0
+    # Every workload was read (a file checkov could not parse would pass with no checks).
+    assert report["summary"]["resource_count"] >= len(list(workloads(rendered)))
+    assert report["summary"]["passed"] > 0
 
 
 # --- network policies: deny by default, then only the architecture's paths ---------------------
