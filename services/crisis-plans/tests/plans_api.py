@@ -11,7 +11,8 @@ from recovery.common.testing.plugin import auth as bearer
 
 __all__ = ["PLAN_CONTENT", "PlansApi", "unique"]
 
-#: A plan with something personal in every section a crisis team reads first.
+#: A plan with something personal in every section a crisis team reads first (no copy-holders:
+#: the person chooses those, and most plans here are started by a clinician).
 PLAN_CONTENT: dict[str, Any] = {
     "when_well": ["I cook for friends and walk the dog every morning"],
     "early_warning_signs": ["Sleeping less than four hours", "Stopping answering my sister"],
@@ -28,7 +29,6 @@ PLAN_CONTENT: dict[str, Any] = {
     "declined_treatments": [{"treatment": "Haloperidol", "reason": "Severe stiffness before",
                              "acceptable_alternatives": ["Olanzapine"]}],
     "participants": [{"role": "service_user"}, {"role": "care_coordinator", "id": "staff-1"}],
-    "copy_holders": [{"kind": "gp"}],
     "review_on": "2031-01-01",
 }
 

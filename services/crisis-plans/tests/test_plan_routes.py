@@ -227,6 +227,16 @@ async def test_only_the_person_chooses_who_holds_a_copy(api: PlansApi) -> None:
     problem_of(refused, 403)
     mine = await api.edit(own, plan["id"], '"1"', **{**PLAN_CONTENT, "copy_holders": holders})
     assert mine.status_code == 200 and mine.json()["content"]["copy_holders"][1]["name"] == "Ana"
+    # Nor when a clinician starts the plan: the person starts it with them, or adds them later.
+    other = unique("su")
+    started = await api.client.post("/v1/crisis-plans", headers=api.auth(staff), json={
+        "service_user_id": other, "team_id": "team-a", "copy_holders": holders})
+    assert problem_of(started, 403)["type"].endswith("/copy-holders-are-chosen-by-the-person")
+    assert (await api.plans_of(staff, other)).json()["items"] == []
+    theirs = await api.client.post("/v1/crisis-plans", headers=api.auth(
+        api.tokens.service_user(other)), json={"service_user_id": other, "team_id": "team-a",
+                                               "copy_holders": holders})
+    assert theirs.status_code == 201, theirs.text
 
 
 async def test_a_second_plan_for_the_same_person_is_409(api: PlansApi) -> None:

@@ -20,8 +20,9 @@ def test_the_service_user_always_signs_with_the_named_clinicians() -> None:
 
 
 def test_partner_systems_neither_write_nor_sign_plans() -> None:
-    assert rules.create_refusal(SYSTEM) is not None
-    assert rules.create_refusal(STAFF) is None and rules.create_refusal(PERSON) is None
+    plan = PlanContent(triggers=["noise"])
+    assert rules.create_refusal(SYSTEM, plan) is not None
+    assert rules.create_refusal(STAFF, plan) is None and rules.create_refusal(PERSON, plan) is None
     refusal = rules.signing_party(SYSTEM, None, is_clinician=False)
     assert isinstance(refusal, rules.Refusal) and refusal.status == 403
 
@@ -80,6 +81,13 @@ def test_a_version_is_agreed_only_when_the_person_and_the_clinician_signed_that_
                    version_hash=digest)
     assert not rules.agreed([person, earlier], version=2, version_hash=digest,
                             required=REQUIRED)
+
+
+def test_a_clinician_does_not_choose_copy_holders_when_starting_a_plan_either() -> None:
+    with_gp = PlanContent(triggers=["noise"], copy_holders=[{"kind": "gp"}])
+    refusal = rules.create_refusal(STAFF, with_gp)
+    assert refusal is not None and (refusal.status, refusal.field) == (403, "copy_holders")
+    assert rules.create_refusal(PERSON, with_gp) is None
 
 
 def test_only_the_person_chooses_copy_holders_but_both_sides_edit_the_rest() -> None:

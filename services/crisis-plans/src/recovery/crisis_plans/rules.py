@@ -25,10 +25,11 @@ def required_parties(clinician_parties: Iterable[Party]) -> list[Party]:
 # --- writing and editing ------------------------------------------------------------------
 
 
-def create_refusal(actor: Actor) -> Refusal | None:
+def create_refusal(actor: Actor, content: PlanContent) -> Refusal | None:
+    """Either side starts a plan; copy-holders in it are the person's choice from the start."""
     if actor.kind is ActorKind.system:
         return Refusal(403, "forbidden", "Partner systems do not write crisis plans.")
-    return None
+    return edit_refusal(actor, PlanContent(), content)
 
 
 def edit_refusal(actor: Actor, before: PlanContent, after: PlanContent) -> Refusal | None:

@@ -216,10 +216,10 @@ async def create_plan(access: RecordAccess, data: PlanCreate) -> CrisisPlan:
                           service_user_id=data.service_user_id, team_id=data.team_id,
                           what="crisis plans")
     actor = actor_for(principal, data.service_user_id)
-    refusal = rules.create_refusal(actor)
+    content = data.content()
+    refusal = rules.create_refusal(actor, content)
     if refusal is not None:
         raise refuse(refusal)
-    content = data.content()
     stored = content.model_dump(mode="json")
     digest = cosign.content_hash(stored)
     now = utcnow()
