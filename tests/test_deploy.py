@@ -274,7 +274,7 @@ def test_every_container_runs_restricted_with_a_read_only_root(rendered: Rendere
                 (tmp,) = [m for m in container["volumeMounts"]
                           if m["mountPath"] == "/tmp"]  # noqa: S108
                 assert "emptyDir" in volumes[tmp["name"]], name
-    assert seen == 2 * len(SERVICES) + 1
+    assert seen == 2 * len(SERVICES) + 1 + 1  # each service and its Job, NATS, the gateway
 
 
 def test_no_secret_is_written_into_the_manifests(rendered: Rendered) -> None:
@@ -390,6 +390,9 @@ def policy_rules(rendered: Rendered) -> set[Rule]:
     return rules
 
 
+GATEWAY = "app.kubernetes.io/component=api,app.kubernetes.io/name=gateway"
+
+
 def allowed_rules() -> set[Rule]:
     """The architecture's paths: gateway -> each service, each service -> its database and
     NATS, DNS; and what those need to work: the JWKS over HTTPS, Prometheus scraping, the
@@ -404,12 +407,17 @@ def allowed_rules() -> set[Rule]:
         (nats, "ingress", ("pods", nats), "TCP/6222"),
         (nats, "egress", ("pods", nats), "TCP/6222"),
         (nats, "ingress", ("namespace", "monitoring"), "TCP/8222"),
+        (GATEWAY, "ingress", ("namespace", "ingress-nginx"), "TCP/8080"),
+        (GATEWAY, "ingress", ("namespace", "monitoring"), "TCP/8080"),
+        (GATEWAY, "egress", ("pods", nats), "TCP/4222"),
+        (GATEWAY, "egress", anywhere, "TCP/443"),
     }
     for service in SERVICES:
         api = f"app.kubernetes.io/component=api,app.kubernetes.io/name={service}"
         migrate = f"app.kubernetes.io/name={service}-migrate"
         database = f"cnpg.io/cluster={service}-db"
         rules |= {
+            (GATEWAY, "egress", ("pods", api), "TCP/8080"),
             (api, "ingress", ("pods", "app.kubernetes.io/name=gateway"), "TCP/8080"),
             (api, "ingress", ("namespace", "monitoring"), "TCP/8080"),
             (api, "egress", ("pods", nats), "TCP/4222"),
@@ -448,11 +456,33 @@ def test_a_service_cannot_reach_another_services_database(rendered: Rendered) ->
                 not in rules
 
 
+def test_the_gateway_runs_its_image_against_the_five_services_with_no_database(
+        rendered: Rendered) -> None:
+    deployment = rendered.one("Deployment", "gateway")
+    (container,) = pod_spec(deployment)["containers"]
+    assert container["image"].split(":")[0].endswith("/recovery/gateway")
+    config = rendered.one("ConfigMap", "gateway-config")["data"]
+    assert config["RECOVERY_ENVIRONMENT"] == "production"
+    for service in SERVICES:
+        url = config[f"RECOVERY_{service.upper().replace('-', '_')}_URL"]
+        assert rendered.one("Service", url.removeprefix("http://"))  # a Service of the base
+    # Partial answers: a service down must not take the gateway out of the rotation.
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert "gateway-migrate" not in rendered.of_kind("Job")
+    assert not any(name.startswith("gateway-db") for name in rendered.of_kind("Cluster"))
+    assert {kind: name in rendered.of_kind(kind) for kind, name in (
+        ("Service", "gateway"), ("PodDisruptionBudget", "gateway"),
+        ("HorizontalPodAutoscaler", "gateway"), ("NetworkPolicy", "gateway"),
+        ("ServiceAccount", "gateway"))} == dict.fromkeys(
+        ("Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy",
+         "ServiceAccount"), True)
+
+
 def test_only_service_pods_are_nats_clients(rendered: Rendered) -> None:
     clients = {name for name, workload in workloads(rendered)
                if workload["spec"]["template"]["metadata"]["labels"]
                .get("recovery-platform/nats-client") == "true"}
-    assert clients == {f"Deployment/{service}" for service in SERVICES}
+    assert clients == {f"Deployment/{service}" for service in (*SERVICES, "gateway")}
 
 
 def test_every_file_under_deploy_k8s_is_part_of_a_kustomization() -> None:
