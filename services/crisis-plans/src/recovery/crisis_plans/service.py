@@ -26,7 +26,7 @@ from recovery.common.problems import Problem
 from recovery.common.reach import list_condition, require_create_access
 from recovery.common.rules import actor_for, closed_refusal, entered_in_error_refusal, refuse
 from recovery.common.timeutil import utcnow
-from recovery.common.versioning import require_if_match
+from recovery.common.versioning import require_if_match, retry_lost_races
 from recovery.crisis_plans import rules
 from recovery.crisis_plans.events import PlanEvent, plan_event_data
 from recovery.crisis_plans.models import (
@@ -60,9 +60,6 @@ RESOURCE = "CarePlan"
 RECORD = "CrisisPlan"
 #: HL7 v3 ActReason "break the glass": the audit row's purpose; the reason stays in our table.
 BREAK_GLASS_PURPOSE = "BTG"
-#: Changes retried when another change to the same plan committed first (a signature landing
-#: while an edit is in flight); the caller's If-Match is checked again on every attempt.
-ATTEMPTS = 8
 T = TypeVar("T")
 
 #: Changes rewrite the stored documents without reading them: they stay unloaded.
@@ -169,14 +166,9 @@ async def _refresh_documents(session: AsyncSession, plan: CrisisPlan,
 
 async def _with_retry(sessions: async_sessionmaker[AsyncSession],
                       change: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    for _ in range(ATTEMPTS):
-        async with sessions() as session:
-            try:
-                return await change(session)
-            except (StaleDataError, IntegrityError):
-                await session.rollback()
-    raise Problem(409, "The plan kept changing while you were changing it; read it again.",
-                  kind="concurrent-changes")
+    return await retry_lost_races(
+        sessions, change,
+        detail="The plan kept changing while you were changing it; read it again.")
 
 
 async def _plan_for(session: AsyncSession, access: RecordAccess, plan_id: str, *,

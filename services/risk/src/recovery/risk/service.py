@@ -35,7 +35,7 @@ from recovery.common.reach import (
 from recovery.common.rules import actor_for as person_record_actor
 from recovery.common.rules import closed_refusal, entered_in_error_refusal, refuse
 from recovery.common.timeutil import utcnow
-from recovery.common.versioning import require_if_match
+from recovery.common.versioning import require_if_match, retry_lost_races
 from recovery.risk import rules
 from recovery.risk.events import RiskEvent, assessment_event_data, decision_event_data
 from recovery.risk.models import (
@@ -63,8 +63,6 @@ from recovery.risk.models import (
 
 RESOURCE = "RiskAssessment"
 RECORD = "RiskAssessment"
-#: Attempts at a write that keeps losing races before the caller is asked to try again.
-WRITE_ATTEMPTS = 8
 DOCUMENT = cast(col(RiskAssessment.document), Text)
 READ_ONE = select(col(RiskAssessment.service_user_id), col(RiskAssessment.team_id),
                   col(RiskAssessment.version), DOCUMENT
@@ -72,10 +70,6 @@ READ_ONE = select(col(RiskAssessment.service_user_id), col(RiskAssessment.team_i
 T = TypeVar("T")
 #: Marked entered-in-error: kept and readable by id, left out of lists, reviews and batches.
 IN_ERROR = AssessmentStatus.entered_in_error.value
-
-
-class _LostRaceError(Exception):
-    """Another write changed the record between our read and our write."""
 
 
 def actor_for(principal: Principal, service_user_id: str) -> rules.Actor:
@@ -224,21 +218,9 @@ async def list_versions(access: RecordAccess, assessment_id: str, *, cursor: str
 
 async def _retrying(kit: ServiceKit, attempt: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run a write in a fresh session, again from a fresh read when it lost a race."""
-    for _ in range(WRITE_ATTEMPTS):
-        async with kit.sessions() as session:
-            try:
-                return await attempt(session)
-            except (_LostRaceError, StaleDataError, IntegrityError):
-                await session.rollback()
-    raise Problem(409, "The co-assessment is being changed by others right now; try again.",
-                  kind="busy")
-
-
-async def _commit(session: AsyncSession) -> None:
-    try:
-        await session.commit()
-    except (StaleDataError, IntegrityError) as exc:
-        raise _LostRaceError from exc
+    return await retry_lost_races(
+        kit.sessions, attempt, kind="busy",
+        detail="The co-assessment is being changed by others right now; try again.")
 
 
 def _new_version(session: AsyncSession, assessment: RiskAssessment,
@@ -332,7 +314,7 @@ async def _draft(access: RecordAccess, assessment_id: str, if_match: str | None,
         _event(session, assessment, RiskEvent.drafted, content, actor)
         if after is not None:
             after(session, assessment, actor, content)
-        await _commit(session)
+        await session.commit()
         return assessment
 
     return await _retrying(access.kit, attempt)
@@ -430,7 +412,7 @@ async def sign_version(access: RecordAccess, assessment_id: str, if_match: str |
         assessment.document = build_document(assessment, content, [*rows, row])
         session.add(assessment)
         _event(session, assessment, event, content, actor, party=party.value)
-        await _commit(session)
+        await session.commit()
         return assessment
 
     return await _retrying(access.kit, attempt)
@@ -460,7 +442,7 @@ async def withdraw_agreement(access: RecordAccess, assessment_id: str,
         session.add(assessment)
         _event(session, assessment, RiskEvent.agreement_withdrawn, content, actor,
                party=Party.service_user.value)
-        await _commit(session)
+        await session.commit()
         return assessment
 
     return await _retrying(access.kit, attempt)
@@ -487,7 +469,7 @@ async def mark_entered_in_error(access: RecordAccess, assessment_id: str,
             assessment, content, await _signatures(session, assessment.id, assessment.version))
         session.add(assessment)
         _event(session, assessment, RiskEvent.entered_in_error, content, actor)
-        await _commit(session)
+        await session.commit()
         return assessment
 
     return await _retrying(access.kit, attempt)
