@@ -57,6 +57,23 @@ def test_the_checked_in_schema_file_matches_the_code() -> None:
         "gateway/schema.graphql is stale: run python -m recovery.gateway.export_schema")
 
 
+def test_every_type_field_and_argument_is_described_for_front_end_developers() -> None:
+    schema = build_schema()._schema
+    undescribed = []
+    for name, kind in schema.type_map.items():
+        if name.startswith("__") or name in {"String", "Int", "Float", "Boolean", "ID"}:
+            continue
+        if not kind.description:
+            undescribed.append(name)
+        for field_name, field in (getattr(kind, "fields", None) or {}).items():
+            if not field.description:
+                undescribed.append(f"{name}.{field_name}")
+            undescribed += [f"{name}.{field_name}({arg})"
+                            for arg, value in getattr(field, "args", {}).items()
+                            if not value.description]
+    assert undescribed == []
+
+
 async def test_production_refuses_introspection(production: httpx.AsyncClient) -> None:
     body = await post(production, "{ __schema { types { name } } }")
     assert body.get("data") is None
@@ -147,3 +164,39 @@ async def test_a_stopped_service_is_reported_as_unavailable_with_its_name(
     assert error["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
     assert error["extensions"]["service"] == "training"
     assert error["path"] == ["prospectus"]
+
+
+@pytest.mark.parametrize("body", [b"5", b'"{ me { sub } }"', b"null"])
+async def test_a_json_body_that_is_not_an_operation_is_refused_with_400(
+        production: httpx.AsyncClient, body: bytes) -> None:
+    response = await production.post("/graphql", content=body,
+                                     headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+
+
+async def test_a_variable_of_the_wrong_shape_is_the_callers_mistake_and_not_masked(
+        production: httpx.AsyncClient, tokens: TokenFactory) -> None:
+    response = await production.post("/graphql", headers={
+        "Authorization": f"Bearer {tokens.clinician()}"}, json={
+        "query": "query ($id: ID!) { serviceUser(id: $id) { id } }",
+        "variables": {"id": {"nested": "object"}}})
+    body = response.json()
+    assert body.get("data") is None
+    assert "$id" in body["errors"][0]["message"]
+    assert body["errors"][0]["message"] != MASKED_MESSAGE
+
+
+@pytest.mark.parametrize("bad_id", ["../v1/enrolments", "x/runs", "x?limit=1", "..", "a b", ""])
+async def test_an_id_that_could_reach_another_service_path_is_invalid_and_never_sent(
+        production: httpx.AsyncClient, tokens: TokenFactory, bad_id: str) -> None:
+    # The services are stopped: an id that got through would answer UPSTREAM_UNAVAILABLE.
+    token = tokens.clinician()
+    read = await production.post("/graphql", headers={"Authorization": f"Bearer {token}"},
+                                 json={"query": "query ($id: ID!) { course(id: $id) { id } }",
+                                       "variables": {"id": bad_id}})
+    assert read.json()["errors"][0]["extensions"]["code"] == "INVALID"
+    command = await production.post("/graphql", headers={"Authorization": f"Bearer {token}"},
+                                    json={"query": "mutation ($id: ID!) { acceptGoal(id: $id, "
+                                                   "ifMatch: 1) { __typename } }",
+                                          "variables": {"id": bad_id}})
+    assert command.json()["data"]["acceptGoal"]["__typename"] == "Invalid"

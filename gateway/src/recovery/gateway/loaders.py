@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from strawberry.dataloader import DataLoader
 
 from recovery.gateway.settings import GatewaySettings
-from recovery.gateway.upstream import Upstreams
+from recovery.gateway.upstream import Upstreams, segment
 
 T = TypeVar("T")
 #: The services' batch endpoints take at most this many people per call.
@@ -93,7 +93,7 @@ class Loaders:
 
     async def _teams(self, ids: list[str]) -> list[dict[str, Any] | BaseException]:
         async def one(team_id: str) -> dict[str, Any]:
-            answer = await self._upstreams.call("workforce", "GET", f"/v1/teams/{team_id}",
+            answer = await self._upstreams.call("workforce", "GET", f"/v1/teams/{segment(team_id)}",
                                                 self._token)
             team: dict[str, Any] = answer.body
             return team

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from cross_web import HTTPException
 from fastapi import APIRouter, FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse
 from strawberry.fastapi import GraphQLRouter
@@ -40,6 +41,17 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
+class GatewayRouter(GraphQLRouter[GatewayContext, None]):
+    """Strawberry's router, refusing a JSON body that is not an operation (a number, a
+    string) with a 400 as it refuses a body that is not JSON."""
+
+    def parse_json(self, data: str | bytes) -> Any:
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "Send the operation as a JSON object with a `query`.")
+        return parsed
+
+
 def create_app(settings: Settings | None = None, gateway: GatewaySettings | None = None,
                transports: Mapping[str, httpx.AsyncBaseTransport] | None = None) -> FastAPI:
     """The gateway app; ``transports`` lets tests reach services in process."""
@@ -62,7 +74,7 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
         return GatewayContext(principal_or_none=principal, upstreams=upstreams,
                               settings=gateway, feed=feed, verify=verified)
 
-    graphql = GraphQLRouter(
+    graphql = GatewayRouter(
         build_schema(gateway), path="/graphql", context_getter=context,
         graphql_ide="graphiql" if gateway.graphiql_on else None,
         allow_queries_via_get=False, multipart_uploads_enabled=False)

@@ -10,11 +10,19 @@ from strawberry.scalars import JSON
 
 from recovery.gateway.context import GatewayContext
 from recovery.gateway.errors import GatewayError
+from recovery.gateway.types.arguments import (
+    ContentHash,
+    IfMatch,
+    ServiceUserId,
+    TeamId,
+    record_id,
+)
 from recovery.gateway.types.crisis_plan import CrisisPlan
 from recovery.gateway.types.goal import Goal
 from recovery.gateway.types.outcomes import Invalid, NotAllowed, NotFound, StaleVersion, refusal_of
 from recovery.gateway.types.records import CareContact, Enrolment, GoalReview, SupervisionSession
 from recovery.gateway.types.risk_assessment import RiskAssessment
+from recovery.gateway.upstream import segment
 
 T = TypeVar("T")
 Info = strawberry.Info[GatewayContext, None]
@@ -39,6 +47,23 @@ CareContactResult = Annotated[
 SupervisionResult = Annotated[
     SupervisionSession | NotAllowed | Invalid | NotFound,
     strawberry.union("SupervisionResult", description="The session, or why not.")]
+
+
+PlanContent = Annotated[JSON, strawberry.argument(
+    description="The plan's sections, as the crisis-plans service documents them.")]
+Party = Annotated[str | None, strawberry.argument(
+    description="The party you sign as, when your role could be more than one.")]
+RiskAreas = Annotated[JSON, strawberry.argument(
+    description="Each risk area with the person's view, the clinician's and whether they "
+                "agree, as the risk service documents them.")]
+SafetyPlan = Annotated[JSON | None, strawberry.argument(
+    description="The safety plan the person holds, if one is made.")]
+LearnerId = Annotated[strawberry.ID | None, strawberry.argument(
+    description="Who to enrol (the college); yourself when left out.")]
+LearnerKind = Annotated[str, strawberry.argument(
+    description="`staff`, `service_user` or `carer`.")]
+CompletedOn = Annotated[date, strawberry.argument(description="The day they completed it.")]
+WHAT_HAPPENED = strawberry.argument(description="What happened.")
 
 
 def etag(version: int | None) -> str | None:
@@ -111,7 +136,9 @@ def _body(value: object) -> dict[str, Any]:
 class Mutation:
     @strawberry.mutation(description="Write a goal (the person) or propose one (staff); a "
                                      "proposed goal waits for the person to accept it.")
-    async def propose_goal(self, info: Info, input: GoalInput) -> GoalResult:
+    async def propose_goal(self, info: Info,
+                           input: Annotated[GoalInput, strawberry.argument(
+                               description="The goal.")]) -> GoalResult:
         async def run() -> Goal:
             answer = await info.context.call("goals", "POST", "/v1/goals", json=_body(input))
             return Goal.from_service(answer.body)
@@ -119,19 +146,22 @@ class Mutation:
         return result
 
     @strawberry.mutation(description="The person accepts a proposed goal; it becomes active.")
-    async def accept_goal(self, info: Info, id: strawberry.ID, if_match: int) -> GoalResult:
+    async def accept_goal(self, info: Info, id: Annotated[strawberry.ID, record_id("goal")],
+                          if_match: IfMatch) -> GoalResult:
         async def run() -> Goal:
-            answer = await info.context.call("goals", "POST", f"/v1/goals/{id}/accept",
+            answer = await info.context.call("goals", "POST", f"/v1/goals/{segment(id)}/accept",
                                              json={}, if_match=etag(if_match))
             return Goal.from_service(answer.body)
         result: GoalResult = await attempt(run)
         return result
 
     @strawberry.mutation(description="Record a progress review of a goal.")
-    async def review_goal(self, info: Info, id: strawberry.ID, if_match: int,
-                          input: GoalReviewInput) -> GoalReviewResult:
+    async def review_goal(self, info: Info, id: Annotated[strawberry.ID, record_id("goal")],
+                          if_match: IfMatch,
+                          input: Annotated[GoalReviewInput, strawberry.argument(
+                              description="The review.")]) -> GoalReviewResult:
         async def run() -> GoalReview:
-            answer = await info.context.call("goals", "POST", f"/v1/goals/{id}/reviews",
+            answer = await info.context.call("goals", "POST", f"/v1/goals/{segment(id)}/reviews",
                                              json=_body(input), if_match=etag(if_match))
             return GoalReview.from_service(answer.body)
         result: GoalReviewResult = await attempt(run)
@@ -139,8 +169,8 @@ class Mutation:
 
     @strawberry.mutation(description="Draft a joint crisis plan (its sections as the "
                                      "crisis-plans service documents them).")
-    async def draft_crisis_plan(self, info: Info, service_user_id: strawberry.ID,
-                                team_id: strawberry.ID, content: JSON) -> CrisisPlanResult:
+    async def draft_crisis_plan(self, info: Info, service_user_id: ServiceUserId,
+                                team_id: TeamId, content: PlanContent) -> CrisisPlanResult:
         async def run() -> CrisisPlan:
             body = {**(content if isinstance(content, dict) else {}),
                     "service_user_id": service_user_id, "team_id": team_id}
@@ -152,26 +182,28 @@ class Mutation:
 
     @strawberry.mutation(description="Sign the version you read (bound to its content hash); "
                                      "once every required party has, the plan is agreed.")
-    async def sign_crisis_plan(self, info: Info, id: strawberry.ID, if_match: int,
-                               content_hash: str, party: str | None = None
+    async def sign_crisis_plan(self, info: Info, id: Annotated[strawberry.ID, record_id("plan")],
+                               if_match: IfMatch, content_hash: ContentHash,
+                               party: Party = None
                                ) -> CrisisPlanResult:
         async def run() -> CrisisPlan:
             body: dict[str, Any] = {"content_hash": content_hash}
             if party:
                 body["party"] = party
             answer = await info.context.call("crisis-plans", "POST",
-                                             f"/v1/crisis-plans/{id}/signatures", json=body,
-                                             if_match=etag(if_match))
+                                             f"/v1/crisis-plans/{segment(id)}/signatures",
+                                             json=body, if_match=etag(if_match))
             return CrisisPlan.from_plan(answer.body)
         result: CrisisPlanResult = await attempt(run)
         return result
 
     @strawberry.mutation(description="The person withdraws their agreement to their plan.")
-    async def withdraw_crisis_plan(self, info: Info, id: strawberry.ID,
-                                   if_match: int) -> CrisisPlanResult:
+    async def withdraw_crisis_plan(self, info: Info,
+                                   id: Annotated[strawberry.ID, record_id("plan")],
+                                   if_match: IfMatch) -> CrisisPlanResult:
         async def run() -> CrisisPlan:
             answer = await info.context.call("crisis-plans", "POST",
-                                             f"/v1/crisis-plans/{id}/withdraw-agreement",
+                                             f"/v1/crisis-plans/{segment(id)}/withdraw-agreement",
                                              json={}, if_match=etag(if_match))
             return CrisisPlan.from_plan(answer.body)
         result: CrisisPlanResult = await attempt(run)
@@ -179,9 +211,9 @@ class Mutation:
 
     @strawberry.mutation(description="Record both views of each risk area (and a safety "
                                      "plan) as a new co-assessment, a draft to agree.")
-    async def record_risk_views(self, info: Info, service_user_id: strawberry.ID,
-                                team_id: strawberry.ID, areas: JSON,
-                                safety_plan: JSON | None = None) -> RiskAssessmentResult:
+    async def record_risk_views(self, info: Info, service_user_id: ServiceUserId,
+                                team_id: TeamId, areas: RiskAreas,
+                                safety_plan: SafetyPlan = None) -> RiskAssessmentResult:
         async def run() -> RiskAssessment:
             body: dict[str, Any] = {"service_user_id": service_user_id, "team_id": team_id,
                                     "areas": areas}
@@ -194,11 +226,13 @@ class Mutation:
         return result
 
     @strawberry.mutation(description="Agree (sign) the version of a co-assessment you read.")
-    async def agree_risk_assessment(self, info: Info, id: strawberry.ID, if_match: int,
-                                    content_hash: str) -> RiskAssessmentResult:
+    async def agree_risk_assessment(self, info: Info,
+                                    id: Annotated[strawberry.ID, record_id("co-assessment")],
+                                    if_match: IfMatch,
+                                    content_hash: ContentHash) -> RiskAssessmentResult:
         async def run() -> RiskAssessment:
             answer = await info.context.call("risk", "POST",
-                                             f"/v1/risk-assessments/{id}/signatures",
+                                             f"/v1/risk-assessments/{segment(id)}/signatures",
                                              json={"content_hash": content_hash},
                                              if_match=etag(if_match))
             return RiskAssessment.from_service(answer.body)
@@ -207,32 +241,35 @@ class Mutation:
 
     @strawberry.mutation(description="Enrol on a run of a course (yourself, or anyone for "
                                      "the college).")
-    async def enrol_on_course(self, info: Info, run_id: strawberry.ID,
-                              learner_id: strawberry.ID | None = None,
-                              learner_kind: str = "staff") -> EnrolmentResult:
+    async def enrol_on_course(self, info: Info, run_id: Annotated[strawberry.ID, record_id("run")],
+                              learner_id: LearnerId = None,
+                              learner_kind: LearnerKind = "staff") -> EnrolmentResult:
         async def run() -> Enrolment:
             body: dict[str, Any] = {"learner_kind": learner_kind}
             if learner_id:
                 body["learner_id"] = learner_id
-            answer = await info.context.call("training", "POST", f"/v1/runs/{run_id}/enrolments",
-                                             json=body)
+            answer = await info.context.call("training", "POST",
+                                             f"/v1/runs/{segment(run_id)}/enrolments", json=body)
             return Enrolment.from_service(answer.body)
         result: EnrolmentResult = await attempt(run)
         return result
 
     @strawberry.mutation(description="Record that a learner completed a course (the college).")
-    async def complete_course(self, info: Info, enrolment_id: strawberry.ID,
-                              completed_on: date) -> EnrolmentResult:
+    async def complete_course(self, info: Info,
+                              enrolment_id: Annotated[strawberry.ID, record_id("enrolment")],
+                              completed_on: CompletedOn) -> EnrolmentResult:
         async def run() -> Enrolment:
             answer = await info.context.call("training", "POST",
-                                             f"/v1/enrolments/{enrolment_id}/completion",
+                                             f"/v1/enrolments/{segment(enrolment_id)}/completion",
                                              json={"completed_on": completed_on.isoformat()})
             return Enrolment.from_service(answer.body)
         result: EnrolmentResult = await attempt(run)
         return result
 
     @strawberry.mutation(description="Log care delivered (counts toward the peer share).")
-    async def log_care_contact(self, info: Info, input: CareContactInput) -> CareContactResult:
+    async def log_care_contact(self, info: Info,
+                               input: Annotated[CareContactInput, WHAT_HAPPENED]
+                               ) -> CareContactResult:
         async def run() -> CareContact:
             answer = await info.context.call("workforce", "POST", "/v1/care-contacts",
                                              json=_body(input))
@@ -242,7 +279,8 @@ class Mutation:
 
     @strawberry.mutation(description="Record a supervision session.")
     async def record_supervision(self, info: Info,
-                                 input: SupervisionInput) -> SupervisionResult:
+                                 input: Annotated[SupervisionInput, WHAT_HAPPENED]
+                                 ) -> SupervisionResult:
         async def run() -> SupervisionSession:
             answer = await info.context.call("workforce", "POST", "/v1/supervision-sessions",
                                              json=_body(input))

@@ -1,14 +1,18 @@
 """The entry points front-ends start from."""
 
+from typing import Annotated
+
 import strawberry
 
 from recovery.gateway.access import check_person, check_team
 from recovery.gateway.context import GatewayContext
+from recovery.gateway.types.arguments import After, First, ServiceUserId, TeamId, record_id
 from recovery.gateway.types.connection import Connection, connection
 from recovery.gateway.types.course import Course
 from recovery.gateway.types.me import Me
 from recovery.gateway.types.service_user import ServiceUser
 from recovery.gateway.types.team import Team
+from recovery.gateway.upstream import segment
 
 
 @strawberry.type(description="Reads across the platform.")
@@ -24,26 +28,26 @@ class Query:
     @strawberry.field(description="A service user's records, as far as the caller may read "
                                   "them. A service user may ask only for themselves.")
     def service_user(self, info: strawberry.Info[GatewayContext, None],
-                     id: strawberry.ID) -> ServiceUser | None:
+                     id: ServiceUserId) -> ServiceUser | None:
         check_person(info.context.principal, str(id))
         return ServiceUser(id=id)
 
     @strawberry.field(description="A team: staff with their training, skill mix, peer share, "
                                   "training coverage and readiness (staff of the team).")
     async def team(self, info: strawberry.Info[GatewayContext, None],
-                   id: strawberry.ID) -> Team | None:
+                   id: TeamId) -> Team | None:
         check_team(info.context.principal, str(id))
         return Team.from_service(await info.context.loaders.team.load(str(id)))
 
     @strawberry.field(description="The Recovery Education Centre's prospectus.")
     async def prospectus(self, info: strawberry.Info[GatewayContext, None],
-                         first: int | None = None, after: str | None = None
+                         first: First = None, after: After = None
                          ) -> Connection[Course] | None:
         rows = await info.context.every_item("training", "/v1/courses")
         return connection([Course.from_service(c) for c in rows], first, after)
 
     @strawberry.field(description="One course of the prospectus.")
     async def course(self, info: strawberry.Info[GatewayContext, None],
-                     id: strawberry.ID) -> Course | None:
-        body = (await info.context.call("training", "GET", f"/v1/courses/{id}")).body
+                     id: Annotated[strawberry.ID, record_id("course")]) -> Course | None:
+        body = (await info.context.call("training", "GET", f"/v1/courses/{segment(id)}")).body
         return Course.from_service(body)

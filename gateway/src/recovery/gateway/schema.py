@@ -34,9 +34,12 @@ MASKED_MESSAGE = "Something went wrong on our side; it has been logged."
 
 def _shown(error: GraphQLError) -> bool:
     """Typed gateway errors and the caller's own mistakes are shown; anything else is ours
-    and masked."""
+    and masked. A value that cannot be read as its type (a variable, an argument) fails
+    outside any field, with the parsing error as its cause: the caller's to fix."""
     original = error.original_error
-    return original is None or isinstance(original, GatewayError)
+    if original is None or isinstance(original, GatewayError):
+        return True
+    return error.path is None and isinstance(original, GraphQLError | ValueError | TypeError)
 
 
 class GatewaySchema(strawberry.Schema):
@@ -46,9 +49,9 @@ class GatewaySchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError],
                        execution_context: ExecutionContext | None = None) -> None:
         for error in errors:
-            original = error.original_error
-            if original is not None and not isinstance(original, GatewayError):
-                log.error("graphql_internal_error", error_type=type(original).__name__,
+            if not _shown(error):
+                log.error("graphql_internal_error",
+                          error_type=type(error.original_error).__name__,
                           path=".".join(str(p) for p in error.path or ()))
 
 

@@ -11,10 +11,12 @@ from recovery.common.events.envelope import CloudEvent
 from recovery.gateway.access import check_person, check_team
 from recovery.gateway.context import GatewayContext
 from recovery.gateway.errors import ErrorCode, GatewayError
+from recovery.gateway.types.arguments import ServiceUserId, TeamId
 from recovery.gateway.types.crisis_plan import CrisisPlan
 from recovery.gateway.types.goal import Goal
 from recovery.gateway.types.risk_assessment import RiskAssessment
 from recovery.gateway.types.team import Readiness
+from recovery.gateway.upstream import segment
 
 T = TypeVar("T")
 Info = strawberry.Info[GatewayContext, None]
@@ -71,7 +73,7 @@ async def readable(read: Callable[[], Awaitable[T]]) -> T | None:
 class Subscription:
     @strawberry.subscription(description="Changes to a service user's goals.")
     async def goal_changed(self, info: Info,
-                           service_user_id: strawberry.ID) -> AsyncGenerator[GoalChange, None]:
+                           service_user_id: ServiceUserId) -> AsyncGenerator[GoalChange, None]:
         context = info.context
         check_person(context.principal, str(service_user_id))
         async for event in context.events.events(about_person("recovery.goals.goal.",
@@ -79,14 +81,14 @@ class Subscription:
             goal_id = event.data.get("goal_id") or event.subject
 
             async def read(goal_id: str = goal_id) -> Goal:
-                answer = await context.call("goals", "GET", f"/v1/goals/{goal_id}")
+                answer = await context.call("goals", "GET", f"/v1/goals/{segment(goal_id)}")
                 return Goal.from_service(answer.body)
             goal = await readable(read)
             if goal is not None:
                 yield GoalChange(event_type=event.type, goal=goal)
 
     @strawberry.subscription(description="Changes to a service user's crisis plan.")
-    async def crisis_plan_changed(self, info: Info, service_user_id: strawberry.ID
+    async def crisis_plan_changed(self, info: Info, service_user_id: ServiceUserId
                                   ) -> AsyncGenerator[CrisisPlanChange, None]:
         context = info.context
         check_person(context.principal, str(service_user_id))
@@ -97,14 +99,15 @@ class Subscription:
             plan_id = event.data.get("plan_id") or event.subject
 
             async def read(plan_id: str = plan_id) -> CrisisPlan:
-                answer = await context.call("crisis-plans", "GET", f"/v1/crisis-plans/{plan_id}")
+                answer = await context.call("crisis-plans", "GET",
+                                            f"/v1/crisis-plans/{segment(plan_id)}")
                 return CrisisPlan.from_plan(answer.body)
             plan = await readable(read)
             if plan is not None:
                 yield CrisisPlanChange(event_type=event.type, plan=plan)
 
     @strawberry.subscription(description="Changes to a service user's risk co-assessments.")
-    async def risk_assessment_changed(self, info: Info, service_user_id: strawberry.ID
+    async def risk_assessment_changed(self, info: Info, service_user_id: ServiceUserId
                                       ) -> AsyncGenerator[RiskAssessmentChange, None]:
         context = info.context
         check_person(context.principal, str(service_user_id))
@@ -114,7 +117,7 @@ class Subscription:
 
             async def read(assessment_id: str = assessment_id) -> RiskAssessment:
                 answer = await context.call("risk", "GET",
-                                            f"/v1/risk-assessments/{assessment_id}")
+                                            f"/v1/risk-assessments/{segment(assessment_id)}")
                 return RiskAssessment.from_service(answer.body)
             assessment = await readable(read)
             if assessment is not None:
@@ -122,7 +125,7 @@ class Subscription:
 
     @strawberry.subscription(description="A team's readiness, each time something that "
                                          "moves it happens.")
-    async def team_readiness_changed(self, info: Info, team_id: strawberry.ID
+    async def team_readiness_changed(self, info: Info, team_id: TeamId
                                      ) -> AsyncGenerator[ReadinessChange, None]:
         context = info.context
         check_team(context.principal, str(team_id))
@@ -134,7 +137,8 @@ class Subscription:
 
         async for event in context.events.events(wanted):
             async def read() -> Readiness:
-                answer = await context.call("workforce", "GET", f"/v1/teams/{team}/readiness")
+                answer = await context.call("workforce", "GET",
+                                            f"/v1/teams/{segment(team)}/readiness")
                 return Readiness.from_service(answer.body)
             readiness = await readable(read)
             if readiness is not None:

@@ -2,6 +2,7 @@
 translation of their answers (problem documents, outages) into typed errors."""
 
 import asyncio
+import re
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -17,6 +18,8 @@ log = structlog.get_logger(__name__)
 
 #: The services' largest page.
 PAGE_SIZE = 200
+#: What the services accept as an id (a FHIR id's characters and a few more, 64 at most).
+ID_PATTERN = re.compile(r"[A-Za-z0-9._:@|-]{1,64}")
 UPSTREAM_CALLS = PromCounter("gateway_upstream_calls_total", "Calls to the services",
                              ["service", "outcome"])
 
@@ -116,6 +119,15 @@ class Upstreams:
             cursor = page.get("next_cursor")
             if not cursor:
                 return items
+
+
+def segment(value: object) -> str:
+    """An id the caller sent, to stand in a service path: refused (INVALID) when it is not
+    an id the services accept, so that it can never reach another path ("../", "/", "?")."""
+    text = str(value)
+    if not ID_PATTERN.fullmatch(text) or text in {".", ".."}:
+        raise GatewayError(ErrorCode.invalid, "That is not a valid id.")
+    return text
 
 
 def problem_error(service: str, response: httpx.Response) -> GatewayError:

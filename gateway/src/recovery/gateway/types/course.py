@@ -6,8 +6,10 @@ from typing import Any
 import strawberry
 
 from recovery.gateway.context import GatewayContext
+from recovery.gateway.types.arguments import After, First
 from recovery.gateway.types.connection import Connection, connection
 from recovery.gateway.types.values import to_date
+from recovery.gateway.upstream import segment
 
 
 @strawberry.type(description="One run of a course, co-delivered by an educator with lived "
@@ -52,9 +54,9 @@ class Course:
                                                                 "it.")
 
     @strawberry.field(description="The course's runs, soonest first.")
-    async def runs(self, info: strawberry.Info[GatewayContext, None], first: int | None = None,
-                   after: str | None = None) -> Connection[CourseRun]:
-        rows = await info.context.every_item("training", f"/v1/courses/{self.id}/runs")
+    async def runs(self, info: strawberry.Info[GatewayContext, None], first: First = None,
+                   after: After = None) -> Connection[CourseRun]:
+        rows = await info.context.every_item("training", f"/v1/courses/{segment(self.id)}/runs")
         return connection([CourseRun.from_service(r) for r in rows], first, after)
 
     @classmethod

@@ -3,6 +3,7 @@
 import strawberry
 
 from recovery.gateway.context import GatewayContext
+from recovery.gateway.types.arguments import After, First
 from recovery.gateway.types.connection import Connection, connection
 from recovery.gateway.types.records import Enrolment
 from recovery.gateway.types.service_user import ServiceUser
@@ -25,7 +26,7 @@ class Me:
 
     @strawberry.field(description="Their courses: enrolments, places and completions.")
     async def enrolments(self, info: strawberry.Info[GatewayContext, None],
-                         first: int | None = None, after: str | None = None
+                         first: First = None, after: After = None
                          ) -> Connection[Enrolment] | None:
         learner = str(self.person_id or self.sub)
         rows = await info.context.every_item("training", "/v1/enrolments",

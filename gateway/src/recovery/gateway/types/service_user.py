@@ -1,13 +1,20 @@
 """ServiceUser: one person's goals, crisis plan and risk co-assessments, fetched in parallel
 through the per-request DataLoaders."""
 
+from typing import Annotated
+
 import strawberry
 
 from recovery.gateway.context import GatewayContext
+from recovery.gateway.types.arguments import After, First
 from recovery.gateway.types.connection import Connection, connection
 from recovery.gateway.types.crisis_plan import CrisisPlan
 from recovery.gateway.types.goal import Goal
 from recovery.gateway.types.risk_assessment import RiskAssessment
+from recovery.gateway.upstream import segment
+
+LifecycleStatuses = Annotated[list[str] | None, strawberry.argument(
+    description="Only goals in these FHIR lifecycle statuses (e.g. `proposed`, `active`).")]
 
 
 @strawberry.type(description="A person who uses services, identified by the EHR's patient "
@@ -18,8 +25,8 @@ class ServiceUser:
 
     @strawberry.field(description="Their goals, newest first.")
     async def goals(self, info: strawberry.Info[GatewayContext, None],
-                    first: int | None = None, after: str | None = None,
-                    lifecycle_status: list[str] | None = None) -> Connection[Goal] | None:
+                    first: First = None, after: After = None,
+                    lifecycle_status: LifecycleStatuses = None) -> Connection[Goal] | None:
         rows = await info.context.loaders.goals_of_person.load(str(self.id))
         goals = [Goal.from_service(g) for g in rows]
         if lifecycle_status:
@@ -36,15 +43,15 @@ class ServiceUser:
                                   "newest version: agreed, a draft waiting for signatures, "
                                   "or withdrawn); those entered in error are left out.")
     async def crisis_plans(self, info: strawberry.Info[GatewayContext, None],
-                           first: int | None = None, after: str | None = None
+                           first: First = None, after: After = None
                            ) -> Connection[CrisisPlan] | None:
         rows = await info.context.every_item("crisis-plans",
-                                             f"/v1/people/{self.id}/crisis-plans")
+                                             f"/v1/people/{segment(self.id)}/crisis-plans")
         return connection([CrisisPlan.from_plan(r) for r in rows], first, after)
 
     @strawberry.field(description="Their risk co-assessments, newest first.")
     async def risk_assessments(self, info: strawberry.Info[GatewayContext, None],
-                               first: int | None = None, after: str | None = None
+                               first: First = None, after: After = None
                                ) -> Connection[RiskAssessment] | None:
         rows = await info.context.loaders.risk_assessments_of_person.load(str(self.id))
         return connection([RiskAssessment.from_service(r) for r in rows], first, after)

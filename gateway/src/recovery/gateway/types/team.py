@@ -1,15 +1,20 @@
 """Team: its staff and figures, composed from workforce and training in parallel."""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
 
 from recovery.gateway.context import GatewayContext
 from recovery.gateway.errors import GatewayError
+from recovery.gateway.types.arguments import After, First
 from recovery.gateway.types.connection import Connection, connection
 from recovery.gateway.types.staff_member import FoundationEnrolments, StaffMember
+from recovery.gateway.upstream import segment
+
+IncludeLeft = Annotated[bool, strawberry.argument(
+    description="Also staff who have left the team.")]
 
 
 @strawberry.type(description="FTE by profession and role type, and the peer to professional "
@@ -78,15 +83,15 @@ class Team:
         description="The named recovery lead.")
 
     @strawberry.field(description="Staff of the team, by id.")
-    async def staff(self, info: strawberry.Info[GatewayContext, None], first: int | None = None,
-                    after: str | None = None, include_left: bool = False
+    async def staff(self, info: strawberry.Info[GatewayContext, None], first: First = None,
+                    after: After = None, include_left: IncludeLeft = False
                     ) -> Connection[StaffMember]:
         foundation: FoundationEnrolments | None = None
         wants_training = _asks_for(info.selected_fields, "trainingStatus")
         if wants_training:
             # Both lists at once: the enrolments do not depend on who is in the team.
             enrolments = info.context.loaders.foundation_enrolments()
-        rows = await info.context.every_item("workforce", f"/v1/teams/{self.id}/staff",
+        rows = await info.context.every_item("workforce", f"/v1/teams/{segment(self.id)}/staff",
                                              {"include_left": include_left})
         if wants_training:
             try:
@@ -100,7 +105,7 @@ class Team:
     @strawberry.field(description="FTE by profession and role type.")
     async def skill_mix(self, info: strawberry.Info[GatewayContext, None]) -> SkillMix | None:
         body = (await info.context.call("workforce", "GET",
-                                        f"/v1/teams/{self.id}/skill-mix")).body
+                                        f"/v1/teams/{segment(self.id)}/skill-mix")).body
         return SkillMix(
             staff_in_post=body["staff_in_post"], fte_total=body["fte_total"],
             fte_by_profession=body["fte_by_profession"],
@@ -111,7 +116,7 @@ class Team:
     @strawberry.field(description="Peer share of care delivery over recent months.")
     async def peer_share(self, info: strawberry.Info[GatewayContext, None]) -> PeerShare | None:
         body = (await info.context.call("workforce", "GET",
-                                        f"/v1/teams/{self.id}/peer-share")).body
+                                        f"/v1/teams/{segment(self.id)}/peer-share")).body
         return PeerShare(share=body.get("share"), target=body["target"],
                          meets_target=body.get("meets_target"),
                          peer_minutes=body["peer_minutes"], total_minutes=body["total_minutes"],
@@ -121,14 +126,14 @@ class Team:
     async def training_coverage(self, info: strawberry.Info[GatewayContext, None]
                                 ) -> TrainingCoverage | None:
         body = (await info.context.call("training", "GET",
-                                        f"/v1/teams/{self.id}/foundation-coverage")).body
+                                        f"/v1/teams/{segment(self.id)}/foundation-coverage")).body
         return TrainingCoverage(staff=body["staff"], completed=body["completed"],
                                 coverage=body["coverage"], by_group=body.get("by_team") or [])
 
     @strawberry.field(description="Implementation readiness from the four factors.")
     async def readiness(self, info: strawberry.Info[GatewayContext, None]) -> Readiness | None:
         body = (await info.context.call("workforce", "GET",
-                                        f"/v1/teams/{self.id}/readiness")).body
+                                        f"/v1/teams/{segment(self.id)}/readiness")).body
         return Readiness.from_service(body)
 
     @classmethod
