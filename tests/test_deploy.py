@@ -336,8 +336,9 @@ def test_every_object_passes_checkov(rendered: Rendered, tmp_path: Path) -> None
     manifests = tmp_path / f"{rendered.overlay}.yaml"
     manifests.write_text(yaml.safe_dump_all(rendered.objects))
     completed = subprocess.run(
-        [checkov(), "--config-file", str(REPO / "deploy" / "checkov.yaml"), "--file", str(manifests),
-         "--output", "json", "--quiet"], capture_output=True, text=True, timeout=300)
+        [checkov(), "--config-file", str(REPO / "deploy" / "checkov.yaml"),
+         "--file", str(manifests), "--output", "json", "--quiet"],
+        capture_output=True, text=True, timeout=300)
     report = json.loads(completed.stdout)
     report = report[0] if isinstance(report, list) else report
     failed = [(c["check_id"], c["check_name"], c["resource"])
