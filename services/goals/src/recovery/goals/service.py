@@ -4,7 +4,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import (
     String,
@@ -40,12 +40,10 @@ from recovery.common.pagination import (
 )
 from recovery.common.problems import Problem
 from recovery.common.reach import (
-    Reach,
     batch_condition,
     batch_result_json,
+    list_condition,
     one_of,
-    reach_condition,
-    reach_of,
     require_create_access,
 )
 from recovery.common.reads import Prepared, Reads
@@ -431,13 +429,6 @@ class GoalDocuments:
 _in = one_of
 
 
-def _reach_condition(reach: Reach, service_user_id: str | None,
-                     team_id: str | None) -> ColumnElement[bool] | Literal[False] | None:
-    return reach_condition(reach, person_column=col(Goal.service_user_id),
-                           team_column=col(Goal.team_id), service_user_id=service_user_id,
-                           team_id=team_id)
-
-
 def page_query(*, service_user_id: str | None, team_id: str | None,
                condition: ColumnElement[bool] | None, statuses: list[LifecycleStatus] | None,
                kind: GoalKind | None, after: tuple[datetime, str] | None
@@ -470,16 +461,10 @@ async def list_goals(access: RecordAccess, *,
                      statuses: list[LifecycleStatus] | None, kind: GoalKind | None,
                      cursor: str | None, limit: int) -> "GoalDocuments":
     """Goals the caller may reach, newest first, by keyset over (created_at, id)."""
-    principal = access.principal
-    require_scope(principal, RESOURCE, Verb.search)
-    reach = reach_of(principal, RESOURCE, Verb.search)
-    condition = _reach_condition(reach, service_user_id, team_id)
-    access.audit(record_type=RESOURCE, record_id=None, service_user_id=service_user_id,
-                 action="search",
-                 outcome=Outcome.denied if condition is False else Outcome.allowed)
-    if condition is False:
-        raise Problem(404, "No goals of that person or team are available to you.",
-                      kind="not-found")
+    condition = list_condition(access, RESOURCE, record_type=RESOURCE,
+                               person_column=col(Goal.service_user_id),
+                               team_column=col(Goal.team_id),
+                               service_user_id=service_user_id, team_id=team_id, what="goals")
     query = page_query(service_user_id=service_user_id, team_id=team_id,
                        condition=condition, statuses=statuses, kind=kind,
                        after=decode_time_cursor(cursor) if cursor else None)
