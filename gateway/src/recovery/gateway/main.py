@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse
 from strawberry.fastapi import GraphQLRouter
 
+from recovery.common.app import settle_garbage_collector
 from recovery.common.auth import Principal, TokenVerifier, unauthorized
 from recovery.common.health import healthz, metrics
 from recovery.common.observability import RequestContextMiddleware, configure_logging
@@ -83,6 +84,9 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if feed is not None:
             feed.start()
+        # As every service does: without it, full collections over the frameworks' objects
+        # paused requests (a team of 200 builds thousands of objects per answer).
+        settle_garbage_collector()
         try:
             yield
         finally:

@@ -5,8 +5,8 @@ from typing import Any
 
 import strawberry
 
+from recovery.common.auth import Principal
 from recovery.gateway.access import check_training_record
-from recovery.gateway.context import GatewayContext
 from recovery.gateway.errors import ErrorCode, GatewayError
 from recovery.gateway.types.values import to_date
 
@@ -45,30 +45,40 @@ class StaffMember:
     start_date: date = strawberry.field(description="First day in post.")
     end_date: date | None = strawberry.field(description="Last day, if they have left.")
     in_post: bool = strawberry.field(description="Whether they are in post today.")
-    #: The foundation enrolments of everyone in the answer (or why they could not be read),
-    #: fetched once by the staff list: each member's status is then read without awaiting.
-    foundation: strawberry.Private[FoundationEnrolments | None] = None
+    #: This member's foundation course record as the caller may see it, or why not: decided
+    #: by the staff list for everyone at once, so each member's status is read without an
+    #: await or a resolver context of its own.
+    training: strawberry.Private[TrainingStatus | GatewayError | None] = None
 
     @strawberry.field(description="The foundation course (the person, the college and the "
                                   "team's managers); one call for the whole team.")
-    def training_status(self, info: strawberry.Info[GatewayContext, None]
-                        ) -> TrainingStatus | None:
-        check_training_record(info.context.principal, str(self.id), str(self.team_id))
-        if self.foundation is None:
+    def training_status(self) -> TrainingStatus | None:
+        if self.training is None:
             raise GatewayError(ErrorCode.upstream_error,
                                "Training status was not fetched with this list.")
-        if isinstance(self.foundation, GatewayError):
-            raise self.foundation
-        return TrainingStatus.from_enrolment(self.foundation.get(str(self.id)))
+        if isinstance(self.training, GatewayError):
+            raise self.training
+        return self.training
 
     @classmethod
-    def from_service(cls, data: dict[str, Any],
+    def from_service(cls, data: dict[str, Any], principal: Principal | None = None,
                      foundation: FoundationEnrolments | None = None) -> "StaffMember":
+        """The member; with ``foundation`` (and the caller), their training status too."""
+        staff_id, team_id = str(data["id"]), str(data["team_id"])
+        training: TrainingStatus | GatewayError | None = None
+        if foundation is not None and principal is not None:
+            try:
+                check_training_record(principal, staff_id, team_id)
+                if isinstance(foundation, GatewayError):
+                    raise foundation
+                training = TrainingStatus.from_enrolment(foundation.get(staff_id))
+            except GatewayError as refused:
+                training = refused
         return cls(
-            id=strawberry.ID(data["id"]), team_id=strawberry.ID(data["team_id"]),
+            id=strawberry.ID(staff_id), team_id=strawberry.ID(team_id),
             display_name=data["display_name"], profession=data["profession"],
             grade=data["grade"], role_type=data["role_type"], fte=float(data["fte"]),
             start_date=to_date(data["start_date"]),  # type: ignore[arg-type]
             end_date=to_date(data.get("end_date")), in_post=bool(data.get("in_post")),
-            foundation=foundation,
+            training=training,
         )

@@ -99,7 +99,9 @@ class Team:
             except GatewayError as error:
                 # Each member's trainingStatus answers with it; the staff list still arrives.
                 foundation = error
-        members = [StaffMember.from_service(row, foundation) for row in rows]
+        principal = info.context.principal
+        members = [StaffMember.from_service(row, principal, foundation)
+                   for row in rows]
         return connection(members, first, after)
 
     @strawberry.field(description="FTE by profession and role type.")
