@@ -65,3 +65,15 @@ async def test_provenance_goes_to_the_service_of_its_target(platform: Platform) 
                                            headers={"Authorization": f"Bearer {token}"})
     assert care_plan.status_code == 404
     assert platform.upstreams.calls["crisis-plans"] >= 1
+
+
+async def test_a_path_that_would_climb_out_of_the_services_fhir_base_is_a_400(
+        platform: Platform) -> None:
+    token = platform.tokens.clinician("staff-1", ["team-a"])
+    before = dict(platform.upstreams.calls)
+    # Encoded dots reach the router as "..", as a client that sends the path as-is would.
+    response = await platform.gateway.get("/fhir/Goal/%2E%2E/%2E%2E/v1/goals",
+                                          headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert platform.upstreams.calls == before

@@ -62,6 +62,10 @@ def fhir_router(upstreams: Upstreams) -> APIRouter:
     @router.api_route("/{resource_type}", methods=["GET", "POST"], include_in_schema=False)
     async def forward(request: Request, resource_type: str, rest: str = "") -> Response:
         service = owner_of(resource_type, request)
+        if any(part in {".", ".."} for part in rest.split("/")):
+            # The client would resolve them, and the call leave the service's /fhir.
+            raise Problem(400, "A FHIR path holds no '.' or '..' segments.",
+                          kind="invalid-path")
         path = f"/fhir/{resource_type}" + (f"/{rest}" if rest else "")
         headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED}
         upstreams.calls[service] += 1
