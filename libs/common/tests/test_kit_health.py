@@ -82,3 +82,20 @@ async def test_ready_once_nats_is_connected(tmp_path: Path, dev_issuer: DevIssue
             await asyncio.sleep(0.05)
     assert response.status_code == 200
     assert response.json()["checks"]["nats"] == "ok"
+
+
+async def test_requests_do_not_consult_opentelemetry(tmp_path: Path, dev_issuer: DevIssuer,
+                                                     monkeypatch: Any) -> None:
+    """FastAPI's own telemetry hooks are off: the kit's metrics and logs are the platform's,
+    and a request never pays for asking OpenTelemetry whether anyone listens."""
+    from opentelemetry import metrics, trace
+
+    def consulted() -> None:
+        raise AssertionError("a request consulted OpenTelemetry")
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'toy.db'}"
+    command.upgrade(alembic_config(MIGRATIONS_DIR, url), "head")
+    async with _started(url, dev_issuer) as client:
+        monkeypatch.setattr(trace, "get_tracer_provider", consulted)
+        monkeypatch.setattr(metrics, "get_meter_provider", consulted)
+        assert (await client.get("/healthz")).status_code == 200

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.telemetry import TelemetryConfig
 
 from recovery.common.audit_export import audit_router
 from recovery.common.events.consumer import EventHandler
@@ -27,6 +28,11 @@ from recovery.common.settings import Settings
 __all__ = ["ServiceKit", "build_kit", "create_service_app"]
 
 _PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}
+#: FastAPI's own OpenTelemetry hooks, off: the kit's metrics and logs are the platform's, and
+#: with the hooks on, every request first asks OpenTelemetry's global providers (reading the
+#: environment) whether anyone is listening.
+NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False,
+                                        "operation_spans": False, "auto_configure": False}
 #: Generation thresholds after start-up (CPython's defaults are 700, 10, 10).
 GC_THRESHOLD = (7000, 20, 20)
 _HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -128,7 +134,8 @@ def create_service_app(
             kit.close_reads()
             await kit.engine.dispose()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
+                  telemetry=NO_NATIVE_TELEMETRY)
     app.state.kit = kit
     install_problem_handlers(app)
     app.include_router(health_router)
