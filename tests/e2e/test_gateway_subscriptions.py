@@ -1,7 +1,7 @@
 """Subscriptions over graphql-transport-ws, fed from a real NATS server: the person sees
 their crisis plan agreed; another person is refused; staff of another team, who may
 subscribe as staff, receive nothing about a person outside their teams; a team's readiness
-follows a new member of staff."""
+follows a new member of staff; a subscription is held to the limits a query is."""
 
 import asyncio
 import json
@@ -124,6 +124,18 @@ async def test_another_person_cannot_subscribe_to_someone_elses_plan(
         errors = message["payload"] if message["type"] == "error" else \
             message["payload"]["errors"]
         assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_a_subscription_is_held_to_the_same_limits_as_a_query(
+        platform: tuple[Platform, str]) -> None:
+    p, address = platform
+    aliases = " ".join(f"a{i}: eventType" for i in range(31))  # the limit is 30
+    async with subscribed(address, p.tokens.service_user(PERSON),
+                          "subscription ($id: ID!) { crisisPlanChanged(serviceUserId: $id) { "
+                          + aliases + " } }", {"id": PERSON}) as refused:
+        message = await refused.next()
+        assert message["type"] == "error"
+        assert "aliases" in message["payload"][0]["message"].lower()
 
 
 async def test_a_team_manager_sees_readiness_follow_a_new_member_of_staff(
