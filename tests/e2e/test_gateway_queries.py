@@ -181,6 +181,26 @@ async def test_a_plan_never_agreed_is_listed_under_crisis_plans_for_the_person_a
         assert empty["data"]["serviceUser"]["crisisPlans"]["edges"] == []
 
 
+async def test_a_person_with_more_goals_than_a_batch_holds_gets_them_all_in_pages(
+        platform: Platform) -> None:
+    person = "person-gw-many"
+    own = platform.tokens.service_user(person)
+    for number in range(101):  # the batch read holds 100 a person
+        await platform.rest("goals", "POST", "/v1/goals", own, json={
+            "service_user_id": person, "team_id": "team-a",
+            "description": f"Small step number {number}"})
+    query = """query ($id: ID!, $after: String) { serviceUser(id: $id) {
+        goals(first: 100, after: $after) { totalCount edges { node { description } }
+                                           pageInfo { hasNextPage endCursor } } } }"""
+    first = (await platform.query(own, query, {"id": person}))["data"]["serviceUser"]["goals"]
+    assert first["totalCount"] == 101 and len(first["edges"]) == 100
+    assert first["pageInfo"]["hasNextPage"] is True
+    rest = (await platform.query(own, query, {"id": person, "after": first["pageInfo"][
+        "endCursor"]}))["data"]["serviceUser"]["goals"]
+    seen = {e["node"]["description"] for e in first["edges"] + rest["edges"]}
+    assert seen == {f"Small step number {n}" for n in range(101)}
+
+
 async def test_crisis_plans_of_another_person_or_team_cannot_be_listed(
         platform: Platform) -> None:
     other_team = await platform.query(platform.tokens.clinician("staff-9", ["team-b"]),

@@ -3,7 +3,8 @@ one call per service (per hundred people), made in parallel."""
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, NamedTuple, TypeVar
 
 from strawberry.dataloader import DataLoader
 
@@ -11,8 +12,17 @@ from recovery.gateway.settings import GatewaySettings
 from recovery.gateway.upstream import Upstreams, segment
 
 T = TypeVar("T")
-#: The services' batch endpoints take at most this many people per call.
+#: The services' batch endpoints take at most this many people per call, and give at most
+#: this many records per person.
 BATCH_SIZE = 100
+PER_PERSON = 100
+
+
+class PersonRecords(NamedTuple):
+    """One person's records from a batch read; ``truncated`` when they have more."""
+
+    records: list[dict[str, Any]]
+    truncated: bool
 
 
 async def in_chunks(keys: Sequence[str],
@@ -32,24 +42,30 @@ class Loaders:
         self._upstreams = upstreams
         self._token = token
         self._settings = settings
-        self.goals_of_person = DataLoader[str, list[dict[str, Any]]](self._goals)
+        self.goals_of_person = DataLoader[str, PersonRecords](partial(
+            self._records_of_people, "goals", "/v1/goals:batch-read", "goals"))
         self.active_plan_of_person = DataLoader[str, dict[str, Any] | None](self._active_plans)
-        self.risk_assessments_of_person = DataLoader[str, list[dict[str, Any]]](
-            self._assessments)
+        self.risk_assessments_of_person = DataLoader[str, PersonRecords](partial(
+            self._records_of_people, "risk", "/v1/risk-assessments:batch-read",
+            "assessments"))
         self._foundation: asyncio.Future[dict[str, dict[str, Any]]] | None = None
         self.team = DataLoader[str, dict[str, Any]](self._teams)
 
     async def _post(self, service: str, path: str, body: dict[str, Any]) -> Any:
         return (await self._upstreams.call(service, "POST", path, self._token, json=body)).body
 
-    async def _goals(self, people: list[str]) -> list[list[dict[str, Any]]]:
-        async def load(chunk: list[str]) -> dict[str, list[dict[str, Any]]]:
-            body = await self._post("goals", "/v1/goals:batch-read",
-                                    {"service_user_ids": chunk, "limit_per_person": 100})
-            return {r["service_user_id"]: r["goals"] for r in body["results"]}
+    async def _records_of_people(self, service: str, path: str, key: str,
+                                 people: list[str]) -> list[PersonRecords]:
+        """Each person's records from the service's batch read (its newest ones, as many as
+        the batch holds per person)."""
+        async def load(chunk: list[str]) -> dict[str, PersonRecords]:
+            body = await self._post(service, path, {"service_user_ids": chunk,
+                                                    "limit_per_person": PER_PERSON})
+            return {r["service_user_id"]: PersonRecords(r[key], bool(r.get("truncated")))
+                    for r in body["results"]}
 
         found = await in_chunks(people, load)
-        return [found.get(person, []) for person in people]
+        return [found.get(person, PersonRecords([], False)) for person in people]
 
     async def _active_plans(self, people: list[str]) -> list[dict[str, Any] | None]:
         async def load(chunk: list[str]) -> dict[str, dict[str, Any] | None]:
@@ -59,15 +75,6 @@ class Loaders:
 
         found = await in_chunks(people, load)
         return [found.get(person) for person in people]
-
-    async def _assessments(self, people: list[str]) -> list[list[dict[str, Any]]]:
-        async def load(chunk: list[str]) -> dict[str, list[dict[str, Any]]]:
-            body = await self._post("risk", "/v1/risk-assessments:batch-read",
-                                    {"service_user_ids": chunk, "limit_per_person": 100})
-            return {r["service_user_id"]: r["assessments"] for r in body["results"]}
-
-        found = await in_chunks(people, load)
-        return [found.get(person, []) for person in people]
 
     def foundation_enrolments(self) -> "asyncio.Future[dict[str, dict[str, Any]]]":
         """Every foundation course enrolment the caller may see, by learner: one fetch per

@@ -1,11 +1,12 @@
 """ServiceUser: one person's goals, crisis plan and risk co-assessments, fetched in parallel
 through the per-request DataLoaders."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
 from recovery.gateway.context import GatewayContext
+from recovery.gateway.loaders import PersonRecords
 from recovery.gateway.types.arguments import After, First
 from recovery.gateway.types.connection import Connection, connection
 from recovery.gateway.types.crisis_plan import CrisisPlan
@@ -27,7 +28,8 @@ class ServiceUser:
     async def goals(self, info: strawberry.Info[GatewayContext, None],
                     first: First = None, after: After = None,
                     lifecycle_status: LifecycleStatuses = None) -> Connection[Goal] | None:
-        rows = await info.context.loaders.goals_of_person.load(str(self.id))
+        rows = await _every_record(info, await info.context.loaders.goals_of_person.load(
+            str(self.id)), "goals", "/v1/goals", str(self.id))
         goals = [Goal.from_service(g) for g in rows]
         if lifecycle_status:
             goals = [g for g in goals if g.lifecycle_status in lifecycle_status]
@@ -53,5 +55,16 @@ class ServiceUser:
     async def risk_assessments(self, info: strawberry.Info[GatewayContext, None],
                                first: First = None, after: After = None
                                ) -> Connection[RiskAssessment] | None:
-        rows = await info.context.loaders.risk_assessments_of_person.load(str(self.id))
+        rows = await _every_record(
+            info, await info.context.loaders.risk_assessments_of_person.load(str(self.id)),
+            "risk", "/v1/risk-assessments", str(self.id))
         return connection([RiskAssessment.from_service(r) for r in rows], first, after)
+
+
+async def _every_record(info: strawberry.Info[GatewayContext, None], held: PersonRecords,
+                        service: str, path: str, person: str) -> list[dict[str, Any]]:
+    """The person's records: the batch read's, or, when they have more than a batch holds,
+    their whole list from the service, page by page."""
+    if not held.truncated:
+        return held.records
+    return await info.context.every_item(service, path, {"service_user_id": person})
