@@ -16,6 +16,7 @@ import httpx
 import websockets
 
 from bench.loadgen import Request
+from bench.relay import latency_summary
 from bench.servers import ServiceUnderTest
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.testing.processes import NatsServer
@@ -162,14 +163,6 @@ def gateway_share(scenarios: dict[str, Any]) -> float | None:
     return round(scenarios["gateway_service_user"]["latency_ms"]["p50"] / bound, 3)
 
 
-def _percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
-    def at(share: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2)
-    return {"p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "max": round(ordered[-1], 2)}
-
-
 def run_gateway(bench: Any, results: dict[str, Any]) -> None:
     """The gateway's scenarios against NATS, the five services and the gateway; fills
     ``results`` (the services' memory under ``gateway_platform``)."""
@@ -249,8 +242,8 @@ def run_gateway(bench: Any, results: dict[str, Any]) -> None:
             delivery = run_async(subscription_latency(
                 gateway.process.base_url, urls["crisis-plans"], tokens["person"], staff,
                 100 if bench.scale.name != "tiny" else 5))
-        scenarios["gateway_subscription"] = {"events": len(delivery),
-                                             "latency_ms": _percentiles(delivery), **memory}
+        scenarios["gateway_subscription"] = {
+            "events": len(delivery), "latency_ms": latency_summary(sorted(delivery)), **memory}
         say(f"subscription, commit to client: p50 "
             f"{scenarios['gateway_subscription']['latency_ms']['p50']} ms, p99 "
             f"{scenarios['gateway_subscription']['latency_ms']['p99']} ms over "

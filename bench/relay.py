@@ -63,11 +63,19 @@ def total_changes(rate_per_s: int, duration_s: float) -> int:
     return max(1, round(rate_per_s * duration_s))
 
 
-def _percentile(sorted_values: list[float], fraction: float) -> float:
+def percentile(sorted_values: list[float], fraction: float) -> float:
     if not sorted_values:
         return float("nan")
     index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
     return sorted_values[index]
+
+
+def latency_summary(ordered: list[float]) -> dict[str, float]:
+    """p50, p90, p99 and max of latencies in milliseconds, sorted."""
+    return {"p50": round(percentile(ordered, 0.50), 2),
+            "p90": round(percentile(ordered, 0.90), 2),
+            "p99": round(percentile(ordered, 0.99), 2),
+            "max": round(ordered[-1], 2) if ordered else float("nan")}
 
 
 async def commit_to_consumer_latency(nats_url: str, client: KeepAliveClient,
@@ -131,8 +139,5 @@ async def commit_to_consumer_latency(nats_url: str, client: KeepAliveClient,
         "changes_committed": sent,
         "events_received": len(ordered),
         "failed_requests": total - sent,
-        "latency_ms": {"p50": round(_percentile(ordered, 0.50), 2),
-                       "p90": round(_percentile(ordered, 0.90), 2),
-                       "p99": round(_percentile(ordered, 0.99), 2),
-                       "max": round(ordered[-1], 2) if ordered else float("nan")},
+        "latency_ms": latency_summary(ordered),
     }
