@@ -96,7 +96,9 @@ async def test_production_serves_no_graphiql_and_development_does(
 async def test_production_gives_no_field_suggestions(production: httpx.AsyncClient,
                                                      development: httpx.AsyncClient) -> None:
     typo = "{ me { subb } }"
-    assert "Did you mean" not in (await post(production, typo))["errors"][0]["message"]
+    refused = (await post(production, typo))["errors"][0]
+    assert "Did you mean" not in refused["message"]
+    assert refused["extensions"]["code"] == "INVALID_QUERY"
     assert "Did you mean" in (await post(development, typo))["errors"][0]["message"]
 
 
@@ -106,18 +108,28 @@ async def test_queries_deeper_than_the_limit_are_refused(production: httpx.Async
     body = await post(production, deep, tokens.clinician())
     assert body.get("data") is None
     assert "exceeds maximum operation depth" in body["errors"][0]["message"]
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_QUERY"
 
 
 async def test_too_many_aliases_are_refused(production: httpx.AsyncClient) -> None:
     body = await post(production, "{ a: me { sub } b: me { sub } c: me { sub } d: me { sub } }")
     assert body.get("data") is None
     assert "aliases" in body["errors"][0]["message"].lower()
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_QUERY"
 
 
 async def test_too_many_tokens_are_refused(production: httpx.AsyncClient) -> None:
     body = await post(production, "{ me { " + "sub " * 300 + "} }")
     assert body.get("data") is None
     assert "token" in body["errors"][0]["message"].lower()
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_QUERY"
+
+
+async def test_a_query_that_does_not_parse_is_refused_with_its_code(
+        production: httpx.AsyncClient) -> None:
+    body = await post(production, "{ me { sub }")
+    assert body.get("data") is None
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_QUERY"
 
 
 async def test_batched_operations_are_refused(production: httpx.AsyncClient) -> None:
@@ -138,6 +150,7 @@ async def test_internal_errors_are_masked_and_typed_errors_are_not(
         "{ me { sub } }", context_value=None)
     assert result.errors is not None
     assert [e.message for e in result.errors] == [MASKED_MESSAGE]
+    assert [e.extensions for e in result.errors] == [{"code": "INTERNAL"}]
     typed = await post(production, "{ me { sub } }")
     assert typed["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
@@ -184,6 +197,7 @@ async def test_a_variable_of_the_wrong_shape_is_the_callers_mistake_and_not_mask
     assert body.get("data") is None
     assert "$id" in body["errors"][0]["message"]
     assert body["errors"][0]["message"] != MASKED_MESSAGE
+    assert body["errors"][0]["extensions"]["code"] == "INVALID"
 
 
 @pytest.mark.parametrize("bad_id", ["../v1/enrolments", "x/runs", "x?limit=1", "..", "a b", ""])

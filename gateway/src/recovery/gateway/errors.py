@@ -11,6 +11,10 @@ class ErrorCode(StrEnum):
     forbidden = "FORBIDDEN"
     not_found = "NOT_FOUND"
     invalid = "INVALID"
+    #: The operation itself cannot run: a syntax error, an unknown field, a limit exceeded.
+    invalid_query = "INVALID_QUERY"
+    #: Our fault; the message is masked and the error logged by type.
+    internal = "INTERNAL"
     conflict = "CONFLICT"
     stale_version = "STALE_VERSION"
     version_required = "VERSION_REQUIRED"

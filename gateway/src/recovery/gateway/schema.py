@@ -19,7 +19,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from recovery.gateway.errors import GatewayError
+from recovery.gateway.errors import ErrorCode, GatewayError
 from recovery.gateway.mutation import Mutation
 from recovery.gateway.query import Query
 from recovery.gateway.settings import GatewaySettings
@@ -42,9 +42,16 @@ def _shown(error: GraphQLError) -> bool:
     return error.path is None and isinstance(original, GraphQLError | ValueError | TypeError)
 
 
+def _code_of(error: GraphQLError) -> ErrorCode:
+    """The code of an error that no resolver typed: the operation's (parsing, validation,
+    limits) or the caller's values."""
+    return ErrorCode.invalid_query if error.original_error is None else ErrorCode.invalid
+
+
 class GatewaySchema(strawberry.Schema):
-    """Logs what went wrong on our side by type only (messages may carry clinical text);
-    typed errors for the caller are not ours to log."""
+    """Gives every error shown its ``extensions.code`` and logs what went wrong on our side
+    by type only (messages may carry clinical text); typed errors for the caller are not
+    ours to log."""
 
     def process_errors(self, errors: list[GraphQLError],
                        execution_context: ExecutionContext | None = None) -> None:
@@ -53,6 +60,17 @@ class GatewaySchema(strawberry.Schema):
                 log.error("graphql_internal_error",
                           error_type=type(error.original_error).__name__,
                           path=".".join(str(p) for p in error.path or ()))
+            elif "code" not in (error.extensions or {}):
+                error.extensions = {**(error.extensions or {}), "code": _code_of(error).value}
+
+
+class MaskInternalErrors(MaskErrors):
+    """Masks our own failures with one message and the code ``INTERNAL``."""
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": ErrorCode.internal.value}
+        return masked
 
 
 def build_schema(settings: GatewaySettings | None = None) -> strawberry.Schema:
@@ -72,8 +90,8 @@ def build_schema(settings: GatewaySettings | None = None) -> strawberry.Schema:
         lambda: ValidationCache(maxsize=CACHE_SIZE),
         lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
-        lambda: MaskErrors(should_mask_error=lambda error: not _shown(error),
-                           error_message=MASKED_MESSAGE),
+        lambda: MaskInternalErrors(should_mask_error=lambda error: not _shown(error),
+                                   error_message=MASKED_MESSAGE),
     ]
     return GatewaySchema(
         query=Query,
