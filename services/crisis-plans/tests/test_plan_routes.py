@@ -203,10 +203,50 @@ async def test_every_version_is_kept_with_its_hash_and_signatures(api: PlansApi)
     versions = await api.client.get(f"/v1/crisis-plans/{plan['id']}/versions",
                                     headers=api.auth(own))
     assert versions.status_code == 200
-    first, second = versions.json()
+    first, second = versions.json()["items"]
+    assert versions.json()["next_cursor"] is None
     assert first["content_hash"] == plan["content_hash"] and len(first["signatures"]) == 2
     assert second["content"]["reasons_for_living"] == ["My dog"]
     assert second["signatures"] == []
+
+
+async def test_versions_come_in_pages_oldest_first_each_with_its_own_signatures(
+        api: PlansApi) -> None:
+    person = unique("su")
+    staff, own = api.tokens.clinician(), api.tokens.service_user(person)
+    plan = await api.agreed(staff, person, own)
+    for version, helps in ((1, "Music"), (2, "Walking")):
+        edited = await api.edit(staff, plan["id"], f'"{version}"',
+                                **{**PLAN_CONTENT, "what_helps": [helps]})
+        assert edited.status_code == 200, edited.text
+    path = f"/v1/crisis-plans/{plan['id']}/versions"
+    first = (await api.client.get(path, params={"limit": 2}, headers=api.auth(own))).json()
+    assert [v["version"] for v in first["items"]] == [1, 2]
+    assert [len(v["signatures"]) for v in first["items"]] == [2, 0]
+    rest = (await api.client.get(path, params={"limit": 2, "cursor": first["next_cursor"]},
+                                 headers=api.auth(own))).json()
+    assert [v["version"] for v in rest["items"]] == [3]
+    assert rest["next_cursor"] is None
+    refused = await api.client.get(path, params={"cursor": "not-a-cursor"},
+                                   headers=api.auth(own))
+    assert problem_of(refused, 400)["type"].endswith("invalid-cursor")
+
+
+async def test_medication_decisions_come_in_pages_newest_first(api: PlansApi) -> None:
+    person = unique("su")
+    staff, own = api.tokens.clinician(), api.tokens.service_user(person)
+    plan = await api.draft(staff, person)
+    path = f"/v1/crisis-plans/{plan['id']}/medication-decisions"
+    for words in ("First I will try 5mg", "Then 2.5mg", "Then stop"):
+        made = await api.client.post(path, json={**SHARED_DECISION, "decision_in_my_words": words},
+                                     headers=api.auth(own))
+        assert made.status_code == 201, made.text
+    first = (await api.client.get(path, params={"limit": 2}, headers=api.auth(staff))).json()
+    rest = (await api.client.get(path, params={"limit": 2, "cursor": first["next_cursor"]},
+                                 headers=api.auth(staff))).json()
+    assert [d["decision_in_my_words"] for d in first["items"] + rest["items"]] == [
+        "Then stop", "Then 2.5mg", "First I will try 5mg"]
+    assert rest["next_cursor"] is None
 
 
 async def test_an_unchanged_edit_makes_no_new_version(api: PlansApi) -> None:
@@ -289,7 +329,7 @@ async def test_the_person_and_two_clinicians_editing_at_once_never_lose_an_updat
                                        headers=api.auth(own))).json()
         assert stored["content"]["what_helps"] == winner["content"]["what_helps"]
     versions = (await api.client.get(f"/v1/crisis-plans/{plan['id']}/versions",
-                                     headers=api.auth(own))).json()
+                                     headers=api.auth(own))).json()["items"]
     assert [v["version"] for v in versions] == [1, 2, 3, 4]
 
 
@@ -316,7 +356,7 @@ async def test_an_edit_racing_a_signature_keeps_both(api: PlansApi) -> None:
     # Signed before the edit landed (201) or after it (412: the version moved on).
     assert signed.status_code in (201, 412), signed.text
     versions = (await api.client.get(f"/v1/crisis-plans/{plan['id']}/versions",
-                                     headers=api.auth(own))).json()
+                                     headers=api.auth(own))).json()["items"]
     assert len(versions) == 2
     assert len(versions[0]["signatures"]) == (1 if signed.status_code == 201 else 0)
 
@@ -499,7 +539,8 @@ async def test_a_plan_made_in_error_is_kept_readable_closed_and_no_longer_active
     # Kept: readable by id, every version with its signatures, in FHIR as entered-in-error.
     read = await api.client.get(path, headers=api.auth(own))
     assert read.status_code == 200 and read.json()["status"] == "entered-in-error"
-    versions = (await api.client.get(f"{path}/versions", headers=api.auth(staff))).json()
+    versions = (await api.client.get(f"{path}/versions",
+                                     headers=api.auth(staff))).json()["items"]
     assert [len(v["signatures"]) for v in versions] == [2, 0]
     fhir = (await api.client.get(f"/fhir/CarePlan/{agreed['id']}",
                                  headers=api.auth(own))).json()
@@ -614,7 +655,7 @@ async def test_a_shared_decision_on_medication_is_kept_in_the_persons_voice(
     assert made.status_code == 201, made.text
     listed = await api.client.get(f"/v1/crisis-plans/{plan['id']}/medication-decisions",
                                   headers=api.auth(staff))
-    (only,) = listed.json()
+    (only,) = listed.json()["items"]
     assert only["decision_in_my_words"] == decision["decision_in_my_words"]
     assert only["recorded_by"] == person
 

@@ -75,7 +75,8 @@ class Household:
         async with kit.sessions() as session:
             glass = (await session.exec(select(func.count()).where(
                 col(BreakGlassAccess.service_user_id) == self.alice))).one()
-        return (plan.text, plan.headers["etag"], len(versions.json()), len(decisions.json()),
+        return (plan.text, plan.headers["etag"], len(versions.json()["items"]),
+                len(decisions.json()["items"]),
                 int(glass))
 
 

@@ -56,7 +56,8 @@ class World:
         plan = await self.client.get(base, headers=headers)
         versions = await self.client.get(f"{base}/versions", headers=headers)
         decisions = await self.client.get(f"{base}/medication-decisions", headers=headers)
-        return plan.text, plan.headers["etag"], len(versions.json()), len(decisions.json())
+        return (plan.text, plan.headers["etag"], len(versions.json()["items"]),
+                len(decisions.json()["items"]))
 
 
 @pytest.fixture(scope="module")

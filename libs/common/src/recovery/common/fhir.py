@@ -19,6 +19,8 @@ TEAM_SYSTEM = f"{BASE}/team"
 TEAM = f"{BASE}/StructureDefinition/team"
 FHIR_JSON = "application/fhir+json"
 SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+#: The versions a Provenance search reads, at most (far more than a co-signed record gets).
+PROVENANCE_VERSIONS = 1000
 
 #: The OpenAPI answer of a FHIR route: some resource, in FHIR's media type.
 FHIR_OK: dict[int | str, dict[str, Any]] = {200: {

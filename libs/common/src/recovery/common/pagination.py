@@ -69,6 +69,15 @@ def decode_date_cursor(cursor: str) -> tuple[date, str]:
                       kind="invalid-cursor") from exc
 
 
+def decode_version_cursor(cursor: str) -> int:
+    """A cursor into a record's versions: the version number it points after."""
+    value, _ = decode_cursor(cursor)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.",
+                      kind="invalid-cursor")
+    return value
+
+
 def page_size(requested: int | None, default: int, maximum: int) -> int:
     """The page size to use: the default when none is asked for, never above the cap."""
     if requested is None:

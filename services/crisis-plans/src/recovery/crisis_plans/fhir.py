@@ -149,6 +149,6 @@ async def search_provenance(
     plan_id = target.removeprefix("CarePlan/")
     if plan_id == target or not plan_id or "/" in plan_id:
         raise Problem(400, "target must be CarePlan/<id>.", kind="invalid-search")
-    resources = [provenance_resource(plan_id, v)
-                 for v in await service.list_versions(access, plan_id)]
+    page = await service.list_versions(access, plan_id, cursor=None, limit=fhir.PROVENANCE_VERSIONS)
+    resources = [provenance_resource(plan_id, v) for v in page.items]
     return FhirResponse(fhir.searchset(fhir.match(r) for r in resources if r))

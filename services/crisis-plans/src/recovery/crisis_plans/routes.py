@@ -98,10 +98,13 @@ async def mark_entered_in_error(plan_id: PlanId, access: AccessDep,
     return plan_response(await service.mark_entered_in_error(access, plan_id, if_match))
 
 
-@router.get("/crisis-plans/{plan_id}/versions", response_model=list[VersionPublic],
+@router.get("/crisis-plans/{plan_id}/versions", response_model=Page[VersionPublic],
             responses=READ, summary="Every version with its hash and signatures, oldest first")
-async def list_versions(plan_id: PlanId, access: AccessDep) -> Response:
-    return json_response(list(await service.list_versions(access, plan_id)))
+async def list_versions(plan_id: PlanId, access: AccessDep, settings: SettingsDep,
+                        cursor: Cursor = None, limit: Limit = None) -> Response:
+    return json_response(await service.list_versions(
+        access, plan_id, cursor=cursor,
+        limit=page_size(limit, settings.page_size_default, settings.page_size_max)))
 
 
 @router.post("/crisis-plans/{plan_id}/medication-decisions", status_code=201,
@@ -114,10 +117,13 @@ async def record_medication_decision(plan_id: PlanId, decision: MedicationDecisi
 
 
 @router.get("/crisis-plans/{plan_id}/medication-decisions",
-            response_model=list[MedicationDecisionPublic], responses=READ,
+            response_model=Page[MedicationDecisionPublic], responses=READ,
             summary="Shared decisions on medication, newest first")
-async def list_medication_decisions(plan_id: PlanId, access: AccessDep) -> Response:
-    return json_response(list(await service.list_medication_decisions(access, plan_id)))
+async def list_medication_decisions(plan_id: PlanId, access: AccessDep, settings: SettingsDep,
+                                    cursor: Cursor = None, limit: Limit = None) -> Response:
+    return json_response(await service.list_medication_decisions(
+        access, plan_id, cursor=cursor,
+        limit=page_size(limit, settings.page_size_default, settings.page_size_max)))
 
 
 @router.get("/people/{service_user_id}/crisis-plan", response_model=ActivePlan,

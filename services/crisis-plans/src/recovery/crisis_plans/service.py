@@ -21,7 +21,13 @@ from recovery.common.auth import Role, Verb, require_scope
 from recovery.common.db import UTCDateTime
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
-from recovery.common.pagination import decode_time_cursor, encode_cursor
+from recovery.common.pagination import (
+    Page,
+    decode_time_cursor,
+    decode_version_cursor,
+    encode_cursor,
+    keyset_page,
+)
 from recovery.common.problems import Problem
 from recovery.common.reach import list_condition, require_create_access
 from recovery.common.rules import actor_for, closed_refusal, entered_in_error_refusal, refuse
@@ -470,24 +476,33 @@ async def break_glass(access: RecordAccess, service_user_id: str,
                                 plan=ActivePlan.model_validate(plan.active_document))
 
 
-async def list_versions(access: RecordAccess, plan_id: str) -> list[VersionPublic]:
-    """Every version of a plan with its hash and signatures, oldest first."""
+async def list_versions(access: RecordAccess, plan_id: str, *, cursor: str | None,
+                        limit: int) -> Page[VersionPublic]:
+    """A page of a plan's versions with their hashes and signatures, oldest first."""
+    after = decode_version_cursor(cursor) if cursor else 0
     async with access.kit.sessions() as session:
         plan = await _plan_for(session, access, plan_id, verb=Verb.read, action="read-history")
+        last = min(plan.version, after + limit)
+        in_page = (col(CrisisPlanVersion.version) > after, col(CrisisPlanVersion.version) <= last)
         versions = (await session.exec(
-            select(CrisisPlanVersion).where(col(CrisisPlanVersion.plan_id) == plan.id)
+            select(CrisisPlanVersion).where(col(CrisisPlanVersion.plan_id) == plan.id, *in_page)
             .order_by(col(CrisisPlanVersion.version)))).all()
         signatures = (await session.exec(
-            select(CrisisPlanSignature).where(col(CrisisPlanSignature.plan_id) == plan.id)
+            select(CrisisPlanSignature).where(
+                col(CrisisPlanSignature.plan_id) == plan.id,
+                col(CrisisPlanSignature.version) > after,
+                col(CrisisPlanSignature.version) <= last)
             .order_by(col(CrisisPlanSignature.signed_at), col(CrisisPlanSignature.id)))).all()
     by_version: dict[int, list[CrisisPlanSignature]] = {}
     for signature in signatures:
         by_version.setdefault(signature.version, []).append(signature)
-    return [VersionPublic(plan_id=v.plan_id, version=v.version, recorded_at=v.recorded_at,
-                          recorded_by=v.recorded_by, content_hash=v.content_hash,
-                          content=PlanContent.model_validate(v.content),
-                          signatures=_signatures_public(by_version.get(v.version, [])))
-            for v in versions]
+    items = [VersionPublic(plan_id=v.plan_id, version=v.version, recorded_at=v.recorded_at,
+                           recorded_by=v.recorded_by, content_hash=v.content_hash,
+                           content=PlanContent.model_validate(v.content),
+                           signatures=_signatures_public(by_version.get(v.version, [])))
+             for v in versions]
+    next_cursor = encode_cursor(last, plan.id) if last < plan.version else None
+    return Page[VersionPublic](items=items, next_cursor=next_cursor)
 
 
 def _team_reach(access: RecordAccess, team_id: str, action: str) -> None:
@@ -625,16 +640,25 @@ async def record_medication_decision(access: RecordAccess, plan_id: str,
     return public
 
 
-async def list_medication_decisions(access: RecordAccess,
-                                    plan_id: str) -> list[MedicationDecisionPublic]:
+async def list_medication_decisions(access: RecordAccess, plan_id: str, *,
+                                    cursor: str | None,
+                                    limit: int) -> Page[MedicationDecisionPublic]:
+    """A page of the plan's shared decisions on medication, newest first."""
+    after = decode_time_cursor(cursor) if cursor else None
     async with access.kit.sessions() as session:
         plan = await _plan_for(session, access, plan_id, verb=Verb.read,
                                action="read-decisions")
+        query = select(MedicationDecision).where(col(MedicationDecision.plan_id) == plan.id)
+        if after is not None:
+            query = query.where(tuple_(col(MedicationDecision.recorded_at),
+                                       col(MedicationDecision.id)) < tuple_(*after))
         rows = (await session.exec(
-            select(MedicationDecision).where(col(MedicationDecision.plan_id) == plan.id)
-            .order_by(col(MedicationDecision.recorded_at).desc(),
-                      col(MedicationDecision.id).desc()).limit(200))).all()
-    return [MedicationDecisionPublic.model_validate(row.document) for row in rows]
+            query.order_by(col(MedicationDecision.recorded_at).desc(),
+                           col(MedicationDecision.id).desc()).limit(limit + 1))).all()
+    page, next_cursor = keyset_page(rows, limit, key=lambda row: (row.recorded_at, row.id))
+    return Page[MedicationDecisionPublic](
+        items=[MedicationDecisionPublic.model_validate(row.document) for row in page],
+        next_cursor=next_cursor)
 
 
 # --- reviews falling due ------------------------------------------------------------------

@@ -145,7 +145,8 @@ async def search_provenance(
     assessment_id = target.removeprefix("RiskAssessment/")
     if not assessment_id or "/" in assessment_id:
         raise Problem(400, "target must be RiskAssessment/<id>.", kind="invalid-search")
-    page = await service.list_versions(access, assessment_id, cursor=None, limit=1000)
+    page = await service.list_versions(access, assessment_id, cursor=None,
+                                       limit=fhir.PROVENANCE_VERSIONS)
     document = (await service.read_document(access, assessment_id))[1]
     person = AssessmentPublic.model_validate_json(document).service_user_id
     base = str(request.base_url).rstrip("/")

@@ -24,7 +24,12 @@ from recovery.common.db import UTCDateTime
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
 from recovery.common.kit import ServiceKit
-from recovery.common.pagination import Page, decode_cursor, decode_time_cursor, encode_cursor
+from recovery.common.pagination import (
+    Page,
+    decode_time_cursor,
+    decode_version_cursor,
+    encode_cursor,
+)
 from recovery.common.problems import Problem
 from recovery.common.reach import (
     batch_condition,
@@ -199,13 +204,7 @@ async def list_versions(access: RecordAccess, assessment_id: str, *, cursor: str
     async with access.kit.sessions() as session:
         assessment = await get_assessment(session, access, assessment_id,
                                           action="read-history")
-        after = 0
-        if cursor:
-            value, _ = decode_cursor(cursor)
-            if not isinstance(value, int):
-                raise Problem(400, "The cursor is not valid; use next_cursor from a previous "
-                                   "page.", kind="invalid-cursor")
-            after = value
+        after = decode_version_cursor(cursor) if cursor else 0
         last = min(assessment.version, after + limit)
         items = [await _version_public(session, assessment, v) for v in range(after + 1,
                                                                               last + 1)]
