@@ -479,6 +479,20 @@ def test_the_gateway_runs_its_image_against_the_five_services_with_no_database(
          "ServiceAccount"), True)
 
 
+def test_only_graphql_and_fhir_are_published_and_only_over_tls(rendered: Rendered) -> None:
+    ingresses = rendered.of_kind("Ingress")
+    assert list(ingresses) == ["gateway"]
+    spec = ingresses["gateway"]["spec"]
+    (rule,) = spec["rules"]
+    assert [t["hosts"] for t in spec["tls"]] == [[rule["host"]]]
+    paths = {(p["path"], p["pathType"]): p["backend"]["service"]
+             for p in rule["http"]["paths"]}
+    assert paths == {("/graphql", "Exact"): {"name": "gateway", "port": {"name": "http"}},
+                     ("/fhir", "Prefix"): {"name": "gateway", "port": {"name": "http"}}}
+    service = rendered.one("Service", "gateway")
+    assert [p["name"] for p in service["spec"]["ports"]] == ["http"]
+
+
 def test_only_service_pods_are_nats_clients(rendered: Rendered) -> None:
     clients = {name for name, workload in workloads(rendered)
                if workload["spec"]["template"]["metadata"]["labels"]
