@@ -167,6 +167,16 @@ async def test_h0038_export_counts_15_minute_units_with_hq_for_groups_and_the_da
     assert rows[0] == "service_user_id,service_date,hcpcs,modifier,units,minutes,contacts,capped"
     assert f"su-d,{day.isoformat()},H0038,HQ,3,45,1,false" in rows
     assert len(rows) == 1 + len(export["lines"])
+    period = {"from": day.isoformat(), "to": day.isoformat()}
+    negotiated = await api.client.get(f"/v1/teams/{team}/peer-support-billing",
+                                      headers={**auth(manager), "Accept": "text/csv"},
+                                      params=period)
+    assert negotiated.headers["content-type"].startswith("text/csv")
+    assert negotiated.text == csv.text
+    explicit = await api.client.get(f"/v1/teams/{team}/peer-support-billing",
+                                    headers={**auth(manager), "Accept": "text/csv"},
+                                    params={**period, "format": "json"})
+    assert explicit.json()["total_units"] == export["total_units"]
     backwards = await api.client.get(f"/v1/teams/{team}/peer-support-billing",
                                      headers=auth(manager),
                                      params={"from": day.isoformat(),

@@ -4,7 +4,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from recovery.common.deps import AccessDep, SessionDep, SettingsDep
 from recovery.common.http import Cursor, IfMatch, Limit, json_response
@@ -178,18 +178,23 @@ class ExportFormat(StrEnum):
 @router.get("/teams/{team_id}/peer-support-billing", response_model=BillingExport,
             tags=["figures"], responses={
                 200: {"content": {"text/csv": {"schema": {"type": "string"}}},
-                      "description": "The export as JSON, or as CSV with format=csv"},
+                      "description": "The export as JSON, or as CSV with format=csv "
+                                     "(or, without format, Accept: text/csv)"},
                 **problem_responses(422)},
             summary="Billable peer support (HCPCS H0038, 15-minute units, group with HQ)")
 async def peer_support_billing(
     team_id: TeamId, session: SessionDep, access: AccessDep,
     date_from: Annotated[date, Query(alias="from")],
     date_to: Annotated[date, Query(alias="to")],
-    format: ExportFormat = ExportFormat.json,
+    format: ExportFormat | None = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     export = await service.billing_export(session, access, team_id, date_from=date_from,
                                           date_to=date_to)
-    if format is ExportFormat.csv:
+    # An explicit format wins; otherwise a client that asks for CSV first gets CSV.
+    wants_csv = (format is ExportFormat.csv if format is not None
+                 else (accept or "").lstrip().lower().startswith("text/csv"))
+    if wants_csv:
         name = f"peer-support-{team_id}-{date_from}-{date_to}.csv"
         return Response(service.billing_csv(export), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
