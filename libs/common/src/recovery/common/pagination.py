@@ -23,6 +23,11 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
+def invalid_cursor() -> Problem:
+    return Problem(400, "The cursor is not valid; use next_cursor from a previous page.",
+                   kind="invalid-cursor")
+
+
 def encode_cursor(sort_value: SortValue, record_id: str) -> str:
     """An opaque cursor pointing just after the row with this sort value and id."""
     value = sort_value.isoformat() if isinstance(sort_value, datetime) else sort_value
@@ -42,8 +47,7 @@ def decode_cursor(cursor: str) -> tuple[Any, str]:
             raise ValueError("id")
         return value, record_id
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.",
-                      kind="invalid-cursor") from exc
+        raise invalid_cursor() from exc
 
 
 def decode_time_cursor(cursor: str) -> tuple[datetime, str]:
@@ -55,8 +59,7 @@ def decode_time_cursor(cursor: str) -> tuple[datetime, str]:
             raise ValueError("naive")
         return moment, record_id
     except ValueError as exc:
-        raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.",
-                      kind="invalid-cursor") from exc
+        raise invalid_cursor() from exc
 
 
 def decode_date_cursor(cursor: str) -> tuple[date, str]:
@@ -65,16 +68,14 @@ def decode_date_cursor(cursor: str) -> tuple[date, str]:
     try:
         return date.fromisoformat(str(value)), record_id
     except ValueError as exc:
-        raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.",
-                      kind="invalid-cursor") from exc
+        raise invalid_cursor() from exc
 
 
 def decode_version_cursor(cursor: str) -> int:
     """A cursor into a record's versions: the version number it points after."""
     value, _ = decode_cursor(cursor)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.",
-                      kind="invalid-cursor")
+        raise invalid_cursor()
     return value
 
 

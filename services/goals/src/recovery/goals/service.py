@@ -33,9 +33,9 @@ from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
 from recovery.common.pagination import (
     Page,
-    decode_cursor,
     decode_date_cursor,
     decode_time_cursor,
+    decode_version_cursor,
     encode_cursor,
 )
 from recovery.common.problems import Problem
@@ -514,11 +514,7 @@ async def list_versions(session: AsyncSession, access: RecordAccess, goal_id: st
     goal = await get_goal(session, access, goal_id, action="read-history")
     query = select(GoalVersion).where(col(GoalVersion.goal_id) == goal.id)
     if cursor:
-        after, _ = decode_cursor(cursor)
-        if not isinstance(after, int):
-            raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.",
-                          kind="invalid-cursor")
-        query = query.where(col(GoalVersion.version) > after)
+        query = query.where(col(GoalVersion.version) > decode_version_cursor(cursor))
     rows = (await session.exec(query.order_by(col(GoalVersion.version)).limit(limit + 1))).all()
     items = [GoalVersionPublic.model_validate(row) for row in rows[:limit]]
     next_cursor = encode_cursor(rows[limit - 1].version, goal.id) if len(rows) > limit else None

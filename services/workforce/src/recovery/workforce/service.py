@@ -31,7 +31,7 @@ from recovery.common.audit import Outcome
 from recovery.common.auth import Principal, Role, Verb, can_reach_record, require_scope
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
-from recovery.common.pagination import Page, decode_cursor, encode_cursor
+from recovery.common.pagination import Page, decode_cursor, decode_date_cursor, encode_cursor
 from recovery.common.problems import Problem
 from recovery.common.reads import Prepared, Reads
 from recovery.common.rules import refuse
@@ -640,12 +640,7 @@ async def _dated_page(session: AsyncSession, query: Any, model: Any, cursor: str
                       limit: int) -> Any:
     """Most recent first by (held_on, id)."""
     if cursor:
-        after, after_id = decode_cursor(cursor)
-        try:
-            after_day = date.fromisoformat(str(after))
-        except ValueError as exc:
-            raise Problem(400, "The cursor is not valid; use next_cursor from a previous page.",
-                          kind="invalid-cursor") from exc
+        after_day, after_id = decode_date_cursor(cursor)
         query = query.where(tuple_(col(model.held_on), col(model.id))
                             < tuple_(literal(after_day), literal(after_id)))
     rows = (await session.exec(query.order_by(col(model.held_on).desc(), col(model.id).desc())
