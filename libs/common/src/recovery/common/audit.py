@@ -8,7 +8,6 @@ keeps its entries for the next one. Rows hold ids, codes and addresses, never cl
 import asyncio
 import contextlib
 import re
-import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -21,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recovery.common.auth import Principal
 from recovery.common.db import UTCDateTime
+from recovery.common.ids import new_id
 from recovery.common.timeutil import utcnow
 
 log = structlog.get_logger(__name__)
@@ -40,7 +40,7 @@ class AuditEvent(SQLModel, table=True):
 
     __tablename__ = "audit_event"
 
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True)
+    id: str = Field(default_factory=new_id, primary_key=True)
     recorded_at: datetime = Field(default_factory=utcnow,
                                   sa_column=Column(UTCDateTime(), index=True, nullable=False))
     actor: str = Field(max_length=200)
@@ -104,7 +104,7 @@ def audit_row(
     if purpose is not None and not PURPOSE_CODE.fullmatch(purpose):
         raise ValueError("an audit purpose is a code such as 'BTG', not free text")
     return {
-        "id": str(uuid.uuid4()),
+        "id": new_id(),
         "recorded_at": utcnow(),
         "actor": principal.sub if principal else "anonymous",
         "actor_roles": principal_roles(principal),

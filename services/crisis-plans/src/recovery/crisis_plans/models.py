@@ -1,7 +1,6 @@
 """Joint crisis plans, their immutable versions and signatures, break-glass reads and shared
 decisions on medication: the tables and the API shapes around them."""
 
-import uuid
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -23,6 +22,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from recovery.common.db import UTCDateTime
+from recovery.common.ids import new_id
 from recovery.common.timeutil import utcnow
 
 ID_PATTERN = r"^[A-Za-z0-9._:@|-]+$"
@@ -31,9 +31,6 @@ Item = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 SHORT_LIST = 30
 
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 class Party(StrEnum):

@@ -1,6 +1,5 @@
 """Goals, their versions and progress reviews: the tables and the API shapes around them."""
 
-import uuid
 from collections.abc import Callable
 from datetime import date, datetime
 from enum import StrEnum
@@ -18,6 +17,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from recovery.common.db import UTCDateTime
+from recovery.common.ids import new_id
 from recovery.common.timeutil import utcnow
 
 
@@ -116,9 +116,6 @@ PersonId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern
 GoalRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Strength = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 # --- tables -------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ What is assessed is held in words: each side's view per area, strengths, protect
 a safety plan and positive risk-taking decisions. There is no score or level anywhere.
 """
 
-import uuid
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -15,6 +14,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from recovery.common.db import UTCDateTime
+from recovery.common.ids import new_id
 from recovery.common.timeutil import utcnow
 
 
@@ -58,9 +58,6 @@ PersonId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern
 Words = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
 Item = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 def id_field(default: Any = ..., **extra: Any) -> Any:

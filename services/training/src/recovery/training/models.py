@@ -1,7 +1,6 @@
 """The Recovery Education Centre's records: courses, runs, educators, enrolments and the staff
 roster kept from workforce events; the tables and the API shapes around them."""
 
-import uuid
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -12,6 +11,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from recovery.common.db import UTCDateTime
+from recovery.common.ids import new_id
 from recovery.common.timeutil import utcnow
 
 ID_PATTERN = r"^[A-Za-z0-9._:@|-]+$"
@@ -22,9 +22,6 @@ PersonId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern
 Title = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Outcome = Annotated[str, StringConstraints(min_length=1, max_length=300)]
 
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 class Audience(StrEnum):

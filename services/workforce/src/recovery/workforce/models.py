@@ -1,6 +1,5 @@
 """Teams, staff, care delivered, management records and training facts: tables and API shapes."""
 
-import uuid
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -11,6 +10,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from recovery.common.db import UTCDateTime
+from recovery.common.ids import new_id
 from recovery.common.timeutil import utcnow
 
 
@@ -54,9 +54,6 @@ def id_field(default: Any = ..., **extra: Any) -> Any:
     """An opaque id: a team id as tokens carry it, a staff id, an EHR patient id."""
     return Field(default, min_length=1, max_length=64, pattern=ID_PATTERN, **extra)
 
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 def _id_column(primary_key: bool = False, nullable: bool = False) -> Any:

@@ -1,11 +1,11 @@
 """The CloudEvents 1.0 envelope in structured JSON mode."""
 
-import uuid
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from recovery.common.ids import new_id
 from recovery.common.timeutil import utcnow
 
 
@@ -15,7 +15,7 @@ class CloudEvent(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     specversion: str = "1.0"
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = Field(default_factory=new_id)
     source: str
     type: str
     subject: str
