@@ -37,6 +37,7 @@ from recovery.common.reach import (
     list_condition,
     require_create_access,
 )
+from recovery.common.reads import Prepared
 from recovery.common.rules import actor_for as person_record_actor
 from recovery.common.rules import closed_refusal, entered_in_error_refusal, refuse
 from recovery.common.timeutil import utcnow
@@ -69,9 +70,9 @@ from recovery.risk.models import (
 RESOURCE = "RiskAssessment"
 RECORD = "RiskAssessment"
 DOCUMENT = cast(col(RiskAssessment.document), Text)
-READ_ONE = select(col(RiskAssessment.service_user_id), col(RiskAssessment.team_id),
+READ_ONE = Prepared(select(col(RiskAssessment.service_user_id), col(RiskAssessment.team_id),
                   col(RiskAssessment.version), DOCUMENT
-                  ).where(col(RiskAssessment.id) == bindparam("assessment_id"))
+                  ).where(col(RiskAssessment.id) == bindparam("assessment_id")))
 T = TypeVar("T")
 #: Marked entered-in-error: kept and readable by id, left out of lists, reviews and batches.
 IN_ERROR = AssessmentStatus.entered_in_error.value
