@@ -17,32 +17,33 @@ END = "<!-- bench:results:end -->"
 
 #: What holds a figure back, shown beside a missed target; from profiling (see the docs).
 LIMITS: dict[str, str] = {
-    "get_ratio": "~0.45 ms of the server's CPU per read against the baseline's ~0.04 ms. The "
-                 "service's empty `/healthz` alone costs ~0.16 ms (0.27 of the baseline): "
-                 "FastAPI 0.165 matching the route router by router (~17 % of a read) and "
-                 "resolving its dependencies (~26 %), then uvicorn writing the answer; the "
-                 "read itself, the access check, the audit entry and the log line are the "
-                 "rest (profiled 2026-12-01, docs/performance.md).",
+    "get_ratio": "~0.18 ms of the server's CPU per read against the baseline's ~0.03 ms. The "
+                 "service's empty `/healthz` alone costs ~0.09 ms (0.34 of the baseline: "
+                 "FastAPI's middleware stack and routing, the kit's request middleware, "
+                 "uvicorn); of the rest, FastAPI's dependency solving and parameter "
+                 "validation are about a third, then the log line, the audit entry, the SQL "
+                 "read and the response (profiled 2026-12-02, docs/performance.md).",
     "get_p99_ms": "Throughput first: a closed loop of 32 connections waits 32 times the CPU per "
                   "read (~15 ms) on average; the tail is answers that queue behind a burst "
                   "the event loop serves at once, and gen-0 collections of ~8,000 objects "
                   "held in reference cycles (6 to 9 ms each).",
-    "post_ratio": "~3.7 ms of CPU per create: the ORM flushing goal, version, audit and "
+    "post_ratio": "~1.9 ms of CPU per create: the ORM flushing goal, version, audit and "
                   "outbox rows, each statement handed to aiosqlite's thread and back.",
-    "list_ratio": "~1.1 to 1.7 ms of CPU per page of 100 stored documents: the keyset read, "
-                  "the page's JSON and the dependency chain as for one read.",
-    "crisis_get_active_ratio": "As for a goal read (~0.5 ms of CPU: the same framework floor, "
-                               "an in-loop read of the plan's active version, the audit "
-                               "entry).",
+    "list_ratio": "~0.53 ms of CPU per page of 100 stored documents: the keyset read "
+                  "through SQLAlchemy's execution path, the page's JSON, and the framework "
+                  "floor as for one read.",
+    "crisis_get_active_ratio": "As for a goal read: ~0.19 ms of CPU, of which the framework "
+                               "floor (`/healthz`) is ~0.09 ms; then dependency solving, the "
+                               "log line, the audit entry, the prepared read of the plan.",
     "crisis_get_active_p99_ms": "Throughput first, as for a goal read: 32 connections times ~0.5 "
                                 "ms of CPU ≈ 18 ms on average before any tail.",
-    "crisis_sign_ratio": "~7 ms of CPU per signature: the plan, its version and its "
+    "crisis_sign_ratio": "~2.8 ms of CPU per signature: the plan, its version and its "
                          "signatures read through the ORM, then signature, plan, audit and "
                          "outbox written, every statement a hop to aiosqlite's thread.",
     "workforce_readiness_p99_ms": "~1 ms of CPU per answer (six aggregate reads in the loop), "
                                   "so 32 connections wait ~32 ms on average; the tail is "
                                   "answers queued behind bursts the loop serves at once.",
-    "workforce_log_contact_ratio": "~2.6 ms of CPU per contact: the ORM write path through "
+    "workforce_log_contact_ratio": "~1.6 ms of CPU per contact: the ORM write path through "
                                    "aiosqlite (contact, monthly minutes, audit), as for "
                                    "creating a goal.",
     "relay_latency_p50_ms": "At 200 creates/s the service's one core is 80 to 100 % busy with the "
