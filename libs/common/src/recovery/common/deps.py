@@ -85,9 +85,7 @@ class _Bearer(HTTPBearer):
 
 class _BearerAccess(_Bearer):
     async def __call__(self, request: Request) -> "RecordAccess":  # type: ignore[override]
-        kit: ServiceKit = request.app.state.kit
-        return RecordAccess(request, kit,
-                            await _verified(kit, request.headers.get("authorization")))
+        return RecordAccess(request, request.app.state.kit, await super().__call__(request))
 
 
 PrincipalDep = Annotated[Principal, Depends(_Bearer())]

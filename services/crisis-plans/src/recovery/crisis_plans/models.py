@@ -32,7 +32,6 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 SHORT_LIST = 30
 
 
-
 class Party(StrEnum):
     """The part a signatory plays in agreeing a version."""
 

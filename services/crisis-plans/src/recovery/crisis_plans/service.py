@@ -81,11 +81,13 @@ RECORD_NAME = "crisis plan"
 #: so that both databases match it to the partial unique index on the person.
 IN_USE = col(CrisisPlan.status) != literal_column(f"'{PlanStatus.entered_in_error.value}'")
 #: The crisis team's read, built once: one unique-index lookup by person.
-READ_ACTIVE = Prepared(select(col(CrisisPlan.team_id), col(CrisisPlan.id), ACTIVE_DOCUMENT).where(
-    col(CrisisPlan.service_user_id) == bindparam("service_user_id"), IN_USE))
-READ_ONE = Prepared(select(col(CrisisPlan.service_user_id), col(CrisisPlan.team_id),
-                  col(CrisisPlan.version), DOCUMENT).where(
-    col(CrisisPlan.id) == bindparam("plan_id")))
+READ_ACTIVE = Prepared(
+    select(col(CrisisPlan.team_id), col(CrisisPlan.id), ACTIVE_DOCUMENT)
+    .where(col(CrisisPlan.service_user_id) == bindparam("service_user_id"), IN_USE))
+READ_ONE = Prepared(
+    select(col(CrisisPlan.service_user_id), col(CrisisPlan.team_id), col(CrisisPlan.version),
+           DOCUMENT)
+    .where(col(CrisisPlan.id) == bindparam("plan_id")))
 
 
 def _not_found(access: RecordAccess, record_id: str, action: str,

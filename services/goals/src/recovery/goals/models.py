@@ -117,7 +117,6 @@ GoalRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Strength = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 
-
 # --- tables -------------------------------------------------------------------------------
 
 

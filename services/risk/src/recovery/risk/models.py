@@ -59,7 +59,6 @@ Words = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
 Item = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
 
-
 def id_field(default: Any = ..., **extra: Any) -> Any:
     """An opaque id from another system (an EHR patient id, a team id, a goal id)."""
     return Field(default, min_length=1, max_length=64, pattern=ID_PATTERN, **extra)

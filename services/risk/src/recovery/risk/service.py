@@ -70,9 +70,10 @@ from recovery.risk.models import (
 RESOURCE = "RiskAssessment"
 RECORD = "RiskAssessment"
 DOCUMENT = cast(col(RiskAssessment.document), Text)
-READ_ONE = Prepared(select(col(RiskAssessment.service_user_id), col(RiskAssessment.team_id),
-                  col(RiskAssessment.version), DOCUMENT
-                  ).where(col(RiskAssessment.id) == bindparam("assessment_id")))
+READ_ONE = Prepared(
+    select(col(RiskAssessment.service_user_id), col(RiskAssessment.team_id),
+           col(RiskAssessment.version), DOCUMENT)
+    .where(col(RiskAssessment.id) == bindparam("assessment_id")))
 T = TypeVar("T")
 #: Marked entered-in-error: kept and readable by id, left out of lists, reviews and batches.
 IN_ERROR = AssessmentStatus.entered_in_error.value

@@ -23,7 +23,6 @@ Title = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Outcome = Annotated[str, StringConstraints(min_length=1, max_length=300)]
 
 
-
 class Audience(StrEnum):
     staff = "staff"
     service_user = "service_user"

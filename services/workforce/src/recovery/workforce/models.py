@@ -55,7 +55,6 @@ def id_field(default: Any = ..., **extra: Any) -> Any:
     return Field(default, min_length=1, max_length=64, pattern=ID_PATTERN, **extra)
 
 
-
 def _id_column(primary_key: bool = False, nullable: bool = False) -> Any:
     return Column(String(64), primary_key=primary_key, nullable=nullable)
 
