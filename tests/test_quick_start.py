@@ -109,7 +109,13 @@ class LocalRun:
             self.process.wait()
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
+        """What went wrong first (a process that stopped by itself, errors), then the end."""
+        text = self.log.read_text(errors="replace")
+        telling = [line for line in text.splitlines()
+                   if re.search(r"stopped \(rc=(?!-15\))|exited|Traceback|Error|\"error\"",
+                                line) and "nats_" not in line]
+        return "\n".join(["first signs of trouble:", *telling[:40], "the end of the log:",
+                          text[-3000:]])
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import pwd
+import random
 import shutil
 import socket
 import stat
@@ -12,11 +13,37 @@ import tempfile
 import time
 from pathlib import Path
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel gives outgoing connections (Linux default 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on, below the kernel's ephemeral range.
+
+    Port 0 would hand out an ephemeral port, which any outgoing connection made before the
+    server binds it (a service reaching NATS, a readiness poll) may take as its own source
+    port; the server then fails to start. Below the range, only another listener can.
+    """
+    floor = min(_ephemeral_floor(), 32768)
+    for _ in range(1000):
+        port = random.randrange(max(floor - 20000, 1024), floor)  # noqa: S311 (not a secret)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def wait_for_port(port: int, timeout: float = 15.0) -> None:
