@@ -255,6 +255,23 @@ async def test_an_enrolment_is_seen_by_the_learner_the_college_and_the_teams_man
                          api.tokens.manager(teams=["team-elsewhere"])))["items"] == []
 
 
+async def test_enrolments_are_listed_by_team_for_a_manager_of_several(
+        api: TrainingApi) -> None:
+    team_a, team_b = unique("team"), unique("team")
+    for team in (team_a, team_a, team_b):
+        await staff_event(api, "joined", unique("staff"), team, 1)
+    manager = api.tokens.manager(teams=[team_a, team_b])
+    both = await api.ok("GET", "/v1/enrolments", manager, params={"course_id": FOUNDATION})
+    assert sorted(e["team_id"] for e in both["items"]) == sorted([team_a, team_a, team_b])
+    only_a = await api.ok("GET", "/v1/enrolments", manager,
+                          params={"course_id": FOUNDATION, "team_id": team_a})
+    assert [e["team_id"] for e in only_a["items"]] == [team_a, team_a]
+    # A filter narrows what the caller may see; it never widens it.
+    elsewhere = await api.ok("GET", "/v1/enrolments", api.tokens.manager(teams=[team_b]),
+                             params={"team_id": team_a})
+    assert elsewhere["items"] == []
+
+
 async def test_lists_are_paged_with_a_cursor(api: TrainingApi) -> None:
     run_id = await api.run(await api.course(), capacity=50)
     for _ in range(5):

@@ -48,7 +48,7 @@ class Loaders:
         self.risk_assessments_of_person = DataLoader[str, PersonRecords](partial(
             self._records_of_people, "risk", "/v1/risk-assessments:batch-read",
             "assessments"))
-        self._foundation: asyncio.Future[dict[str, dict[str, Any]]] | None = None
+        self._foundation: dict[str, asyncio.Future[dict[str, dict[str, Any]]]] = {}
         self.team = DataLoader[str, dict[str, Any]](self._teams)
 
     async def _post(self, service: str, path: str, body: dict[str, Any]) -> Any:
@@ -76,23 +76,23 @@ class Loaders:
         found = await in_chunks(people, load)
         return [found.get(person) for person in people]
 
-    def foundation_enrolments(self) -> "asyncio.Future[dict[str, dict[str, Any]]]":
-        """Every foundation course enrolment the caller may see, by learner: one fetch per
-        request, shared by every member of staff in the answer (and started by the staff
-        list at the same time as its own call)."""
-        if self._foundation is None:
-            self._foundation = asyncio.ensure_future(self._load_foundation_enrolments())
+    def foundation_enrolments(self, team_id: str) -> "asyncio.Future[dict[str, dict[str, Any]]]":
+        """The team's foundation course enrolments the caller may see, by learner: one fetch
+        per team and request, started by the staff list at the same time as its own call."""
+        if team_id not in self._foundation:
+            loading = asyncio.ensure_future(self._load_foundation_enrolments(team_id))
             # Started ahead, it may fail with nobody left to await it; its error is a field's.
-            self._foundation.add_done_callback(_retrieved)
-        return self._foundation
+            loading.add_done_callback(_retrieved)
+            self._foundation[team_id] = loading
+        return self._foundation[team_id]
 
-    async def _load_foundation_enrolments(self) -> dict[str, dict[str, Any]]:
-        # The training service lists what the caller may see (their teams' for a manager)
-        # 200 at a time: a team of 2 or of 200 costs one call.
+    async def _load_foundation_enrolments(self, team_id: str) -> dict[str, dict[str, Any]]:
+        # The training service lists them 200 at a time: a team of 2 or of 200 costs one call,
+        # however many other teams' enrolments the caller may also see.
         found: dict[str, dict[str, Any]] = {}
         for enrolment in await self._upstreams.every_item(
                 "training", "/v1/enrolments", self._token,
-                {"course_id": self._settings.foundation_course_id}):
+                {"course_id": self._settings.foundation_course_id, "team_id": team_id}):
             learner = enrolment["learner_id"]
             if _better(enrolment, found.get(learner)):
                 found[learner] = enrolment

@@ -89,8 +89,8 @@ class Team:
         foundation: FoundationEnrolments | None = None
         wants_training = _asks_for(info.selected_fields, "trainingStatus")
         if wants_training:
-            # Both lists at once: the enrolments do not depend on who is in the team.
-            enrolments = info.context.loaders.foundation_enrolments()
+            # Both lists at once: the team's enrolments do not wait for its staff list.
+            enrolments = info.context.loaders.foundation_enrolments(self.id)
         rows = await info.context.every_item("workforce", f"/v1/teams/{segment(self.id)}/staff",
                                              {"include_left": include_left})
         if wants_training:

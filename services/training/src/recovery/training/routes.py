@@ -182,11 +182,12 @@ async def enrol(run_id: Id, data: EnrolmentCreate, session: SessionDep,
             summary="Enrolments the caller may see, oldest first")
 async def list_enrolments(session: SessionDep, access: AccessDep, settings: SettingsDep,
                           learner_id: Filter = None, run_id: Filter = None,
-                          course_id: Filter = None, status: EnrolmentStatus | None = None,
+                          course_id: Filter = None, team_id: Filter = None,
+                          status: EnrolmentStatus | None = None,
                           cursor: Cursor = None, limit: Limit = None) -> Response:
     return json_response(await service.list_enrolments(
         session, access, learner_id=learner_id, run_id=run_id, course_id=course_id,
-        status=status, cursor=cursor, limit=size(limit, settings)))
+        team_id=team_id, status=status, cursor=cursor, limit=size(limit, settings)))
 
 
 @router.get("/enrolments/{enrolment_id}", response_model=EnrolmentPublic, responses=READ,

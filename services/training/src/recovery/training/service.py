@@ -355,9 +355,9 @@ async def enrol(session: AsyncSession, access: RecordAccess, run_id: str,
 
 async def list_enrolments(session: AsyncSession, access: RecordAccess, *,
                           learner_id: str | None, run_id: str | None, course_id: str | None,
-                          status: EnrolmentStatus | None, cursor: str | None,
-                          limit: int) -> Page[EnrolmentPublic]:
-    """Enrolments the caller may see, oldest first."""
+                          team_id: str | None, status: EnrolmentStatus | None,
+                          cursor: str | None, limit: int) -> Page[EnrolmentPublic]:
+    """Enrolments the caller may see, oldest first (a team's: of its present members)."""
     principal = access.principal
     require_scope(principal, ENROLMENT, Verb.search)
     statement = select(Enrolment)
@@ -370,7 +370,8 @@ async def list_enrolments(session: AsyncSession, access: RecordAccess, *,
             visible.append(col(Enrolment.team_id).in_(sorted(principal.teams)))
         statement = statement.where(or_(*visible) if visible else false())
     for column, value in ((Enrolment.learner_id, learner_id), (Enrolment.run_id, run_id),
-                          (Enrolment.course_id, course_id), (Enrolment.status, status)):
+                          (Enrolment.course_id, course_id), (Enrolment.team_id, team_id),
+                          (Enrolment.status, status)):
         if value is not None:
             statement = statement.where(col(column) == value)
     rows, next_cursor = await _page(session, statement, Enrolment, cursor, limit)
