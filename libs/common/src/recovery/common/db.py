@@ -1,12 +1,15 @@
 """Database engines and sessions for SQLite (local, WAL) and PostgreSQL (production)."""
 
 import asyncio
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import ExecutionContext
@@ -39,11 +42,12 @@ class SqliteWriteLock:
 
     SQLite has one writer. Without this, every pooled connection that starts a write while
     another holds the lock gets SQLITE_BUSY and sleeps in SQLite's busy handler (up to 100 ms
-    a try) on its worker thread, so writes under load finished in whatever order they woke:
-    POST p99 of 1 to 2.5 s. Here a connection takes an ``asyncio.Lock`` before its first
-    write statement (the driver begins the transaction there) and gives it back when the
-    transaction commits or rolls back, or when the connection goes back to the pool. It
-    covers every write on the engine: sessions, Core statements, relay, audit, consumers.
+    a try), so writes under load finished in whatever order they woke (POST p99 of 1 to
+    2.5 s), and with statements run in the loop the sleep would stop every request. Here a
+    connection takes an ``asyncio.Lock`` before its first write statement (the driver
+    begins the transaction there) and gives it back when the transaction commits or rolls
+    back, or when the connection goes back to the pool. It covers every write on the
+    engine: sessions, Core statements, relay, audit, consumers.
     Waiting longer than ``wait_seconds`` goes on without the lock, back to SQLite's own
     busy handling, so a task that writes on two connections at once cannot deadlock itself.
     """
@@ -108,6 +112,53 @@ class SqliteWriteLock:
 _WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, SqliteWriteLock]" = weakref.WeakKeyDictionary()
 
 
+class _RunAtOnce:
+    """Stands in for aiosqlite's queue to its worker thread: each call runs when queued."""
+
+    def put_nowait(self, item: tuple[asyncio.Future[Any] | None, Callable[[], Any]]) -> None:
+        future, function = item
+        try:
+            result = function()
+        except BaseException as exc:  # handed to the caller, as the worker thread does
+            if future is not None:
+                future.set_exception(exc)
+            return
+        if future is not None:
+            future.set_result(result)
+
+
+class InLoopSqliteConnection(aiosqlite.Connection):
+    """An aiosqlite connection that runs each call in the event loop, not on a thread.
+
+    Every aiosqlite call is a hand-off to the connection's thread and back; SQLAlchemy makes
+    several per statement, and on small virtual machines each costs tens of microseconds of
+    CPU and a wait for the loop, during which the transaction holds the write lock. A short
+    SQLite statement takes a few microseconds, and writes in this process are queued by
+    :class:`SqliteWriteLock` before they reach SQLite, so nothing here waits for another
+    writer of this process; only another process holding the lock (a migration, a backup)
+    can make a statement wait, up to the busy timeout. PostgreSQL is unaffected.
+    """
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
+        super().__init__(connector, iter_chunk_size=64)
+        self._tx = _RunAtOnce()  # type: ignore[assignment]
+
+    def __await__(self) -> Any:
+        return self._connect().__await__()  # no worker thread to start
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        return fn(*args, **kwargs)
+
+
+def _in_loop_connector(url: str) -> Callable[[], InLoopSqliteConnection]:
+    parsed = make_url(url)
+    args, options = parsed.get_dialect()().create_connect_args(parsed)
+    connect = partial(sqlite3.connect, *args, **{**options, "timeout": 5})
+    return partial(InLoopSqliteConnection, connect)
+
+
 def write_lock_of(engine: AsyncEngine) -> SqliteWriteLock | None:
     """The engine's write lock (SQLite engines of ``create_engine``), else None."""
     return _WRITE_LOCKS.get(engine.sync_engine)
@@ -119,7 +170,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 5})
+        engine = create_async_engine(url, async_creator=_in_loop_connector(url))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         SqliteWriteLock().attach(engine)
         return engine

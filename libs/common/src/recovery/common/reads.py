@@ -1,12 +1,12 @@
 """The kit's read path for request handlers: on PostgreSQL a short async session; on SQLite
 a synchronous read-only connection used in the event loop itself (``kit.reads``).
 
-Every aiosqlite call is a hand-off to its worker thread and back (about six per query with
-SQLAlchemy); under load those hand-offs, not SQLite, were most of a read. In WAL mode a reader
-never waits for a writer, so a short indexed read in the loop costs tens of microseconds and
-blocks nothing. Writes stay on the async engine: a writer can wait for the database lock,
-which must never happen in the loop. Use it for short, indexed reads only: a long scan here
-stalls every other request of the process.
+The kit's SQLite engine runs its statements in the loop too (``db.InLoopSqliteConnection``);
+this reader adds a connection of its own in autocommit, so a read never queues behind a write
+transaction's lock, and runs ``Prepared`` statements on the driver directly, without
+SQLAlchemy's per-execution work. In WAL mode a reader never waits for a writer, so a short
+indexed read costs tens of microseconds and blocks nothing. Use it for short, indexed reads
+only: a long scan here stalls every other request of the process.
 """
 
 from collections.abc import Sequence

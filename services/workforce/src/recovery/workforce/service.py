@@ -393,17 +393,21 @@ CONTACT_STAFF = Prepared(select(col(Staff.team_id), col(Staff.role_type),
                          .where(col(Staff.id) == bindparam("staff_id")))
 
 
-def _upsert_minutes(dialect: str, contact: dict[str, Any]) -> Any:
-    """Add the contact's minutes to its team's month, in the contact's own transaction."""
-    values = {"team_id": contact["team_id"], "month": rules.month_of(contact["occurred_on"]),
-              "by_peer": contact["by_peer"], "minutes": contact["minutes"], "contacts": 1}
+def _add_minutes(insert: Any) -> Any:
+    """Add a contact's minutes to its team's month (one row per team, month and peer or not),
+    built once per dialect with parameters, not per contact."""
     table: Any = CareMinutes.__table__  # type: ignore[attr-defined]
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(table).values(**values)
+    statement = insert(table).values(
+        team_id=bindparam("team_id"), month=bindparam("month"), by_peer=bindparam("by_peer"),
+        minutes=bindparam("minutes"), contacts=1)
     return statement.on_conflict_do_update(
         index_elements=["team_id", "month", "by_peer"],
         set_={"minutes": table.c.minutes + statement.excluded.minutes,
               "contacts": table.c.contacts + 1})
+
+
+INSERT_CONTACT = CareContact.__table__.insert()  # type: ignore[attr-defined]
+ADD_MINUTES = {"postgresql": _add_minutes(pg_insert), "sqlite": _add_minutes(sqlite_insert)}
 
 
 def _as_date(value: date | str) -> date:
@@ -434,9 +438,9 @@ async def log_contact(session: AsyncSession, access: RecordAccess,
                "minutes": data.minutes, "mode": data.mode.value,
                "by_peer": rules.is_peer(role_type), "recorded_by": principal.sub,
                "recorded_at": utcnow()}
-    table: Any = CareContact.__table__  # type: ignore[attr-defined]
-    await session.exec(table.insert().values(**contact))
-    await session.exec(_upsert_minutes(session.get_bind().dialect.name, contact))
+    await session.exec(INSERT_CONTACT, params=contact)  # type: ignore[call-overload]
+    await session.exec(ADD_MINUTES[session.get_bind().dialect.name],  # type: ignore[call-overload]
+                       params={**contact, "month": rules.month_of(contact["occurred_on"])})
     await session.commit()
     return CareContactPublic.model_validate(contact)
 

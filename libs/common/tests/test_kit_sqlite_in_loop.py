@@ -1,0 +1,96 @@
+"""The kit's SQLite engine runs statements in the event loop: no worker thread per
+connection, errors reach the caller as the driver's own, and a write that meets another
+process's lock waits for it (SQLite's busy timeout) instead of failing."""
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from kit_toy import MIGRATIONS_DIR, ToyNote
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from recovery.common.db import create_engine, session_factory, write_lock_of
+from recovery.common.migrations import upgrade_to_head
+
+
+async def _database(tmp_path: Path) -> tuple[Path, str]:
+    path = tmp_path / "in-loop.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await asyncio.to_thread(upgrade_to_head, MIGRATIONS_DIR, url)
+    return path, url
+
+
+def _note(number: int) -> ToyNote:
+    return ToyNote(id=f"n-{number}", service_user_id="su-1", team_id="t", size=number)
+
+
+async def test_statements_run_on_the_loops_own_thread(tmp_path: Path) -> None:
+    _, url = await _database(tmp_path)
+    engine = create_engine(url)
+    threads_before = set(threading.enumerate())
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+    try:
+        async with engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            await driver.create_function("whose_thread", 0, lambda: seen.append(
+                threading.get_ident()) or 1)
+            await connection.exec_driver_sql("SELECT whose_thread()")
+        async with session_factory(engine)() as session:
+            session.add_all([_note(1), _note(2)])
+            await session.commit()
+            assert len((await session.exec(select(ToyNote))).all()) == 2
+        assert seen == [loop_thread]
+        assert set(threading.enumerate()) == threads_before
+    finally:
+        await engine.dispose()
+
+
+async def test_a_failed_statement_raises_the_drivers_error_and_releases_the_lock(
+        tmp_path: Path) -> None:
+    _, url = await _database(tmp_path)
+    engine = create_engine(url)
+    lock = write_lock_of(engine)
+    assert lock is not None
+    sessions = session_factory(engine)
+    try:
+        async with sessions() as session:
+            session.add(_note(1))
+            await session.commit()
+        async with sessions() as session:
+            session.add(_note(1))
+            with pytest.raises(IntegrityError):
+                await session.commit()
+        assert not lock.lock.locked()
+        async with sessions() as session:
+            assert [n.id for n in (await session.exec(select(ToyNote))).all()] == ["n-1"]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_write_waits_for_another_process_to_finish_its_own(tmp_path: Path) -> None:
+    path, url = await _database(tmp_path)
+    engine = create_engine(url)
+    async with engine.connect():  # a running service has its connection open already
+        pass
+    other = sqlite3.connect(path, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+    other.execute("INSERT INTO toy_note (id, service_user_id, team_id, size, version, "
+                  "created_at) VALUES ('theirs', 'su-2', 't', 0, 1, '2026-12-03 09:00:00')")
+    finishes = threading.Timer(0.3, other.commit)
+    try:
+        finishes.start()
+        async with session_factory(engine)() as session:
+            session.add(_note(1))
+            await session.commit()
+            ids = sorted(n.id for n in (await session.exec(select(ToyNote))).all())
+        assert ids == ["n-1", "theirs"]
+    finally:
+        finishes.join()
+        other.close()
+        await engine.dispose()
