@@ -660,6 +660,71 @@ async def test_a_shared_decision_on_medication_is_kept_in_the_persons_voice(
     assert only["recorded_by"] == person
 
 
+async def test_a_review_revisits_the_decision_once_and_the_new_one_stands(
+        api: PlansApi) -> None:
+    person = unique("su")
+    staff, own = api.tokens.clinician(), api.tokens.service_user(person)
+    plan = await api.draft(staff, person)
+    path = f"/v1/crisis-plans/{plan['id']}/medication-decisions"
+    first = {"question": "Should I lower my dose over the summer?",
+             "options_considered": [{"option": "Stay on 10mg"}, {"option": "Lower to 5mg"}],
+             "what_matters_to_me": "Being awake enough to look after my son",
+             "clinician_information": "Halving the dose is usually well tolerated",
+             "decision_in_my_words": "I will try 5mg and we look again in August",
+             "one_thing_i_will_do": "Keep a sleep diary", "review_on": "2031-08-01"}
+    earlier = (await api.client.post(path, json=first, headers=api.auth(own))).json()
+    review = {**first, "decision_in_my_words": "I stay on 5mg until the winter",
+              "one_thing_i_will_do": "Keep the diary going", "review_on": "2031-12-01",
+              "revisits": earlier["id"],
+              "how_it_went_in_my_words": "Mornings are easier; I sleep a little worse"}
+    made = await api.client.post(path, json=review, headers=api.auth(staff))
+    assert made.status_code == 201, made.text
+    later = made.json()
+    assert later["revisits"] == earlier["id"] and later["revisited_by"] is None
+    listed = (await api.client.get(path, headers=api.auth(own))).json()["items"]
+    assert [(d["id"], d["revisited_by"]) for d in listed] == [
+        (later["id"], None), (earlier["id"], later["id"])]
+
+    # The earlier decision is history now: a second review of it is refused and says which
+    # decision to revisit instead; nothing is recorded.
+    again = await api.client.post(path, json=review, headers=api.auth(own))
+    assert again.status_code == 409
+    assert again.json()["type"].endswith("decision-already-revisited")
+    assert later["id"] in again.json()["detail"]
+    # A review names a decision of this plan, and says how it went.
+    other_plan = await api.draft(staff, unique("su"))
+    elsewhere = (await api.client.post(
+        f"/v1/crisis-plans/{other_plan['id']}/medication-decisions", json=first,
+        headers=api.auth(staff))).json()
+    for wrong, status in (({**review, "revisits": elsewhere["id"]}, 422),
+                          ({**review, "revisits": "no-such-decision"}, 422),
+                          ({k: v for k, v in review.items()
+                            if k != "how_it_went_in_my_words"}, 422),
+                          ({**first, "how_it_went_in_my_words": "Fine"}, 422)):
+        answer = await api.client.post(path, json=wrong, headers=api.auth(own))
+        assert answer.status_code == status, (wrong, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+    assert len((await api.client.get(path, headers=api.auth(own))).json()["items"]) == 2
+
+
+async def test_two_reviews_of_one_decision_at_once_record_one(api: PlansApi) -> None:
+    person = unique("su")
+    staff, own = api.tokens.clinician(), api.tokens.service_user(person)
+    plan = await api.draft(staff, person)
+    path = f"/v1/crisis-plans/{plan['id']}/medication-decisions"
+    first = {"question": "Evening or morning?", "options_considered": [{"option": "Evening"}],
+             "what_matters_to_me": "Sleeping through", "clinician_information": "Either works",
+             "decision_in_my_words": "Evening", "one_thing_i_will_do": "An alarm at 9pm",
+             "review_on": "2031-08-01"}
+    earlier = (await api.client.post(path, json=first, headers=api.auth(own))).json()
+    review = {**first, "revisits": earlier["id"], "how_it_went_in_my_words": "Well"}
+    answers = await asyncio.gather(*(api.client.post(path, json=review, headers=api.auth(token))
+                                     for token in (own, staff, own)))
+    assert sorted(a.status_code for a in answers) == [201, 409, 409]
+    listed = (await api.client.get(path, headers=api.auth(own))).json()["items"]
+    assert len(listed) == 2
+
+
 async def test_reads_and_refusals_are_audited(api: PlansApi) -> None:
     person = unique("su")
     plan = await api.draft(api.tokens.clinician(), person)

@@ -162,3 +162,11 @@ def test_one_thing_about_the_person_makes_a_plan_individual() -> None:
     assert not rules.not_individualised(PlanContent(
         helpful_contacts=[{"name": "Ana", "role": "sister", "how_to_reach": "mobile"}]))
     assert not rules.not_individualised(PlanContent(preferred_setting="Home treatment"))
+
+
+def test_a_review_revisits_a_standing_decision_of_the_same_plan() -> None:
+    assert rules.revisit_refusal(earlier_on_this_plan=True, revisited_by=None) is None
+    unknown = rules.revisit_refusal(earlier_on_this_plan=False, revisited_by=None)
+    assert unknown is not None and (unknown.status, unknown.kind) == (422, "unknown-decision")
+    history = rules.revisit_refusal(earlier_on_this_plan=True, revisited_by="d-2")
+    assert history is not None and history.status == 409 and "d-2" in history.detail

@@ -5,7 +5,14 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -188,14 +195,19 @@ class BreakGlassAccess(SQLModel, table=True):
 
 
 class MedicationDecision(SQLModel, table=True):
-    """A shared decision on medication (CommonGround), recorded with the plan."""
+    """A shared decision on medication (CommonGround), recorded with the plan. A review is a
+    new decision that revisits an earlier one; each decision is revisited at most once."""
 
     __tablename__ = "medication_decision"
-    __table_args__ = (Index("ix_medication_decision_plan", "plan_id", "recorded_at", "id"),)
+    __table_args__ = (Index("ix_medication_decision_plan", "plan_id", "recorded_at", "id"),
+                      Index("ix_medication_decision_revisits", "revisits", unique=True))
 
     id: str = SQLField(default_factory=new_id, sa_column=Column(String(36), primary_key=True))
     plan_id: str = SQLField(sa_column=Column(String(36), ForeignKey("crisis_plan.id"),
                                              nullable=False))
+    revisits: str | None = SQLField(default=None, sa_column=Column(
+        String(36), ForeignKey("medication_decision.id",
+                               name="fk_medication_decision_revisits")))
     recorded_by: str = SQLField(sa_column=Column(String(200), nullable=False))
     recorded_at: datetime = SQLField(default_factory=utcnow,
                                      sa_column=Column(UTCDateTime(), nullable=False))
@@ -467,6 +479,18 @@ class MedicationDecisionCreate(_Strict):
     decision_in_my_words: Item
     one_thing_i_will_do: Item
     review_on: date
+    revisits: Annotated[str, StringConstraints(min_length=1, max_length=36)] | None = Field(
+        None, description="At a review: the earlier decision on this plan that this one "
+                          "revisits (it then stands no longer)")
+    how_it_went_in_my_words: Item | None = Field(
+        None, description="At a review: how the earlier decision went, in the person's words")
+
+    @model_validator(mode="after")
+    def _review_says_how_it_went(self) -> "MedicationDecisionCreate":
+        if (self.revisits is None) != (self.how_it_went_in_my_words is None):
+            raise ValueError("a review gives both revisits (the earlier decision) and "
+                             "how_it_went_in_my_words; a first decision gives neither")
+        return self
 
 
 class MedicationDecisionPublic(MedicationDecisionCreate):
@@ -474,3 +498,5 @@ class MedicationDecisionPublic(MedicationDecisionCreate):
     plan_id: str
     recorded_by: str
     recorded_at: datetime
+    revisited_by: str | None = Field(
+        None, description="The later decision that reviewed this one; null while it stands")

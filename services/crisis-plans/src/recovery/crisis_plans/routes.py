@@ -109,7 +109,8 @@ async def list_versions(plan_id: PlanId, access: AccessDep, settings: SettingsDe
 
 @router.post("/crisis-plans/{plan_id}/medication-decisions", status_code=201,
              response_model=MedicationDecisionPublic, responses=problem_responses(404, 409),
-             summary="Record a shared decision on medication, in the person's voice")
+             summary="Record a shared decision on medication, in the person's voice (at a "
+                     "review, one that revisits the earlier decision)")
 async def record_medication_decision(plan_id: PlanId, decision: MedicationDecisionCreate,
                                      access: AccessDep) -> Response:
     public = await service.record_medication_decision(access, plan_id, decision)

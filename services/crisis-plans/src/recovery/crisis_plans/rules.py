@@ -107,6 +107,24 @@ def withdraw_refusal(actor: Actor, has_standing_signature: bool) -> Refusal | No
     return None
 
 
+# --- shared decisions on medication ------------------------------------------------------
+
+
+def revisit_refusal(*, earlier_on_this_plan: bool,
+                    revisited_by: str | None) -> Refusal | None:
+    """A review revisits a decision of the same plan that still stands; once revisited, a
+    decision is history, and the next review revisits the decision that replaced it."""
+    if not earlier_on_this_plan:
+        return Refusal(422, "unknown-decision",
+                       "revisits must name an earlier shared decision on this plan.",
+                       "revisits")
+    if revisited_by is not None:
+        return Refusal(409, "decision-already-revisited",
+                       f"That decision was reviewed already, by decision {revisited_by}; "
+                       "revisit that one instead.")
+    return None
+
+
 # --- break-glass --------------------------------------------------------------------------
 
 MIN_REASON_LENGTH = 10

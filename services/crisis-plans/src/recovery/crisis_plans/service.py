@@ -622,7 +622,8 @@ async def batch_read(access: RecordAccess, request: BatchRead) -> str:
 async def record_medication_decision(access: RecordAccess, plan_id: str,
                                      decision: MedicationDecisionCreate
                                      ) -> MedicationDecisionPublic:
-    """A shared decision made with the person, kept beside their plan."""
+    """A shared decision made with the person, kept beside their plan; at a review, a new
+    decision that revisits the earlier one, which then stands no longer."""
     async with access.kit.sessions() as session:
         plan = await _plan_for(session, access, plan_id, verb=Verb.update,
                                action="record-decision")
@@ -633,14 +634,40 @@ async def record_medication_decision(access: RecordAccess, plan_id: str,
         if actor.kind is rules.ActorKind.system:
             raise refuse(rules.Refusal(403, "forbidden",
                                        "Partner systems do not record shared decisions."))
-        row = MedicationDecision(plan_id=plan.id, recorded_by=actor.sub, document={})
+        if decision.revisits is not None:
+            earlier = await session.get(MedicationDecision, decision.revisits)
+            found = earlier is not None and earlier.plan_id == plan.id
+            refusal = rules.revisit_refusal(
+                earlier_on_this_plan=found,
+                revisited_by=(await _revisited_by(session, [decision.revisits])).get(
+                    decision.revisits) if found else None)
+            if refusal is not None:
+                raise refuse(refusal)
+        row = MedicationDecision(plan_id=plan.id, recorded_by=actor.sub,
+                                 revisits=decision.revisits, document={})
         public = MedicationDecisionPublic(id=row.id, plan_id=plan.id, recorded_by=actor.sub,
                                           recorded_at=row.recorded_at,
                                           **decision.model_dump())
-        row.document = public.model_dump(mode="json")
+        row.document = public.model_dump(mode="json", exclude={"revisited_by"})
         session.add(row)
-        await session.commit()
+        try:
+            await session.commit()
+        except IntegrityError as exc:  # another review of the same decision came first
+            await session.rollback()
+            raise Problem(409, "That decision was reviewed already, just now; read the "
+                          "decisions again and revisit the newest.",
+                          kind="decision-already-revisited") from exc
     return public
+
+
+async def _revisited_by(session: AsyncSession, ids: list[str]) -> dict[str, str]:
+    """For each of these decisions that a later one revisits: that later decision's id."""
+    if not ids:
+        return {}
+    rows = (await session.exec(
+        select(col(MedicationDecision.revisits), col(MedicationDecision.id))
+        .where(col(MedicationDecision.revisits).in_(ids)))).all()
+    return {earlier: later for earlier, later in rows if earlier is not None}
 
 
 async def list_medication_decisions(access: RecordAccess, plan_id: str, *,
@@ -658,9 +685,11 @@ async def list_medication_decisions(access: RecordAccess, plan_id: str, *,
         rows = (await session.exec(
             query.order_by(col(MedicationDecision.recorded_at).desc(),
                            col(MedicationDecision.id).desc()).limit(limit + 1))).all()
-    page, next_cursor = keyset_page(rows, limit, key=lambda row: (row.recorded_at, row.id))
+        page, next_cursor = keyset_page(rows, limit, key=lambda row: (row.recorded_at, row.id))
+        revisited = await _revisited_by(session, [row.id for row in page])
     return Page[MedicationDecisionPublic](
-        items=[MedicationDecisionPublic.model_validate(row.document) for row in page],
+        items=[MedicationDecisionPublic.model_validate(
+            {**row.document, "revisited_by": revisited.get(row.id)}) for row in page],
         next_cursor=next_cursor)
 
 
