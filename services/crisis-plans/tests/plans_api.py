@@ -80,7 +80,7 @@ class PlansApi:
         return await self.client.get(f"/v1/people/{person}/crisis-plans", params=params,
                                      headers=self.auth(token))
 
-    async def mark_in_error(self, token: str, plan_id: str,
-                            etag: str | None) -> httpx.Response:
+    async def mark_in_error(self, token: str, plan_id: str, etag: str | None,
+                            reason: str = "duplicate") -> httpx.Response:
         return await self.client.post(f"/v1/crisis-plans/{plan_id}/entered-in-error",
-                                      headers=self.auth(token, etag))
+                                      json={"reason": reason}, headers=self.auth(token, etag))

@@ -141,11 +141,9 @@ async def test_a_plan_marked_in_error_is_announced_as_documented_with_no_active_
     person = unique("su")
     staff = api.tokens.clinician("staff-3")
     plan = await api.agreed(staff, person, api.tokens.service_user(person))
-    refused = await api.client.post(f"/v1/crisis-plans/{plan['id']}/entered-in-error",
-                                    headers=api.auth(api.tokens.service_user(person), '"1"'))
+    refused = await api.mark_in_error(api.tokens.service_user(person), plan["id"], '"1"')
     assert refused.status_code == 403  # publishes nothing
-    marked = await api.client.post(f"/v1/crisis-plans/{plan['id']}/entered-in-error",
-                                   headers=api.auth(staff, '"1"'))
+    marked = await api.mark_in_error(staff, plan["id"], '"1"', reason="wrong-person")
     assert marked.status_code == 200, marked.text
     await received.wait_for(plan["id"], 5)
     await asyncio.sleep(0.3)
@@ -155,6 +153,7 @@ async def test_a_plan_marked_in_error_is_announced_as_documented_with_no_active_
     AsyncApiDocument.load(ASYNCAPI).validate(event)
     assert event["type"] == msg.subject == "recovery.crisis-plans.plan.entered-in-error"
     assert event["data"]["status"] == "entered-in-error"
+    assert event["data"]["entered_in_error_reason"] == "wrong-person"
     assert event["data"]["active_version"] is None and event["data"]["changed_by"] == "staff-3"
     for text in PLAN_TEXT:
         assert text not in msg.data.decode()

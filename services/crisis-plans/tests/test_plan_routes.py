@@ -527,13 +527,18 @@ async def test_a_plan_made_in_error_is_kept_readable_closed_and_no_longer_active
         "type"].endswith("/only-staff-mark-errors")
     problem_of(await api.mark_in_error(staff, agreed["id"], None), 428)
     problem_of(await api.mark_in_error(staff, agreed["id"], '"1"'), 412)
+    # Why is a code the service knows, always given.
+    problem_of(await api.mark_in_error(staff, agreed["id"], '"2"', reason="I felt like it"), 422)
+    problem_of(await api.client.post(f"{path}/entered-in-error",
+                                     headers=api.auth(staff, '"2"')), 422)
     assert (await api.active(own, person)).status_code == 200  # refusals changed nothing
 
-    marked = await api.mark_in_error(staff, agreed["id"], '"2"')
+    marked = await api.mark_in_error(staff, agreed["id"], '"2"', reason="wrong-person")
     assert marked.status_code == 200, marked.text
     assert marked.headers["etag"] == '"2"'
     body = marked.json()
     assert body["status"] == "entered-in-error" and body["active_version"] is None
+    assert body["entered_in_error_reason"] == "wrong-person"
     assert body["content_hash"] == draft["content_hash"]
 
     # Kept: readable by id, every version with its signatures, in FHIR as entered-in-error.

@@ -114,7 +114,7 @@ async def test_each_change_publishes_exactly_one_documented_event_without_clinic
     assert scored.status_code == 422
 
     marked = await api.send("POST", f"/v1/risk-assessments/{record}/entered-in-error",
-                            clinician, etag='"2"')
+                            clinician, etag='"2"', json={"reason": "duplicate"})
     assert marked.status_code == 200, marked.text
     await received.wait_for(record, 8)
     await asyncio.sleep(0.5)  # anything extra would arrive now
@@ -122,6 +122,8 @@ async def test_each_change_publishes_exactly_one_documented_event_without_clinic
         RiskEvent.drafted, RiskEvent.signed, RiskEvent.agreed_with_differences,
         RiskEvent.drafted, RiskEvent.decision_recorded, RiskEvent.agreement_withdrawn,
         RiskEvent.review_due, RiskEvent.entered_in_error]
+    assert json.loads(received.by_record[record][-1].data)["data"][
+        "entered_in_error_reason"] == "duplicate"
     for msg in received.by_record[record]:
         event = json.loads(msg.data)
         contract.validate(event)

@@ -349,11 +349,19 @@ async def test_a_co_assessment_made_in_error_is_kept_readable_closed_and_out_of_
     agreed = await api.agreed(person, team, review_date="2020-01-01")
     path = f"/v1/risk-assessments/{agreed['id']}"
     by_person = await api.send("POST", f"{path}/entered-in-error",
-                               api.tokens.service_user(person), etag='"1"')
+                               api.tokens.service_user(person), etag='"1"',
+                               json={"reason": "duplicate"})
     assert by_person.status_code == 403
-    marked = await api.send("POST", f"{path}/entered-in-error", clinician, etag='"1"')
+    for no_reason in ({}, {"reason": "because"}):
+        refused = await api.send("POST", f"{path}/entered-in-error", clinician, etag='"1"',
+                                 json=no_reason)
+        assert refused.status_code == 422
+    assert (await api.read(clinician, agreed["id"])).json()["status"] == agreed["status"]
+    marked = await api.send("POST", f"{path}/entered-in-error", clinician, etag='"1"',
+                            json={"reason": "recorded-by-mistake"})
     assert marked.status_code == 200, marked.text
     assert marked.json()["status"] == "entered-in-error"
+    assert marked.json()["entered_in_error_reason"] == "recorded-by-mistake"
     assert marked.json()["active_version"] is None
     assert (await api.read(clinician, agreed["id"])).status_code == 200
     edit = await api.send("PATCH", path, clinician, etag='"1"',

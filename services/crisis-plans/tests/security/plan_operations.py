@@ -59,6 +59,7 @@ def valid_body(operation: Operation, *, service_user_id: str, team_id: str,
         "POST /v1/crisis-plans/{plan_id}/signatures": {"content_hash": content_hash},
         "POST /v1/crisis-plans/{plan_id}/withdraw-agreement": {"reason": "I need to rethink"},
         "POST /v1/crisis-plans/{plan_id}/medication-decisions": MEDICATION_DECISION,
+        "POST /v1/crisis-plans/{plan_id}/entered-in-error": {"reason": "duplicate"},
         "POST /v1/people/{service_user_id}/crisis-plan:break-glass": {
             "reason": "Brought to the emergency department confused"},
     }

@@ -43,6 +43,7 @@ def valid_body(operation: Operation, *, service_user_id: str, team_id: str,
         "POST /v1/risk-assessments:batch-read": {"service_user_ids": [service_user_id]},
         "PATCH /v1/risk-assessments/{assessment_id}": {"review_date": "2031-05-01"},
         "POST /v1/risk-assessments/{assessment_id}/signatures": {"content_hash": content_hash},
+        "POST /v1/risk-assessments/{assessment_id}/entered-in-error": {"reason": "duplicate"},
         "POST /v1/risk-assessments/{assessment_id}/positive-risk-decisions": {
             "goal_id": "goal-1", "decision": "Cycle to work", "safeguards": ["Helmet"],
             "review_date": "2031-05-01"},

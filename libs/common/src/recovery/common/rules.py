@@ -4,6 +4,8 @@ refusal that says why an action is not allowed, turned into a problem document a
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from recovery.common.auth import Principal, Role
 from recovery.common.problems import InvalidParam, Problem
 
@@ -56,6 +58,23 @@ def closed_refusal(status: str, what: str) -> Refusal | None:
                        f"This {what} was marked entered-in-error; it can no longer be changed "
                        "or signed.")
     return None
+
+
+class ErrorReason(StrEnum):
+    """Why a record was marked entered-in-error: a code, never a sentence, since it travels
+    in events, which hold nothing clinical."""
+
+    wrong_person = "wrong-person"  # it was recorded for someone else
+    duplicate = "duplicate"  # the person has this record already
+    recorded_by_mistake = "recorded-by-mistake"  # it should not have been made at all
+
+
+class EnteredInError(BaseModel):
+    """What marking a record entered-in-error says: why (kept with the record)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: ErrorReason = Field(description="wrong-person, duplicate or recorded-by-mistake")
 
 
 def entered_in_error_refusal(actor: Actor, status: str, what: str) -> Refusal | None:

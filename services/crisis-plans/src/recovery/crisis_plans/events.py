@@ -42,6 +42,8 @@ def plan_event_data(plan: CrisisPlan, *, changed_by: str, version: int | None = 
         "changed_by": changed_by,
         "occurred_at": plan.updated_at.isoformat(),
     }
+    if plan.entered_in_error_reason is not None:
+        data["entered_in_error_reason"] = plan.entered_in_error_reason
     if content_hash is not None:
         data["content_hash"] = content_hash
     if party is not None:

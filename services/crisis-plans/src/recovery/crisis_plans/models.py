@@ -30,6 +30,7 @@ from sqlmodel import SQLModel
 
 from recovery.common.db import UTCDateTime
 from recovery.common.ids import new_id
+from recovery.common.rules import ErrorReason
 from recovery.common.timeutil import utcnow
 
 ID_PATTERN = r"^[A-Za-z0-9._:@|-]+$"
@@ -128,6 +129,7 @@ class CrisisPlan(SQLModel, table=True):
     version: int = SQLField(default=1, sa_column=Column(Integer, nullable=False))
     status: str = SQLField(default=PlanStatus.draft.value,
                            sa_column=Column(String(20), nullable=False))
+    entered_in_error_reason: str | None = SQLField(default=None, sa_column=Column(String(30)))
     active_version: int | None = SQLField(default=None, sa_column=Column(Integer))
     agreed_at: datetime | None = SQLField(default=None, sa_column=Column(UTCDateTime()))
     review_on: date | None = SQLField(default=None, sa_column=Column(Date))
@@ -382,6 +384,8 @@ class PlanPublic(BaseModel):
     service_user_id: str
     team_id: str
     status: PlanStatus
+    entered_in_error_reason: ErrorReason | None = Field(
+        None, description="Why the plan was marked entered-in-error (null otherwise)")
     version: int
     content_hash: str
     content: PlanContent

@@ -8,6 +8,7 @@ from recovery.common.deps import AccessDep, SettingsDep
 from recovery.common.http import Cursor, IfMatch, Limit, document_response, json_response
 from recovery.common.pagination import Page, page_size
 from recovery.common.problems import problem_responses
+from recovery.common.rules import EnteredInError
 from recovery.crisis_plans import service
 from recovery.crisis_plans.models import (
     ActivePlan,
@@ -93,9 +94,10 @@ async def withdraw_agreement(plan_id: PlanId, access: AccessDep, if_match: IfMat
 @router.post("/crisis-plans/{plan_id}/entered-in-error", response_model=PlanPublic,
              responses=CHANGE, summary="Staff mark a plan made in error (kept, readable by id, "
                                        "no longer active, out of lists)")
-async def mark_entered_in_error(plan_id: PlanId, access: AccessDep,
+async def mark_entered_in_error(plan_id: PlanId, marking: EnteredInError, access: AccessDep,
                                 if_match: IfMatch = None) -> Response:
-    return plan_response(await service.mark_entered_in_error(access, plan_id, if_match))
+    return plan_response(await service.mark_entered_in_error(access, plan_id, if_match,
+                                                             marking))
 
 
 @router.get("/crisis-plans/{plan_id}/versions", response_model=Page[VersionPublic],

@@ -31,7 +31,13 @@ from recovery.common.pagination import (
 from recovery.common.problems import Problem
 from recovery.common.reach import list_condition, require_create_access
 from recovery.common.reads import Prepared
-from recovery.common.rules import actor_for, closed_refusal, entered_in_error_refusal, refuse
+from recovery.common.rules import (
+    EnteredInError,
+    actor_for,
+    closed_refusal,
+    entered_in_error_refusal,
+    refuse,
+)
 from recovery.common.timeutil import utcnow
 from recovery.common.versioning import require_if_match, retry_lost_races
 from recovery.crisis_plans import rules
@@ -114,8 +120,9 @@ def plan_document(plan: CrisisPlan, version: CrisisPlanVersion,
                   signatures: list[CrisisPlanSignature]) -> dict[str, Any]:
     return PlanPublic(
         id=plan.id, service_user_id=plan.service_user_id, team_id=plan.team_id,
-        status=PlanStatus(plan.status), version=plan.version,
-        content_hash=version.content_hash, content=PlanContent.model_validate(version.content),
+        status=PlanStatus(plan.status), entered_in_error_reason=plan.entered_in_error_reason,
+        version=plan.version, content_hash=version.content_hash,
+        content=PlanContent.model_validate(version.content),
         required_parties=[Party(p) for p in plan.required_parties],
         signatures=_signatures_public(signatures), active_version=plan.active_version,
         agreed_at=plan.agreed_at, review_on=plan.review_on,
@@ -383,8 +390,8 @@ async def withdraw_agreement(access: RecordAccess, plan_id: str, if_match: str |
     return await _with_retry(access.kit.sessions, attempt)
 
 
-async def mark_entered_in_error(access: RecordAccess, plan_id: str,
-                                if_match: str | None) -> CrisisPlan:
+async def mark_entered_in_error(access: RecordAccess, plan_id: str, if_match: str | None,
+                                marking: EnteredInError) -> CrisisPlan:
     """Staff mark a plan made in error: kept with every version and signature, readable by id,
     closed to change, no longer the person's active plan; another may then be started."""
 
@@ -397,6 +404,7 @@ async def mark_entered_in_error(access: RecordAccess, plan_id: str,
         if refusal is not None:
             raise refuse(refusal)
         plan.status = PlanStatus.entered_in_error.value
+        plan.entered_in_error_reason = marking.reason.value
         plan.active_version = None
         plan.agreed_at = None
         plan.updated_at = utcnow()

@@ -45,6 +45,8 @@ def assessment_event_data(assessment: RiskAssessment, *, changed_by: str,
         "changed_by": changed_by,
         "occurred_at": occurred_at.isoformat(),
     }
+    if assessment.entered_in_error_reason is not None:
+        data["entered_in_error_reason"] = assessment.entered_in_error_reason
     if party is not None:
         data["party"] = party
     return data

@@ -15,6 +15,7 @@ from sqlmodel import SQLModel
 
 from recovery.common.db import UTCDateTime
 from recovery.common.ids import new_id
+from recovery.common.rules import ErrorReason
 from recovery.common.timeutil import utcnow
 
 
@@ -87,6 +88,7 @@ class RiskAssessment(SQLModel, table=True):
     service_user_id: str = SQLField(sa_column=Column(String(64), nullable=False))
     team_id: str = SQLField(sa_column=Column(String(64), nullable=False))
     status: str = SQLField(sa_column=Column(String(30), nullable=False))
+    entered_in_error_reason: str | None = SQLField(default=None, sa_column=Column(String(30)))
     version: int = SQLField(default=1, sa_column=Column(Integer, nullable=False))
     revision: int = SQLField(default=1, sa_column=_REVISION)
     content_hash: str = SQLField(sa_column=Column(String(80), nullable=False))
@@ -288,6 +290,8 @@ class AssessmentPublic(BaseModel):
     service_user_id: str
     team_id: str
     status: AssessmentStatus
+    entered_in_error_reason: ErrorReason | None = Field(
+        None, description="Why it was marked entered-in-error (null otherwise)")
     version: int = Field(description="The latest version (the ETag)")
     version_status: VersionStatus = Field(description="Whether the latest version is agreed")
     content_hash: str

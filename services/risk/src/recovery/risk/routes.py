@@ -13,6 +13,7 @@ from recovery.common.deps import AccessDep, PrincipalDep, SettingsDep
 from recovery.common.http import Cursor, IfMatch, Limit, document_response, json_response
 from recovery.common.pagination import Page, page_size
 from recovery.common.problems import InvalidParam, Problem, problem_responses
+from recovery.common.rules import EnteredInError
 from recovery.risk import rules, service
 from recovery.risk.models import (
     AssessmentCreate,
@@ -126,9 +127,9 @@ async def withdraw_agreement(assessment_id: AssessmentId, access: AccessDep,
 @router.post("/risk-assessments/{assessment_id}/entered-in-error",
              response_model=AssessmentPublic, responses=CHANGE,
              summary="Staff mark a co-assessment made in error (kept, out of lists)")
-async def mark_entered_in_error(assessment_id: AssessmentId, access: AccessDep,
-                                if_match: IfMatch = None) -> Response:
-    assessment = await service.mark_entered_in_error(access, assessment_id, if_match)
+async def mark_entered_in_error(assessment_id: AssessmentId, marking: EnteredInError,
+                                access: AccessDep, if_match: IfMatch = None) -> Response:
+    assessment = await service.mark_entered_in_error(access, assessment_id, if_match, marking)
     return assessment_response(assessment)
 
 

@@ -38,8 +38,13 @@ from recovery.common.reach import (
     require_create_access,
 )
 from recovery.common.reads import Prepared
+from recovery.common.rules import (
+    EnteredInError,
+    closed_refusal,
+    entered_in_error_refusal,
+    refuse,
+)
 from recovery.common.rules import actor_for as person_record_actor
-from recovery.common.rules import closed_refusal, entered_in_error_refusal, refuse
 from recovery.common.timeutil import utcnow
 from recovery.common.versioning import require_if_match, retry_lost_races
 from recovery.risk import rules
@@ -112,6 +117,7 @@ def build_document(assessment: RiskAssessment, content: AssessmentContent,
     public = AssessmentPublic(
         id=assessment.id, service_user_id=assessment.service_user_id,
         team_id=assessment.team_id, status=AssessmentStatus(assessment.status),
+        entered_in_error_reason=assessment.entered_in_error_reason,
         version=assessment.version, version_status=version_status,
         content_hash=assessment.content_hash, content=content,
         signatures=[SignaturePublic.model_validate(s) for s in on_latest],
@@ -450,7 +456,7 @@ async def withdraw_agreement(access: RecordAccess, assessment_id: str,
 
 
 async def mark_entered_in_error(access: RecordAccess, assessment_id: str,
-                                if_match: str | None) -> RiskAssessment:
+                                if_match: str | None, marking: EnteredInError) -> RiskAssessment:
     """Staff mark a co-assessment made in error: kept and readable, out of lists, closed."""
     now = utcnow()
 
@@ -463,6 +469,7 @@ async def mark_entered_in_error(access: RecordAccess, assessment_id: str,
         if refusal is not None:
             raise refuse(refusal)
         assessment.status = IN_ERROR
+        assessment.entered_in_error_reason = marking.reason.value
         assessment.active_version = None
         assessment.updated_at = now
         content = content_of(assessment)
