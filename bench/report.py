@@ -27,8 +27,9 @@ LIMITS: dict[str, str] = {
                   "read (~15 ms) on average; the tail is answers that queue behind a burst "
                   "the event loop serves at once, and gen-0 collections of ~8,000 objects "
                   "held in reference cycles (6 to 9 ms each).",
-    "post_ratio": "~1.9 ms of CPU per create: the ORM flushing goal, version, audit and "
-                  "outbox rows, each statement handed to aiosqlite's thread and back.",
+    "post_ratio": "About 20 times the floor's CPU per create: the ORM's unit of work "
+                  "flushing goal, version and outbox rows (statements now run in the loop, "
+                  "decision 19), pydantic validation of the body, the stored document.",
     "list_ratio": "~0.53 ms of CPU per page of 100 stored documents: the keyset read "
                   "through SQLAlchemy's execution path, the page's JSON, and the framework "
                   "floor as for one read.",
@@ -37,15 +38,17 @@ LIMITS: dict[str, str] = {
                                "log line, the audit entry, the prepared read of the plan.",
     "crisis_get_active_p99_ms": "Throughput first, as for a goal read: 32 connections times ~0.2 "
                                 "ms of CPU ≈ 6 ms on average before any tail.",
-    "crisis_sign_ratio": "~2.8 ms of CPU per signature: the plan, its version and its "
-                         "signatures read through the ORM, then signature, plan, audit and "
-                         "outbox written, every statement a hop to aiosqlite's thread.",
+    "crisis_sign_ratio": "About 30 times the floor's CPU per signature: the plan, its "
+                         "version and its signatures read through the ORM, two stored "
+                         "documents rebuilt with pydantic, then signature, plan and outbox "
+                         "flushed by the ORM's unit of work.",
     "workforce_readiness_p99_ms": "~1 ms of CPU per answer (six aggregate reads in the loop), "
                                   "so 32 connections wait ~32 ms on average; the tail is "
                                   "answers queued behind bursts the loop serves at once.",
-    "workforce_log_contact_ratio": "~1.6 ms of CPU per contact: the ORM write path through "
-                                   "aiosqlite (contact, monthly minutes, audit), as for "
-                                   "creating a goal.",
+    "workforce_log_contact_ratio": "13 to 15 times the floor's CPU per contact (was 18 "
+                                   "before 2026-12-03): two prebuilt statements and the "
+                                   "commit in the loop; the rest is the framework, the "
+                                   "token, validation, the staff read and the audit entry.",
     "relay_latency_p50_ms": "At 200 creates/s the service's one core is 80 to 100 % busy with the "
                             "creates; the relay waits behind them (see the quarter-rate run).",
     "relay_latency_p99_ms": "As the p50, plus SQLite lock waits and garbage-collection pauses "

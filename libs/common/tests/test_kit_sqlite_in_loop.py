@@ -1,6 +1,7 @@
 """The kit's SQLite engine runs statements in the event loop: no worker thread per
 connection, errors reach the caller as the driver's own, and a write that meets another
-process's lock waits for it (SQLite's busy timeout) instead of failing."""
+process's lock waits for it (SQLite's busy timeout) instead of failing. Batch writers use the
+background engine: worker threads, the same write lock, and the WAL checkpoints."""
 
 import asyncio
 import sqlite3
@@ -12,7 +13,12 @@ from kit_toy import MIGRATIONS_DIR, ToyNote
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from recovery.common.db import create_engine, session_factory, write_lock_of
+from recovery.common.db import (
+    background_engine,
+    create_engine,
+    session_factory,
+    write_lock_of,
+)
 from recovery.common.migrations import upgrade_to_head
 
 
@@ -93,4 +99,44 @@ async def test_a_write_waits_for_another_process_to_finish_its_own(tmp_path: Pat
     finally:
         finishes.join()
         other.close()
+        await engine.dispose()
+
+
+async def test_batch_writers_work_on_threads_under_the_same_lock_and_checkpoint(
+        tmp_path: Path) -> None:
+    _, url = await _database(tmp_path)
+    engine = create_engine(url)
+    batch = background_engine(engine)
+    try:
+        assert batch is not engine and write_lock_of(batch) is write_lock_of(engine)
+        seen: list[int] = []
+        async with batch.connect() as connection:
+            raw = await connection.get_raw_connection()
+            assert raw.driver_connection is not None
+            await raw.driver_connection.create_function(
+                "whose_thread", 0, lambda: seen.append(threading.get_ident()) or 1)
+            await connection.exec_driver_sql("SELECT whose_thread()")
+            checkpoints = (await connection.exec_driver_sql(
+                "PRAGMA wal_autocheckpoint")).scalar()
+        assert seen and seen != [threading.get_ident()]
+        assert checkpoints == 1000  # SQLite's default: these connections checkpoint
+        async with engine.connect() as connection:
+            in_loop = (await connection.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar()
+        assert in_loop == 0  # never a checkpoint in the loop
+        async with session_factory(batch)() as session:
+            session.add(_note(1))
+            await session.flush()
+            assert write_lock_of(engine).lock.locked()  # type: ignore[union-attr]
+            await session.commit()
+        assert not write_lock_of(engine).lock.locked()  # type: ignore[union-attr]
+    finally:
+        await batch.dispose()
+        await engine.dispose()
+
+
+async def test_other_databases_have_one_engine_for_everything(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        assert (background_engine(engine) is engine) == database_url.startswith("postgresql")
+    finally:
         await engine.dispose()

@@ -132,6 +132,8 @@ def create_service_app(
             await kit.audit.stop()
             await kit.bus.stop()
             kit.close_reads()
+            if kit.background_engine is not kit.engine:
+                await kit.background_engine.dispose()
             await kit.engine.dispose()
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,

@@ -152,6 +152,14 @@ class InLoopSqliteConnection(aiosqlite.Connection):
         return fn(*args, **kwargs)
 
 
+def _no_checkpoints(dbapi_connection: Any, _record: Any) -> None:
+    # A WAL checkpoint copies pages back into the database file: tens of milliseconds that
+    # would stop the loop. The background engine's connections checkpoint instead.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
+
+
 def _in_loop_connector(url: str) -> Callable[[], InLoopSqliteConnection]:
     parsed = make_url(url)
     args, options = parsed.get_dialect()().create_connect_args(parsed)
@@ -172,11 +180,29 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, async_creator=_in_loop_connector(url))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _no_checkpoints)
         SqliteWriteLock().attach(engine)
         return engine
     return create_async_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )
+
+
+def background_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for the kit's batch writers (the audit trail, the outbox relay).
+
+    On SQLite, an engine whose connections each work on a thread of their own (plain
+    aiosqlite), queued on the same write lock as ``engine``: a batch of hundreds of rows, or
+    the WAL checkpoint its commit may run, then takes its time off the loop, while requests
+    go on. Elsewhere, ``engine`` itself.
+    """
+    lock = write_lock_of(engine)
+    if lock is None:
+        return engine
+    batch = create_async_engine(engine.url, connect_args={"timeout": 5})
+    event.listen(batch.sync_engine, "connect", _sqlite_pragmas)
+    lock.attach(batch)
+    return batch
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recovery.common.audit import AuditTrail
 from recovery.common.auth import TokenVerifier
-from recovery.common.db import create_engine, session_factory
+from recovery.common.db import background_engine, create_engine, session_factory
 from recovery.common.events.bus import EventBus
 from recovery.common.events.consumer import ConsumerRunner, EventHandler
 from recovery.common.events.outbox import WAKE_RELAY
@@ -26,6 +26,8 @@ class ServiceKit:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    #: The audit trail's and the relay's engine (``db.background_engine``).
+    background_engine: AsyncEngine
     verifier: TokenVerifier
     audit: AuditTrail
     bus: EventBus
@@ -52,17 +54,20 @@ class ServiceKit:
 def build_kit(settings: Settings, migrations_dir: Path,
               handlers: Sequence[EventHandler] = ()) -> ServiceKit:
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    batch_engine = background_engine(engine)
     bus = EventBus(settings)
     sessions = session_factory(engine)
-    relay = OutboxRelay(sessions, bus, poll_seconds=settings.outbox_poll_seconds,
+    batch_sessions = session_factory(batch_engine)
+    relay = OutboxRelay(batch_sessions, bus, poll_seconds=settings.outbox_poll_seconds,
                         batch_size=settings.outbox_batch_size)
     sessions.configure(info={WAKE_RELAY: relay.wake})
     return ServiceKit(
         settings=settings,
         engine=engine,
         sessions=sessions,
+        background_engine=batch_engine,
         verifier=TokenVerifier(settings),
-        audit=AuditTrail(sessions, flush_every=settings.audit_flush_seconds),
+        audit=AuditTrail(batch_sessions, flush_every=settings.audit_flush_seconds),
         bus=bus,
         relay=relay,
         consumers=ConsumerRunner(bus, sessions, settings, handlers),
