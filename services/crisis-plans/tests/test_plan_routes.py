@@ -730,6 +730,44 @@ async def test_two_reviews_of_one_decision_at_once_record_one(api: PlansApi) -> 
     assert len(listed) == 2
 
 
+async def test_a_team_sees_its_standing_decisions_due_for_review(api: PlansApi) -> None:
+    team = unique("team")
+    staff = api.tokens.clinician("staff-1", [team])
+    today = utcnow().date()
+
+    async def decision(plan: dict[str, Any], review_on: Any, **review: Any) -> dict[str, Any]:
+        made = await api.client.post(
+            f"/v1/crisis-plans/{plan['id']}/medication-decisions", headers=api.auth(staff),
+            json={**SHARED_DECISION, "review_on": review_on.isoformat(), **review})
+        assert made.status_code == 201, made.text
+        body: dict[str, Any] = made.json()
+        return body
+
+    plan, other, mistaken = [await api.draft(staff, unique("su"), team=team) for _ in range(3)]
+    overdue = await decision(plan, today - timedelta(days=10))
+    due_today = await decision(other, today)
+    await decision(plan, today + timedelta(days=30))  # not yet
+    revisited = await decision(other, today - timedelta(days=40))
+    await decision(other, today + timedelta(days=60), revisits=revisited["id"],
+                   how_it_went_in_my_words="Better than I feared")
+    await decision(mistaken, today - timedelta(days=5))
+    assert (await api.mark_in_error(staff, mistaken["id"], '"1"')).status_code == 200
+
+    path = f"/v1/teams/{team}/medication-decisions:review-due"
+    answer = await api.client.get(path, headers=api.auth(staff))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [(i["decision_id"], i["days_overdue"]) for i in body["items"]] == [
+        (overdue["id"], 10), (due_today["id"], 0)]
+    assert body["items"][0]["plan_id"] == plan["id"] and body["truncated"] is False
+    limited = (await api.client.get(path, params={"limit": 1}, headers=api.auth(staff))).json()
+    assert len(limited["items"]) == 1 and limited["truncated"] is True
+    for outsider in (api.tokens.clinician("staff-9", ["team-elsewhere"]),
+                     api.tokens.service_user(plan["service_user_id"])):
+        assert (await api.client.get(path, headers=api.auth(outsider))).status_code in (
+            403, 404)
+
+
 async def test_reads_and_refusals_are_audited(api: PlansApi) -> None:
     person = unique("su")
     plan = await api.draft(api.tokens.clinician(), person)

@@ -100,6 +100,7 @@ def test_the_matrix_covers_every_operation_the_service_documents(world: World) -
         "POST /v1/people/{service_user_id}/crisis-plan:break-glass",
         "GET /v1/teams/{team_id}/crisis-plans",
         "GET /v1/teams/{team_id}/crisis-plans:overdue-review",
+        "GET /v1/teams/{team_id}/medication-decisions:review-due",
         "GET /fhir/CarePlan/{plan_id}", "GET /fhir/Provenance",
         "GET /v1/audit-events", "GET /fhir/AuditEvent",
     }

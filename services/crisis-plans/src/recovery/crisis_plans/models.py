@@ -202,7 +202,8 @@ class MedicationDecision(SQLModel, table=True):
 
     __tablename__ = "medication_decision"
     __table_args__ = (Index("ix_medication_decision_plan", "plan_id", "recorded_at", "id"),
-                      Index("ix_medication_decision_revisits", "revisits", unique=True))
+                      Index("ix_medication_decision_revisits", "revisits", unique=True),
+                      Index("ix_medication_decision_review", "review_on"))
 
     id: str = SQLField(default_factory=new_id, sa_column=Column(String(36), primary_key=True))
     plan_id: str = SQLField(sa_column=Column(String(36), ForeignKey("crisis_plan.id"),
@@ -210,6 +211,7 @@ class MedicationDecision(SQLModel, table=True):
     revisits: str | None = SQLField(default=None, sa_column=Column(
         String(36), ForeignKey("medication_decision.id",
                                name="fk_medication_decision_revisits")))
+    review_on: date | None = SQLField(default=None, sa_column=Column(Date))
     recorded_by: str = SQLField(sa_column=Column(String(200), nullable=False))
     recorded_at: datetime = SQLField(default_factory=utcnow,
                                      sa_column=Column(UTCDateTime(), nullable=False))
@@ -495,6 +497,24 @@ class MedicationDecisionCreate(_Strict):
             raise ValueError("a review gives both revisits (the earlier decision) and "
                              "how_it_went_in_my_words; a first decision gives neither")
         return self
+
+
+class DecisionReviewDue(BaseModel):
+    decision_id: str
+    plan_id: str
+    service_user_id: str
+    review_on: date
+    days_overdue: int = Field(description="0 when the review date is today")
+
+
+class DecisionReviewsDue(BaseModel):
+    """A team's shared decisions on medication whose review date has come, and that no later
+    decision has revisited yet, most overdue first."""
+
+    team_id: str
+    as_of: date
+    items: list[DecisionReviewDue]
+    truncated: bool = Field(description="More are due than the limit let through")
 
 
 class MedicationDecisionPublic(MedicationDecisionCreate):

@@ -17,6 +17,7 @@ from recovery.crisis_plans.models import (
     BreakGlassPublic,
     BreakGlassRequest,
     CrisisPlan,
+    DecisionReviewsDue,
     MedicationDecisionCreate,
     MedicationDecisionPublic,
     OverdueReviews,
@@ -169,6 +170,16 @@ async def list_team_plans(team_id: TeamId, access: AccessDep, settings: Settings
         access, team_id, not_individualised=not_individualised, cursor=cursor,
         limit=page_size(limit, settings.page_size_default, settings.page_size_max))
     return Response(page, media_type="application/json")
+
+
+@router.get("/teams/{team_id}/medication-decisions:review-due",
+            response_model=DecisionReviewsDue, responses=READ,
+            summary="A team's shared decisions on medication due for review, most overdue first")
+async def decision_reviews_due(team_id: TeamId, access: AccessDep, settings: SettingsDep,
+                               limit: Limit = None) -> Response:
+    return json_response(await service.decision_reviews_due(
+        access, team_id, limit=page_size(limit, settings.page_size_default,
+                                         settings.page_size_max)))
 
 
 @router.get("/teams/{team_id}/crisis-plans:overdue-review", response_model=OverdueReviews,

@@ -7,10 +7,10 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import String as SAString
-from sqlalchemy import Text, bindparam, cast, literal, literal_column, or_, tuple_
+from sqlalchemy import Text, bindparam, cast, exists, literal, literal_column, or_, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlalchemy.orm import QueryableAttribute, defer
+from sqlalchemy.orm import QueryableAttribute, aliased, defer
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -51,6 +51,8 @@ from recovery.crisis_plans.models import (
     CrisisPlan,
     CrisisPlanSignature,
     CrisisPlanVersion,
+    DecisionReviewDue,
+    DecisionReviewsDue,
     MedicationDecision,
     MedicationDecisionCreate,
     MedicationDecisionPublic,
@@ -554,6 +556,31 @@ async def overdue_reviews(access: RecordAccess, team_id: str, *, limit: int) -> 
                           truncated=len(rows) > limit)
 
 
+async def decision_reviews_due(access: RecordAccess, team_id: str, *,
+                               limit: int) -> DecisionReviewsDue:
+    """A team's standing shared decisions on medication whose review date has come."""
+    _team_reach(access, team_id, "decision-reviews-due")
+    today = utcnow().date()
+    later = aliased(MedicationDecision)
+    query = (select(col(MedicationDecision.id), col(MedicationDecision.plan_id),
+                    col(CrisisPlan.service_user_id), col(MedicationDecision.review_on))
+             .join(CrisisPlan, col(CrisisPlan.id) == col(MedicationDecision.plan_id))
+             .where(col(CrisisPlan.team_id) == team_id, IN_USE,
+                    col(MedicationDecision.review_on) <= today,
+                    ~exists().where(col(later.revisits) == col(MedicationDecision.id)))
+             .order_by(col(MedicationDecision.review_on), col(MedicationDecision.id))
+             .limit(limit + 1))
+    rows = await access.kit.reads.all(query)
+    items = []
+    for decision_id, plan_id, person, review_on in rows[:limit]:
+        review_day = review_on if isinstance(review_on, date) else date.fromisoformat(review_on)
+        items.append(DecisionReviewDue(decision_id=decision_id, plan_id=plan_id,
+                                       service_user_id=person, review_on=review_day,
+                                       days_overdue=rules.days_overdue(review_day, today) or 0))
+    return DecisionReviewsDue(team_id=team_id, as_of=today, items=items,
+                              truncated=len(rows) > limit)
+
+
 async def _plans_page(access: RecordAccess, query: Any, *, cursor: str | None,
                       limit: int) -> str:
     """One page of plans, newest first, as ``Page[PlanPublic]`` JSON from the stored
@@ -652,7 +679,8 @@ async def record_medication_decision(access: RecordAccess, plan_id: str,
             if refusal is not None:
                 raise refuse(refusal)
         row = MedicationDecision(plan_id=plan.id, recorded_by=actor.sub,
-                                 revisits=decision.revisits, document={})
+                                 revisits=decision.revisits, review_on=decision.review_on,
+                                 document={})
         public = MedicationDecisionPublic(id=row.id, plan_id=plan.id, recorded_by=actor.sub,
                                           recorded_at=row.recorded_at,
                                           **decision.model_dump())
