@@ -293,6 +293,10 @@ def test_no_secret_is_written_into_the_manifests(rendered: Rendered) -> None:
 def test_nats_is_a_jetstream_cluster_on_file_storage(rendered: Rendered) -> None:
     nats = rendered.one("StatefulSet", "nats")
     assert nats["spec"]["replicas"] == {"dev": 1, "prod": 3}[rendered.overlay]
+    # Every service's stream is kept by every NATS server: no more copies than servers.
+    for service in SERVICES:
+        config = rendered.one("ConfigMap", f"{service}-config")["data"]
+        assert config["RECOVERY_STREAM_REPLICAS"] == str(nats["spec"]["replicas"]), service
     (claim,) = nats["spec"]["volumeClaimTemplates"]
     (data,) = [m for m in pod_spec(nats)["containers"][0]["volumeMounts"]
                if m["name"] == claim["metadata"]["name"]]

@@ -119,3 +119,48 @@ async def test_readyz_answers_503_until_nats_is_connected_and_200_after(
             return (await client.get("/readyz")).status_code == 200
 
         await eventually(ready, within=10)
+
+
+async def test_in_a_cluster_the_stream_is_kept_by_as_many_servers_as_configured() -> None:
+    import nats.errors
+
+    from recovery.common.testing.processes import NatsCluster
+
+    cluster = NatsCluster()
+    cluster.start()
+    client = None
+    try:
+        client = await nats_py.connect(cluster.url)
+        js = client.jetstream()
+
+        async def jetstream_ready() -> bool:
+            try:
+                await js.account_info()
+            except (nats.errors.Error, nats.js.errors.Error):
+                return False
+            return True
+
+        await eventually(jetstream_ready, within=30)
+        # A stream made by an earlier release, kept by one server only.
+        await js.add_stream(StreamConfig(name=STREAM, subjects=["recovery.toy.>"],
+                                         storage=StorageType.FILE, num_replicas=1))
+        bus = EventBus(toy_settings(cluster.url, "sqlite+aiosqlite://", stream_replicas=3))
+        bus.start()
+        try:
+            assert await bus.wait_connected(within=20)
+            info = await js.stream_info(STREAM)
+            assert info.config.num_replicas == 3
+            assert info.config.subjects == ["recovery.toy.>"]
+            # A new stream is made with three copies from the start.
+            await bus.ensure_stream("TOYDEAD", ["recovery.toydead.>"])
+            assert (await js.stream_info("TOYDEAD")).config.num_replicas == 3
+            # Fewer copies wanted than the stream has: an operator's choice is kept.
+            bus.settings.stream_replicas = 1
+            await bus.ensure_stream(STREAM, ["recovery.toy.>"])
+            assert (await js.stream_info(STREAM)).config.num_replicas == 3
+        finally:
+            await bus.stop()
+    finally:
+        if client is not None:
+            await client.close()
+        cluster.stop()

@@ -3,7 +3,7 @@
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     database_password_file: str = ""
     database_pool_size: int = 10
     nats_url: str = "nats://127.0.0.1:4222"
+    # Copies JetStream keeps of each stream the service provisions: 1 on a single server, 3
+    # in the three-node cluster of deploy/k8s. A stream that has fewer is raised to this.
+    stream_replicas: int = Field(default=1, ge=1, le=5)
     # Identity: tokens are verified against a JWKS from a file (development) or a URL.
     jwt_issuer: str = DEV_ISSUER
     jwt_audience: str = "recovery-platform"

@@ -111,22 +111,27 @@ class EventBus:
             listener()
 
     async def ensure_stream(self, name: str, subjects: list[str]) -> None:
-        """Create the stream with file storage, or add missing subjects to it.
+        """Create the stream with file storage and ``stream_replicas`` copies, or bring an
+        existing one up to them: missing subjects added, fewer copies raised.
 
-        An existing stream keeps every other setting, so operators may tune it (replicas,
-        limits) without a service undoing that at its next start.
+        An existing stream keeps every other setting (and more copies, if an operator gave
+        it more), so operators may tune it without a service undoing that at its next start.
         """
         assert self.js is not None
+        replicas = self.settings.stream_replicas
         config = StreamConfig(name=name, subjects=subjects, storage=StorageType.FILE,
-                              duplicate_window=DUPLICATE_WINDOW_SECONDS)
+                              duplicate_window=DUPLICATE_WINDOW_SECONDS, num_replicas=replicas)
         try:
             await self.js.add_stream(config)
         except BadRequestError:
             existing = (await self.js.stream_info(name)).config
             held = set(existing.subjects or [])
-            if not held.issuperset(subjects):
+            changed = not held.issuperset(subjects) or (existing.num_replicas or 1) < replicas
+            if changed:
                 existing.subjects = sorted(held | set(subjects))
+                existing.num_replicas = max(existing.num_replicas or 1, replicas)
                 await self.js.update_stream(existing)
+                log.info("nats_stream_updated", stream=name, replicas=existing.num_replicas)
 
     async def ensure_stream_exists(self, name: str, subjects: list[str]) -> None:
         """Create the stream only when it is missing, leaving its owner's settings alone."""

@@ -220,7 +220,8 @@ class ConsumerRunner:
         assert js is not None and client is not None
         # A restarted server with fresh storage has lost the stream and the consumer.
         await self.bus.ensure_stream_exists(handler.stream, stream_subjects(handler.stream))
-        await self.bus.ensure_stream_exists(DEADLETTER_STREAM, [f"{DEADLETTER_PREFIX}.>"])
+        # The dead-letter stream is the kit's own: provisioned (and given its copies) here.
+        await self.bus.ensure_stream(DEADLETTER_STREAM, [f"{DEADLETTER_PREFIX}.>"])
         config = ConsumerConfig(
             durable_name=handler.durable,
             ack_policy=AckPolicy.EXPLICIT,

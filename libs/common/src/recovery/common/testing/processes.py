@@ -111,6 +111,43 @@ class NatsServer:
         shutil.rmtree(self.store_dir, ignore_errors=True)
 
 
+class NatsCluster:
+    """Three nats-server processes with JetStream in one cluster, as deploy/k8s runs them,
+    each on its own client and route port and storage."""
+
+    def __init__(self, size: int = 3) -> None:
+        self.nodes = [NatsServer() for _ in range(size)]
+        self.route_ports = [free_port() for _ in range(size)]
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        """One node's address, as a Kubernetes Service gives one; clients learn the others."""
+        return self.nodes[0].url
+
+    def start(self) -> None:
+        routes = ",".join(f"nats://127.0.0.1:{port}" for port in self.route_ports)
+        for index, (node, route_port) in enumerate(zip(self.nodes, self.route_ports,
+                                                       strict=True)):
+            self.processes.append(subprocess.Popen(
+                [nats_server_binary(), "-a", "127.0.0.1", "-p", str(node.port), "-js",
+                 "-sd", str(node.store_dir), "--server_name", f"node-{index}",
+                 "--cluster_name", "recovery", "--cluster", f"nats://127.0.0.1:{route_port}",
+                 "--routes", routes],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for node in self.nodes:
+            wait_for_port(node.port)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=10)
+        self.processes = []
+        for node in self.nodes:
+            node.remove_storage()
+
+
 def postgres_binaries() -> Path | None:
     """The folder holding initdb and pg_ctl, or None where PostgreSQL is not installed."""
     initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
