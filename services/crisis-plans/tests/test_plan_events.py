@@ -159,6 +159,47 @@ async def test_a_plan_marked_in_error_is_announced_as_documented_with_no_active_
         assert text not in msg.data.decode()
 
 
+async def test_shared_decisions_and_their_reviews_are_announced_without_their_words(
+        live: tuple[PlansApi, Received]) -> None:
+    api, received = live
+    person = unique("su")
+    staff, own = api.tokens.clinician("staff-4"), api.tokens.service_user(person)
+    plan = await api.draft(staff, person)
+    path = f"/v1/crisis-plans/{plan['id']}/medication-decisions"
+    words = {"question": "Should I try a lower dose of Sertraline?",
+             "options_considered": [{"option": "Stay at 100mg"}, {"option": "Try 50mg"}],
+             "what_matters_to_me": "Feeling less flat when I see my grandchildren",
+             "clinician_information": "Lowering slowly over a month is usually comfortable",
+             "decision_in_my_words": "I try 50mg through the spring",
+             "one_thing_i_will_do": "Tell my sister how I feel each Sunday",
+             "review_on": "2031-04-01"}
+    first = await api.client.post(path, json=words, headers=api.auth(own))
+    assert first.status_code == 201, first.text
+    review = await api.client.post(path, headers=api.auth(staff), json={
+        **words, "review_on": "2031-09-01", "revisits": first.json()["id"],
+        "how_it_went_in_my_words": "Sundays with my sister kept me going"})
+    assert review.status_code == 201, review.text
+    refused = await api.client.post(path, headers=api.auth(own), json={
+        **words, "revisits": first.json()["id"], "how_it_went_in_my_words": "Again"})
+    assert refused.status_code == 409  # publishes nothing
+    await received.wait_for(plan["id"], 3)
+    await asyncio.sleep(0.3)
+    assert received.types(plan["id"]) == [PlanEvent.created, PlanEvent.decision_recorded,
+                                          PlanEvent.decision_recorded]
+    contract = AsyncApiDocument.load(ASYNCAPI)
+    recorded = [json.loads(m.data) for m in received.by_plan[plan["id"]][1:]]
+    for event, made, revisits in ((recorded[0], first.json(), None),
+                                  (recorded[1], review.json(), first.json()["id"])):
+        contract.validate(event)
+        assert event["data"]["decision_id"] == made["id"]
+        assert event["data"]["revisits"] == revisits
+        assert event["data"]["review_on"] == made["review_on"]
+    raw = b"".join(m.data for m in received.by_plan[plan["id"]]).decode()
+    for text in [*(v for v in words.values() if isinstance(v, str) and not v[0].isdigit()),
+                 "Sundays with my sister", "Stay at 100mg"]:
+        assert text not in raw
+
+
 def test_every_crisis_plan_event_is_documented_and_nothing_else_is() -> None:
     documented = {t for t in AsyncApiDocument.load(ASYNCAPI).event_types
                   if t.startswith("recovery.crisis-plans.")}

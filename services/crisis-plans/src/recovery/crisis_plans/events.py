@@ -7,7 +7,7 @@ a break-glass reason.
 from enum import StrEnum
 from typing import Any
 
-from recovery.crisis_plans.models import CrisisPlan
+from recovery.crisis_plans.models import CrisisPlan, MedicationDecision
 
 PREFIX = "recovery.crisis-plans."
 
@@ -23,6 +23,7 @@ class PlanEvent(StrEnum):
     review_due = PREFIX + "plan.review-due"
     break_glass = PREFIX + "break-glass.accessed"
     entered_in_error = PREFIX + "plan.entered-in-error"
+    decision_recorded = PREFIX + "medication-decision.recorded"
 
 
 def plan_event_data(plan: CrisisPlan, *, changed_by: str, version: int | None = None,
@@ -51,3 +52,17 @@ def plan_event_data(plan: CrisisPlan, *, changed_by: str, version: int | None = 
     if access_id is not None:
         data["access_id"] = access_id
     return data
+
+
+def decision_event_data(plan: CrisisPlan, decision: MedicationDecision) -> dict[str, Any]:
+    """A shared decision on medication: ids and dates; never what was decided or why."""
+    return {
+        "decision_id": decision.id,
+        "plan_id": plan.id,
+        "service_user_id": plan.service_user_id,
+        "team_id": plan.team_id,
+        "review_on": decision.review_on.isoformat() if decision.review_on else None,
+        "revisits": decision.revisits,
+        "recorded_by": decision.recorded_by,
+        "occurred_at": decision.recorded_at.isoformat(),
+    }

@@ -41,7 +41,7 @@ from recovery.common.rules import (
 from recovery.common.timeutil import utcnow
 from recovery.common.versioning import require_if_match, retry_lost_races
 from recovery.crisis_plans import rules
-from recovery.crisis_plans.events import PlanEvent, plan_event_data
+from recovery.crisis_plans.events import PlanEvent, decision_event_data, plan_event_data
 from recovery.crisis_plans.models import (
     ActivePlan,
     BatchRead,
@@ -686,6 +686,8 @@ async def record_medication_decision(access: RecordAccess, plan_id: str,
                                           **decision.model_dump())
         row.document = public.model_dump(mode="json", exclude={"revisited_by"})
         session.add(row)
+        record_event(session, PlanEvent.decision_recorded.value, plan.id,
+                     decision_event_data(plan, row))
         try:
             await session.commit()
         except IntegrityError as exc:  # another review of the same decision came first
