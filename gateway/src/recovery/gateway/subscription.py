@@ -33,7 +33,8 @@ class GoalChange:
 
 
 @strawberry.type(description="The person's crisis plan changed (drafted, signed, agreed, "
-                             "agreement withdrawn).")
+                             "agreement withdrawn, a shared decision on medication recorded "
+                             "with it).")
 class CrisisPlanChange:
     event_type: str = strawberry.field(description="What happened, e.g. "
                                                    "recovery.crisis-plans.plan.agreed.")
