@@ -23,7 +23,9 @@ LIMITS: dict[str, str] = {
                  "uvicorn); of the rest, FastAPI's dependency solving and parameter "
                  "validation are about a third, then the log line, the audit entry, the SQL "
                  "read and the response (profiled 2026-12-02, docs/performance.md).",
-    "get_p99_ms": "Throughput first: a closed loop of 32 connections waits 32 times the CPU per "
+    "get_p99_ms": "Met on 2026-12-02 (12.4 ms) with the same read path; 2026-12-03's machine "
+                  "ran at half that day's speed (baseline 15,300 against 34,000 req/s). "
+                  "Throughput first: a closed loop of 32 connections waits 32 times the CPU per "
                   "read (~15 ms) on average; the tail is answers that queue behind a burst "
                   "the event loop serves at once, and gen-0 collections of ~8,000 objects "
                   "held in reference cycles (6 to 9 ms each).",
@@ -36,24 +38,32 @@ LIMITS: dict[str, str] = {
     "crisis_get_active_ratio": "As for a goal read: ~0.19 ms of CPU, of which the framework "
                                "floor (`/healthz`) is ~0.09 ms; then dependency solving, the "
                                "log line, the audit entry, the prepared read of the plan.",
-    "crisis_get_active_p99_ms": "Throughput first, as for a goal read: 32 connections times ~0.2 "
-                                "ms of CPU ≈ 6 ms on average before any tail.",
+    "crisis_get_active_p99_ms": "Met on 2026-12-02 (13.0 ms); on 2026-12-03's machine, half as "
+                                "fast, 32 connections times ~0.45 ms of CPU ≈ 14 ms on "
+                                "average before any tail.",
     "crisis_sign_ratio": "About 30 times the floor's CPU per signature: the plan, its "
                          "version and its signatures read through the ORM, two stored "
                          "documents rebuilt with pydantic, then signature, plan and outbox "
                          "flushed by the ORM's unit of work.",
-    "workforce_readiness_p99_ms": "~1 ms of CPU per answer (six aggregate reads in the loop), "
-                                  "so 32 connections wait ~32 ms on average; the tail is "
-                                  "answers queued behind bursts the loop serves at once.",
+    "workforce_readiness_p99_ms": "Met on 2026-12-02 (25.8 ms). ~1 ms of CPU per answer there "
+                                  "(six aggregate reads in the loop), ~1.6 ms on 2026-12-03's "
+                                  "slower machine, so 32 connections wait ~50 ms on average; "
+                                  "the tail is answers queued behind bursts and that "
+                                  "machine's pauses (list pages showed the same).",
     "workforce_log_contact_ratio": "13 to 15 times the floor's CPU per contact (was 18 "
                                    "before 2026-12-03): two prebuilt statements and the "
                                    "commit in the loop; the rest is the framework, the "
                                    "token, validation, the staff read and the audit entry.",
-    "relay_latency_p50_ms": "At 200 creates/s the service's one core is 80 to 100 % busy with the "
-                            "creates; the relay waits behind them (see the quarter-rate run).",
+    "relay_latency_p50_ms": "Met on 2026-12-02 (1.9 ms). At 200 creates/s the service's one "
+                            "core is 80 to 100 % busy with the creates on a machine that "
+                            "manages ~250/s at most; the relay waits behind them (see the "
+                            "quarter-rate run). The earlier threaded engine gave 210 ms here.",
     "relay_latency_p99_ms": "As the p50, plus SQLite lock waits and garbage-collection pauses "
                             "on the relay's own write.",
-    "gateway_service_user_share": "~5.5 ms of the gateway's CPU per answer: each of the three "
+    "gateway_service_user_share": "Met on 2026-12-02 (0.87); the code of 2026-12-02 gave 2.18 "
+                                  "on 2026-12-03's slower machine too, so the miss is the "
+                                  "machine's, the cost is the gateway's: "
+                                  "~5.5 ms of the gateway's CPU per answer: each of the three "
                                   "service calls costs ~1.5 ms in httpx's transport (httpcore, "
                                   "h11, anyio), the rest is Starlette and strawberry (`me` "
                                   "alone ~0.7 ms). On two cores the three services also share "
