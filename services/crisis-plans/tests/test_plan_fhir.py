@@ -2,6 +2,7 @@
 fhir.resources."""
 
 import base64
+from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
@@ -53,6 +54,38 @@ async def test_agreement_is_a_provenance_with_one_signature_per_party_on_the_has
         f"Patient/{person}", "Practitioner/staff-1"}
     assert {base64.b64decode(s["data"]).decode() for s in provenance["signature"]} == {
         plan["content_hash"]}
+
+
+async def test_provenance_is_paged_with_next_links_an_ehr_can_follow(api: PlansApi) -> None:
+    person = unique("su")
+    staff, own = api.tokens.clinician("staff-1"), api.tokens.service_user(person)
+    plan = await api.agreed(staff, person, own)
+    edited = await api.edit(own, plan["id"], '"1"', **{**PLAN_CONTENT, "triggers": ["Noise"]})
+    for token in (own, staff):
+        assert (await api.sign(token, edited.json())).status_code == 201
+    target = {"target": f"CarePlan/{plan['id']}"}
+    whole = (await api.client.get("/fhir/Provenance", params=target,
+                                  headers=api.auth(own))).json()
+    assert whole["total"] == 2 and len(whole["entry"]) == 2
+    assert [link["relation"] for link in whole["link"]] == ["self"]
+
+    seen: list[str] = []
+    url: str | None = "/fhir/Provenance"
+    params: dict[str, Any] | None = {**target, "_count": 1}
+    while url is not None:
+        page = await api.client.get(url, params=params, headers=api.auth(own))
+        assert page.status_code == 200, page.text
+        bundle = page.json()
+        Bundle.model_validate(bundle)
+        assert "total" not in bundle  # one page of several does not know the whole count
+        seen += [e["resource"]["target"][0]["reference"] for e in bundle["entry"]]
+        links = {link["relation"]: link["url"] for link in bundle["link"]}
+        url, params = links.get("next"), None
+    assert seen == [f"CarePlan/{plan['id']}/_history/1", f"CarePlan/{plan['id']}/_history/2"]
+    for wrong in ({"_count": 0}, {"_count": 1001}, {"_cursor": "not-a-cursor"}):
+        refused = await api.client.get("/fhir/Provenance", params={**target, **wrong},
+                                       headers=api.auth(own))
+        assert 400 <= refused.status_code < 500, (wrong, refused.text)
 
 
 async def test_fhir_reads_follow_the_same_access_rules(api: PlansApi) -> None:

@@ -41,6 +41,27 @@ async def test_a_draft_is_preliminary(api: RiskApi) -> None:
     assert response.json()["status"] == "preliminary"
 
 
+async def test_provenance_pages_follow_their_next_link(api: RiskApi) -> None:
+    person, team = unique("su"), unique("team")
+    clinician, own = api.tokens.clinician("clin-8", [team]), api.tokens.service_user(person)
+    agreed = await api.agreed(person, team, staff="clin-8")
+    changed = await api.send("PATCH", f"/v1/risk-assessments/{agreed['id']}", clinician,
+                             etag=f'"{agreed["version"]}"', json={"review_date": "2031-02-01"})
+    assert changed.status_code == 200, changed.text
+    for token in (own, clinician):
+        assert (await api.sign(token, changed.json())).status_code == 201
+    target = f"RiskAssessment/{agreed['id']}"
+    first = (await api.client.get("/fhir/Provenance", params={"target": target, "_count": 1},
+                                  headers=api.auth(clinician))).json()
+    Bundle.model_validate(first)
+    assert "total" not in first and len(first["entry"]) == 1
+    (next_url,) = [link["url"] for link in first["link"] if link["relation"] == "next"]
+    second = (await api.client.get(next_url, headers=api.auth(clinician))).json()
+    assert [e["resource"]["target"][0]["reference"] for e in first["entry"] + second["entry"]
+            ] == [f"{target}/_history/1", f"{target}/_history/2"]
+    assert [link["relation"] for link in second["link"]] == ["self"]
+
+
 async def test_provenance_has_one_signature_per_party_on_the_exact_version(
         api: RiskApi) -> None:
     person, team = unique("su"), unique("team")

@@ -7,10 +7,11 @@ What a service maps (Goal, CarePlan, RiskAssessment, Practitioner) stays in the 
 import base64
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
+from starlette.datastructures import URL
 
 FHIR_VERSION = "4.0.1"
 #: Our own code systems, identifier systems and extensions (``docs/fhir-mapping.md``).
@@ -19,8 +20,15 @@ TEAM_SYSTEM = f"{BASE}/team"
 TEAM = f"{BASE}/StructureDefinition/team"
 FHIR_JSON = "application/fhir+json"
 SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
-#: The versions a Provenance search reads, at most (far more than a co-signed record gets).
+#: The versions one page of a Provenance search reads: ``_count``'s default and its most.
+PROVENANCE_PAGE = 100
 PROVENANCE_VERSIONS = 1000
+
+#: A search's page size (``_count``) and where it goes on (``_cursor``, from a next link).
+SearchCount = Annotated[int, Query(alias="_count", ge=1, le=PROVENANCE_VERSIONS,
+                                   description="Versions read for this page")]
+SearchCursor = Annotated[str | None, Query(alias="_cursor", min_length=1, max_length=200,
+                                           description="From the Bundle's next link")]
 
 #: The OpenAPI answer of a FHIR route: some resource, in FHIR's media type.
 FHIR_OK: dict[int | str, dict[str, Any]] = {200: {
@@ -90,6 +98,18 @@ def searchset(entries: Iterable[dict[str, Any]], *, links: Sequence[dict[str, st
         bundle["total"] = total
     bundle["entry"] = list(entries)
     return bundle
+
+
+def paged_searchset(entries: Sequence[dict[str, Any]], *, url: URL,
+                    next_cursor: str | None, first_page: bool) -> dict[str, Any]:
+    """One page of a searchset: a self link, a next link while there is more (the same
+    search with ``_cursor``), and the total when this one page holds everything."""
+    links = [{"relation": "self", "url": str(url)}]
+    if next_cursor is not None:
+        links.append({"relation": "next",
+                      "url": str(url.include_query_params(_cursor=next_cursor))})
+    whole = first_page and next_cursor is None
+    return searchset(entries, links=links, total=len(entries) if whole else None)
 
 
 def signed_content(content_hash: str) -> str:

@@ -7,7 +7,7 @@ Our own code systems and extensions live under ``https://recovery-platform.org/f
 
 from typing import Annotated, Any
 
-from fastapi import Path, Query
+from fastapi import Path, Query, Request
 
 from recovery.common import fhir
 from recovery.common.deps import AccessDep
@@ -142,13 +142,16 @@ async def read_care_plan(plan_id: Annotated[str, Path(min_length=1, max_length=6
             responses={**FHIR_OK, **problem_responses(400, 404)},
             summary="The signatures agreeing each version of a CarePlan (searchset Bundle)")
 async def search_provenance(
-    access: AccessDep,
+    request: Request, access: AccessDep,
     target: Annotated[str, Query(min_length=10, max_length=80,
                                  description="CarePlan/<id>")],
+    count: fhir.SearchCount = fhir.PROVENANCE_PAGE, cursor: fhir.SearchCursor = None,
 ) -> FhirResponse:
     plan_id = target.removeprefix("CarePlan/")
     if plan_id == target or not plan_id or "/" in plan_id:
         raise Problem(400, "target must be CarePlan/<id>.", kind="invalid-search")
-    page = await service.list_versions(access, plan_id, cursor=None, limit=fhir.PROVENANCE_VERSIONS)
+    page = await service.list_versions(access, plan_id, cursor=cursor, limit=count)
     resources = [provenance_resource(plan_id, v) for v in page.items]
-    return FhirResponse(fhir.searchset(fhir.match(r) for r in resources if r))
+    return FhirResponse(fhir.paged_searchset(
+        [fhir.match(r) for r in resources if r], url=request.url,
+        next_cursor=page.next_cursor, first_page=cursor is None))

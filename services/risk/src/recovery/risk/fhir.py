@@ -141,17 +141,17 @@ async def search_provenance(
     request: Request, access: AccessDep,
     target: Annotated[str, Query(min_length=1, max_length=100,
                                  description="RiskAssessment/<id>")],
+    count: fhir.SearchCount = fhir.PROVENANCE_PAGE, cursor: fhir.SearchCursor = None,
 ) -> FhirResponse:
     assessment_id = target.removeprefix("RiskAssessment/")
     if not assessment_id or "/" in assessment_id:
         raise Problem(400, "target must be RiskAssessment/<id>.", kind="invalid-search")
-    page = await service.list_versions(access, assessment_id, cursor=None,
-                                       limit=fhir.PROVENANCE_VERSIONS)
+    page = await service.list_versions(access, assessment_id, cursor=cursor, limit=count)
     document = (await service.read_document(access, assessment_id))[1]
     person = AssessmentPublic.model_validate_json(document).service_user_id
     base = str(request.base_url).rstrip("/")
     entries = [provenance_resource(assessment_id, person, v) for v in page.items
                if any(s.withdrawn_at is None for s in v.signatures)]
-    return FhirResponse(fhir.searchset(
-        (fhir.match(e, f"{base}/fhir/Provenance/{e['id']}") for e in entries),
-        total=len(entries)))
+    return FhirResponse(fhir.paged_searchset(
+        [fhir.match(e, f"{base}/fhir/Provenance/{e['id']}") for e in entries],
+        url=request.url, next_cursor=page.next_cursor, first_page=cursor is None))
