@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from kit_toy import MIGRATIONS_DIR, ToyNote
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import select
 
 from recovery.common.db import (
@@ -33,25 +34,29 @@ def _note(number: int) -> ToyNote:
     return ToyNote(id=f"n-{number}", service_user_id="su-1", team_id="t", size=number)
 
 
+async def _thread_running_statements(connection: AsyncConnection) -> int:
+    """The thread SQLite runs this connection's statements on (asked from inside SQLite)."""
+    seen: list[int] = []
+    raw = await connection.get_raw_connection()
+    assert raw.driver_connection is not None
+    await raw.driver_connection.create_function(
+        "whose_thread", 0, lambda: seen.append(threading.get_ident()) or 1)
+    await connection.exec_driver_sql("SELECT whose_thread()")
+    (thread,) = seen
+    return thread
+
+
 async def test_statements_run_on_the_loops_own_thread(tmp_path: Path) -> None:
     _, url = await _database(tmp_path)
     engine = create_engine(url)
     threads_before = set(threading.enumerate())
-    loop_thread = threading.get_ident()
-    seen: list[int] = []
     try:
         async with engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            driver = raw.driver_connection
-            assert driver is not None
-            await driver.create_function("whose_thread", 0, lambda: seen.append(
-                threading.get_ident()) or 1)
-            await connection.exec_driver_sql("SELECT whose_thread()")
+            assert await _thread_running_statements(connection) == threading.get_ident()
         async with session_factory(engine)() as session:
             session.add_all([_note(1), _note(2)])
             await session.commit()
             assert len((await session.exec(select(ToyNote))).all()) == 2
-        assert seen == [loop_thread]
         assert set(threading.enumerate()) == threads_before
     finally:
         await engine.dispose()
@@ -109,16 +114,10 @@ async def test_batch_writers_work_on_threads_under_the_same_lock_and_checkpoint(
     batch = background_engine(engine)
     try:
         assert batch is not engine and write_lock_of(batch) is write_lock_of(engine)
-        seen: list[int] = []
         async with batch.connect() as connection:
-            raw = await connection.get_raw_connection()
-            assert raw.driver_connection is not None
-            await raw.driver_connection.create_function(
-                "whose_thread", 0, lambda: seen.append(threading.get_ident()) or 1)
-            await connection.exec_driver_sql("SELECT whose_thread()")
+            assert await _thread_running_statements(connection) != threading.get_ident()
             checkpoints = (await connection.exec_driver_sql(
                 "PRAGMA wal_autocheckpoint")).scalar()
-        assert seen and seen != [threading.get_ident()]
         assert checkpoints == 1000  # SQLite's default: these connections checkpoint
         async with engine.connect() as connection:
             in_loop = (await connection.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar()

@@ -38,7 +38,7 @@ from recovery.common.rules import (
     entered_in_error_refusal,
     refuse,
 )
-from recovery.common.timeutil import utcnow
+from recovery.common.timeutil import as_date, utcnow
 from recovery.common.versioning import require_if_match, retry_lost_races
 from recovery.crisis_plans import rules
 from recovery.crisis_plans.events import PlanEvent, decision_event_data, plan_event_data
@@ -546,7 +546,7 @@ async def overdue_reviews(access: RecordAccess, team_id: str, *, limit: int) -> 
     rows = await access.kit.reads.all(query)
     items = []
     for plan_id, person, review_on, status, generic in rows[:limit]:
-        review_day = review_on if isinstance(review_on, date) else date.fromisoformat(review_on)
+        review_day = as_date(review_on)
         items.append(OverdueReview(plan_id=plan_id, service_user_id=person,
                                    review_on=review_day,
                                    days_overdue=rules.days_overdue(review_day, today) or 0,
@@ -573,7 +573,7 @@ async def decision_reviews_due(access: RecordAccess, team_id: str, *,
     rows = await access.kit.reads.all(query)
     items = []
     for decision_id, plan_id, person, review_on in rows[:limit]:
-        review_day = review_on if isinstance(review_on, date) else date.fromisoformat(review_on)
+        review_day = as_date(review_on)
         items.append(DecisionReviewDue(decision_id=decision_id, plan_id=plan_id,
                                        service_user_id=person, review_on=review_day,
                                        days_overdue=rules.days_overdue(review_day, today) or 0))
@@ -671,11 +671,10 @@ async def record_medication_decision(access: RecordAccess, plan_id: str,
                                        "Partner systems do not record shared decisions."))
         if decision.revisits is not None:
             earlier = await session.get(MedicationDecision, decision.revisits)
-            found = earlier is not None and earlier.plan_id == plan.id
+            revisited = await _revisited_by(session, [decision.revisits])
             refusal = rules.revisit_refusal(
-                earlier_on_this_plan=found,
-                revisited_by=(await _revisited_by(session, [decision.revisits])).get(
-                    decision.revisits) if found else None)
+                earlier_on_this_plan=earlier is not None and earlier.plan_id == plan.id,
+                revisited_by=revisited.get(decision.revisits))
             if refusal is not None:
                 raise refuse(refusal)
         row = MedicationDecision(plan_id=plan.id, recorded_by=actor.sub,

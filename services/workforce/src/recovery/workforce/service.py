@@ -35,7 +35,7 @@ from recovery.common.pagination import Page, decode_cursor, decode_date_cursor, 
 from recovery.common.problems import Problem
 from recovery.common.reads import Prepared, Reads
 from recovery.common.rules import refuse
-from recovery.common.timeutil import utcnow
+from recovery.common.timeutil import as_date, utcnow
 from recovery.common.versioning import require_if_match
 from recovery.workforce import rules
 from recovery.workforce.events import StaffEvent, staff_event_data
@@ -410,10 +410,6 @@ INSERT_CONTACT = CareContact.__table__.insert()  # type: ignore[attr-defined]
 ADD_MINUTES = {"postgresql": _add_minutes(pg_insert), "sqlite": _add_minutes(sqlite_insert)}
 
 
-def _as_date(value: date | str) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(value)
-
-
 async def log_contact(session: AsyncSession, access: RecordAccess,
                       data: CareContactCreate) -> CareContactPublic:
     """Log care delivered by a member of the caller's team; the team's monthly minutes move
@@ -428,8 +424,8 @@ async def log_contact(session: AsyncSession, access: RecordAccess,
         raise not_found("member of staff")
     assert found is not None
     team_id, role_type, start, end = found
-    refusal = rules.contact_refusal(start_date=_as_date(start),
-                                    end_date=_as_date(end) if end else None,
+    refusal = rules.contact_refusal(start_date=as_date(start),
+                                    end_date=as_date(end) if end else None,
                                     occurred_on=data.occurred_on, today=today())
     if refusal is not None:
         raise refuse(refusal)
@@ -846,7 +842,7 @@ async def _leadership_factor(reads: Reads, team_id: str, on: date) -> rules.Fact
     rows = await reads.all(LEAD, {"team_id": team_id})
     lead_id, lead_team, end, trained = rows[0] if rows else (None, None, None, False)
     lead_in_post = lead_id is not None and lead_team == team_id and (
-        end is None or _as_date(end) >= on)
+        end is None or as_date(end) >= on)
     return rules.leadership_factor(lead_staff_id=lead_id, lead_in_post=lead_in_post,
                                    lead_trained=bool(trained) and lead_team is not None)
 
