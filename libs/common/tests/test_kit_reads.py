@@ -2,6 +2,7 @@
 once; on PostgreSQL a short session of the kit."""
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 from kit_toy import MIGRATIONS_DIR, ToyNote
@@ -11,7 +12,13 @@ from sqlmodel import col, select
 
 from recovery.common.db import create_engine, is_sqlite, session_factory
 from recovery.common.migrations import upgrade_to_head
-from recovery.common.reads import Prepared, SessionReads, SqliteInLoopReads, reads_for_url
+from recovery.common.reads import (
+    DriverPlan,
+    Prepared,
+    SessionReads,
+    SqliteInLoopReads,
+    reads_for_url,
+)
 
 COUNT = select(col(ToyNote.id))
 
@@ -53,8 +60,10 @@ async def test_a_prepared_statement_reads_the_same_rows_as_the_plain_one(
     by_team = select(col(ToyNote.id), col(ToyNote.size)).where(
         col(ToyNote.team_id) == bindparam("team"), col(ToyNote.size) > 1
     ).order_by(col(ToyNote.id))
-    # created_at needs SQLAlchemy's conversion on SQLite, so this one takes the plain path.
+    # created_at needs SQLAlchemy's conversion on SQLite, which the plan applies itself.
     with_time = select(col(ToyNote.id), col(ToyNote.created_at)).order_by(col(ToyNote.id))
+    # An expanding IN is rendered anew for each run: it takes SQLAlchemy's path.
+    among = select(col(ToyNote.id)).where(col(ToyNote.id).in_(bindparam("ids", expanding=True)))
     try:
         async with engine.begin() as connection:
             for number, (team, size) in enumerate([("t", 1), ("t", 2), ("u", 3), ("t", 4)]):
@@ -71,9 +80,14 @@ async def test_a_prepared_statement_reads_the_same_rows_as_the_plain_one(
         rows = await reads.all(timed)
         assert [row[0] for row in rows] == ["n-0", "n-1", "n-2", "n-3"]
         assert all(row[1].tzinfo is not None for row in rows)
+        assert rows[0][1] == datetime(2026, 1, 1, tzinfo=UTC)
+        expanding = Prepared(among)
+        assert sorted(row[0] for row in await reads.all(expanding, {"ids": ["n-1", "n-2"]})) == [
+            "n-1", "n-2"]
         if isinstance(reads, SqliteInLoopReads):
-            assert isinstance(prepared.plan, tuple)
-            assert timed.plan is False
+            assert isinstance(prepared.plan, DriverPlan) and prepared.plan.results is None
+            assert isinstance(timed.plan, DriverPlan) and timed.plan.results is not None
+            assert expanding.plan is False
     finally:
         reads.close()
         await engine.dispose()

@@ -10,8 +10,13 @@ from sqlmodel import col, select
 
 from recovery.common.audit import AuditEvent
 from recovery.common.timeutil import utcnow
-from recovery.crisis_plans.models import BreakGlassAccess, CrisisPlan
-from recovery.crisis_plans.service import announce_due_reviews
+from recovery.crisis_plans.models import (
+    BreakGlassAccess,
+    CrisisPlan,
+    CrisisPlanSignature,
+    CrisisPlanVersion,
+)
+from recovery.crisis_plans.service import active_document, announce_due_reviews, plan_document
 
 PROBLEM = "application/problem+json"
 SHARED_DECISION = {
@@ -331,6 +336,32 @@ async def test_the_person_and_two_clinicians_editing_at_once_never_lose_an_updat
     versions = (await api.client.get(f"/v1/crisis-plans/{plan['id']}/versions",
                                      headers=api.auth(own))).json()["items"]
     assert [v["version"] for v in versions] == [1, 2, 3, 4]
+
+
+async def test_signing_keeps_the_stored_documents_equal_to_the_rows_they_come_from(
+        api: PlansApi) -> None:
+    """A signature patches the stored documents instead of rebuilding them: after each one
+    they are what the plan, version and signature rows give."""
+    person = unique("su")
+    staff, own = api.tokens.clinician(), api.tokens.service_user(person)
+    plan = await api.draft(staff, person)
+    kit = api.client.app.state.kit  # type: ignore[attr-defined]
+    for token in (own, staff):
+        signed = await api.sign(token, plan)
+        assert signed.status_code == 201, signed.text
+        async with kit.sessions() as session:
+            row = await session.get(CrisisPlan, plan["id"])
+            assert row is not None
+            version = await session.get(CrisisPlanVersion, (plan["id"], row.version))
+            assert version is not None
+            signatures = list((await session.exec(
+                select(CrisisPlanSignature).where(col(CrisisPlanSignature.plan_id) == row.id)
+                .order_by(col(CrisisPlanSignature.signed_at), col(CrisisPlanSignature.id))
+            )).all())
+            assert signed.json() == row.document == plan_document(row, version, signatures)
+            if row.agreed_at is not None:
+                assert row.active_document == active_document(row, version, signatures)
+    assert signed.json()["status"] == "agreed"
 
 
 async def test_signatures_arriving_together_agree_the_plan(api: PlansApi) -> None:

@@ -131,7 +131,7 @@ def create_service_app(
             await kit.relay.stop()
             await kit.audit.stop()
             await kit.bus.stop()
-            kit.close_reads()
+            kit.close_connections()
             if kit.background_engine is not kit.engine:
                 await kit.background_engine.dispose()
             await kit.engine.dispose()

@@ -76,12 +76,17 @@ class SqliteWriteLock:
             return
         if not statement.lstrip()[:7].upper().startswith(_WRITES):
             return
+        await_only(self.take(dbapi_connection))
+
+    async def take(self, dbapi_connection: Any) -> None:
+        """Queue for the lock on behalf of ``dbapi_connection``; after ``wait_seconds`` go on
+        without it."""
         if not self.lock.locked():
             # Free: taken at once (waiting only if a woken waiter is ahead), with no timer task.
-            await_only(self.lock.acquire())
+            await self.lock.acquire()
         else:
             try:
-                await_only(asyncio.wait_for(self.lock.acquire(), self.wait_seconds))
+                await asyncio.wait_for(self.lock.acquire(), self.wait_seconds)
             except TimeoutError:
                 return
         self.owner = dbapi_connection
@@ -160,11 +165,23 @@ def _no_checkpoints(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _in_loop_connector(url: str) -> Callable[[], InLoopSqliteConnection]:
+def sqlite_connector(url: str, **options: Any) -> Callable[[], sqlite3.Connection]:
+    """A function opening a plain ``sqlite3`` connection to the database of ``url``."""
     parsed = make_url(url)
-    args, options = parsed.get_dialect()().create_connect_args(parsed)
-    connect = partial(sqlite3.connect, *args, **{**options, "timeout": 5})
-    return partial(InLoopSqliteConnection, connect)
+    args, url_options = parsed.get_dialect()().create_connect_args(parsed)
+    return partial(sqlite3.connect, *args, **{**url_options, "timeout": 5, **options})
+
+
+def in_loop_sqlite(connection: sqlite3.Connection) -> sqlite3.Connection:
+    """Set a connection up as the kit's in-loop connections are: WAL, foreign keys, no
+    checkpoints (those run off the loop, on the background engine)."""
+    _sqlite_pragmas(connection, None)
+    _no_checkpoints(connection, None)
+    return connection
+
+
+def _in_loop_connector(url: str) -> Callable[[], InLoopSqliteConnection]:
+    return partial(InLoopSqliteConnection, sqlite_connector(url))
 
 
 def write_lock_of(engine: AsyncEngine) -> SqliteWriteLock | None:

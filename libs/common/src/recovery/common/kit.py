@@ -17,6 +17,7 @@ from recovery.common.events.outbox import WAKE_RELAY
 from recovery.common.events.relay import OutboxRelay
 from recovery.common.reads import Reads, reads_for_url
 from recovery.common.settings import Settings
+from recovery.common.writes import Writes, writes_for
 
 
 @dataclass
@@ -36,6 +37,7 @@ class ServiceKit:
     migrations_dir: Path
     extras: dict[str, Any] = field(default_factory=dict)
     _reads: Reads | None = field(default=None, init=False, repr=False)
+    _writes: Writes | None = field(default=None, init=False, repr=False)
 
     @property
     def reads(self) -> Reads:
@@ -45,10 +47,20 @@ class ServiceKit:
             self._reads = reads_for_url(self.settings.database_url, self.sessions)
         return self._reads
 
-    def close_reads(self) -> None:
-        if self._reads is not None:
-            self._reads.close()
-            self._reads = None
+    @property
+    def writes(self) -> Writes:
+        """Short transactions of prebuilt statements for request handlers (see
+        ``recovery.common.writes``); made on first use, closed with the app."""
+        if self._writes is None:
+            self._writes = writes_for(self.engine, self.sessions, self.relay.wake)
+        return self._writes
+
+    def close_connections(self) -> None:
+        """Close the connections of ``reads`` and ``writes``."""
+        for path in (self._reads, self._writes):
+            if path is not None:
+                path.close()
+        self._reads = self._writes = None
 
 
 def build_kit(settings: Settings, migrations_dir: Path,

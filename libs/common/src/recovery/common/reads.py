@@ -9,10 +9,10 @@ indexed read costs tens of microseconds and blocks nothing. Use it for short, in
 only: a long scan here stalls every other request of the process.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, Executable, create_engine, event
+from sqlalchemy import Dialect, Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -20,26 +20,91 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recovery.common.db import is_sqlite
 
-__all__ = ["Prepared", "Reads", "SessionReads", "SqliteInLoopReads", "reads_for_url"]
+__all__ = ["DriverPlan", "Prepared", "Reads", "SessionReads", "SqliteInLoopReads", "driver_plan",
+           "reads_for_url"]
 
 
 class Prepared:
     """A statement built once and run many times (a module constant), which the SQLite
-    reader compiles once and then runs on the driver directly, skipping SQLAlchemy's
-    per-execution work (a fifth of a one-row read). Its parameters are ``bindparam``s
-    given at each call."""
+    paths compile once and then run on the driver directly, skipping SQLAlchemy's
+    per-execution work (a fifth of a one-row read, most of a short write). Its parameters
+    are ``bindparam``s given at each call."""
 
     __slots__ = ("plan", "statement")
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        #: (SQL, parameter names in order, their values when not given), or False where
-        #: the driver path does not apply; None until the first run.
-        self.plan: Plan | bool | None = None
+        #: How the driver runs it, or False where the driver path does not apply; None
+        #: until the first run.
+        self.plan: DriverPlan | bool | None = None
 
 
 Statement = Executable | Prepared
-Plan = tuple[str, tuple[tuple[str, Any], ...]]
+Processor = Callable[[Any], Any] | None
+
+
+class DriverPlan:
+    """A compiled statement's SQL, its parameters in order (with the value each takes when
+    not given, and the conversion SQLAlchemy would apply on the way in), and the conversion
+    of each result column on the way out: what SQLAlchemy does per execution, done once."""
+
+    __slots__ = ("binds", "results", "sql")
+
+    def __init__(self, sql: str, binds: tuple[tuple[str, Any, Processor], ...],
+                 results: tuple[Processor, ...] | None) -> None:
+        self.sql, self.binds, self.results = sql, binds, results
+
+    @classmethod
+    def of(cls, statement: Executable, dialect: Dialect) -> "DriverPlan | None":
+        """The plan, or None when the statement needs SQLAlchemy at each run (an expanding
+        ``IN``, literal parameters)."""
+        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        if (compiled.post_compile_params or compiled.literal_execute_params
+                or compiled.positiontup is None):
+            return None
+        processors = compiled._bind_processors
+        defaults = compiled.params
+        binds = tuple((name, defaults.get(name), processors.get(name))
+                      for name in compiled.positiontup)
+        results = tuple(column[3].dialect_impl(dialect).result_processor(dialect, None)
+                        for column in compiled._result_columns)
+        return cls(compiled.string, binds,
+                   results if any(p is not None for p in results) else None)
+
+    def values(self, params: dict[str, Any] | None) -> list[Any]:
+        given = params or {}
+        values = []
+        for name, default, process in self.binds:
+            value = given.get(name, default)
+            values.append(value if process is None else process(value))
+        return values
+
+    def rows(self, driver: Any, params: dict[str, Any] | None) -> list[Any]:
+        cursor = driver.cursor()
+        try:
+            rows: list[Any] = cursor.execute(self.sql, self.values(params)).fetchall()
+        finally:
+            cursor.close()
+        if self.results is None:
+            return rows
+        processors = self.results
+        return [tuple(value if p is None else p(value)
+                      for p, value in zip(processors, row, strict=True)) for row in rows]
+
+    def run(self, driver: Any, params: dict[str, Any] | None) -> int:
+        """Execute a write; the number of rows it changed."""
+        cursor = driver.cursor()
+        try:
+            return int(cursor.execute(self.sql, self.values(params)).rowcount)
+        finally:
+            cursor.close()
+
+
+def driver_plan(statement: Prepared, dialect: Dialect) -> DriverPlan | None:
+    """The statement's driver plan, made on first use for ``dialect``."""
+    if statement.plan is None:
+        statement.plan = DriverPlan.of(statement.statement, dialect) or False
+    return statement.plan if isinstance(statement.plan, DriverPlan) else None
 
 
 class Reads(Protocol):
@@ -64,8 +129,9 @@ class SessionReads:
         if isinstance(statement, Prepared):
             statement = statement.statement
         async with self.sessions() as session:
-            result = await session.exec(statement, params=params)  # type: ignore[call-overload]
-            rows: Sequence[Any] = result.all()
+            # Core's execution, not the session's: rows as tuples, one column or many.
+            connection = await session.connection()
+            rows: Sequence[Any] = (await connection.execute(statement, params)).all()
             return rows
 
     def close(self) -> None:
@@ -97,35 +163,11 @@ class SqliteInLoopReads:
     async def all(self, statement: Statement,
                   params: dict[str, Any] | None = None) -> Sequence[Any]:
         if isinstance(statement, Prepared):
-            if statement.plan is None:
-                statement.plan = self._plan(statement.statement)
-            if isinstance(statement.plan, tuple):
-                sql, binds = statement.plan
-                given = params or {}
-                values = [given.get(name, value) for name, value in binds]
-                cursor = self.driver.cursor()
-                try:
-                    rows: list[Any] = cursor.execute(sql, values).fetchall()
-                    return rows
-                finally:
-                    cursor.close()
+            plan = driver_plan(statement, self.engine.dialect)
+            if plan is not None:
+                return plan.rows(self.driver, params)
             statement = statement.statement
         return self.connection.execute(statement, params).all()
-
-    def _plan(self, statement: Executable) -> Plan | bool:
-        """The SQL and parameter order, when no value needs SQLAlchemy's conversion on the
-        way in or out (plain strings and numbers); False otherwise."""
-        dialect = self.engine.dialect
-        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-        if (compiled._bind_processors or compiled.post_compile_params
-                or compiled.literal_execute_params or compiled.positiontup is None):
-            return False
-        for column in compiled._result_columns:
-            if column[3].dialect_impl(dialect).result_processor(dialect, None) is not None:
-                return False
-        defaults = compiled.params
-        return compiled.string, tuple((name, defaults.get(name))
-                                      for name in compiled.positiontup)
 
     def close(self) -> None:
         self.connection.close()

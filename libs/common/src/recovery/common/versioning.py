@@ -2,17 +2,17 @@
 changes that lost a race to another change of the same record tried again."""
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
 from fastapi import Response
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recovery.common.problems import Problem
 
 T = TypeVar("T")
+U = TypeVar("U")
 #: Attempts at a change that keeps losing races before the caller is asked to try again.
 CHANGE_ATTEMPTS = 8
 
@@ -44,18 +44,20 @@ def require_if_match(if_match: str | None, current_version: int) -> None:
     )
 
 
-async def retry_lost_races(sessions: async_sessionmaker[AsyncSession],
-                           change: Callable[[AsyncSession], Awaitable[T]], *, detail: str,
+async def retry_lost_races(open_unit: Callable[[], AbstractAsyncContextManager[U]],
+                           change: Callable[[U], Awaitable[T]], *, detail: str,
                            kind: str = "concurrent-changes",
                            attempts: int = CHANGE_ATTEMPTS) -> T:
-    """Run ``change`` in a fresh session, and again from a fresh read when another change
-    committed first (the record's version counter: ``StaleDataError``; a key taken meanwhile:
-    ``IntegrityError``). ``change`` checks ``If-Match`` on every read, so an edit whose version
-    moved on gets 412 while changes that do not conflict both land; 409 after ``attempts``."""
+    """Run ``change`` in a fresh unit of work (a session of the kit, or a transaction of
+    ``kit.writes``), and again from a fresh read when another change committed first (the
+    record's version counter: ``StaleDataError``; a key taken meanwhile: ``IntegrityError``);
+    leaving the unit undoes what the failed attempt wrote. ``change`` checks ``If-Match`` on
+    every read, so an edit whose version moved on gets 412 while changes that do not
+    conflict both land; 409 after ``attempts``."""
     for _ in range(attempts):
-        async with sessions() as session:
-            try:
-                return await change(session)
-            except (StaleDataError, IntegrityError):
-                await session.rollback()
+        try:
+            async with open_unit() as unit:
+                return await change(unit)
+        except (StaleDataError, IntegrityError):
+            continue
     raise Problem(409, detail, kind=kind)

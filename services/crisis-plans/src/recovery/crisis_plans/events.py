@@ -4,8 +4,9 @@ Payloads carry ids, statuses, versions, hashes and dates only: never what the pl
 a break-glass reason.
 """
 
+from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from recovery.crisis_plans.models import CrisisPlan, MedicationDecision
 
@@ -26,7 +27,22 @@ class PlanEvent(StrEnum):
     decision_recorded = PREFIX + "medication-decision.recorded"
 
 
-def plan_event_data(plan: CrisisPlan, *, changed_by: str, version: int | None = None,
+class PlanState(Protocol):
+    """What a plan event says of the plan: a ``CrisisPlan``, or the facts a change read."""
+
+    id: str
+    service_user_id: str
+    team_id: str
+    status: str
+    version: int
+    active_version: int | None
+    review_on: date | None
+    not_individualised: bool
+    updated_at: datetime
+    entered_in_error_reason: str | None
+
+
+def plan_event_data(plan: PlanState, *, changed_by: str, version: int | None = None,
                     content_hash: str | None = None, party: str | None = None,
                     access_id: str | None = None) -> dict[str, Any]:
     """The event's ``data``: enough for routing, subscriptions and team figures."""

@@ -78,8 +78,8 @@ async def change_plan(plan_id: PlanId, change: PlanChange, access: AccessDep,
              summary="Sign the version If-Match names, bound to its content hash")
 async def sign_version(plan_id: PlanId, request: SignRequest, access: AccessDep,
                        if_match: IfMatch = None) -> Response:
-    plan = await service.sign_version(access, plan_id, if_match, request)
-    return plan_response(plan, status_code=201)
+    version, document = await service.sign_version(access, plan_id, if_match, request)
+    return document_response(document, version=version, status_code=201)
 
 
 @router.post("/crisis-plans/{plan_id}/withdraw-agreement", response_model=PlanPublic,

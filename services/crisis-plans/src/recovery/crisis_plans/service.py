@@ -3,11 +3,12 @@
 import json
 import typing
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import String as SAString
-from sqlalchemy import Text, bindparam, cast, exists, literal, literal_column, or_, tuple_
+from sqlalchemy import Text, bindparam, cast, exists, literal, literal_column, or_, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import QueryableAttribute, aliased, defer
@@ -40,6 +41,7 @@ from recovery.common.rules import (
 )
 from recovery.common.timeutil import as_date, utcnow
 from recovery.common.versioning import require_if_match, retry_lost_races
+from recovery.common.writes import Transaction
 from recovery.crisis_plans import rules
 from recovery.crisis_plans.events import PlanEvent, decision_event_data, plan_event_data
 from recovery.crisis_plans.models import (
@@ -130,6 +132,19 @@ def plan_document(plan: CrisisPlan, version: CrisisPlanVersion,
         agreed_at=plan.agreed_at, review_on=plan.review_on,
         not_individualised=plan.not_individualised, created_by=plan.created_by,
         created_at=plan.created_at, updated_at=plan.updated_at,
+    ).model_dump(mode="json")
+
+
+def active_document_of(document: dict[str, Any]) -> dict[str, Any]:
+    """The active plan's document from the plan's, when its newest version is the agreed
+    one."""
+    content = PlanContent.model_validate(document["content"])
+    return ActivePlan(
+        plan_id=document["id"], service_user_id=document["service_user_id"],
+        team_id=document["team_id"], version=document["version"],
+        content_hash=document["content_hash"], content=content,
+        signatures=document["signatures"], agreed_at=document["agreed_at"],
+        review_on=content.review_on, newer_draft=False,
     ).model_dump(mode="json")
 
 
@@ -298,57 +313,129 @@ async def change_plan(access: RecordAccess, plan_id: str, if_match: str | None,
     return await _with_retry(access.kit.sessions, attempt)
 
 
-async def sign_version(access: RecordAccess, plan_id: str, if_match: str | None,
-                       request: SignRequest) -> CrisisPlan:
-    """Bind the signatory to the version If-Match names; agreed once every party has."""
+#: Signing, built once (decision 20): the plan with its newest version's hash, that version's
+#: signatures, the new signature, and the plan's change guarded by its revision.
+_PLAN, _VERSION, _SIGNATURE = (CrisisPlan.__table__, CrisisPlanVersion.__table__,  # type: ignore[attr-defined]
+                               CrisisPlanSignature.__table__)  # type: ignore[attr-defined]
+SIGNING = Prepared(
+    select(_PLAN.c.service_user_id, _PLAN.c.team_id, _PLAN.c.status, _PLAN.c.version,
+           _PLAN.c.required_parties, _PLAN.c.active_version, _PLAN.c.review_on,
+           _PLAN.c.not_individualised, _PLAN.c.revision, _PLAN.c.document,
+           _VERSION.c.content_hash)
+    .join(_VERSION, (_VERSION.c.plan_id == _PLAN.c.id) & (_VERSION.c.version == _PLAN.c.version))
+    .where(_PLAN.c.id == bindparam("plan_id")))
+VERSION_SIGNATURES = Prepared(
+    select(_SIGNATURE.c.signatory, _SIGNATURE.c.party, _SIGNATURE.c.version,
+           _SIGNATURE.c.content_hash, _SIGNATURE.c.signed_at, _SIGNATURE.c.withdrawn_at)
+    .where(_SIGNATURE.c.plan_id == bindparam("plan_id"),
+           _SIGNATURE.c.version == bindparam("version"))
+    .order_by(_SIGNATURE.c.signed_at, _SIGNATURE.c.id))
+INSERT_SIGNATURE = Prepared(_SIGNATURE.insert())
 
-    async def attempt(session: AsyncSession) -> CrisisPlan:
-        principal = access.principal
-        plan = await _plan_to_change(session, access, plan_id, if_match, "sign")
-        actor = actor_for(principal, plan.service_user_id)
+
+def _signed(*, agreed: bool) -> Prepared:
+    values: dict[str, Any] = {"updated_at": bindparam("at", type_=UTCDateTime()),
+                              "document": bindparam("new_document", type_=_PLAN.c.document.type),
+                              "revision": _PLAN.c.revision + 1}
+    if agreed:
+        values |= {"status": literal(PlanStatus.agreed.value),
+                   "active_version": bindparam("agreed_version", type_=_PLAN.c.version.type),
+                   "agreed_at": bindparam("at", type_=UTCDateTime()),
+                   "active_document": bindparam("new_active_document",
+                                                type_=_PLAN.c.active_document.type)}
+    return Prepared(update(_PLAN).where(_PLAN.c.id == bindparam("plan_id"),
+                                        _PLAN.c.revision == bindparam("seen_revision"))
+                    .values(values))
+
+
+SIGNED, SIGNED_AND_AGREED = _signed(agreed=False), _signed(agreed=True)
+
+
+@dataclass(slots=True)
+class PlanFacts:
+    """What the events of a change say about the plan, when the change did not load it."""
+
+    id: str
+    service_user_id: str
+    team_id: str
+    status: str
+    version: int
+    active_version: int | None
+    review_on: date | None
+    not_individualised: bool
+    updated_at: datetime
+    entered_in_error_reason: str | None = None
+
+
+async def sign_version(access: RecordAccess, plan_id: str, if_match: str | None,
+                       request: SignRequest) -> tuple[int, str]:
+    """Bind the signatory to the version If-Match names; agreed once every party has. The
+    plan's version and its document as stored."""
+    principal = access.principal
+    require_scope(principal, RESOURCE, Verb.update)
+
+    async def attempt(tx: Transaction) -> tuple[int, str]:
+        rows = await tx.all(SIGNING, {"plan_id": plan_id}) if len(plan_id) <= 36 else []
+        if not rows:
+            raise _not_found(access, plan_id, "sign")
+        (service_user_id, team_id, status, version, required, active_version, review_on,
+         not_individualised, revision, document, version_hash) = rows[0]
+        access.check(RESOURCE, Verb.update, record_type=RECORD, record_id=plan_id,
+                     service_user_id=service_user_id, team_id=team_id, action="sign")
+        require_if_match(if_match, version)
+        closed = closed_refusal(status, RECORD_NAME)
+        if closed is not None:
+            raise refuse(closed)
+        actor = actor_for(principal, service_user_id)
         party = rules.signing_party(actor, request.party,
                                     is_clinician=Role.clinician in principal.roles)
         if isinstance(party, rules.Refusal):
             raise refuse(party)
-        version = await _version_row(session, plan.id, plan.version)
-        rows = await _signature_rows(session, plan.id, plan.version)
+        signatures = [cosign.Signature(*row) for row in await tx.all(
+            VERSION_SIGNATURES, {"plan_id": plan_id, "version": version})]
         refusal = rules.sign_refusal(
-            party=party, required=plan.required_parties, version_hash=version.content_hash,
+            party=party, required=required, version_hash=version_hash,
             sent_hash=request.content_hash,
-            already_signed=any(r.party == party.value and r.withdrawn_at is None
-                               for r in rows))
+            already_signed=any(s.party == party.value and not s.withdrawn for s in signatures))
         if refusal is not None:
             raise refuse(refusal)
         now = utcnow()
-        bound = cosign.sign(signatory=actor.sub, party=party.value, version=version.version,
-                            version_hash=version.content_hash, signed_at=now)
-        row = CrisisPlanSignature(plan_id=plan.id, version=bound.version,
-                                  signatory=bound.signatory, party=bound.party,
-                                  content_hash=bound.content_hash, signed_at=bound.signed_at)
-        session.add(row)
-        rows.append(row)
-        plan.updated_at = now
-        events: list[tuple[PlanEvent, dict[str, Any]]] = []
-        agreed_now = rules.agreed([_signature(r) for r in rows], version=version.version,
-                                  version_hash=version.content_hash,
-                                  required=plan.required_parties)
+        bound = cosign.sign(signatory=actor.sub, party=party.value, version=version,
+                            version_hash=version_hash, signed_at=now)
+        await tx.run(INSERT_SIGNATURE, {
+            "id": new_id(), "plan_id": plan_id, "version": version, "signatory": bound.signatory,
+            "party": bound.party, "content_hash": bound.content_hash, "signed_at": now,
+            "withdrawn_at": None})
+        signatures.append(bound)
+        # The stored document gains the signature; nothing else in it changes but the times
+        # and, once agreed, where agreement stands.
+        public = SignaturePublic.model_validate(bound).model_dump(mode="json")
+        document["signatures"].append(public)
+        document["updated_at"] = public["signed_at"]
+        params: dict[str, Any] = {"plan_id": plan_id, "seen_revision": revision, "at": now,
+                                  "new_document": document}
+        agreed_now = rules.agreed(signatures, version=version, version_hash=version_hash,
+                                  required=required)
         if agreed_now:
-            plan.active_version = version.version
-            plan.agreed_at = now
-            plan.status = PlanStatus.agreed.value
-        # Until it is agreed, a signature leaves the active version as it was.
-        await _refresh_documents(session, plan, version, rows, active_changed=agreed_now)
-        session.add(plan)
-        events.append((PlanEvent.version_signed, plan_event_data(
-            plan, changed_by=actor.sub, content_hash=version.content_hash, party=party.value)))
+            status, active_version = PlanStatus.agreed.value, version
+            document.update(status=status, active_version=version, agreed_at=public["signed_at"])
+            params |= {"agreed_version": version,
+                       "new_active_document": active_document_of(document)}
+        await tx.run(SIGNED_AND_AGREED if agreed_now else SIGNED, params, expect=1)
+        facts = PlanFacts(id=plan_id, service_user_id=service_user_id, team_id=team_id,
+                          status=status, version=version, active_version=active_version,
+                          review_on=review_on, not_individualised=not_individualised,
+                          updated_at=now)
+        await tx.record_event(PlanEvent.version_signed.value, plan_id, plan_event_data(
+            facts, changed_by=actor.sub, content_hash=version_hash, party=party.value))
         if agreed_now:
-            events.append((PlanEvent.agreed, plan_event_data(
-                plan, changed_by=actor.sub, content_hash=version.content_hash)))
-        _events(session, plan, events)
-        await session.commit()
-        return plan
+            await tx.record_event(PlanEvent.agreed.value, plan_id, plan_event_data(
+                facts, changed_by=actor.sub, content_hash=version_hash))
+        return version, json.dumps(document, separators=(",", ":"))
 
-    return await _with_retry(access.kit.sessions, attempt)
+    return await retry_lost_races(
+        access.kit.writes.transaction, attempt,
+        detail="The plan kept changing while you were changing it; read it again.")
 
 
 async def withdraw_agreement(access: RecordAccess, plan_id: str, if_match: str | None,

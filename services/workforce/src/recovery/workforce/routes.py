@@ -152,9 +152,8 @@ async def read_lived_experience(staff_id: StaffId, session: SessionDep,
 
 @router.post("/care-contacts", status_code=201, response_model=CareContactPublic,
              responses=CREATE, tags=["care"], summary="Log care delivered by a team member")
-async def log_contact(data: CareContactCreate, session: SessionDep,
-                      access: AccessDep) -> Response:
-    contact = await service.log_contact(session, access, data)
+async def log_contact(data: CareContactCreate, access: AccessDep) -> Response:
+    contact = await service.log_contact(access, data)
     return json_response(contact, status_code=201)
 
 

@@ -406,12 +406,12 @@ def _add_minutes(insert: Any) -> Any:
               "contacts": table.c.contacts + 1})
 
 
-INSERT_CONTACT = CareContact.__table__.insert()  # type: ignore[attr-defined]
-ADD_MINUTES = {"postgresql": _add_minutes(pg_insert), "sqlite": _add_minutes(sqlite_insert)}
+INSERT_CONTACT = Prepared(CareContact.__table__.insert())  # type: ignore[attr-defined]
+ADD_MINUTES = {"postgresql": Prepared(_add_minutes(pg_insert)),
+               "sqlite": Prepared(_add_minutes(sqlite_insert))}
 
 
-async def log_contact(session: AsyncSession, access: RecordAccess,
-                      data: CareContactCreate) -> CareContactPublic:
+async def log_contact(access: RecordAccess, data: CareContactCreate) -> CareContactPublic:
     """Log care delivered by a member of the caller's team; the team's monthly minutes move
     in the same transaction."""
     principal = access.principal
@@ -434,10 +434,10 @@ async def log_contact(session: AsyncSession, access: RecordAccess,
                "minutes": data.minutes, "mode": data.mode.value,
                "by_peer": rules.is_peer(role_type), "recorded_by": principal.sub,
                "recorded_at": utcnow()}
-    await session.exec(INSERT_CONTACT, params=contact)  # type: ignore[call-overload]
-    await session.exec(ADD_MINUTES[session.get_bind().dialect.name],  # type: ignore[call-overload]
-                       params={**contact, "month": rules.month_of(contact["occurred_on"])})
-    await session.commit()
+    async with access.kit.writes.transaction() as tx:
+        await tx.run(INSERT_CONTACT, contact)
+        await tx.run(ADD_MINUTES[tx.dialect],
+                     {**contact, "month": rules.month_of(contact["occurred_on"])})
     return CareContactPublic.model_validate(contact)
 
 

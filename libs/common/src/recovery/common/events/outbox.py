@@ -32,21 +32,22 @@ class OutboxEvent(SQLModel, table=True):
                                                                           index=True))
 
 
-def record_event(session: AsyncSession, event_type: str, subject: str,
-                 data: dict[str, Any]) -> CloudEvent:
-    """Add an event to the session; it is published only if the transaction commits.
-
-    ``data`` holds ids, statuses and dates for routing and figures, never clinical free text.
-    """
+def outbox_row(event_type: str, subject: str,
+               data: dict[str, Any]) -> tuple[CloudEvent, dict[str, Any]]:
+    """The event and its outbox row's columns (``data``: ids, statuses and dates for routing
+    and figures, never clinical free text)."""
     cloud_event = CloudEvent(source=source_of(event_type), type=event_type, subject=subject,
                              data=data)
-    session.add(OutboxEvent(
-        event_id=cloud_event.id,
-        type=event_type,
-        subject=subject,
-        occurred_at=cloud_event.time,
-        envelope=cloud_event.model_dump(mode="json"),
-    ))
+    return cloud_event, {"event_id": cloud_event.id, "type": event_type, "subject": subject,
+                         "occurred_at": cloud_event.time,
+                         "envelope": cloud_event.model_dump(mode="json"), "published_at": None}
+
+
+def record_event(session: AsyncSession, event_type: str, subject: str,
+                 data: dict[str, Any]) -> CloudEvent:
+    """Add an event to the session; it is published only if the transaction commits."""
+    cloud_event, row = outbox_row(event_type, subject, data)
+    session.add(OutboxEvent(**row))
     session.sync_session.info[_PENDING] = True
     return cloud_event
 
