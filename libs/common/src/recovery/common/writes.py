@@ -24,6 +24,7 @@ from sqlalchemy import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recovery.common.db import SqliteWriteLock, in_loop_sqlite, sqlite_connector, write_lock_of
@@ -31,7 +32,7 @@ from recovery.common.events.envelope import CloudEvent
 from recovery.common.events.outbox import OutboxEvent, outbox_row, record_event
 from recovery.common.reads import Prepared, driver_plan
 
-__all__ = ["SessionWrites", "SqliteInLoopWrites", "Transaction", "Writes", "writes_for"]
+__all__ = ["SessionWrites", "SqliteInLoopWrites", "Transaction", "Writes", "row_of", "writes_for"]
 
 INSERT_OUTBOX = Prepared(OutboxEvent.__table__.insert())  # type: ignore[attr-defined]
 
@@ -66,6 +67,12 @@ class Writes(Protocol):
 
     def close(self) -> None:
         ...
+
+
+def row_of(record: SQLModel) -> dict[str, Any]:
+    """A table model's column values, as an ``INSERT`` of its table takes them."""
+    table: Any = type(record).__table__  # type: ignore[attr-defined]
+    return {column.key: getattr(record, column.key) for column in table.columns}
 
 
 def _checked(count: int, expect: int | None, statement: Prepared) -> int:

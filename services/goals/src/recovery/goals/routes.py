@@ -45,8 +45,8 @@ def goal_response(goal: Goal, *, status_code: int = 200, created: bool = False) 
 @router.post("/goals", status_code=201, response_model=GoalPublic,
              responses=problem_responses(409),
              summary="Write a goal (the person) or propose one (staff)")
-async def create_goal(data: GoalCreate, session: SessionDep, access: AccessDep) -> Response:
-    goal = await service.create_goal(session, access, data)
+async def create_goal(data: GoalCreate, access: AccessDep) -> Response:
+    goal = await service.create_goal(access, data)
     return goal_response(goal, status_code=201, created=True)
 
 

@@ -50,6 +50,7 @@ from recovery.common.reads import Prepared, Reads
 from recovery.common.rules import actor_for, refuse
 from recovery.common.timeutil import utcnow
 from recovery.common.versioning import require_if_match
+from recovery.common.writes import row_of
 from recovery.goals import rules
 from recovery.goals.events import GoalEvent, goal_event_data
 from recovery.goals.models import (
@@ -147,16 +148,20 @@ async def _goal_for_change(session: AsyncSession, access: RecordAccess, goal_id:
     return goal
 
 
+def _version_of(goal: Goal, actor: rules.Actor, event: GoalEvent) -> GoalVersion:
+    """The version row of the goal as it now stands, its stored document as the snapshot."""
+    return GoalVersion(goal_id=goal.id, version=goal.version, recorded_at=goal.updated_at,
+                       recorded_by=actor.sub, change=event.value.rsplit(".", 1)[1],
+                       snapshot=goal.document)
+
+
 async def _commit_change(session: AsyncSession, goal: Goal, *, actor: rules.Actor,
                          event: GoalEvent, data: dict[str, Any], extra: Sequence[Any] = ()
                          ) -> None:
     """Write the goal, its new version and its event in one transaction."""
-    document = public(goal).model_dump(mode="json")
-    goal.document = document
+    goal.document = public(goal).model_dump(mode="json")
     session.add(goal)
-    session.add(GoalVersion(goal_id=goal.id, version=goal.version, recorded_at=goal.updated_at,
-                            recorded_by=actor.sub, change=event.value.rsplit(".", 1)[1],
-                            snapshot=document))
+    session.add(_version_of(goal, actor, event))
     for row in extra:
         session.add(row)
     record_event(session, event.value, goal.id, data)
@@ -177,12 +182,16 @@ def _bump(goal: Goal) -> None:
 # --- creating and changing ----------------------------------------------------------------
 
 
-async def _linked_goals(session: AsyncSession, ids: list[str]) -> dict[str, rules.LinkedGoal]:
+#: The goals a therapeutic goal says it serves.
+LINKED = Prepared(select(col(Goal.id), col(Goal.service_user_id), col(Goal.kind),
+                         col(Goal.lifecycle_status))
+                  .where(col(Goal.id).in_(bindparam("ids", expanding=True))))
+
+
+async def _linked_goals(reads: Reads, ids: list[str]) -> dict[str, rules.LinkedGoal]:
     if not ids:
         return {}
-    rows = (await session.exec(
-        select(Goal.id, Goal.service_user_id, Goal.kind, Goal.lifecycle_status)
-        .where(col(Goal.id).in_(ids)))).all()
+    rows = await reads.all(LINKED, {"ids": ids})
     return {row[0]: rules.LinkedGoal(row[0], row[1], GoalKind(row[2]), S(row[3]))
             for row in rows}
 
@@ -198,9 +207,9 @@ async def _served_by(session: AsyncSession, goal: Goal) -> list[str]:
     return [goal_id for goal_id, serves in rows if goal.id in serves]
 
 
-async def _check_links(session: AsyncSession, kind: GoalKind, service_user_id: str,
+async def _check_links(reads: Reads, kind: GoalKind, service_user_id: str,
                        serves_goal_ids: list[str]) -> None:
-    linked = await _linked_goals(session, serves_goal_ids)
+    linked = await _linked_goals(reads, serves_goal_ids)
     refusal = rules.therapeutic_link_refusal(kind, service_user_id, serves_goal_ids, linked)
     if refusal is not None:
         raise refuse(refusal)
@@ -212,7 +221,12 @@ def _step_row(step: StepCreate) -> dict[str, Any]:
             "done": False, "done_at": None}
 
 
-async def create_goal(session: AsyncSession, access: RecordAccess, data: GoalCreate) -> Goal:
+#: Creating a goal, built once (decision 20): the goal, its first version, its event.
+INSERT_GOAL = Prepared(Goal.__table__.insert())  # type: ignore[attr-defined]
+INSERT_VERSION = Prepared(GoalVersion.__table__.insert())  # type: ignore[attr-defined]
+
+
+async def create_goal(access: RecordAccess, data: GoalCreate) -> Goal:
     """The person writes their own goal (active), or staff propose one (proposed)."""
     principal = access.principal
     goal_id = new_id()
@@ -223,7 +237,7 @@ async def create_goal(session: AsyncSession, access: RecordAccess, data: GoalCre
     state = rules.initial_state(actor)
     if isinstance(state, rules.Refusal):
         raise refuse(state)
-    await _check_links(session, data.kind, data.service_user_id, data.serves_goal_ids)
+    await _check_links(access.kit.reads, data.kind, data.service_user_id, data.serves_goal_ids)
     now = utcnow()
     goal = Goal(
         id=goal_id, service_user_id=data.service_user_id, team_id=data.team_id,
@@ -242,8 +256,11 @@ async def create_goal(session: AsyncSession, access: RecordAccess, data: GoalCre
         accepted_at=now if state.agreed else None, version=1,
     )
     event = GoalEvent.created if state.agreed else GoalEvent.proposed
-    await _commit_change(session, goal, actor=actor, event=event,
-                         data=goal_event_data(goal, changed_by=actor.sub))
+    goal.document = public(goal).model_dump(mode="json")
+    async with access.kit.writes.transaction() as tx:
+        await tx.run(INSERT_GOAL, row_of(goal))
+        await tx.run(INSERT_VERSION, row_of(_version_of(goal, actor, event)))
+        await tx.record_event(event.value, goal.id, goal_event_data(goal, changed_by=actor.sub))
     return goal
 
 
@@ -275,7 +292,7 @@ async def update_goal(session: AsyncSession, access: RecordAccess, goal_id: str,
         if refusal is not None:
             raise refuse(refusal)
     if {"kind", "serves_goal_ids"} & set(fields):
-        await _check_links(session, kind, goal.service_user_id, serves)
+        await _check_links(access.kit.reads, kind, goal.service_user_id, serves)
     for name, value in fields.items():
         setattr(goal, name, value)
     _bump(goal)
