@@ -162,9 +162,18 @@ async def _queue_behind_a_transaction(store: Store) -> None:
         order.append("writes")
     await waiting
     assert order == ["writes", "session"]
+
+    async def one(number: int) -> None:
+        async with store.writes.transaction() as tx:
+            await tx.run(INSERT_NOTE, _note(f"n-queued-{number}"))
+            await asyncio.sleep(0)  # the others queue for the lock meanwhile
+
+    await asyncio.gather(*(one(number) for number in range(10)))
+    assert isinstance(store.writes, SqliteInLoopWrites)
+    assert len(store.writes.opened) == 1  # queued transactions hold no connection
     assert not lock.lock.locked()
     async with store.engine.connect() as connection:
-        assert (await connection.execute(select(func.count()).select_from(NOTE))).scalar() == 2
+        assert (await connection.execute(select(func.count()).select_from(NOTE))).scalar() == 12
 
 
 async def test_a_statement_the_driver_cannot_run_as_built_is_refused(tmp_path: Path) -> None:

@@ -139,23 +139,22 @@ class SqliteInLoopWrites:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        driver = self._connection()
+        holder = object()  # the lock's owner while this transaction holds it
+        await self.lock.take(holder)
+        driver = self._connection()  # after the lock: waiting transactions hold none
         try:
-            await self.lock.take(driver)
+            driver.execute("BEGIN IMMEDIATE")
+            tx = _SqliteTransaction(driver, self.dialect)
             try:
-                driver.execute("BEGIN IMMEDIATE")
-                tx = _SqliteTransaction(driver, self.dialect)
-                try:
-                    yield tx
-                    driver.execute("COMMIT")
-                except BaseException:
-                    if driver.in_transaction:
-                        driver.execute("ROLLBACK")
-                    raise
-            finally:
-                self.lock.release(driver)
+                yield tx
+                driver.execute("COMMIT")
+            except BaseException:
+                if driver.in_transaction:
+                    driver.execute("ROLLBACK")
+                raise
         finally:
             self.idle.append(driver)
+            self.lock.release(holder)
         if tx.events:
             self.wake_relay()
 
