@@ -178,9 +178,9 @@ def render(results: dict[str, Any]) -> str:
         lines.append(f"| {target['description']} | {_bound(target)} | {_measured(target)} | "
                      f"{result} | {limit} |")
     lines += ["", f"| Scenario | req/s | {TIMES} baseline | p50 ms | p90 ms | p99 ms | peak RSS MB "
-              "| server CPU | server waiting for its core | CPU µs per request | wrk CPU "
-              "| failed requests |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| server CPU | server waiting for its core | machine time taken by the hypervisor "
+              "| CPU µs per request | wrk CPU | failed requests |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     runs = results.get("baseline_runs", [])
     rows = [("Baseline: bare Starlette `GET /`"
              + (" (better of the runs before and after the service)" if len(runs) > 1 else ""),
@@ -205,6 +205,7 @@ def render(results: dict[str, Any]) -> str:
                      f"{latency['p90']:.2f} | {latency['p99']:.2f} | "
                      f"{figures['peak_rss_mb']} | {_share(figures.get('cpu_share'))} | "
                      f"{_share(figures.get('run_queue_wait_share'))} | "
+                     f"{_share(figures.get('stolen_share'))} | "
                      f"{_number(figures.get('cpu_us_per_request'), 0)} | "
                      f"{_share(figures.get('load_generator_cpu'))} | "
                      f"{sum(figures['errors'].values())} |")

@@ -109,6 +109,7 @@ class Bench:
             f"p99 {result.p99_ms:.2f} ms, errors {result.error_count}, "
             f"peak RSS {memory['peak_rss_mb']} MB, server CPU {memory['cpu_share']:.0%}, "
             f"waiting for its core {memory['run_queue_wait_share']:.0%}, "
+            f"machine time taken by the hypervisor {memory['stolen_share']:.0%}, "
             f"wrk CPU {result.load_generator_cpu:.0%}")
         return figures
 

@@ -167,6 +167,16 @@ def _run_queue_wait_s(pid: int) -> float:
         return 0.0
 
 
+def _stolen_s() -> float:
+    """Time the hypervisor ran something else on the machine's cores, summed over them
+    (``steal`` in ``/proc/stat``): pauses no process here can see or cause."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 class RssSampler:
     """Samples a process's resident memory in the background; peaks per phase and overall.
     Each phase also records the process's CPU use and how long it waited for its core."""
@@ -203,11 +213,13 @@ class RssSampler:
 
     @contextmanager
     def phase(self) -> Iterator[dict[str, float]]:
-        """Yields a dict that holds the phase's ``peak_rss_mb``, ``cpu_share`` (cores busy)
-        and ``run_queue_wait_share`` once the block ends."""
+        """Yields a dict that holds the phase's ``peak_rss_mb``, ``cpu_share`` (cores busy),
+        ``run_queue_wait_share`` and ``stolen_share`` (of the machine's core time, taken by
+        the hypervisor) once the block ends."""
         self._phase_peak = 0
         self._sample()
         started, cpu, waited = time.perf_counter(), self._cpu_s(), _run_queue_wait_s(self._pid)
+        stolen = _stolen_s()
         figures: dict[str, float] = {}
         try:
             yield figures
@@ -218,6 +230,8 @@ class RssSampler:
             figures["cpu_share"] = round((self._cpu_s() - cpu) / wall, 3)
             figures["run_queue_wait_share"] = round(
                 (_run_queue_wait_s(self._pid) - waited) / wall, 3)
+            figures["stolen_share"] = round(
+                (_stolen_s() - stolen) / (wall * (os.cpu_count() or 1)), 3)
 
     def stop(self) -> None:
         self._stop.set()
