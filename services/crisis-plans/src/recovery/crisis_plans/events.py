@@ -4,9 +4,10 @@ Payloads carry ids, statuses, versions, hashes and dates only: never what the pl
 a break-glass reason.
 """
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from recovery.crisis_plans.models import CrisisPlan, MedicationDecision
 
@@ -27,8 +28,9 @@ class PlanEvent(StrEnum):
     decision_recorded = PREFIX + "medication-decision.recorded"
 
 
-class PlanState(Protocol):
-    """What a plan event says of the plan: a ``CrisisPlan``, or the facts a change read."""
+@dataclass(slots=True)
+class PlanFacts:
+    """What a change's events say of a plan the change did not load as a ``CrisisPlan``."""
 
     id: str
     service_user_id: str
@@ -39,10 +41,10 @@ class PlanState(Protocol):
     review_on: date | None
     not_individualised: bool
     updated_at: datetime
-    entered_in_error_reason: str | None
+    entered_in_error_reason: str | None = None
 
 
-def plan_event_data(plan: PlanState, *, changed_by: str, version: int | None = None,
+def plan_event_data(plan: CrisisPlan | PlanFacts, *, changed_by: str, version: int | None = None,
                     content_hash: str | None = None, party: str | None = None,
                     access_id: str | None = None) -> dict[str, Any]:
     """The event's ``data``: enough for routing, subscriptions and team figures."""

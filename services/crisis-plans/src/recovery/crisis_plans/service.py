@@ -3,7 +3,6 @@
 import json
 import typing
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -43,7 +42,12 @@ from recovery.common.timeutil import as_date, utcnow
 from recovery.common.versioning import require_if_match, retry_lost_races
 from recovery.common.writes import Transaction
 from recovery.crisis_plans import rules
-from recovery.crisis_plans.events import PlanEvent, decision_event_data, plan_event_data
+from recovery.crisis_plans.events import (
+    PlanEvent,
+    PlanFacts,
+    decision_event_data,
+    plan_event_data,
+)
 from recovery.crisis_plans.models import (
     ActivePlan,
     BatchRead,
@@ -349,22 +353,6 @@ def _signed(*, agreed: bool) -> Prepared:
 
 
 SIGNED, SIGNED_AND_AGREED = _signed(agreed=False), _signed(agreed=True)
-
-
-@dataclass(slots=True)
-class PlanFacts:
-    """What the events of a change say about the plan, when the change did not load it."""
-
-    id: str
-    service_user_id: str
-    team_id: str
-    status: str
-    version: int
-    active_version: int | None
-    review_on: date | None
-    not_individualised: bool
-    updated_at: datetime
-    entered_in_error_reason: str | None = None
 
 
 async def sign_version(access: RecordAccess, plan_id: str, if_match: str | None,
