@@ -52,14 +52,13 @@ LIMITS: dict[str, str] = {
                          "audit entry and the log line. The 0.10 target allows ~0.7 ms.",
     "workforce_peer_share_p99_ms": "Met on 2026-12-02 and 2026-12-03 09:47 (37.5 ms): ~0.63 "
                                    "ms of CPU per answer, so 32 connections wait ~20 ms on "
-                                   "average; the tail as for readiness below.",
-    "workforce_readiness_p99_ms": "Met on 2026-12-02 (25.8 ms). On 2026-12-03 the p90 stays "
-                                  "within 1.3 times the p50 and the p99 is ten times it: "
-                                  "the handler's own time stays under 2 ms at p99 (request "
-                                  "log), the event loop never stalled 40 ms (py-spy at 250 "
-                                  "Hz), and neither turning the collector off nor flushing "
-                                  "the audit trail 25 times less often changed it. Not yet "
-                                  "explained; list pages show the same tail.",
+                                   "average; the tail is uvloop's, as for readiness below.",
+    "workforce_readiness_p99_ms": "Met on 2026-12-02 (25.8 ms). Under a full core uvloop "
+                                  "sends a small answer on a later turn of its loop, and "
+                                  "answers that take over a millisecond then wait behind "
+                                  "newer requests: p99 120-420 ms; with asyncio's loop "
+                                  "57-70 ms, but every request 10-30 % slower, so uvloop "
+                                  "stays (docs/performance.md, the fourth pass).",
     "workforce_log_contact_ratio": "~0.85 ms of CPU per contact, 4 to 5 times the floor "
                                    "(13 to 15 before kit.writes): the framework with the "
                                    "body's validation, the token, the staff read, the two "
