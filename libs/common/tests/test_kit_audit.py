@@ -15,7 +15,7 @@ from sqlmodel import SQLModel, select
 
 from recovery.common.audit import AuditEvent, AuditTrail, Outcome, audit_entry
 from recovery.common.auth import Principal
-from recovery.common.db import create_engine, session_factory
+from recovery.common.db import background_engine, create_engine, session_factory
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.testing.plugin import TokenFactory, running_service
 
@@ -259,6 +259,31 @@ async def test_a_failed_flush_keeps_its_entries_for_the_next_one(tmp_path: Path)
     assert trail.pending == 0
     async with session_factory(engine)() as session:
         assert [r.record_id for r in (await session.exec(select(AuditEvent))).all()] == ["g-1"]
+    await engine.dispose()
+
+
+async def test_a_flush_returns_once_a_flush_already_writing_has_finished(
+        tmp_path: Path) -> None:
+    """An explicit flush (a test reading the trail, the app stopping) while the background
+    flush is writing a batch waits for that batch, instead of finding the buffer empty."""
+    # The trail's own engine, as the kit makes it: statements on threads, so a flush waits.
+    engine = background_engine(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"))
+    async with engine.begin() as connection:
+        await connection.run_sync(SQLModel.metadata.create_all,
+                                  tables=[SQLModel.metadata.tables["audit_event"]])
+    trail = AuditTrail(session_factory(engine), flush_every=3600)
+    principal = Principal(sub="staff-1", roles=frozenset({"clinician"}))
+    for number in range(200):
+        trail.record(audit_entry(principal, record_type="Goal", action="read",
+                                 outcome=Outcome.allowed, record_id=f"g-{number}",
+                                 service_user_id="su-1"))
+    writing = asyncio.create_task(trail.flush())  # the background flush, say
+    await asyncio.sleep(0)  # it has taken the whole buffer and is writing it
+    assert trail.pending == 0 and not writing.done()
+    await trail.flush()
+    assert writing.done()
+    async with session_factory(engine)() as session:
+        assert len((await session.exec(select(AuditEvent))).all()) == 200
     await engine.dispose()
 
 

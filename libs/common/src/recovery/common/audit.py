@@ -134,6 +134,9 @@ class AuditTrail:
         self._batch_size = batch_size
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        # One flush at a time, so a flush returns only once everything recorded before it
+        # is written, including a batch the background flush was still writing.
+        self._flushing = asyncio.Lock()
 
     @property
     def pending(self) -> int:
@@ -147,6 +150,11 @@ class AuditTrail:
             self._wake.set()
 
     async def flush(self) -> None:
+        """Write every entry recorded so far."""
+        async with self._flushing:
+            await self._write_buffer()
+
+    async def _write_buffer(self) -> None:
         if not self._buffer:
             return
         batch, self._buffer = self._buffer, []
