@@ -261,3 +261,44 @@ async def test_nothing_but_the_plan_is_published_to_the_stream(
     finally:
         await reader.close()
 
+
+
+async def test_a_shared_decision_falling_due_for_review_is_announced_once(
+        live: tuple[PlansApi, Received]) -> None:
+    api, received = live
+    today = utcnow().date()
+    staff = api.tokens.clinician()
+    later = {**PLAN_CONTENT, "review_on": (today + timedelta(days=90)).isoformat()}
+    plan, mistaken = await api.draft(staff, unique("su"), **later), await api.draft(
+        staff, unique("su"), **later)
+
+    async def decision(on: dict[str, Any], review_on: Any, **extra: Any) -> dict[str, Any]:
+        made = await api.client.post(
+            f"/v1/crisis-plans/{on['id']}/medication-decisions", headers=api.auth(staff),
+            json={"question": "Which tablet?", "options_considered": [{"option": "A"}],
+                  "what_matters_to_me": "Sleep", "clinician_information": "A helps sleep",
+                  "decision_in_my_words": "I will try A",
+                  "one_thing_i_will_do": "Note my sleep",
+                  "review_on": review_on.isoformat(), **extra})
+        assert made.status_code == 201, made.text
+        body: dict[str, Any] = made.json()
+        return body
+
+    due = await decision(plan, today - timedelta(days=3))
+    revisited = await decision(plan, today - timedelta(days=20))
+    await decision(plan, today + timedelta(days=30), revisits=revisited["id"],
+                   how_it_went_in_my_words="Steadier than I feared")
+    await decision(mistaken, today - timedelta(days=1))
+    assert (await api.mark_in_error(staff, mistaken["id"], '"1"')).status_code == 200
+    sessions = api.client.app.state.kit.sessions  # type: ignore[attr-defined]
+    assert await announce_due_reviews(sessions, today) == 1  # not the revisited one
+    assert await announce_due_reviews(sessions, today) == 0
+    await received.wait_for(plan["id"], 5)
+    await asyncio.sleep(0.3)
+    assert received.types(plan["id"]) == [PlanEvent.created, *[PlanEvent.decision_recorded] * 3,
+                                          PlanEvent.decision_review_due]
+    assert PlanEvent.decision_review_due not in received.types(mistaken["id"])
+    announced = json.loads(received.by_plan[plan["id"]][-1].data)
+    AsyncApiDocument.load(ASYNCAPI).validate(announced)
+    assert announced["data"]["decision_id"] == due["id"]
+    assert announced["data"]["review_on"] == due["review_on"]

@@ -26,6 +26,7 @@ class PlanEvent(StrEnum):
     break_glass = PREFIX + "break-glass.accessed"
     entered_in_error = PREFIX + "plan.entered-in-error"
     decision_recorded = PREFIX + "medication-decision.recorded"
+    decision_review_due = PREFIX + "medication-decision.review-due"
 
 
 @dataclass(slots=True)

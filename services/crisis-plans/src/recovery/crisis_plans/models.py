@@ -216,6 +216,9 @@ class MedicationDecision(SQLModel, table=True):
     recorded_at: datetime = SQLField(default_factory=utcnow,
                                      sa_column=Column(UTCDateTime(), nullable=False))
     document: dict[str, Any] = SQLField(sa_column=Column(JSON, nullable=False))
+    #: When ``medication-decision.review-due`` was raised for it (once, by the review sweep).
+    review_due_announced_at: datetime | None = SQLField(default=None,
+                                                        sa_column=Column(UTCDateTime()))
 
 
 # --- API shapes ---------------------------------------------------------------------------

@@ -810,7 +810,9 @@ async def list_medication_decisions(access: RecordAccess, plan_id: str, *,
 
 async def announce_due_reviews(sessions: async_sessionmaker[AsyncSession],
                                today: date | None = None) -> int:
-    """Raise ``plan.review-due`` once for each plan whose review date has come."""
+    """Raise ``plan.review-due`` once for each plan whose review date has come, and
+    ``medication-decision.review-due`` once for each standing shared decision whose review
+    date has come (not revisited yet, its plan in use); how many were raised."""
     day = today or utcnow().date()
     announced = 0
     async with sessions() as session:
@@ -827,6 +829,22 @@ async def announce_due_reviews(sessions: async_sessionmaker[AsyncSession],
             data = plan_event_data(plan, changed_by="crisis-plans")
             data["occurred_at"] = utcnow().isoformat()
             record_event(session, PlanEvent.review_due.value, plan.id, data)
+            announced += 1
+        later = aliased(MedicationDecision)
+        decisions = (await session.exec(
+            select(MedicationDecision, CrisisPlan)
+            .join(CrisisPlan, col(CrisisPlan.id) == col(MedicationDecision.plan_id))
+            .where(col(MedicationDecision.review_on) <= day, IN_USE,
+                   col(MedicationDecision.review_due_announced_at).is_(None),
+                   ~exists().where(col(later.revisits) == col(MedicationDecision.id)))
+            .limit(500))).all()
+        for decision, plan in decisions:
+            now = utcnow()
+            decision.review_due_announced_at = now
+            session.add(decision)
+            data = decision_event_data(plan, decision)
+            data["occurred_at"] = now.isoformat()
+            record_event(session, PlanEvent.decision_review_due.value, plan.id, data)
             announced += 1
         try:
             await session.commit()
