@@ -287,6 +287,30 @@ async def test_a_flush_returns_once_a_flush_already_writing_has_finished(
     await engine.dispose()
 
 
+async def test_stopping_while_a_batch_is_being_written_loses_none_of_it(
+        tmp_path: Path) -> None:
+    engine = background_engine(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"))
+    async with engine.begin() as connection:
+        await connection.run_sync(SQLModel.metadata.create_all,
+                                  tables=[SQLModel.metadata.tables["audit_event"]])
+    trail = AuditTrail(session_factory(engine), flush_every=3600, batch_size=100)
+    trail.start()
+    principal = Principal(sub="staff-1", roles=frozenset({"clinician"}))
+    for number in range(150):  # the hundredth wakes the background flush
+        trail.record(audit_entry(principal, record_type="Goal", action="read",
+                                 outcome=Outcome.allowed, record_id=f"g-{number}",
+                                 service_user_id="su-1"))
+    for _ in range(100):
+        await asyncio.sleep(0)
+        if trail.pending < 150:
+            break
+    assert trail.pending == 0  # the background flush has taken them and is writing them
+    await trail.stop()
+    async with session_factory(engine)() as session:
+        assert len((await session.exec(select(AuditEvent))).all()) == 150
+    await engine.dispose()
+
+
 def test_an_audit_purpose_is_a_code_never_free_text() -> None:
     principal = Principal(sub="staff-1")
     entry = audit_entry(principal, record_type="CarePlan", action="read",

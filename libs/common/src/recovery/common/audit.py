@@ -182,8 +182,11 @@ class AuditTrail:
         self._task = asyncio.create_task(self._run(), name="audit-trail")
 
     async def stop(self) -> None:
+        """Stop the background flush, then write what is left. A batch being written is
+        finished first: cancelled half-way, it would be lost."""
         if self._task is not None:
-            self._task.cancel()
+            async with self._flushing:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()
