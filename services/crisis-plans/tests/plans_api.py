@@ -9,7 +9,7 @@ import httpx
 from recovery.common.testing.plugin import TokenFactory, unique
 from recovery.common.testing.plugin import auth as bearer
 
-__all__ = ["PLAN_CONTENT", "PlansApi", "unique"]
+__all__ = ["PLAN_CONTENT", "SHARED_DECISION", "PlansApi", "unique"]
 
 #: A plan with something personal in every section a crisis team reads first (no copy-holders:
 #: the person chooses those, and most plans here are started by a clinician).
@@ -31,6 +31,13 @@ PLAN_CONTENT: dict[str, Any] = {
     "participants": [{"role": "service_user"}, {"role": "care_coordinator", "id": "staff-1"}],
     "review_on": "2031-01-01",
 }
+
+#: A shared decision on medication with every part the API asks for.
+SHARED_DECISION: dict[str, Any] = {
+    "question": "Which tablet?", "options_considered": [{"option": "A"}],
+    "what_matters_to_me": "Sleep", "clinician_information": "A helps sleep",
+    "decision_in_my_words": "I will try A", "one_thing_i_will_do": "Note my sleep",
+    "review_on": "2031-01-01"}
 
 
 @dataclass

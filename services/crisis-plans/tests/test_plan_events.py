@@ -14,7 +14,7 @@ from typing import Any
 import nats
 import pytest
 from nats.aio.msg import Msg
-from plans_api import PLAN_CONTENT, PlansApi, unique
+from plans_api import PLAN_CONTENT, SHARED_DECISION, PlansApi, unique
 
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.events.asyncapi import AsyncApiDocument
@@ -275,11 +275,7 @@ async def test_a_shared_decision_falling_due_for_review_is_announced_once(
     async def decision(on: dict[str, Any], review_on: Any, **extra: Any) -> dict[str, Any]:
         made = await api.client.post(
             f"/v1/crisis-plans/{on['id']}/medication-decisions", headers=api.auth(staff),
-            json={"question": "Which tablet?", "options_considered": [{"option": "A"}],
-                  "what_matters_to_me": "Sleep", "clinician_information": "A helps sleep",
-                  "decision_in_my_words": "I will try A",
-                  "one_thing_i_will_do": "Note my sleep",
-                  "review_on": review_on.isoformat(), **extra})
+            json={**SHARED_DECISION, "review_on": review_on.isoformat(), **extra})
         assert made.status_code == 201, made.text
         body: dict[str, Any] = made.json()
         return body

@@ -5,7 +5,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from plans_api import PLAN_CONTENT, PlansApi, unique
+from plans_api import PLAN_CONTENT, SHARED_DECISION, PlansApi, unique
 from sqlmodel import col, select
 
 from recovery.common.audit import AuditEvent
@@ -19,11 +19,6 @@ from recovery.crisis_plans.models import (
 from recovery.crisis_plans.service import active_document, announce_due_reviews, plan_document
 
 PROBLEM = "application/problem+json"
-SHARED_DECISION = {
-    "question": "Which tablet?", "options_considered": [{"option": "A"}],
-    "what_matters_to_me": "Sleep", "clinician_information": "A helps sleep",
-    "decision_in_my_words": "I will try A", "one_thing_i_will_do": "Note my sleep",
-    "review_on": "2031-01-01"}
 
 
 def problem_of(response: httpx.Response, status: int) -> dict[str, Any]:

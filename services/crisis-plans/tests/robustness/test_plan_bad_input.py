@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import httpx
 import pytest
+from plans_api import SHARED_DECISION
 
 from recovery.common.testing.access import row_counts
 from recovery.common.testing.plugin import TokenFactory, unique
@@ -68,12 +69,6 @@ async def target(api: PlansClient) -> AsyncIterator[Target]:
     yield Target(api, person, team, signed.json())
 
 
-DECISION = {
-    "question": "Which tablet?", "options_considered": [{"option": "A"}],
-    "what_matters_to_me": "Sleep", "clinician_information": "A helps sleep",
-    "decision_in_my_words": "I will try A", "one_thing_i_will_do": "Note my sleep",
-    "review_on": "2031-01-01"}
-
 #: Every operation that takes a body, with a body it accepts.
 BODY_OPERATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "create": ("POST /v1/crisis-plans", {"service_user_id": "<new>", "team_id": "<team>"}),
@@ -81,7 +76,7 @@ BODY_OPERATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "change": ("PUT /v1/crisis-plans/{plan_id}", {"triggers": ["Noise"]}),
     "sign": ("POST /v1/crisis-plans/{plan_id}/signatures", {"content_hash": "<hash>"}),
     "withdraw": ("POST /v1/crisis-plans/{plan_id}/withdraw-agreement", {"reason": "Unsure"}),
-    "decision": ("POST /v1/crisis-plans/{plan_id}/medication-decisions", DECISION),
+    "decision": ("POST /v1/crisis-plans/{plan_id}/medication-decisions", SHARED_DECISION),
     "break-glass": ("POST /v1/people/{service_user_id}/crisis-plan:break-glass",
                     {"reason": "Brought in by the police tonight"}),
 }

@@ -78,9 +78,9 @@ class SqliteWriteLock:
             return
         await_only(self.take(dbapi_connection))
 
-    async def take(self, dbapi_connection: Any) -> None:
-        """Queue for the lock on behalf of ``dbapi_connection``; after ``wait_seconds`` go on
-        without it."""
+    async def take(self, owner: Any) -> None:
+        """Queue for the lock on behalf of ``owner`` (a driver connection, or a transaction of
+        ``kit.writes``); after ``wait_seconds`` go on without it."""
         if not self.lock.locked():
             # Free: taken at once (waiting only if a woken waiter is ahead), with no timer task.
             await self.lock.acquire()
@@ -89,7 +89,7 @@ class SqliteWriteLock:
                 await asyncio.wait_for(self.lock.acquire(), self.wait_seconds)
             except TimeoutError:
                 return
-        self.owner = dbapi_connection
+        self.owner = owner
 
     def release(self, dbapi_connection: Any) -> None:
         raw = getattr(dbapi_connection, "dbapi_connection", dbapi_connection)
