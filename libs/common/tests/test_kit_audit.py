@@ -311,6 +311,32 @@ async def test_stopping_while_a_batch_is_being_written_loses_none_of_it(
     await engine.dispose()
 
 
+async def test_stopping_just_as_a_full_buffer_wakes_the_flush_still_stops(
+        tmp_path: Path) -> None:
+    """The batch that fills the buffer wakes the background flush; a stop before it has run
+    met Python 3.11's ``wait_for``, which then returns instead of being cancelled, and the
+    app's shutdown waited for ever (seen stopping a service under load)."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(SQLModel.metadata.create_all,
+                                  tables=[SQLModel.metadata.tables["audit_event"]])
+    trail = AuditTrail(session_factory(engine), flush_every=0.05, batch_size=10)
+    trail.start()
+    for _ in range(3):  # the background flush and the wait inside it start
+        await asyncio.sleep(0)
+    principal = Principal(sub="staff-1", roles=frozenset({"clinician"}))
+    for number in range(10):  # the tenth wakes it
+        trail.record(audit_entry(principal, record_type="Goal", action="read",
+                                 outcome=Outcome.allowed, record_id=f"g-{number}",
+                                 service_user_id="su-1"))
+    stopping = asyncio.create_task(trail.stop())
+    done, _ = await asyncio.wait([stopping], timeout=5)
+    assert stopping in done, "stopping the audit trail did not end"
+    async with session_factory(engine)() as session:
+        assert len((await session.exec(select(AuditEvent))).all()) == 10
+    await engine.dispose()
+
+
 def test_an_audit_purpose_is_a_code_never_free_text() -> None:
     principal = Principal(sub="staff-1")
     entry = audit_entry(principal, record_type="CarePlan", action="read",

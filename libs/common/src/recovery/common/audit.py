@@ -133,6 +133,7 @@ class AuditTrail:
         self._flush_every = flush_every
         self._batch_size = batch_size
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._wake = asyncio.Event()
         # One flush at a time, so a flush returns only once everything recorded before it
         # is written, including a batch the background flush was still writing.
@@ -172,21 +173,24 @@ class AuditTrail:
                       pending=len(self._buffer))
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._flush_every)
             self._wake.clear()
             await self.flush()
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="audit-trail")
 
     async def stop(self) -> None:
-        """Stop the background flush, then write what is left. A batch being written is
-        finished first: cancelled half-way, it would be lost."""
+        """Let the background flush finish what it is writing and end, then write what is
+        left. It is asked, not cancelled: cancelled half-way, a batch would be lost, and
+        Python 3.11's ``wait_for`` swallows a cancellation that meets a wake-up, after which
+        the loop would go on for ever."""
         if self._task is not None:
-            async with self._flushing:
-                self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping = True
+            self._wake.set()
+            await self._task
+            self._task = None
         await self.flush()
