@@ -139,7 +139,11 @@ def page_length(body: Any) -> int:
 def run_baseline(bench: Bench, command: str) -> dict[str, Any]:
     port = free_port()
     argv, extra = server_argv(command, port)
-    factories = [word for word in argv if re.fullmatch(r"[\w.]+:\w+", word)]
+    # The app is uvicorn's one positional argument (an option's value, such as --http's
+    # protocol class, can look like one too).
+    factories = [word for before, word in zip(argv, argv[1:], strict=False)
+                 if re.fullmatch(r"[\w.]+:\w+", word) and not before.startswith("--")
+                 or before == "--factory"]
     if len(factories) != 1:
         raise RuntimeError(f"cannot tell the app factory in the service command: {argv}")
     argv = [BASELINE_APP if word == factories[0] else word for word in argv]
