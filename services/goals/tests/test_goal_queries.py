@@ -5,12 +5,11 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from recovery.common.db import create_engine, is_sqlite
 from recovery.common.migrations import upgrade_to_head
+from recovery.common.testing.query_plans import query_plan
 from recovery.goals.main import MIGRATIONS_DIR
 from recovery.goals.models import Goal, LifecycleStatus
 from recovery.goals.service import _in, page_query
@@ -24,20 +23,6 @@ PAGES = {
 }
 
 
-async def plan(engine: AsyncEngine, statement: object) -> str:
-    compiled = statement.compile(engine.sync_engine,  # type: ignore[attr-defined]
-                                 compile_kwargs={"literal_binds": True})
-    async with engine.connect() as connection:
-        if is_sqlite(str(engine.url)):
-            rows = await connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))
-            return "\n".join(str(row[-1]) for row in rows)
-        # Few rows in a test table: forbid the sequential scan so the planner shows whether
-        # an index can deliver the order by itself.
-        await connection.execute(text("SET enable_seqscan = off"))
-        rows = await connection.execute(text(f"EXPLAIN {compiled}"))
-        return "\n".join(str(row[0]) for row in rows)
-
-
 @pytest.mark.parametrize("page", list(PAGES))
 @pytest.mark.parametrize("with_cursor", [False, True], ids=["first page", "next page"])
 async def test_a_page_of_goals_is_an_index_range_in_keyset_order(
@@ -47,7 +32,7 @@ async def test_a_page_of_goals_is_an_index_range_in_keyset_order(
     try:
         query = page_query(**PAGES[page], statuses=None, kind=None,  # type: ignore[arg-type]
                            after=AFTER if with_cursor else None).limit(101)
-        explained = await plan(engine, query)
+        explained = await query_plan(engine, query)
     finally:
         await engine.dispose()
     if is_sqlite(database_url):
@@ -65,7 +50,7 @@ async def test_a_status_filter_keeps_the_keyset_order_from_the_index(database_ur
     try:
         query = page_query(service_user_id=None, team_id="team-a", condition=None,
                            statuses=[LifecycleStatus.proposed], kind=None, after=AFTER)
-        explained = await plan(engine, query.limit(101))
+        explained = await query_plan(engine, query.limit(101))
     finally:
         await engine.dispose()
     assert "Sort" not in explained and "TEMP B-TREE" not in explained, explained

@@ -161,7 +161,9 @@ class SupervisionSession(SQLModel, table=True):
 
 class Appraisal(SQLModel, table=True):
     __tablename__ = "appraisal"
-    __table_args__ = (Index("ix_appraisal_staff", "staff_id", "held_on", "id"),)
+    # By team for readiness's culture factor (without it, every appraisal was read).
+    __table_args__ = (Index("ix_appraisal_staff", "staff_id", "held_on", "id"),
+                      Index("ix_appraisal_team", "team_id", "held_on"))
 
     id: str = SQLField(default_factory=new_id, sa_column=Column(String(36), primary_key=True))
     staff_id: str = SQLField(sa_column=_id_column())
