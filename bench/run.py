@@ -1,6 +1,7 @@
 """One benchmark run: baseline, then the goals service with its own NATS and SQLite, each
 scenario measured by wrk from the other core; returns the figures as a plain dict."""
 
+import itertools
 import json
 import os
 import platform
@@ -141,9 +142,9 @@ def run_baseline(bench: Bench, command: str) -> dict[str, Any]:
     argv, extra = server_argv(command, port)
     # The app is uvicorn's one positional argument (an option's value, such as --http's
     # protocol class, can look like one too).
-    factories = [word for before, word in zip(argv, argv[1:], strict=False)
-                 if re.fullmatch(r"[\w.]+:\w+", word) and not before.startswith("--")
-                 or before == "--factory"]
+    factories = [word for before, word in itertools.pairwise(argv)
+                 if before == "--factory"
+                 or (re.fullmatch(r"[\w.]+:\w+", word) and not before.startswith("--"))]
     if len(factories) != 1:
         raise RuntimeError(f"cannot tell the app factory in the service command: {argv}")
     argv = [BASELINE_APP if word == factories[0] else word for word in argv]
