@@ -1,0 +1,71 @@
+"""Routing that tries, for each request, only the routes its path could match.
+
+FastAPI's router tries every route in turn until one matches, and in FastAPI 0.165 each try
+costs about a microsecond and a half of wrapping around the pattern itself: a service's
+read near the end of its ~30 routes paid ~20 µs before its own work began. The index keeps
+the router's behaviour exactly (the same routes in the same order, the same partial matches
+for 405, the same slash redirects) and only leaves out routes that cannot match: a route can
+match a path only if the path begins with the route's text up to its first parameter.
+"""
+
+import copy
+from typing import Any
+
+from fastapi.routing import APIRouter
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+def literal_prefix(route: Any) -> str | None:
+    """The route's path up to its first parameter; None where that cannot be told (a route
+    without a path template), so the route is always tried."""
+    path = getattr(route, "path_format", None)
+    if not isinstance(path, str) or not path.startswith("/"):
+        return None
+    return path.split("{", 1)[0]
+
+
+def path_key(path: str) -> str:
+    """The path's first two segments (``/v1/people`` of ``/v1/people/su-1/crisis-plan``)."""
+    return "/".join(path.split("/", 3)[:3])
+
+
+class RouteIndex:
+    """Stands in for the router's own matching loop: it hands each request to a copy of the
+    router holding only the routes that could match the request's first two segments.
+
+    Installed as the router's ``middleware_stack``; paths whose first segments no route
+    starts with, anything not HTTP and apps served under a root path go to the router's own
+    loop. Rebuilt when the
+    router's routes change."""
+
+    def __init__(self, router: APIRouter) -> None:
+        self._router = router
+        self._everything: ASGIApp = router.app
+        self._by_key: dict[str, ASGIApp] = {}
+        self._built_for: tuple[int, int] = (0, -1)
+
+    def _build(self) -> None:
+        routes = list(self._router.routes)
+        prefixes = [literal_prefix(route) for route in routes]
+        self._by_key = {}
+        for key in {path_key(prefix) for prefix in prefixes if prefix}:
+            narrowed = copy.copy(self._router)
+            # Leaving a route out is safe only if no path with this key can match it: the
+            # path must then start with the route's prefix, so one of the two starts the other.
+            narrowed.routes = [route for route, prefix in zip(routes, prefixes, strict=True)
+                               if prefix is None or prefix.startswith(key)
+                               or key.startswith(prefix)]
+            self._by_key[key] = narrowed.app
+        self._built_for = (id(self._router.routes), len(self._router.routes))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Under a root path the router matches the path without it; leave that to the router.
+        if scope["type"] != "http" or scope.get("root_path"):
+            await self._everything(scope, receive, send)
+            return
+        if self._built_for != (id(self._router.routes), len(self._router.routes)):
+            self._build()
+        # url_for and friends look routes up in the scope's router: the whole one.
+        scope.setdefault("router", self._router)
+        narrowed = self._by_key.get(path_key(scope["path"]))
+        await (narrowed or self._everything)(scope, receive, send)
