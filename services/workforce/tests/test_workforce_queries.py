@@ -13,7 +13,7 @@ from recovery.common.testing.query_plans import query_plan
 from recovery.workforce.main import MIGRATIONS_DIR
 from recovery.workforce.service import LEAD, ReadinessStatements
 
-STATEMENTS = ["training", "ratings", "supervision", "culture", "panels", "appraisals", "lead"]
+STATEMENTS = ["training", "supervision", "culture", "panels", "appraisals", "lead"]
 
 
 @pytest.mark.parametrize("name", STATEMENTS)

@@ -717,10 +717,13 @@ async def readiness(access: RecordAccess, team_id: str) -> Readiness:
     reads = access.kit.reads
     statements = _readiness_statements(access.kit.settings.database_url)
     on = today()
+    in_post, supervision = await _supervision_factor(reads, statements, team_id, on,
+                                                     options.supervision_window_days)
+    training = await _one(reads, statements.training,
+                          {"team_id": team_id, "on": statements.day(on)})
     factors = [
-        await _training_factor(reads, statements, team_id, on),
-        await _supervision_factor(reads, statements, team_id, on,
-                                  options.supervision_window_days),
+        _training_factor(in_post, training),
+        supervision,
         await _leadership_factor(reads, team_id, on),
         await _culture_factor(reads, statements, team_id, on, options.climate_window_days),
     ]
@@ -753,14 +756,18 @@ class ReadinessStatements:
 
         team = col(Staff.team_id) == bindparam("team_id", type_=String())
         roster = or_(col(Staff.end_date).is_(None), col(Staff.end_date) >= day("on"))
-        completed = case((_completed_foundation(col(Staff.id)), 1), else_=0)
+        # One pass over the staff in post's training records (through the staff index) for
+        # completions and ratings; the staff in post are counted with supervision.
+        completed = and_(col(TrainingRecord.foundation).is_(True),
+                         col(TrainingRecord.completed_on).is_not(None))
         self.training = Prepared(
-            select(func.count(), func.coalesce(func.sum(completed), 0)).where(team, roster))
-        self.ratings = Prepared(
-            select(func.count(col(TrainingRecord.rating)),
+            select(func.count(func.distinct(case((completed, col(TrainingRecord.staff_id)),
+                                                 else_=None))),
+                   func.count(col(TrainingRecord.rating)),
                    cast(func.avg(col(TrainingRecord.rating)), Float()))
-            .join(Staff, col(Staff.id) == col(TrainingRecord.staff_id))
-            .where(team, roster, col(TrainingRecord.rating).is_not(None)))
+            .select_from(Staff)
+            .join(TrainingRecord, col(TrainingRecord.staff_id) == col(Staff.id))
+            .where(team, roster))
         recent = and_(col(SupervisionSession.staff_id) == col(Staff.id),
                       col(SupervisionSession.held_on) >= day("since"))
         self.supervision = Prepared(
@@ -807,26 +814,24 @@ async def _one(reads: Reads, statement: Prepared, params: dict[str, Any]) -> Any
     return rows[0]
 
 
-async def _training_factor(reads: Reads, statements: ReadinessStatements, team_id: str,
-                           on: date) -> rules.Factor:
-    params = {"team_id": team_id, "on": statements.day(on)}
-    in_post, trained = await _one(reads, statements.training, params)
-    ratings, mean = await _one(reads, statements.ratings, params)
-    return rules.training_factor(staff_in_post=int(in_post), completed_foundation=int(trained),
+def _training_factor(in_post: int, row: Any) -> rules.Factor:
+    trained, ratings, mean = row
+    return rules.training_factor(staff_in_post=in_post, completed_foundation=int(trained),
                                  ratings=int(ratings),
                                  mean_rating=float(mean) if mean is not None else None)
 
 
 async def _supervision_factor(reads: Reads, statements: ReadinessStatements, team_id: str,
-                              on: date, window_days: int) -> rules.Factor:
+                              on: date, window_days: int) -> tuple[int, rules.Factor]:
+    """The staff in post (counted here for the training factor too) and the factor."""
     since = on - timedelta(days=window_days)
     in_post, sessions, focused, mean, supervised = await _one(
         reads, statements.supervision,
         {"team_id": team_id, "on": statements.day(on), "since": statements.day(since)})
-    return rules.supervision_factor(staff_in_post=int(in_post), supervised=int(supervised),
-                                    sessions=int(sessions), recovery_focused=int(focused),
-                                    mean_quality=float(mean) if mean is not None else None,
-                                    window_days=window_days)
+    return int(in_post), rules.supervision_factor(
+        staff_in_post=int(in_post), supervised=int(supervised), sessions=int(sessions),
+        recovery_focused=int(focused), mean_quality=float(mean) if mean is not None else None,
+        window_days=window_days)
 
 
 #: The team's recovery lead, whether they are still in the team and not gone, and trained.
