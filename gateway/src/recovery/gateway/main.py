@@ -18,7 +18,11 @@ from strawberry.fastapi import GraphQLRouter
 from recovery.common.app import settle_garbage_collector
 from recovery.common.auth import Principal, TokenVerifier, unauthorized
 from recovery.common.health import healthz, metrics
-from recovery.common.observability import RequestContextMiddleware, configure_logging
+from recovery.common.observability import (
+    RequestContextMiddleware,
+    configure_logging,
+    flush_logs,
+)
 from recovery.common.problems import install_problem_handlers
 from recovery.common.settings import Settings
 from recovery.gateway.context import GatewayContext
@@ -93,6 +97,7 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
             if feed is not None:
                 await feed.stop()
             await upstreams.close()
+            flush_logs()
 
     app = FastAPI(title="Recovery Platform: gateway", version="1.0.0", lifespan=lifespan,
                   description="One GraphQL API over the five services, at /graphql.")

@@ -15,7 +15,11 @@ from recovery.common.audit_export import audit_router
 from recovery.common.events.consumer import EventHandler
 from recovery.common.health import health_router
 from recovery.common.kit import ServiceKit, build_kit
-from recovery.common.observability import RequestContextMiddleware, configure_logging
+from recovery.common.observability import (
+    RequestContextMiddleware,
+    configure_logging,
+    flush_logs,
+)
 from recovery.common.problems import (
     PROBLEM_MEDIA_TYPE,
     PROBLEM_SCHEMA_REF,
@@ -136,6 +140,7 @@ def create_service_app(
             if kit.background_engine is not kit.engine:
                 await kit.background_engine.dispose()
             await kit.engine.dispose()
+            flush_logs()
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
                   telemetry=NO_NATIVE_TELEMETRY)

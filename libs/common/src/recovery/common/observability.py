@@ -1,12 +1,17 @@
 """JSON logs with a request id, Prometheus metrics, and the HTTP limits every service keeps."""
 
+import asyncio
+import atexit
 import itertools
+import json
 import logging
 import secrets
 import sys
+import threading
 import time
 from collections.abc import MutableMapping
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -57,12 +62,100 @@ def _add_request_id(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutable
     return event
 
 
-class _CurrentStdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stdout is when the record is emitted."""
+#: How long a line below WARNING may wait to be written with the lines after it.
+LINE_WAIT_SECONDS = 0.05
+
+
+class LogLines:
+    """Where every log line goes: standard output, a batch at a time.
+
+    A request's line waits up to ``LINE_WAIT_SECONDS`` to be written with the lines after
+    it, in one write: a write (and its flush) per request line cost more than the rest of
+    the line under load. Warnings and errors are written at once, after any line waiting
+    before them, and so is everything logged where no event loop runs; what waits is
+    written when the app stops and when the process exits."""
+
+    def __init__(self) -> None:
+        self._waiting: list[str] = []
+        self._lock = threading.Lock()
+        #: The loop whose timer will write the waiting lines, if one will.
+        self._due_on: asyncio.AbstractEventLoop | None = None
+
+    def write(self, line: str, *, at_once: bool = False) -> None:
+        loop = None
+        if not at_once:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        with self._lock:
+            self._waiting.append(line)
+            if loop is not None and self._due_on is loop:
+                return
+            if loop is not None:
+                self._due_on = loop
+                loop.call_later(LINE_WAIT_SECONDS, self.flush)
+                return
+        self.flush()
+
+    def flush(self) -> None:
+        """Write every waiting line (to the ``sys.stdout`` of the moment)."""
+        with self._lock:
+            lines, self._waiting, self._due_on = self._waiting, [], None
+            if lines:
+                out = sys.stdout
+                out.write("\n".join(lines) + "\n")
+                out.flush()
+
+
+LOG_LINES = LogLines()
+atexit.register(LOG_LINES.flush)
+
+
+def flush_logs() -> None:
+    """Write the log lines still waiting (the app does it as it stops)."""
+    LOG_LINES.flush()
+
+
+class _LineLogger:
+    """structlog's logger: each rendered line into ``LOG_LINES``, by level."""
+
+    def waits(self, message: str) -> None:
+        LOG_LINES.write(message)
+
+    def at_once(self, message: str) -> None:
+        LOG_LINES.write(message, at_once=True)
+
+    msg = debug = info = log = waits
+    warn = warning = err = error = critical = exception = fatal = failure = at_once
+
+
+def _line_logger(*_: Any) -> _LineLogger:
+    return _LineLogger()
+
+
+class _LinesHandler(logging.Handler):
+    """The standard library's records (uvicorn, libraries), into the same lines."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stdout
-        super().emit(record)
+        try:
+            LOG_LINES.write(self.format(record), at_once=record.levelno >= logging.WARNING)
+        except Exception:
+            self.handleError(record)
+
+
+_level = logging.INFO
+
+
+def request_line(*, service: str, request_id: str, method: str, route: str, status: int,
+                 ms: float) -> str:
+    """A request's log line, exactly as the processor chain renders it (the same keys in the
+    same order), but built directly: written for every request, the chain cost more than a
+    tenth of a read's CPU under load."""
+    stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return json.dumps({"method": method, "route": route, "status": status, "ms": ms,
+                       "event": "request", "service": service, "level": "info",
+                       "timestamp": stamp, "request_id": request_id})
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
@@ -80,12 +173,14 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         processors=[*shared, structlog.processors.format_exc_info,
                     structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        # No file given: each line goes to the sys.stdout of the moment, even if replaced.
-        logger_factory=structlog.PrintLoggerFactory(),
+        # Each line goes to the sys.stdout of the moment, even if replaced.
+        logger_factory=_line_logger,
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
-    handler = _CurrentStdoutHandler()
+    global _level
+    _level = logging.getLevelName(level.upper())
+    handler = _LinesHandler()
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -178,9 +273,10 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             method = scope["method"]
             self._count(method, route, status, elapsed)
-            if route not in QUIET_ROUTES:
-                self.log.info("request", method=method, route=route, status=status,
-                              ms=round(elapsed * 1000, 2))
+            if route not in QUIET_ROUTES and _level <= logging.INFO:
+                LOG_LINES.write(request_line(
+                    service=self.service, request_id=request_id, method=method, route=route,
+                    status=status, ms=round(elapsed * 1000, 2)))
             request_id_var.reset(token)
 
     def _count(self, method: str, route: str, status: int, elapsed: float) -> None:
