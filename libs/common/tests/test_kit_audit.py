@@ -13,7 +13,7 @@ from fhir.resources.R4B.bundle import Bundle
 from kit_toy import MIGRATIONS_DIR, create_app, toy_settings
 from sqlmodel import SQLModel, select
 
-from recovery.common.audit import AuditEvent, AuditTrail, Outcome, audit_entry
+from recovery.common.audit import AuditEvent, AuditTrail, Outcome, audit_entry, audit_row
 from recovery.common.auth import Principal
 from recovery.common.db import background_engine, create_engine, session_factory
 from recovery.common.dev_issuer import DevIssuer
@@ -242,6 +242,31 @@ async def test_entries_still_buffered_are_written_at_shutdown(
     assert sorted((r.action, r.outcome) for r in rows) == [("create", "allowed"),
                                                           ("read", "denied")]
     assert all(r.recorded_at.tzinfo is not None for r in rows)
+
+
+async def test_an_entry_is_stored_exactly_as_it_was_recorded(database_url: str) -> None:
+    """On SQLite the batch goes to the driver with each value converted as SQLAlchemy would;
+    read back through the model, every field is the one recorded."""
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        await connection.run_sync(SQLModel.metadata.create_all,
+                                  tables=[SQLModel.metadata.tables["audit_event"]])
+    trail = AuditTrail(session_factory(engine), flush_every=3600)
+    principal = Principal(sub="staff-1", roles=frozenset({"clinician", "manager"}))
+    recorded = [audit_row(principal, record_type="CrisisPlan", action="break-glass",
+                          outcome=Outcome.allowed, record_id="p-1", service_user_id="su-1",
+                          source_address="10.0.0.7", request_id="req-1", purpose="BTG"),
+                audit_row(None, record_type="Goal", action="read", outcome=Outcome.denied)]
+    for row in recorded:
+        trail.record(row)
+    await trail.flush()
+    try:
+        async with session_factory(engine)() as session:
+            stored = {entry.id: entry.model_dump()
+                      for entry in (await session.exec(select(AuditEvent))).all()}
+    finally:
+        await engine.dispose()
+    assert stored == {row["id"]: row for row in recorded}
 
 
 async def test_a_failed_flush_keeps_its_entries_for_the_next_one(tmp_path: Path) -> None:
