@@ -17,54 +17,61 @@ END = "<!-- bench:results:end -->"
 
 #: What holds a figure back, shown beside a missed target; from profiling (see the docs).
 LIMITS: dict[str, str] = {
-    "get_ratio": "~0.18 ms of the server's CPU per read against the baseline's ~0.03 ms. The "
-                 "service's empty `/healthz` alone costs ~0.09 ms (0.34 of the baseline: "
-                 "FastAPI's middleware stack and routing, the kit's request middleware, "
+    "get_ratio": "~0.17 ms of the server's CPU per read against the baseline's ~0.03 ms "
+                 "(2026-12-06). The service's empty `/healthz` alone costs ~0.07 ms (0.37 of "
+                 "the baseline: FastAPI's middleware stack, the kit's request middleware, "
                  "uvicorn); of the rest, FastAPI's dependency solving and parameter "
-                 "validation are about a third, then the log line, the audit entry, the SQL "
-                 "read and the response (profiled 2026-12-02, docs/performance.md).",
+                 "validation are the largest part, then the audit entry, the SQL read, the "
+                 "response and the log line (profiled, docs/performance.md). The faster the "
+                 "machine, the lower the ratio: the bare baseline speeds up more than any "
+                 "service.",
     "get_p99_ms": "Met on 2026-12-02 (12.4 ms) with the same read path; 2026-12-03's machine "
                   "ran at half that day's speed (baseline 15,300 against 34,000 req/s). "
                   "Throughput first: a closed loop of 32 connections waits 32 times the CPU per "
                   "read (~15 ms) on average; the tail is answers that queue behind a burst "
                   "the event loop serves at once, and gen-0 collections of ~8,000 objects "
                   "held in reference cycles (6 to 9 ms each).",
-    "post_ratio": "~2.3 ms of CPU per create, 13 times the floor (was 20 to 24 before "
-                  "kit.writes, decision 20): building the goal and its first version as table "
-                  "models and the stored document through pydantic, the framework, the "
-                  "relay publishing each event, then the two inserts and the commit.",
-    "list_ratio": "~0.53 ms of CPU per page of 100 stored documents: the keyset read "
-                  "through SQLAlchemy's execution path, the page's JSON, and the framework "
-                  "floor as for one read.",
-    "crisis_get_active_ratio": "~0.37 ms of CPU per read, of which the framework floor "
-                               "(`/healthz`) is ~0.18 ms; FastAPI solving the route's "
-                               "parameters and the bearer dependency is about a third of the "
-                               "rest, then the log line, the audit entry and the prepared "
-                               "read: the 0.25 target leaves ~0.1 ms above an empty request.",
+    "post_ratio": "~0.9 ms of CPU per create on 2026-12-06, 12 times the floor: building the "
+                  "goal and its first version as table models and the stored document through "
+                  "pydantic, the framework, the relay publishing each event, then the two "
+                  "inserts and the commit.",
+    "list_ratio": "~0.7 ms of CPU per page of 100 stored documents on 2026-12-06: the keyset "
+                  "read through SQLAlchemy's execution path, the page's JSON, and the "
+                  "framework floor as for one read; 0.08 of the baseline on the slower "
+                  "machine of 2026-12-03.",
+    "crisis_get_active_ratio": "~0.17 ms of CPU per read on 2026-12-06 (0.19 ms before the "
+                               "route index and the batched log lines, decisions 21 and 22), "
+                               "of which the framework floor (`/healthz`) is ~0.07 ms; "
+                               "FastAPI solving the route's parameters and the bearer "
+                               "dependency is the largest part of the rest, then the audit "
+                               "entry, the prepared read and the response: the 0.25 target "
+                               "allows ~0.11 ms in all, 1.5 times an empty request.",
     "crisis_get_active_p99_ms": "Met on 2026-12-02 (13.0 ms) and on 2026-12-03 12:08 (25.0 "
                                 "ms); a closed loop of 32 connections waits 32 times the CPU "
                                 "per read, so the p99 follows the machine's speed.",
-    "crisis_sign_ratio": "~1.8 ms of CPU per signature, 10 times the floor (33 times before "
-                         "kit.writes, decision 20): the statements themselves are ~0.3 ms "
-                         "(three reads, an insert, the guarded update with the 2 KB "
-                         "document, the outbox row, the commit); the rest is the framework "
-                         "with the body's validation, the relay publishing each event, the "
-                         "audit entry and the log line. The 0.10 target allows ~0.7 ms.",
-    "workforce_peer_share_p99_ms": "Met on 2026-12-02 and 2026-12-03 09:47 (37.5 ms): ~0.63 "
-                                   "ms of CPU per answer, so 32 connections wait ~20 ms on "
-                                   "average; the tail is uvloop's, as for readiness below.",
-    "workforce_readiness_p99_ms": "Met on 2026-12-02 (25.8 ms). Under a full core uvloop "
-                                  "sends a small answer on a later turn of its loop, and "
-                                  "answers that take over a millisecond then wait behind "
-                                  "newer requests: p99 120-420 ms; with asyncio's loop "
-                                  "57-70 ms, but every request 10-30 % slower, so uvloop "
-                                  "stays (docs/performance.md, the fourth pass).",
-    "workforce_log_contact_ratio": "~0.85 ms of CPU per contact, 4 to 5 times the floor "
-                                   "(13 to 15 before kit.writes): the framework with the "
-                                   "body's validation, the token, the staff read, the two "
-                                   "statements and the commit, the audit entry and the log "
-                                   "line; the 0.15 target allows ~0.45 ms, little more than "
-                                   "twice an empty request.",
+    "crisis_sign_ratio": "~0.77 ms of CPU per signature on 2026-12-06, 10 times the floor: "
+                         "the statements themselves are ~0.3 ms of it in process (three "
+                         "reads, an insert, the guarded update with the 2 KB document, the "
+                         "outbox row, the commit); the rest is the framework with the body's "
+                         "validation, the relay publishing each event, the audit entry and "
+                         "the log line. The 0.10 target allows ~0.28 ms.",
+    "workforce_peer_share_p99_ms": "Met on 2026-12-02, 2026-12-03 09:47 (37.5 ms) and "
+                                   "2026-12-06 (12.5 ms): 0.26 to 0.63 ms of CPU per answer "
+                                   "by the machine's speed, so 32 connections wait 8 to 20 "
+                                   "ms on average; the p99 about twice that, as for readiness.",
+    "workforce_readiness_p99_ms": "Met on 2026-12-02 (25.8 ms) and 2026-12-06 (38.9 ms, ~0.58 "
+                                  "ms of CPU per answer with one statement fewer). A closed "
+                                  "loop of 32 connections waits 32 times the CPU per answer "
+                                  "on average, and the p99 is about twice that in every "
+                                  "scenario; on slower days (2026-12-03, ~1.7 ms per answer) "
+                                  "120-420 ms. Not uvloop's deferred writes: a protocol "
+                                  "writing at once changed nothing (docs/performance.md, the "
+                                  "fifth pass).",
+    "workforce_log_contact_ratio": "~0.34 ms of CPU per contact on 2026-12-06, 4.6 times the "
+                                   "floor: the framework with the body's validation, the "
+                                   "token, the staff read, the two statements and the commit, "
+                                   "the relay, the audit entry and the log line; the 0.15 "
+                                   "target allows ~0.18 ms, 2.5 times an empty request.",
     "relay_latency_p50_ms": "Met on 2026-12-02 (1.9 ms) and 2026-12-03 12:08 (2.1 ms, "
                             "creates through kit.writes); when creates cost ~4 ms the "
                             "service could not keep up with 200 a second and the relay "
