@@ -21,6 +21,7 @@ from recovery.common.auth import Role, Verb, require_scope
 from recovery.common.db import UTCDateTime
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
+from recovery.common.ids import new_id
 from recovery.common.pagination import (
     Page,
     decode_time_cursor,
@@ -74,7 +75,6 @@ from recovery.crisis_plans.models import (
     SignRequest,
     VersionPublic,
     Withdrawal,
-    new_id,
 )
 
 RESOURCE = "CarePlan"
@@ -322,14 +322,16 @@ async def change_plan(access: RecordAccess, plan_id: str, if_match: str | None,
 _PLAN, _VERSION, _SIGNATURE = (CrisisPlan.__table__, CrisisPlanVersion.__table__,  # type: ignore[attr-defined]
                                CrisisPlanSignature.__table__)  # type: ignore[attr-defined]
 SIGNING = Prepared(
-    select(_PLAN.c.service_user_id, _PLAN.c.team_id, _PLAN.c.status, _PLAN.c.version,
+    select(  # type: ignore[call-overload]  # sqlmodel types at most four columns
+           _PLAN.c.service_user_id, _PLAN.c.team_id, _PLAN.c.status, _PLAN.c.version,
            _PLAN.c.required_parties, _PLAN.c.active_version, _PLAN.c.review_on,
            _PLAN.c.not_individualised, _PLAN.c.revision, _PLAN.c.document,
            _VERSION.c.content_hash)
     .join(_VERSION, (_VERSION.c.plan_id == _PLAN.c.id) & (_VERSION.c.version == _PLAN.c.version))
     .where(_PLAN.c.id == bindparam("plan_id")))
 VERSION_SIGNATURES = Prepared(
-    select(_SIGNATURE.c.signatory, _SIGNATURE.c.party, _SIGNATURE.c.version,
+    select(  # type: ignore[call-overload]  # sqlmodel types at most four columns
+           _SIGNATURE.c.signatory, _SIGNATURE.c.party, _SIGNATURE.c.version,
            _SIGNATURE.c.content_hash, _SIGNATURE.c.signed_at, _SIGNATURE.c.withdrawn_at)
     .where(_SIGNATURE.c.plan_id == bindparam("plan_id"),
            _SIGNATURE.c.version == bindparam("version"))

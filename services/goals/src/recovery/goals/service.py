@@ -31,6 +31,7 @@ from recovery.common.auth import (
 from recovery.common.db import UTCDateTime
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
+from recovery.common.ids import new_id
 from recovery.common.pagination import (
     Page,
     decode_date_cursor,
@@ -73,7 +74,6 @@ from recovery.goals.models import (
     StepCreate,
     StepUpdate,
     TeamFigures,
-    new_id,
 )
 
 RESOURCE = "Goal"

@@ -23,6 +23,7 @@ from recovery.common.auth import Principal, Verb, can_reach_record, require_scop
 from recovery.common.db import UTCDateTime
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
+from recovery.common.ids import new_id
 from recovery.common.kit import ServiceKit
 from recovery.common.pagination import (
     Page,
@@ -69,7 +70,6 @@ from recovery.risk.models import (
     SignaturePublic,
     VersionPublic,
     VersionStatus,
-    new_id,
 )
 
 RESOURCE = "RiskAssessment"

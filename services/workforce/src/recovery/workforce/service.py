@@ -31,6 +31,7 @@ from recovery.common.audit import Outcome
 from recovery.common.auth import Principal, Role, Verb, can_reach_record, require_scope
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
+from recovery.common.ids import new_id
 from recovery.common.pagination import Page, decode_cursor, decode_date_cursor, encode_cursor
 from recovery.common.problems import Problem
 from recovery.common.reads import Prepared, Reads
@@ -75,7 +76,6 @@ from recovery.workforce.models import (
     Team,
     TeamCreate,
     TrainingRecord,
-    new_id,
 )
 from recovery.workforce.options import WorkforceOptions
 
