@@ -35,7 +35,7 @@ help:
 	@echo "make -s token ROLE=clinician SUB=staff-1 TEAMS=team-a   print a development JWT"
 	@echo "make test                the whole test suite (SQLite and PostgreSQL, real NATS)"
 	@echo "make test-fast           without PostgreSQL;  make test-unit: no NATS, no database"
-	@echo "make lint                ruff, and mypy (strict on the shared kit) on the kit and services"
+	@echo "make lint                ruff, and mypy (strict) on the kit, services and gateway"
 	@echo "make bench               the benchmark; results in bench/results, docs/performance.md"
 	@echo "make lock                re-pin requirements/*.txt;  make clean: remove local state"
 
@@ -88,9 +88,10 @@ test-unit: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/mypy libs/common/src
-	# Each service on its own: they share the recovery namespace.
-	for service in goals crisis-plans risk training workforce; do \
-		$(BIN)/mypy services/$$service/src || exit 1; done
+	# Each service and the gateway on its own: they share the recovery namespace.
+	for package in services/goals services/crisis-plans services/risk services/training \
+			services/workforce gateway; do \
+		$(BIN)/mypy $$package/src || exit 1; done
 
 bench: $(INSTALLED) $(JWKS)
 	$(PY) -m bench

@@ -97,6 +97,6 @@ def build_schema(settings: GatewaySettings | None = None) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=extensions,  # type: ignore[arg-type]
+        extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not settings.development),
     )

@@ -40,7 +40,7 @@ class RiskAssessment:
             id=strawberry.ID(data["id"]), service_user_id=strawberry.ID(data["service_user_id"]),
             team_id=strawberry.ID(data["team_id"]), status=data["status"],
             version=int(data["version"]), version_status=data["version_status"],
-            content=data.get("content") or {},
+            content=JSON(data.get("content") or {}),
             signatures=[Signature.from_service(s) for s in data.get("signatures") or []],
             missing_parties=[str(p) for p in data.get("missing_parties") or []],
             active_version=data.get("active_version"),

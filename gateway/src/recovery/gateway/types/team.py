@@ -122,7 +122,7 @@ class Team:
         return PeerShare(share=body.get("share"), target=body["target"],
                          meets_target=body.get("meets_target"),
                          peer_minutes=body["peer_minutes"], total_minutes=body["total_minutes"],
-                         trend=body.get("trend") or [])
+                         trend=JSON(body.get("trend") or []))
 
     @strawberry.field(description="Foundation course coverage (the training service).")
     async def training_coverage(self, info: strawberry.Info[GatewayContext, None]
@@ -130,7 +130,7 @@ class Team:
         body = (await info.context.call("training", "GET",
                                         f"/v1/teams/{segment(self.id)}/foundation-coverage")).body
         return TrainingCoverage(staff=body["staff"], completed=body["completed"],
-                                coverage=body["coverage"], by_group=body.get("by_team") or [])
+                                coverage=body["coverage"], by_group=JSON(body.get("by_team") or []))
 
     @strawberry.field(description="Implementation readiness from the four factors.")
     async def readiness(self, info: strawberry.Info[GatewayContext, None]) -> Readiness | None:
