@@ -74,7 +74,8 @@ token: $(INSTALLED)
 	@$(PY) -m recovery.common.dev_issuer --role "$(ROLE)" --sub "$(SUB)" --teams "$(TEAMS)" \
 		--patient "$(PATIENT)" $(if $(SCOPE),--scope "$(SCOPE)")
 
-test: $(INSTALLED) $(CHECKOV)
+# The whole check, as CI runs it: lint first (seconds), then every test.
+test: lint $(CHECKOV)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The database fixture's ids are `sqlite` and `postgres`; integration tests are marked.
