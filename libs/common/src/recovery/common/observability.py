@@ -66,6 +66,13 @@ def _add_request_id(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutable
 LINE_WAIT_SECONDS = 0.05
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class LogLines:
     """Where every log line goes: standard output, a batch at a time.
 
@@ -82,19 +89,13 @@ class LogLines:
         self._due_on: asyncio.AbstractEventLoop | None = None
 
     def write(self, line: str, *, at_once: bool = False) -> None:
-        loop = None
-        if not at_once:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
+        loop = None if at_once else _running_loop()
         with self._lock:
             self._waiting.append(line)
-            if loop is not None and self._due_on is loop:
-                return
             if loop is not None:
-                self._due_on = loop
-                loop.call_later(LINE_WAIT_SECONDS, self.flush)
+                if self._due_on is not loop:
+                    self._due_on = loop
+                    loop.call_later(LINE_WAIT_SECONDS, self.flush)
                 return
         self.flush()
 
