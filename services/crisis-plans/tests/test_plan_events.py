@@ -58,7 +58,11 @@ class Received:
 
 @pytest.fixture
 async def live(database_url: str, dev_issuer: DevIssuer, tokens: TokenFactory,
-               nats_server: NatsServer) -> AsyncIterator[tuple[PlansApi, Received]]:
+               nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch,
+               ) -> AsyncIterator[tuple[PlansApi, Received]]:
+    # The tests run the review sweep themselves: the app's own sweep at start-up could
+    # otherwise announce a plan drafted a moment after it began, before the test's round.
+    monkeypatch.setenv("RECOVERY_CRISIS_REVIEW_SWEEP_SECONDS", "0")
     settings = make_settings(SERVICE, database_url=database_url,
                              jwks_file=dev_issuer.jwks_path, nats_url=nats_server.url)
     received = Received()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator
 from sqlalchemy import and_, or_
@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from recovery.common.audit import AuditEvent, Outcome, audit_entry
 from recovery.common.auth import AUDIT_RESOURCE, Principal, Verb, can_read_audit_trail
 from recovery.common.deps import KitDep, PrincipalDep
+from recovery.common.http import json_response
 from recovery.common.pagination import Page, decode_time_cursor, keyset_page, page_size
 from recovery.common.problems import Problem, problem_responses
 from recovery.common.timeutil import as_utc
@@ -237,7 +238,7 @@ async def list_audit_events(
     until: Annotated[IsoDateTime | None, Query(description="Recorded before")] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
-) -> Page[AuditEventPublic]:
+) -> Response:
     _authorize(request, kit, principal, Verb.search, "search")
     # Read-your-writes: entries still in the buffer are part of the trail.
     await kit.audit.flush()
@@ -248,8 +249,8 @@ async def list_audit_events(
     async with kit.sessions() as session:
         rows, next_cursor = await search_audit_events(session, filters, limit=size,
                                                       cursor=cursor)
-    return Page[AuditEventPublic](items=[AuditEventPublic.of(r) for r in rows],
-                                  next_cursor=next_cursor)
+    return json_response(Page[AuditEventPublic](items=[AuditEventPublic.of(r) for r in rows],
+                                                next_cursor=next_cursor))
 
 
 _DATE_PARAM = re.compile(r"(eq|ge|gt|le|lt)?(\d{4}-\d{2}-\d{2}(T[0-9:.]+(Z|[+-]\d{2}:\d{2})?)?)")

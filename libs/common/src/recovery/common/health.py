@@ -16,14 +16,21 @@ DATABASE_CHECK_SECONDS = 2.0
 health_router = APIRouter(tags=["operations"])
 
 
+class Liveness(BaseModel):
+    status: str
+
+
 class Readiness(BaseModel):
     status: str
     checks: dict[str, str]
 
 
-@health_router.get("/healthz", summary="The process is alive")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+_ALIVE = Liveness(status="ok").model_dump_json().encode()
+
+
+@health_router.get("/healthz", summary="The process is alive", response_model=Liveness)
+async def healthz() -> Response:
+    return Response(_ALIVE, media_type="application/json")
 
 
 @health_router.get(

@@ -1,0 +1,314 @@
+"""Route handlers that bind each request's parameters by a plan made once per route.
+
+For every request FastAPI 0.165 walks the route's dependency tree anew: for each level it
+asks again whether each callable is a generator or a coroutine, builds a cache key, makes a
+throw-away response for headers nobody sets, and looks for path, query, header and cookie
+parameters even where a route has none; it also opens two exit stacks per request and asks
+its telemetry on each step. For the active crisis plan that bookkeeping cost more CPU than
+reading the plan, auditing the read and writing the log line together.
+
+``bind_routes`` looks at each route once and, where everything the route asks for is of a
+kind the plan below covers, serves the route with a handler that does FastAPI's steps in
+FastAPI's order with FastAPI's own functions and nothing else:
+
+1. the body is read and parsed as FastAPI reads it (JSON only for a JSON content type, the
+   same 422 for malformed JSON, the same 400 and 413 for a body that cannot be read);
+2. the dependencies are called in their order, each once, a generator's exit kept for after
+   the response is sent (FastAPI's default scope);
+3. path, query, header and cookie parameters and the body are validated by FastAPI's
+   ``request_params_to_args`` and ``request_body_to_args``, and any error is raised as the
+   same ``RequestValidationError``;
+4. the endpoint is awaited and the response it returns is sent as it is.
+
+Covered: ``async`` endpoints that return a ``Response`` (every platform route builds its own
+response), and dependencies that are ``async`` functions, ``async`` generators or objects
+with an ``async __call__`` whose only parameters are the request and dependencies of the
+same kind. Anything else (a form body, a plain ``def``, ``Response`` or ``BackgroundTasks``
+parameters, security scopes, a dependency used twice, streaming) keeps FastAPI's handler,
+and so does every route of an app while dependency overrides are set. FastAPI's native
+telemetry is off in the kit's apps (``app.NO_NATIVE_TELEMETRY``), so its hooks are left out
+but for the validation-failure one, which FastAPI calls on the error path.
+"""
+
+import email.message
+import inspect
+import json
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import params
+from fastapi._body_limit import get_body_limit_error
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import (
+    get_typed_return_annotation,
+    request_body_to_args,
+    request_params_to_args,
+)
+from fastapi.exceptions import FastAPIError, RequestValidationError
+from fastapi.routing import APIRoute, _extract_endpoint_context
+from fastapi.telemetry._api import _validation_failed
+from pydantic_core import PydanticUndefined as Undefined
+from starlette._exception_handler import wrap_app_handling_exceptions
+from starlette.exceptions import HTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = ["BoundRoute", "bind_routes"]
+
+
+@dataclass(frozen=True)
+class _Dependency:
+    """One dependency of the plan: what to call, with the request under which name, after
+    which dependencies of its own."""
+
+    name: str | None
+    call: Callable[..., Any]
+    generator: bool
+    request_parameter: str | None
+    needs: tuple["_Dependency", ...]
+
+
+def _runs(call: Any) -> Any:
+    """What runs when ``call`` is called: a function itself, an object's ``__call__``."""
+    return call if inspect.isroutine(call) or inspect.isclass(call) else type(call).__call__
+
+
+def _is_async(call: Any) -> bool:
+    return inspect.iscoroutinefunction(_runs(call))
+
+
+def _is_async_generator(call: Any) -> bool:
+    return inspect.isasyncgenfunction(_runs(call))
+
+
+def _asks_for_more_than_the_request(dependant: Dependant) -> bool:
+    """A parameter FastAPI fills with something other than the request or a dependency."""
+    return bool(dependant.http_connection_param_name or dependant.websocket_param_name
+                or dependant.response_param_name or dependant.background_tasks_param_name
+                or dependant.security_scopes_param_name)
+
+
+def _takes_only_the_request(dependant: Dependant) -> bool:
+    return not (dependant.path_params or dependant.query_params or dependant.header_params
+                or dependant.cookie_params or dependant.body_params
+                or _asks_for_more_than_the_request(dependant))
+
+
+def _plan_dependency(dependant: Dependant, seen: set[int]) -> _Dependency | None:
+    call = dependant.call
+    if call is None or id(call) in seen or not _takes_only_the_request(dependant):
+        return None
+    seen.add(id(call))
+    generator = _is_async_generator(call)
+    if not generator and not _is_async(call):
+        return None  # FastAPI runs a plain function in a worker thread
+    if dependant.concurrency is not None or (generator and dependant.scope == "function"):
+        return None
+    needs = []
+    for sub in dependant.dependencies:
+        planned = _plan_dependency(sub, seen)
+        if planned is None:
+            return None
+        needs.append(planned)
+    return _Dependency(dependant.name, call, generator, dependant.request_param_name,
+                       tuple(needs))
+
+
+def _returns_a_response(call: Callable[..., Any]) -> bool:
+    returned = get_typed_return_annotation(call)
+    return inspect.isclass(returned) and issubclass(returned, Response)
+
+
+def _uses_a_generator(dependencies: tuple[_Dependency, ...]) -> bool:
+    return any(d.generator or _uses_a_generator(d.needs) for d in dependencies)
+
+
+#: Whether FastAPI parses a body of this content type as JSON; the answers of the few
+#: content types clients send, kept (``email.message`` parsing costs microseconds).
+_JSON_CONTENT_TYPES: dict[str, bool] = {}
+
+
+def _is_json_content_type(value: str) -> bool:
+    known = _JSON_CONTENT_TYPES.get(value)
+    if known is None:
+        message = email.message.Message()
+        message["content-type"] = value
+        subtype = message.get_content_subtype()
+        known = message.get_content_maintype() == "application" and (
+            subtype == "json" or subtype.endswith("+json"))
+        if len(_JSON_CONTENT_TYPES) < 64:
+            _JSON_CONTENT_TYPES[value] = known
+    return known
+
+
+class BoundRoute:
+    """The ASGI app of one route, bound by its plan; FastAPI's own handler (``fallback``)
+    while the app has dependency overrides."""
+
+    def __init__(self, route: APIRoute, dependencies: tuple[_Dependency, ...],
+                 fallback: ASGIApp) -> None:
+        dependant = route.dependant
+        assert dependant.call is not None
+        self.route = route
+        self._call = dependant.call
+        self._dependencies = dependencies
+        self._needs_exit_stack = _uses_a_generator(dependencies)
+        self._fallback = fallback
+        self._parameters = [(fields, source) for fields, source in (
+            (dependant.path_params, "path_params"), (dependant.query_params, "query_params"),
+            (dependant.header_params, "headers"), (dependant.cookie_params, "cookies"))
+            if fields]
+        self._body_field = route.body_field
+        self._body_params = dependant.body_params
+        self._embed_body_fields = route._embed_body_fields
+        strict = route.strict_content_type
+        self._strict_content_type = bool(getattr(strict, "value", strict))
+        self._request_parameter = dependant.request_param_name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = scope.get("app")
+        if app is not None and getattr(app, "dependency_overrides", None):
+            await self._fallback(scope, receive, send)
+            return
+        request = Request(scope, receive, send)
+
+        async def respond(scope: Scope, receive: Receive, send: Send) -> None:
+            if not self._needs_exit_stack:
+                response = await self._response(request, None)
+                await response(scope, receive, send)
+                return
+            sent = False
+            async with AsyncExitStack() as stack:
+                response = await self._response(request, stack)
+                await response(scope, receive, send)
+                sent = True
+            if not sent:
+                # As FastAPI: a generator dependency swallowed the endpoint's exception.
+                raise FastAPIError("Response not awaited: a dependency with yield swallowed "
+                                   "the exception of the endpoint.")
+
+        await wrap_app_handling_exceptions(respond, request)(scope, receive, send)
+
+    async def _response(self, request: Request, stack: AsyncExitStack | None) -> Response:
+        body = await self._body(request) if self._body_field is not None else Undefined
+        values = await _solve_all(self._dependencies, request, stack)
+        errors: list[Any] = []
+        for fields, source in self._parameters:
+            found, wrong = request_params_to_args(fields, getattr(request, source))
+            values.update(found)
+            errors += wrong
+        if self._body_params:
+            found, wrong = await request_body_to_args(
+                body_fields=self._body_params, received_body=body,
+                embed_body_fields=self._embed_body_fields)
+            values.update(found)
+            errors += wrong
+        if self._request_parameter:
+            values[self._request_parameter] = request
+        if errors:
+            error = RequestValidationError(errors, body=None if body is Undefined else body,
+                                           endpoint_ctx=self._endpoint_context(request))
+            _validation_failed(error)
+            raise error
+        response = await self._call(**values)
+        if not isinstance(response, Response):
+            raise TypeError(f"{self.route.path} returned {type(response).__name__}, "
+                            "not a Response")
+        return response
+
+    async def _body(self, request: Request) -> Any:
+        """The body as FastAPI's handler reads it: parsed JSON for a JSON content type (or
+        none, where content types are not strict), the bytes otherwise, nothing if empty."""
+        try:
+            raw = await request.body()
+            if not raw:
+                return Undefined
+            content_type = request.headers.get("content-type")
+            if (not self._strict_content_type if not content_type
+                    else _is_json_content_type(content_type)):
+                return await request.json()
+            return raw
+        except json.JSONDecodeError as exc:
+            error = RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error",
+                  "input": {}, "ctx": {"error": exc.msg}}],
+                body=exc.doc, endpoint_ctx=self._endpoint_context(request))
+            _validation_failed(error)
+            raise error from exc
+        except HTTPException:
+            raise
+        except Exception as exc:
+            if MAX_BODY_SIZE_SCOPE_KEY in request.scope and (
+                    limit := get_body_limit_error(exc)):
+                raise limit from exc
+            raise HTTPException(status_code=400,
+                                detail="There was an error parsing the body") from exc
+
+    def _endpoint_context(self, request: Request) -> Any:
+        context = dict(_extract_endpoint_context(self._call))
+        mount_path = request.scope.get("root_path", "").rstrip("/")
+        context["path"] = f"{request.method} {mount_path}{self.route.dependant.path}"
+        return context
+
+
+async def _solve_all(dependencies: tuple[_Dependency, ...], request: Request,
+                     stack: AsyncExitStack | None) -> dict[str, Any]:
+    """Call each dependency in order; the values of those with a name, by name."""
+    values: dict[str, Any] = {}
+    for dependency in dependencies:
+        solved = await _solve(dependency, request, stack)
+        if dependency.name is not None:
+            values[dependency.name] = solved
+    return values
+
+
+async def _solve(dependency: _Dependency, request: Request,
+                 stack: AsyncExitStack | None) -> Any:
+    values = await _solve_all(dependency.needs, request, stack) if dependency.needs else {}
+    if dependency.request_parameter:
+        values[dependency.request_parameter] = request
+    if dependency.generator:
+        assert stack is not None
+        return await stack.enter_async_context(
+            asynccontextmanager(dependency.call)(**values))
+    result: Awaitable[Any] = dependency.call(**values)
+    return await result
+
+
+def bound(route: APIRoute) -> BoundRoute | None:
+    """The route's bound handler, or None where its plan would not cover everything the
+    route asks for (it then keeps FastAPI's)."""
+    dependant = route.dependant
+    call = dependant.call
+    if (call is None or not inspect.iscoroutinefunction(call)
+            or not _returns_a_response(call)
+            or getattr(route, "is_json_stream", False)
+            or _asks_for_more_than_the_request(dependant)
+            or (route.body_field is not None
+                and isinstance(route.body_field.field_info, params.Form))):
+        return None
+    seen: set[int] = set()
+    dependencies = []
+    for sub in dependant.dependencies:
+        planned = _plan_dependency(sub, seen)
+        if planned is None:
+            return None
+        dependencies.append(planned)
+    return BoundRoute(route, tuple(dependencies), route.app)
+
+
+def bind_routes(routes: list[BaseRoute]) -> int:
+    """Serve each route the plan covers with its bound handler; how many were bound."""
+    count = 0
+    for route in routes:
+        if isinstance(route, APIRoute) and not isinstance(route.app, BoundRoute):
+            handler = bound(route)
+            if handler is not None:
+                route.app = handler
+                count += 1
+    return count
