@@ -7,11 +7,12 @@ from recovery.common.ids import new_id
 
 
 def test_an_id_is_a_canonical_uuid_of_version_7_and_the_rfc_variant() -> None:
-    made = new_id()
-    parsed = uuid.UUID(made)
-    assert str(parsed) == made
-    assert parsed.version == 7
-    assert parsed.variant == uuid.RFC_4122
+    for _ in range(1000):  # the text is written out by hand: many, for their random bits
+        made = new_id()
+        parsed = uuid.UUID(made)
+        assert str(parsed) == made
+        assert parsed.version == 7
+        assert parsed.variant == uuid.RFC_4122
 
 
 def test_an_id_begins_with_the_millisecond_it_was_made() -> None:

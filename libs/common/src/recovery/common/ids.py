@@ -10,7 +10,6 @@ random, so ids cannot be guessed or counted.
 
 import os
 import time
-import uuid
 
 __all__ = ["new_id"]
 
@@ -25,4 +24,7 @@ def new_id() -> str:
     random_bits = int.from_bytes(os.urandom(10), "big")
     value = ((time.time_ns() // 1_000_000) << 80 | _VERSION_7 | random_bits & _RANDOM_A
              | _VARIANT_RFC | random_bits & _RANDOM_B)
-    return str(uuid.UUID(int=value))
+    # The canonical form written out directly: ``str(uuid.UUID(int=value))`` cost twice as
+    # much, and every row, event and audit entry takes an id.
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
