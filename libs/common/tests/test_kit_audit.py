@@ -2,6 +2,10 @@
 (also at shutdown), and exported as FHIR R4 AuditEvent to admins and audit systems only."""
 
 import asyncio
+import contextlib
+import shutil
+import sqlite3
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,11 +17,24 @@ from fhir.resources.R4B.bundle import Bundle
 from kit_toy import MIGRATIONS_DIR, create_app, toy_settings
 from sqlmodel import SQLModel, select
 
+from recovery.common import audit
 from recovery.common.audit import AuditEvent, AuditTrail, Outcome, audit_entry, audit_row
 from recovery.common.auth import Principal
-from recovery.common.db import background_engine, create_engine, session_factory
+from recovery.common.db import background_engine, create_engine, session_factory, wal_checkpoint
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.testing.plugin import TokenFactory, running_service
+from recovery.common.writes import SessionWrites, Writes, writes_for
+
+
+def _writes(engine: Any) -> Writes:
+    """The kit's write path for ``engine``: in the event loop on an SQLite file."""
+    return writes_for(engine, session_factory(engine), lambda: None)
+
+
+def _threaded_writes(threaded: Any) -> Writes:
+    """A write path on ``threaded`` (a background engine: statements on threads), so a flush
+    yields while it writes, as one on PostgreSQL does."""
+    return SessionWrites(session_factory(threaded))
 
 
 async def _create_note(client: httpx.AsyncClient, tokens: TokenFactory,
@@ -251,7 +268,8 @@ async def test_an_entry_is_stored_exactly_as_it_was_recorded(database_url: str) 
     async with engine.begin() as connection:
         await connection.run_sync(SQLModel.metadata.create_all,
                                   tables=[SQLModel.metadata.tables["audit_event"]])
-    trail = AuditTrail(session_factory(engine), flush_every=3600)
+    writes = _writes(engine)
+    trail = AuditTrail(writes, flush_every=3600)
     principal = Principal(sub="staff-1", roles=frozenset({"clinician", "manager"}))
     recorded = [audit_row(principal, record_type="CrisisPlan", action="break-glass",
                           outcome=Outcome.allowed, record_id="p-1", service_user_id="su-1",
@@ -265,13 +283,15 @@ async def test_an_entry_is_stored_exactly_as_it_was_recorded(database_url: str) 
             stored = {entry.id: entry.model_dump()
                       for entry in (await session.exec(select(AuditEvent))).all()}
     finally:
+        writes.close()
         await engine.dispose()
     assert stored == {row["id"]: row for row in recorded}
 
 
 async def test_a_failed_flush_keeps_its_entries_for_the_next_one(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
-    trail = AuditTrail(session_factory(engine), flush_every=3600)
+    writes = _writes(engine)
+    trail = AuditTrail(writes, flush_every=3600)
     principal = Principal(sub="staff-1", roles=frozenset({"clinician"}))
     trail.record(audit_entry(principal, record_type="Goal", action="read",
                              outcome=Outcome.allowed, record_id="g-1", service_user_id="su-1"))
@@ -284,6 +304,7 @@ async def test_a_failed_flush_keeps_its_entries_for_the_next_one(tmp_path: Path)
     assert trail.pending == 0
     async with session_factory(engine)() as session:
         assert [r.record_id for r in (await session.exec(select(AuditEvent))).all()] == ["g-1"]
+    writes.close()
     await engine.dispose()
 
 
@@ -291,12 +312,12 @@ async def test_a_flush_returns_once_a_flush_already_writing_has_finished(
         tmp_path: Path) -> None:
     """An explicit flush (a test reading the trail, the app stopping) while the background
     flush is writing a batch waits for that batch, instead of finding the buffer empty."""
-    # The trail's own engine, as the kit makes it: statements on threads, so a flush waits.
-    engine = background_engine(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"))
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
     async with engine.begin() as connection:
         await connection.run_sync(SQLModel.metadata.create_all,
                                   tables=[SQLModel.metadata.tables["audit_event"]])
-    trail = AuditTrail(session_factory(engine), flush_every=3600)
+    threaded = background_engine(engine)
+    trail = AuditTrail(_threaded_writes(threaded), flush_every=3600)
     principal = Principal(sub="staff-1", roles=frozenset({"clinician"}))
     for number in range(200):
         trail.record(audit_entry(principal, record_type="Goal", action="read",
@@ -309,16 +330,19 @@ async def test_a_flush_returns_once_a_flush_already_writing_has_finished(
     assert writing.done()
     async with session_factory(engine)() as session:
         assert len((await session.exec(select(AuditEvent))).all()) == 200
+    await threaded.dispose()
     await engine.dispose()
 
 
 async def test_stopping_while_a_batch_is_being_written_loses_none_of_it(
         tmp_path: Path) -> None:
-    engine = background_engine(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"))
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
     async with engine.begin() as connection:
         await connection.run_sync(SQLModel.metadata.create_all,
                                   tables=[SQLModel.metadata.tables["audit_event"]])
-    trail = AuditTrail(session_factory(engine), flush_every=3600, batch_size=100)
+    threaded = background_engine(engine)
+    trail = AuditTrail(_threaded_writes(threaded), flush_every=3600,
+                       batch_size=100)
     trail.start()
     principal = Principal(sub="staff-1", roles=frozenset({"clinician"}))
     for number in range(150):  # the hundredth wakes the background flush
@@ -333,6 +357,7 @@ async def test_stopping_while_a_batch_is_being_written_loses_none_of_it(
     await trail.stop()
     async with session_factory(engine)() as session:
         assert len((await session.exec(select(AuditEvent))).all()) == 150
+    await threaded.dispose()
     await engine.dispose()
 
 
@@ -345,7 +370,8 @@ async def test_stopping_just_as_a_full_buffer_wakes_the_flush_still_stops(
     async with engine.begin() as connection:
         await connection.run_sync(SQLModel.metadata.create_all,
                                   tables=[SQLModel.metadata.tables["audit_event"]])
-    trail = AuditTrail(session_factory(engine), flush_every=0.05, batch_size=10)
+    writes = _writes(engine)
+    trail = AuditTrail(writes, flush_every=0.05, batch_size=10)
     trail.start()
     for _ in range(3):  # the background flush and the wait inside it start
         await asyncio.sleep(0)
@@ -370,3 +396,40 @@ def test_an_audit_purpose_is_a_code_never_free_text() -> None:
     with pytest.raises(ValueError, match="code"):
         audit_entry(principal, record_type="CarePlan", action="read", outcome=Outcome.allowed,
                     purpose="she said she feels unsafe at home")
+
+
+async def test_on_sqlite_the_trail_folds_the_log_back_into_the_database_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-loop connections never checkpoint; on a service that only reads, the audit
+    trail is the one writer, so it folds the write-ahead log back itself (on a thread)."""
+    monkeypatch.setattr(audit, "CHECKPOINT_EVERY_SECONDS", 0.0)
+    database = tmp_path / "audit.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")
+    async with engine.begin() as connection:
+        await connection.run_sync(SQLModel.metadata.create_all,
+                                  tables=[SQLModel.metadata.tables["audit_event"]])
+    threaded = background_engine(engine)
+    writes = _writes(engine)
+    principal = Principal(sub="staff-1", roles=frozenset({"clinician"}))
+
+    def in_the_file_alone() -> int:
+        """Entries in the database file without its log (a copy of the file alone)."""
+        copy = tmp_path / f"copy-{uuid.uuid4().hex}.db"
+        shutil.copyfile(database, copy)
+        with contextlib.closing(sqlite3.connect(copy)) as connection:
+            try:
+                return int(connection.execute("SELECT count(*) FROM audit_event").fetchone()[0])
+            except sqlite3.OperationalError:  # not even the table has been folded back
+                return 0
+
+    for checkpoint, entries, folded in ((None, 20, 0), (wal_checkpoint(threaded), 20, 40)):
+        trail = AuditTrail(writes, flush_every=3600, checkpoint=checkpoint)
+        for number in range(entries):
+            trail.record(audit_entry(principal, record_type="Goal", action="read",
+                                     outcome=Outcome.allowed, record_id=f"g-{number}",
+                                     service_user_id="su-1"))
+        await trail.flush()
+        assert in_the_file_alone() == folded
+    writes.close()
+    await threaded.dispose()
+    await engine.dispose()

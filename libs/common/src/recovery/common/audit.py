@@ -2,26 +2,31 @@
 
 Entries go through a small buffer flushed in the background (every 200 ms by default or at
 500 entries, and on shutdown) so a request does not pay for an extra write; a failed flush
-keeps its entries for the next one. Rows hold ids, codes and addresses, never clinical text.
+keeps its entries for the next one. A batch is one transaction of the kit's write path
+(``kit.writes``: on SQLite in the event loop, decision 24), and on SQLite the trail folds the
+write-ahead log back into the database at most every 200 ms, on a thread. Rows hold ids,
+codes and addresses, never clinical text.
 """
 
 import asyncio
 import contextlib
 import re
+import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 import structlog
 from sqlalchemy import Column, Table
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, SQLModel
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recovery.common.auth import Principal
 from recovery.common.db import UTCDateTime
 from recovery.common.ids import new_id
+from recovery.common.reads import Prepared
 from recovery.common.timeutil import utcnow
+from recovery.common.writes import Writes
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +61,9 @@ class AuditEvent(SQLModel, table=True):
 
 
 AUDIT_TABLE: Table = AuditEvent.__table__  # type: ignore[attr-defined]
+INSERT_AUDIT = Prepared(AUDIT_TABLE.insert())
+#: The least time between two folds of SQLite's write-ahead log into the database file.
+CHECKPOINT_EVERY_SECONDS = 0.2
 
 
 def audit_entry(
@@ -126,9 +134,11 @@ def principal_roles(principal: Principal | None) -> str:
 class AuditTrail:
     """Buffers audit entries of reads and writes them in batches."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *,
-                 flush_every: float = 0.2, batch_size: int = 500) -> None:
-        self._sessions = sessions
+    def __init__(self, writes: Writes, *, flush_every: float = 0.2, batch_size: int = 500,
+                 checkpoint: Callable[[], Awaitable[None]] | None = None) -> None:
+        self._writes = writes
+        self._checkpoint = checkpoint
+        self._checkpointed_at = time.monotonic()
         self._buffer: list[AuditEvent | dict[str, Any]] = []
         self._flush_every = flush_every
         self._batch_size = batch_size
@@ -161,16 +171,28 @@ class AuditTrail:
         batch, self._buffer = self._buffer, []
         rows = [entry if isinstance(entry, dict) else entry.model_dump() for entry in batch]
         try:
-            async with self._sessions() as session:
-                # Core, not the ORM's bulk insert, which ran each dict through the mapper.
-                connection = await session.connection()
-                await connection.execute(AUDIT_TABLE.insert(), rows)
-                await session.commit()
+            async with self._writes.transaction() as tx:
+                await tx.run_many(INSERT_AUDIT, rows)
         except Exception as exc:
             # Put them back so the next flush retries; an audit entry is never dropped silently.
             self._buffer[:0] = batch
             log.error("audit_flush_failed", error_type=type(exc).__name__,
                       pending=len(self._buffer))
+            return
+        await self._fold_log()
+
+    async def _fold_log(self) -> None:
+        """On SQLite, fold the write-ahead log back into the database now and then: the
+        in-loop connections never do (a checkpoint would stop the loop), and on a service
+        that only reads, the audit trail is the one writer."""
+        now = time.monotonic()
+        if self._checkpoint is None or now - self._checkpointed_at < CHECKPOINT_EVERY_SECONDS:
+            return
+        self._checkpointed_at = now
+        try:
+            await self._checkpoint()
+        except Exception as exc:  # the next fold tries again; the entries are written
+            log.warning("wal_checkpoint_failed", error_type=type(exc).__name__)
 
     async def _run(self) -> None:
         while not self._stopping:

@@ -3,7 +3,7 @@
 import asyncio
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -206,7 +206,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 
 def background_engine(engine: AsyncEngine) -> AsyncEngine:
-    """The engine for the kit's batch writers (the audit trail, the outbox relay).
+    """The engine for the outbox relay and the WAL checkpoints.
 
     On SQLite, an engine whose connections each work on a thread of their own (plain
     aiosqlite), queued on the same write lock as ``engine``: a batch of hundreds of rows, or
@@ -220,6 +220,20 @@ def background_engine(engine: AsyncEngine) -> AsyncEngine:
     event.listen(batch.sync_engine, "connect", _sqlite_pragmas)
     lock.attach(batch)
     return batch
+
+
+def wal_checkpoint(engine: AsyncEngine) -> Callable[[], Awaitable[None]] | None:
+    """For an SQLite file, a function folding the write-ahead log back into the database on
+    ``engine`` (the background engine: on a thread); None for other databases."""
+    if write_lock_of(engine) is None or engine.url.database in (None, "", ":memory:"):
+        return None
+
+    async def checkpoint() -> None:
+        async with engine.connect() as connection:
+            # PASSIVE: as much as readers allow, never waiting for them or for writers.
+            await connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+    return checkpoint
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

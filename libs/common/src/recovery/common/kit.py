@@ -10,7 +10,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recovery.common.audit import AuditTrail
 from recovery.common.auth import TokenVerifier
-from recovery.common.db import background_engine, create_engine, session_factory
+from recovery.common.db import (
+    background_engine,
+    create_engine,
+    session_factory,
+    wal_checkpoint,
+)
 from recovery.common.events.bus import EventBus
 from recovery.common.events.consumer import ConsumerRunner, EventHandler
 from recovery.common.events.outbox import WAKE_RELAY
@@ -27,8 +32,11 @@ class ServiceKit:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    #: The audit trail's and the relay's engine (``db.background_engine``).
+    #: The relay's engine and the WAL checkpoints' (``db.background_engine``).
     background_engine: AsyncEngine
+    #: Short transactions of prebuilt statements for request handlers and the audit trail
+    #: (see ``recovery.common.writes``); connections opened on first use, closed with the app.
+    writes: Writes
     verifier: TokenVerifier
     audit: AuditTrail
     bus: EventBus
@@ -37,7 +45,6 @@ class ServiceKit:
     migrations_dir: Path
     extras: dict[str, Any] = field(default_factory=dict)
     _reads: Reads | None = field(default=None, init=False, repr=False)
-    _writes: Writes | None = field(default=None, init=False, repr=False)
 
     @property
     def reads(self) -> Reads:
@@ -47,20 +54,12 @@ class ServiceKit:
             self._reads = reads_for_url(self.settings.database_url, self.sessions)
         return self._reads
 
-    @property
-    def writes(self) -> Writes:
-        """Short transactions of prebuilt statements for request handlers (see
-        ``recovery.common.writes``); made on first use, closed with the app."""
-        if self._writes is None:
-            self._writes = writes_for(self.engine, self.sessions, self.relay.wake)
-        return self._writes
-
     def close_connections(self) -> None:
         """Close the connections of ``reads`` and ``writes``."""
-        for path in (self._reads, self._writes):
-            if path is not None:
-                path.close()
-        self._reads = self._writes = None
+        if self._reads is not None:
+            self._reads.close()
+        self._reads = None
+        self.writes.close()
 
 
 def build_kit(settings: Settings, migrations_dir: Path,
@@ -73,13 +72,16 @@ def build_kit(settings: Settings, migrations_dir: Path,
     relay = OutboxRelay(batch_sessions, bus, poll_seconds=settings.outbox_poll_seconds,
                         batch_size=settings.outbox_batch_size)
     sessions.configure(info={WAKE_RELAY: relay.wake})
+    writes = writes_for(engine, sessions, relay.wake)
     return ServiceKit(
         settings=settings,
         engine=engine,
         sessions=sessions,
         background_engine=batch_engine,
+        writes=writes,
         verifier=TokenVerifier(settings),
-        audit=AuditTrail(batch_sessions, flush_every=settings.audit_flush_seconds),
+        audit=AuditTrail(writes, flush_every=settings.audit_flush_seconds,
+                         checkpoint=wal_checkpoint(batch_engine)),
         bus=bus,
         relay=relay,
         consumers=ConsumerRunner(bus, sessions, settings, handlers),

@@ -53,6 +53,10 @@ class Transaction(Protocol):
         ``StaleDataError`` (a guarded update that lost its race), undoing the transaction."""
         ...
 
+    async def run_many(self, statement: Prepared, rows: Sequence[dict[str, Any]]) -> None:
+        """Execute a write once for each row (a batch of inserts)."""
+        ...
+
     async def record_event(self, event_type: str, subject: str,
                            data: dict[str, Any]) -> CloudEvent:
         """The event's outbox row, published only if the transaction commits."""
@@ -108,6 +112,13 @@ class _SqliteTransaction:
         except sqlite3.IntegrityError as exc:
             raise IntegrityError(str(statement.statement), params, exc) from exc
         return _checked(count, expect, statement)
+
+    async def run_many(self, statement: Prepared, rows: Sequence[dict[str, Any]]) -> None:
+        plan = self._plan(statement)
+        try:
+            self.driver.executemany(plan.sql, [plan.values(row) for row in rows])
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(statement.statement), None, exc) from exc
 
     async def record_event(self, event_type: str, subject: str,
                            data: dict[str, Any]) -> CloudEvent:
@@ -183,6 +194,10 @@ class _SessionTransaction:
         connection = await self.session.connection()
         result = await connection.execute(statement.statement, params)
         return _checked(int(result.rowcount), expect, statement)
+
+    async def run_many(self, statement: Prepared, rows: Sequence[dict[str, Any]]) -> None:
+        connection = await self.session.connection()
+        await connection.execute(statement.statement, list(rows))
 
     async def record_event(self, event_type: str, subject: str,
                            data: dict[str, Any]) -> CloudEvent:
