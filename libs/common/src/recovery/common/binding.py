@@ -17,7 +17,9 @@ FastAPI's order with FastAPI's own functions and nothing else:
    the response is sent (FastAPI's default scope);
 3. path, query, header and cookie parameters and the body are validated by FastAPI's
    ``request_params_to_args`` and ``request_body_to_args``, and any error is raised as the
-   same ``RequestValidationError``;
+   same ``RequestValidationError``; a parameter FastAPI would read with a plain ``get``
+   under one name (not a list, not a model of parameters) is read so directly and validated
+   by FastAPI's own field validation, without working out again per request how to read it;
 4. the endpoint is awaited and the response it returns is sent as it is.
 
 Covered: ``async`` endpoints that return a ``Response`` (every platform route builds its own
@@ -40,8 +42,12 @@ from typing import Any
 
 from fastapi import params
 from fastapi._body_limit import get_body_limit_error
+from fastapi._compat import ModelField, field_annotation_is_sequence
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import (
+    _get_param_aliases,
+    _get_param_model,
+    _validate_value_with_model_field,
     get_typed_return_annotation,
     request_body_to_args,
     request_params_to_args,
@@ -119,6 +125,28 @@ def _plan_dependency(dependant: Dependant, seen: set[int]) -> _Dependency | None
                        tuple(needs))
 
 
+@dataclass(frozen=True)
+class _Parameter:
+    """A path, query, header or cookie parameter: where the request holds it, and the one
+    key it is read by where FastAPI would find it with a plain ``get``."""
+
+    field: ModelField
+    source: str  # the request's attribute: path_params, query_params, headers, cookies
+    key: str | None  # None: read by FastAPI's own ``request_params_to_args``
+    loc: tuple[str, str]
+
+
+def _plan_parameter(field: ModelField, source: str) -> _Parameter:
+    # FastAPI reads a parameter with a plain get unless it is a model of parameters, a list
+    # (read with getlist) or has several names it may come under.
+    aliases = _get_param_aliases(field)
+    plain = (_get_param_model(field) is None and len(aliases) == 1
+             and not field_annotation_is_sequence(field.field_info.annotation))
+    key = aliases[0][1] if plain else None
+    location = field.field_info.in_.value  # type: ignore[attr-defined]
+    return _Parameter(field, source, key, (location, key or ""))
+
+
 def _returns_a_response(call: Callable[..., Any]) -> bool:
     returned = get_typed_return_annotation(call)
     return inspect.isclass(returned) and issubclass(returned, Response)
@@ -159,10 +187,10 @@ class BoundRoute:
         self._dependencies = dependencies
         self._needs_exit_stack = _uses_a_generator(dependencies)
         self._fallback = fallback
-        self._parameters = [(fields, source) for fields, source in (
+        self._parameters = [_plan_parameter(field, source) for fields, source in (
             (dependant.path_params, "path_params"), (dependant.query_params, "query_params"),
             (dependant.header_params, "headers"), (dependant.cookie_params, "cookies"))
-            if fields]
+            for field in fields]
         self._body_field = route.body_field
         self._body_params = dependant.body_params
         self._embed_body_fields = route._embed_body_fields
@@ -198,10 +226,21 @@ class BoundRoute:
         body = await self._body(request) if self._body_field is not None else Undefined
         values = await _solve_all(self._dependencies, request, stack)
         errors: list[Any] = []
-        for fields, source in self._parameters:
-            found, wrong = request_params_to_args(fields, getattr(request, source))
-            values.update(found)
-            errors += wrong
+        for parameter in self._parameters:
+            received = getattr(request, parameter.source)
+            if parameter.key is None:
+                found, wrong = request_params_to_args([parameter.field], received)
+                values.update(found)
+                errors += wrong
+                continue
+            value = received.get(parameter.key)
+            value, wrong = _validate_value_with_model_field(
+                field=parameter.field, value=Undefined if value is None else value,
+                values=values, loc=parameter.loc)
+            if wrong:
+                errors += wrong
+            else:
+                values[parameter.field.name] = value
         if self._body_params:
             found, wrong = await request_body_to_args(
                 body_fields=self._body_params, received_body=body,
