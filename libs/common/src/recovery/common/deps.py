@@ -100,10 +100,13 @@ class RecordAccess:
         self.principal = principal
 
     def _entry_context(self) -> dict[str, str | None]:
-        client = self.request.client
+        # From the scope itself: ``request.client`` and ``request.state`` build an object
+        # each, for every audited decision.
+        scope = self.request.scope
+        client = scope.get("client")
         return {
-            "source_address": client.host if client else None,
-            "request_id": getattr(self.request.state, "request_id", None),
+            "source_address": client[0] if client else None,
+            "request_id": scope.get("state", {}).get("request_id"),
         }
 
     def allows(self, resource: str, verb: Verb, *, record_type: str, record_id: str | None,
