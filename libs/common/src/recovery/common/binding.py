@@ -204,23 +204,27 @@ class BoundRoute:
             await self._fallback(scope, receive, send)
             return
         request = Request(scope, receive, send)
-
-        async def respond(scope: Scope, receive: Receive, send: Send) -> None:
+        sending = False
+        try:
             if not self._needs_exit_stack:
                 response = await self._response(request, None)
+                sending = True
                 await response(scope, receive, send)
                 return
-            sent = False
             async with AsyncExitStack() as stack:
                 response = await self._response(request, stack)
+                sending = True
                 await response(scope, receive, send)
-                sent = True
-            if not sent:
+            if not sending:
                 # As FastAPI: a generator dependency swallowed the endpoint's exception.
                 raise FastAPIError("Response not awaited: a dependency with yield swallowed "
                                    "the exception of the endpoint.")
-
-        await wrap_app_handling_exceptions(respond, request)(scope, receive, send)
+        except Exception as exc:
+            if sending:
+                raise  # the response has begun: no exception handler may answer now
+            # The app's exception handlers answer as they do for FastAPI's routes; Starlette's
+            # wrapper is only built for a request that needs it.
+            await wrap_app_handling_exceptions(_raising(exc), request)(scope, receive, send)
 
     async def _response(self, request: Request, stack: AsyncExitStack | None) -> Response:
         body = await self._body(request) if self._body_field is not None else Undefined
@@ -293,6 +297,13 @@ class BoundRoute:
         mount_path = request.scope.get("root_path", "").rstrip("/")
         context["path"] = f"{request.method} {mount_path}{self.route.dependant.path}"
         return context
+
+
+def _raising(exc: Exception) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise exc
+
+    return app
 
 
 async def _solve_all(dependencies: tuple[_Dependency, ...], request: Request,
