@@ -231,3 +231,23 @@ async def test_dependency_overrides_still_apply() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         answer = await client.get("/people/su-1/notes/7")
     assert answer.status_code == 200 and answer.json()["who"] == "su-9"
+
+
+async def test_a_route_added_later_to_a_kit_app_keeps_fastapis_handler_and_works(
+        toy_sqlite: httpx.AsyncClient) -> None:
+    """A kit app opens no exit stack for FastAPI's handler; a route that keeps that handler
+    (here a plain function added after the app was built) opens its own and answers."""
+    app: FastAPI = toy_sqlite.app  # type: ignore[attr-defined]
+
+    @app.get("/v1/late/{number}")
+    def late(number: int) -> dict[str, int]:
+        return {"number": number}
+
+    answer = await toy_sqlite.get("/v1/late/3")
+    assert answer.status_code == 200 and answer.json() == {"number": 3}
+    bad = await toy_sqlite.get("/v1/late/three")
+    assert bad.status_code == 422
+    assert bad.headers["content-type"] == "application/problem+json"
+    route = next(r for r in app.router.routes if getattr(r, "path", "") == "/v1/late/{number}")
+    assert not isinstance(route.app, BoundRoute)
+

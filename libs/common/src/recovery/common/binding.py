@@ -27,9 +27,10 @@ response), and dependencies that are ``async`` functions, ``async`` generators o
 with an ``async __call__`` whose only parameters are the request and dependencies of the
 same kind. Anything else (a form body, a plain ``def``, ``Response`` or ``BackgroundTasks``
 parameters, security scopes, a dependency used twice, streaming) keeps FastAPI's handler,
-and so does every route of an app while dependency overrides are set. FastAPI's native
-telemetry is off in the kit's apps (``app.NO_NATIVE_TELEMETRY``), so its hooks are left out
-but for the validation-failure one, which FastAPI calls on the error path.
+and so does a route while the app or router it was added through has dependency overrides.
+FastAPI's native telemetry is off in the kit's apps (``app.NO_NATIVE_TELEMETRY``), so its
+hooks are left out but for the validation-failure one, which FastAPI calls on the error
+path.
 """
 
 import email.message
@@ -53,6 +54,7 @@ from fastapi.dependencies.utils import (
     request_params_to_args,
 )
 from fastapi.exceptions import FastAPIError, RequestValidationError
+from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from fastapi.routing import APIRoute, _extract_endpoint_context
 from fastapi.telemetry._api import _validation_failed
 from pydantic_core import PydanticUndefined as Undefined
@@ -187,6 +189,9 @@ class BoundRoute:
         self._dependencies = dependencies
         self._needs_exit_stack = _uses_a_generator(dependencies)
         self._fallback = fallback
+        # Where FastAPI's handler looks for overrides: the app or router the route was added
+        # through (the router, for routes a kit app takes over from its routers).
+        self._overrides = route.dependency_overrides_provider
         self._parameters = [_plan_parameter(field, source) for fields, source in (
             (dependant.path_params, "path_params"), (dependant.query_params, "query_params"),
             (dependant.header_params, "headers"), (dependant.cookie_params, "cookies"))
@@ -199,8 +204,7 @@ class BoundRoute:
         self._request_parameter = dependant.request_param_name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        app = scope.get("app")
-        if app is not None and getattr(app, "dependency_overrides", None):
+        if getattr(self._overrides, "dependency_overrides", None):
             await self._fallback(scope, receive, send)
             return
         request = Request(scope, receive, send)
@@ -330,9 +334,9 @@ async def _solve(dependency: _Dependency, request: Request,
     return await result
 
 
-def bound(route: APIRoute) -> BoundRoute | None:
-    """The route's bound handler, or None where its plan would not cover everything the
-    route asks for (it then keeps FastAPI's)."""
+def bound(route: APIRoute, fallback: ASGIApp) -> BoundRoute | None:
+    """The route's bound handler, ``fallback`` while dependency overrides are set; None
+    where its plan would not cover everything the route asks for."""
     dependant = route.dependant
     call = dependant.call
     if (call is None or not inspect.iscoroutinefunction(call)
@@ -349,16 +353,24 @@ def bound(route: APIRoute) -> BoundRoute | None:
         if planned is None:
             return None
         dependencies.append(planned)
-    return BoundRoute(route, tuple(dependencies), route.app)
+    return BoundRoute(route, tuple(dependencies), fallback)
 
 
 def bind_routes(routes: list[BaseRoute]) -> int:
-    """Serve each route the plan covers with its bound handler; how many were bound."""
+    """Serve each route the plan covers with its bound handler; how many were bound.
+
+    FastAPI's own handler expects the exit stack FastAPI's app opens for every request (for
+    uploaded files); the kit's apps open none (``app.kit_middleware_stack``), so a route
+    that keeps FastAPI's handler, and a bound route's fallback, open their own."""
     count = 0
     for route in routes:
-        if isinstance(route, APIRoute) and not isinstance(route.app, BoundRoute):
-            handler = bound(route)
-            if handler is not None:
-                route.app = handler
-                count += 1
+        if not isinstance(route, APIRoute) or isinstance(
+                route.app, BoundRoute | AsyncExitStackMiddleware):
+            continue
+        handler = bound(route, AsyncExitStackMiddleware(route.app))
+        if handler is None:
+            route.app = AsyncExitStackMiddleware(route.app)
+        else:
+            route.app = handler
+            count += 1
     return count

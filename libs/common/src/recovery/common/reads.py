@@ -73,11 +73,8 @@ class DriverPlan:
 
     def values(self, params: dict[str, Any] | None) -> list[Any]:
         given = params or {}
-        values = []
-        for name, default, process in self.binds:
-            value = given.get(name, default)
-            values.append(value if process is None else process(value))
-        return values
+        return [given.get(name, default) if process is None else process(given.get(name, default))
+                for name, default, process in self.binds]
 
     def rows(self, driver: Any, params: dict[str, Any] | None) -> list[Any]:
         cursor = driver.cursor()

@@ -9,9 +9,11 @@ match a path only if the path begins with the route's text up to its first param
 """
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from fastapi.routing import APIRouter
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 
@@ -36,15 +38,20 @@ class RouteIndex:
     Installed as the router's ``middleware_stack``; paths whose first segments no route
     starts with, anything not HTTP and apps served under a root path go to the router's own
     loop. Rebuilt when the
-    router's routes change."""
+    router's routes change, after ``prepare`` (if given) has seen the routes: the kit's apps
+    bind each route there (``binding.bind_routes``), routes added later included."""
 
-    def __init__(self, router: APIRouter) -> None:
+    def __init__(self, router: APIRouter,
+                 prepare: Callable[[list[BaseRoute]], object] | None = None) -> None:
         self._router = router
+        self._prepare = prepare
         self._everything: ASGIApp = router.app
         self._by_key: dict[str, ASGIApp] = {}
         self._built_for: tuple[int, int] = (0, -1)
 
     def _build(self) -> None:
+        if self._prepare is not None:
+            self._prepare(self._router.routes)
         routes = list(self._router.routes)
         prefixes = [literal_prefix(route) for route in routes]
         self._by_key = {}
