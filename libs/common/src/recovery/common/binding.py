@@ -117,14 +117,18 @@ def _plan_dependency(dependant: Dependant, seen: set[int]) -> _Dependency | None
         return None  # FastAPI runs a plain function in a worker thread
     if dependant.concurrency is not None or (generator and dependant.scope == "function"):
         return None
-    needs = []
-    for sub in dependant.dependencies:
-        planned = _plan_dependency(sub, seen)
-        if planned is None:
-            return None
-        needs.append(planned)
-    return _Dependency(dependant.name, call, generator, dependant.request_param_name,
-                       tuple(needs))
+    needs = _plan_dependencies(dependant, seen)
+    if needs is None:
+        return None
+    return _Dependency(dependant.name, call, generator, dependant.request_param_name, needs)
+
+
+def _plan_dependencies(dependant: Dependant, seen: set[int]) -> tuple[_Dependency, ...] | None:
+    """The plans of the dependant's dependencies, in order; None if one is not covered."""
+    planned = [_plan_dependency(sub, seen) for sub in dependant.dependencies]
+    if any(plan is None for plan in planned):
+        return None
+    return tuple(plan for plan in planned if plan is not None)
 
 
 @dataclass(frozen=True)
@@ -346,14 +350,10 @@ def bound(route: APIRoute, fallback: ASGIApp) -> BoundRoute | None:
             or (route.body_field is not None
                 and isinstance(route.body_field.field_info, params.Form))):
         return None
-    seen: set[int] = set()
-    dependencies = []
-    for sub in dependant.dependencies:
-        planned = _plan_dependency(sub, seen)
-        if planned is None:
-            return None
-        dependencies.append(planned)
-    return BoundRoute(route, tuple(dependencies), fallback)
+    dependencies = _plan_dependencies(dependant, set())
+    if dependencies is None:
+        return None
+    return BoundRoute(route, dependencies, fallback)
 
 
 def bind_routes(routes: list[BaseRoute]) -> int:
