@@ -110,6 +110,19 @@ async def test_a_failed_transaction_changes_nothing(store: Store) -> None:
     assert lock is None or not lock.lock.locked()
 
 
+async def test_a_batch_is_written_whole_or_not_at_all(store: Store) -> None:
+    """``run_many``, the audit trail's batch: every row, converted as a single ``run``
+    converts it, or none, with the same error for a taken key on both backends."""
+    async with store.writes.transaction() as tx:
+        await tx.run_many(INSERT_NOTE, [_note("n-1"), _note("n-2", size=5)])
+    with pytest.raises(IntegrityError):
+        async with store.writes.transaction() as tx:
+            await tx.run_many(INSERT_NOTE, [_note("n-3"), _note("n-1")])  # the key is taken
+    assert await store.notes() == [("n-1", 1), ("n-2", 5)]
+    async with store.writes.transaction() as tx:
+        assert await tx.all(NOTE_OF, {"note_id": "n-2"}) == [(5, 1, CREATED)]
+
+
 async def test_a_guarded_change_that_lost_its_race_is_tried_again(store: Store) -> None:
     async with store.writes.transaction() as tx:
         await tx.run(INSERT_NOTE, _note("n-1"))
