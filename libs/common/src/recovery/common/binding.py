@@ -182,7 +182,7 @@ def _is_json_content_type(value: str) -> bool:
 
 class BoundRoute:
     """The ASGI app of one route, bound by its plan; FastAPI's own handler (``fallback``)
-    while the app has dependency overrides."""
+    while the app or router the route was added through has dependency overrides."""
 
     def __init__(self, route: APIRoute, dependencies: tuple[_Dependency, ...],
                  fallback: ASGIApp) -> None:
@@ -262,10 +262,7 @@ class BoundRoute:
         if self._request_parameter:
             values[self._request_parameter] = request
         if errors:
-            error = RequestValidationError(errors, body=None if body is Undefined else body,
-                                           endpoint_ctx=self._endpoint_context(request))
-            _validation_failed(error)
-            raise error
+            raise self._invalid(request, errors, None if body is Undefined else body)
         response = await self._call(**values)
         if not isinstance(response, Response):
             raise TypeError(f"{self.route.path} returned {type(response).__name__}, "
@@ -285,12 +282,9 @@ class BoundRoute:
                 return await request.json()
             return raw
         except json.JSONDecodeError as exc:
-            error = RequestValidationError(
-                [{"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error",
-                  "input": {}, "ctx": {"error": exc.msg}}],
-                body=exc.doc, endpoint_ctx=self._endpoint_context(request))
-            _validation_failed(error)
-            raise error from exc
+            raise self._invalid(request, [
+                {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error",
+                 "input": {}, "ctx": {"error": exc.msg}}], exc.doc) from exc
         except HTTPException:
             raise
         except Exception as exc:
@@ -300,11 +294,15 @@ class BoundRoute:
             raise HTTPException(status_code=400,
                                 detail="There was an error parsing the body") from exc
 
-    def _endpoint_context(self, request: Request) -> Any:
-        context = dict(_extract_endpoint_context(self._call))
+    def _invalid(self, request: Request, errors: list[Any], body: Any) -> RequestValidationError:
+        """The validation error FastAPI raises, with its endpoint context, after telling
+        FastAPI's telemetry hook as FastAPI does."""
+        context: Any = dict(_extract_endpoint_context(self._call))
         mount_path = request.scope.get("root_path", "").rstrip("/")
         context["path"] = f"{request.method} {mount_path}{self.route.dependant.path}"
-        return context
+        error = RequestValidationError(errors, body=body, endpoint_ctx=context)
+        _validation_failed(error)
+        return error
 
 
 def _raising(exc: Exception) -> ASGIApp:

@@ -37,9 +37,9 @@ class RouteIndex:
 
     Installed as the router's ``middleware_stack``; paths whose first segments no route
     starts with, anything not HTTP and apps served under a root path go to the router's own
-    loop. Rebuilt when the
-    router's routes change, after ``prepare`` (if given) has seen the routes: the kit's apps
-    bind each route there (``binding.bind_routes``), routes added later included."""
+    loop. Rebuilt when the router's routes change, after ``prepare`` (if given) has seen the
+    routes: the kit's apps bind each route there (``binding.bind_routes``), routes added
+    later included."""
 
     def __init__(self, router: APIRouter,
                  prepare: Callable[[list[BaseRoute]], object] | None = None) -> None:
