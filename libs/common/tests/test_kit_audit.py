@@ -17,10 +17,10 @@ from fhir.resources.R4B.bundle import Bundle
 from kit_toy import MIGRATIONS_DIR, create_app, toy_settings
 from sqlmodel import SQLModel, select
 
-from recovery.common import audit
+from recovery.common import db
 from recovery.common.audit import AuditEvent, AuditTrail, Outcome, audit_entry, audit_row
 from recovery.common.auth import Principal
-from recovery.common.db import background_engine, create_engine, session_factory, wal_checkpoint
+from recovery.common.db import background_engine, create_engine, session_factory, wal_fold
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.testing.plugin import TokenFactory, running_service
 from recovery.common.writes import SessionWrites, Writes, writes_for
@@ -402,7 +402,7 @@ async def test_on_sqlite_the_trail_folds_the_log_back_into_the_database_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The in-loop connections never checkpoint; on a service that only reads, the audit
     trail is the one writer, so it folds the write-ahead log back itself (on a thread)."""
-    monkeypatch.setattr(audit, "CHECKPOINT_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(db, "FOLD_EVERY_SECONDS", 0.0)
     database = tmp_path / "audit.db"
     engine = create_engine(f"sqlite+aiosqlite:///{database}")
     async with engine.begin() as connection:
@@ -422,8 +422,8 @@ async def test_on_sqlite_the_trail_folds_the_log_back_into_the_database_file(
             except sqlite3.OperationalError:  # not even the table has been folded back
                 return 0
 
-    for checkpoint, entries, folded in ((None, 20, 0), (wal_checkpoint(threaded), 20, 40)):
-        trail = AuditTrail(writes, flush_every=3600, checkpoint=checkpoint)
+    for fold_log, entries, folded in ((None, 20, 0), (wal_fold(threaded), 20, 40)):
+        trail = AuditTrail(writes, flush_every=3600, fold_log=fold_log)
         for number in range(entries):
             trail.record(audit_entry(principal, record_type="Goal", action="read",
                                      outcome=Outcome.allowed, record_id=f"g-{number}",

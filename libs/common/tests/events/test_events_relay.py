@@ -1,13 +1,20 @@
 """The outbox relay against a real nats-server, on SQLite and PostgreSQL."""
 
 import asyncio
+import contextlib
 import json
+import shutil
+import sqlite3
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from eventkit_toy import (
     CREATED,
+    OUTBOX,
     STREAM,
+    create_toy_schema,
     eventually,
     running_events,
     stream_messages,
@@ -15,10 +22,12 @@ from eventkit_toy import (
     unpublished,
     write_record,
 )
-from sqlalchemy import update
+from sqlalchemy import Text, cast, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from recovery.common import db
+from recovery.common.db import background_engine, create_engine, session_factory, wal_fold
 from recovery.common.events.bus import EventBus
 from recovery.common.events.outbox import OutboxEvent
 from recovery.common.events.relay import OutboxRelay
@@ -52,6 +61,51 @@ async def test_a_committed_change_publishes_exactly_one_cloudevent(
     assert body["id"] == event.id
     assert message.headers is not None and message.headers["Nats-Msg-Id"] == event.id
     assert await unpublished(toy_sessions) == 0
+    # The envelope goes out as the text stored with the change, not decoded and re-encoded.
+    async with toy_sessions() as session:
+        connection = await session.connection()
+        stored = (await connection.execute(select(cast(OUTBOX.c.envelope, Text))
+                                           .where(OUTBOX.c.event_id == event.id))).scalar_one()
+    assert message.data == stored.encode()
+
+
+async def test_on_sqlite_the_relays_marks_fold_the_log_back_into_the_database_file(
+        nats: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The relay marks on in-loop connections, which never checkpoint; with the kit's fold
+    its marks reach the database file itself, not only its write-ahead log."""
+    monkeypatch.setattr(db, "FOLD_EVERY_SECONDS", 0.0)
+    database = tmp_path / "outbox.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")
+    await create_toy_schema(engine)
+    threaded = background_engine(engine)
+    sessions = session_factory(engine)
+    bus = EventBus(toy_settings(nats.url, f"sqlite+aiosqlite:///{database}"))
+    bus.start()
+
+    def marked_in_the_file_alone() -> int:
+        copy = tmp_path / f"copy-{uuid.uuid4().hex}.db"
+        shutil.copyfile(database, copy)
+        with contextlib.closing(sqlite3.connect(copy)) as connection:
+            try:
+                return int(connection.execute("SELECT count(*) FROM outbox_event "
+                                              "WHERE published_at IS NOT NULL").fetchone()[0])
+            except sqlite3.OperationalError:  # not even the table has been folded back
+                return 0
+
+    try:
+        assert await bus.wait_connected(within=5)
+        for fold_log, marked in ((None, 0), (wal_fold(threaded), 20)):
+            relay = OutboxRelay(sessions, bus, fold_log=fold_log)
+            for _ in range(10):
+                await write_record(sessions, str(uuid.uuid4()))
+            assert await relay.publish_pending() == 10
+            await relay.stop()
+            assert await unpublished(sessions) == 0
+            assert marked_in_the_file_alone() == marked
+    finally:
+        await bus.stop()
+        await threaded.dispose()
+        await engine.dispose()
 
 
 async def test_the_running_relay_publishes_each_event_once_and_marks_every_one(

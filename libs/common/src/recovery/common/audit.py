@@ -11,7 +11,6 @@ codes and addresses, never clinical text.
 import asyncio
 import contextlib
 import re
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
@@ -62,8 +61,6 @@ class AuditEvent(SQLModel, table=True):
 
 AUDIT_TABLE: Table = AuditEvent.__table__  # type: ignore[attr-defined]
 INSERT_AUDIT = Prepared(AUDIT_TABLE.insert())
-#: The least time between two folds of SQLite's write-ahead log into the database file.
-CHECKPOINT_EVERY_SECONDS = 0.2
 
 
 def audit_entry(
@@ -135,10 +132,10 @@ class AuditTrail:
     """Buffers audit entries of reads and writes them in batches."""
 
     def __init__(self, writes: Writes, *, flush_every: float = 0.2, batch_size: int = 500,
-                 checkpoint: Callable[[], Awaitable[None]] | None = None) -> None:
+                 fold_log: Callable[[], Awaitable[None]] | None = None) -> None:
         self._writes = writes
-        self._checkpoint = checkpoint
-        self._checkpointed_at = time.monotonic()
+        #: On SQLite, ``db.WalFold``: folds the write-ahead log back after a flush.
+        self._fold_log = fold_log
         self._buffer: list[AuditEvent | dict[str, Any]] = []
         self._flush_every = flush_every
         self._batch_size = batch_size
@@ -179,20 +176,8 @@ class AuditTrail:
             log.error("audit_flush_failed", error_type=type(exc).__name__,
                       pending=len(self._buffer))
             return
-        await self._fold_log()
-
-    async def _fold_log(self) -> None:
-        """On SQLite, fold the write-ahead log back into the database now and then: the
-        in-loop connections never do (a checkpoint would stop the loop), and on a service
-        that only reads, the audit trail is the one writer."""
-        now = time.monotonic()
-        if self._checkpoint is None or now - self._checkpointed_at < CHECKPOINT_EVERY_SECONDS:
-            return
-        self._checkpointed_at = now
-        try:
-            await self._checkpoint()
-        except Exception as exc:  # the next fold tries again; the entries are written
-            log.warning("wal_checkpoint_failed", error_type=type(exc).__name__)
+        if self._fold_log is not None:
+            await self._fold_log()
 
     async def _run(self) -> None:
         while not self._stopping:

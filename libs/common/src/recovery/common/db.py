@@ -2,14 +2,16 @@
 
 import asyncio
 import sqlite3
+import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import structlog
 from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import ExecutionContext
@@ -17,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import PoolResetState
 from sqlalchemy.util.concurrency import await_only, in_greenlet
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+log = structlog.get_logger(__name__)
 
 
 def is_sqlite(url: str) -> bool:
@@ -206,12 +210,11 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 
 def background_engine(engine: AsyncEngine) -> AsyncEngine:
-    """The engine for the outbox relay and the WAL checkpoints.
+    """The engine for the WAL checkpoints.
 
     On SQLite, an engine whose connections each work on a thread of their own (plain
-    aiosqlite), queued on the same write lock as ``engine``: a batch of hundreds of rows, or
-    the WAL checkpoint its commit may run, then takes its time off the loop, while requests
-    go on. Elsewhere, ``engine`` itself.
+    aiosqlite), queued on the same write lock as ``engine``: a checkpoint then takes its
+    time off the loop, while requests go on. Elsewhere, ``engine`` itself.
     """
     lock = write_lock_of(engine)
     if lock is None:
@@ -222,18 +225,40 @@ def background_engine(engine: AsyncEngine) -> AsyncEngine:
     return batch
 
 
-def wal_checkpoint(engine: AsyncEngine) -> Callable[[], Awaitable[None]] | None:
-    """For an SQLite file, a function folding the write-ahead log back into the database on
-    ``engine`` (the background engine: on a thread); None for other databases."""
+#: The least time between two folds of SQLite's write-ahead log into the database file.
+FOLD_EVERY_SECONDS = 0.2
+
+
+class WalFold:
+    """Folds an SQLite file's write-ahead log back into the database, at most every
+    ``FOLD_EVERY_SECONDS``, on the background engine (a thread). The in-loop connections never
+    checkpoint (a checkpoint would stop the loop), so the kit's batch writers (the audit
+    trail's flush, the relay's marks) call this after they commit; on a service that only
+    reads, the audit trail is the one writer."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._folded_at = time.monotonic()
+
+    async def __call__(self) -> None:
+        now = time.monotonic()
+        if now - self._folded_at < FOLD_EVERY_SECONDS:
+            return
+        self._folded_at = now
+        try:
+            async with self._engine.connect() as connection:
+                # PASSIVE: as much as readers allow, never waiting for them or for writers.
+                await connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception as exc:  # the next fold tries again; what was written stays written
+            log.warning("wal_checkpoint_failed", error_type=type(exc).__name__)
+
+
+def wal_fold(engine: AsyncEngine) -> WalFold | None:
+    """For an SQLite file, the fold of its write-ahead log on ``engine`` (the background
+    engine); None for other databases."""
     if write_lock_of(engine) is None or engine.url.database in (None, "", ":memory:"):
         return None
-
-    async def checkpoint() -> None:
-        async with engine.connect() as connection:
-            # PASSIVE: as much as readers allow, never waiting for them or for writers.
-            await connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-
-    return checkpoint
+    return WalFold(engine)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -14,7 +14,7 @@ from recovery.common.db import (
     background_engine,
     create_engine,
     session_factory,
-    wal_checkpoint,
+    wal_fold,
 )
 from recovery.common.events.bus import EventBus
 from recovery.common.events.consumer import ConsumerRunner, EventHandler
@@ -32,7 +32,7 @@ class ServiceKit:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    #: The relay's engine and the WAL checkpoints' (``db.background_engine``).
+    #: The WAL checkpoints' engine (``db.background_engine``).
     background_engine: AsyncEngine
     #: Short transactions of prebuilt statements for request handlers and the audit trail
     #: (see ``recovery.common.writes``); connections opened on first use, closed with the app.
@@ -68,8 +68,9 @@ def build_kit(settings: Settings, migrations_dir: Path,
     batch_engine = background_engine(engine)
     bus = EventBus(settings)
     sessions = session_factory(engine)
-    batch_sessions = session_factory(batch_engine)
-    relay = OutboxRelay(batch_sessions, bus, poll_seconds=settings.outbox_poll_seconds,
+    fold_log = wal_fold(batch_engine)
+    relay = OutboxRelay(sessions, bus, fold_log=fold_log,
+                        poll_seconds=settings.outbox_poll_seconds,
                         batch_size=settings.outbox_batch_size)
     sessions.configure(info={WAKE_RELAY: relay.wake})
     writes = writes_for(engine, sessions, relay.wake)
@@ -81,7 +82,7 @@ def build_kit(settings: Settings, migrations_dir: Path,
         writes=writes,
         verifier=TokenVerifier(settings),
         audit=AuditTrail(writes, flush_every=settings.audit_flush_seconds,
-                         checkpoint=wal_checkpoint(batch_engine)),
+                         fold_log=fold_log),
         bus=bus,
         relay=relay,
         consumers=ConsumerRunner(bus, sessions, settings, handlers),

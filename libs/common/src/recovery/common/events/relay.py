@@ -4,14 +4,19 @@ Woken at commit and polling as a safety net. Each message carries ``Nats-Msg-Id`
 so a batch published again (after a crash between publish and mark, or by a second relay)
 is dropped by JetStream as a duplicate. On PostgreSQL a transaction-scoped advisory lock
 lets one relay of a service publish at a time, so replicas neither race nor reorder.
+
+The relay reads and marks with prebuilt statements on the kit's read and write paths (on an
+SQLite file: its own in-loop connections, queued on the process's write lock to mark), and
+hands each envelope to JetStream as the text stored, never decoded and encoded again. A
+service publishes an event or two per change, so the relay mostly moves a few rows at a time
+and what it costs is what it costs per batch (decision 26).
 """
 
 import asyncio
 import contextlib
-import json
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -19,15 +24,18 @@ import structlog
 from nats.js.api import PubAck
 from nats.js.errors import NoStreamResponseError
 from prometheus_client import Counter
-from sqlalchemy import Row, delete, func, select, update
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy import Text, bindparam, cast, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from recovery.common.db import UTCDateTime
 from recovery.common.events.bus import EventBus
 from recovery.common.events.outbox import OutboxEvent
 from recovery.common.events.tasks import cancel_and_wait
+from recovery.common.reads import Prepared, Reads, reads_for_url
 from recovery.common.timeutil import utcnow
+from recovery.common.writes import Writes, writes_for
 
 log = structlog.get_logger(__name__)
 
@@ -36,8 +44,20 @@ PUBLISHED = Counter("recovery_outbox_published_total", "Outbox events published 
 PUBLISH_FAILURES = Counter("recovery_outbox_publish_failures_total",
                            "Outbox batches that were not fully acknowledged", ["stream"])
 
-#: Positions marked per statement (asyncpg allows 32,767 parameters).
+#: Positions marked per transaction.
 MARK_CHUNK = 1000
+
+#: The unpublished events in order: position, id, type and the envelope as stored (text).
+PENDING = Prepared(
+    select(col(OutboxEvent.position), col(OutboxEvent.event_id), col(OutboxEvent.type),
+           cast(col(OutboxEvent.envelope), Text))
+    .where(col(OutboxEvent.published_at).is_(None))
+    .order_by(col(OutboxEvent.position))
+    .limit(bindparam("limit")))
+MARK_PUBLISHED = Prepared(
+    update(OutboxEvent)
+    .where(col(OutboxEvent.position) == bindparam("marked"))
+    .values(published_at=bindparam("at", type_=UTCDateTime())))
 #: Every service has its own database, so one fixed advisory-lock key per database suffices.
 RELAY_LOCK_KEY = zlib.crc32(b"recovery.outbox_relay")
 
@@ -46,11 +66,23 @@ class OutboxRelay:
     """Publishes unpublished outbox rows in position order, a batch at a time."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventBus, *,
+                 fold_log: Callable[[], Awaitable[None]] | None = None,
                  poll_seconds: float = 0.5, batch_size: int = 500,
                  ack_timeout: float = 5.0,
                  retention: timedelta = timedelta(days=7),
                  prune_every_seconds: float = 600.0) -> None:
+        #: The kit's sessions: on PostgreSQL the read holds the advisory lock in one of them.
         self._sessions = sessions
+        engine: AsyncEngine = sessions.kw["bind"]
+        self._on_postgresql = engine.dialect.name == "postgresql"
+        # The relay's own read and write paths (connections opened on first use, closed at
+        # stop); its marks wake nobody.
+        self._writes: Writes = writes_for(engine, sessions, lambda: None)
+        self._reads_url = engine.url.render_as_string(hide_password=False)
+        self._reads: Reads | None = None
+        #: On SQLite, ``db.WalFold``: folds the write-ahead log back after a mark (the
+        #: relay's connections never checkpoint, like every in-loop connection).
+        self._fold_log = fold_log
         self._bus = bus
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
@@ -86,27 +118,27 @@ class OutboxRelay:
         if len(self._unmarked) >= self._batch_size:
             await self.flush_marks()  # back-pressure: the marker must keep up
         in_flight = set(self._unmarked)  # copied before reading: see flush_marks
-        async with self._sessions() as session:
-            connection = await session.connection()
-            if connection.dialect.name == "postgresql":
+        limit = {"limit": self._batch_size + len(in_flight)}
+        if self._on_postgresql:
+            async with self._sessions() as session:
+                connection = await session.connection()
                 locked = (await connection.execute(
                     select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY)))).scalar_one()
                 if not locked:
                     return 0  # another replica is publishing; it will get these rows too
-            rows = [row for row in (await connection.execute(
-                select(col(OutboxEvent.position), col(OutboxEvent.event_id),
-                       col(OutboxEvent.type), col(OutboxEvent.envelope))
-                .where(col(OutboxEvent.published_at).is_(None))
-                .order_by(col(OutboxEvent.position))
-                .limit(self._batch_size + len(in_flight))
-            )).all() if row.position not in in_flight][:self._batch_size]
-            if not rows:
-                return 0
-            acked = await self._publish(rows)
-            # Ends the read (and releases the advisory lock) before marking.
-            await session.commit()
+                rows = _unpublished((await connection.execute(PENDING.statement, limit)).all(),
+                                    in_flight, self._batch_size)
+                acked = await self._publish(rows) if rows else 0
+                # Ends the read (and releases the advisory lock) before marking.
+                await session.commit()
+        else:  # SQLite: one process writes the database, and reads never wait for it
+            rows = _unpublished(await self._reader().all(PENDING, limit), in_flight,
+                                self._batch_size)
+            acked = await self._publish(rows) if rows else 0
+        if not rows:
+            return 0
         if acked:
-            self._unmarked.update(row.position for row in rows[:acked])
+            self._unmarked.update(row[0] for row in rows[:acked])
             self.published += acked
             PUBLISHED.labels(self._bus.settings.stream_name).inc(acked)
             if mark_later:
@@ -127,14 +159,14 @@ class OutboxRelay:
         async with self._mark_lock:
             while self._unmarked:
                 positions = sorted(self._unmarked)[:MARK_CHUNK]
-                async with self._sessions() as session:
-                    connection = await session.connection()
-                    await connection.execute(
-                        update(OutboxEvent)
-                        .where(col(OutboxEvent.position).in_(positions))
-                        .values(published_at=utcnow()))
-                    await session.commit()
+                now = utcnow()
+                async with self._writes.transaction() as tx:
+                    await tx.run_many(MARK_PUBLISHED,
+                                      [{"marked": position, "at": now}
+                                       for position in positions])
                 self._unmarked.difference_update(positions)
+                if self._fold_log is not None:
+                    await self._fold_log()
 
     async def _mark_in_background(self) -> None:
         while True:
@@ -150,16 +182,21 @@ class OutboxRelay:
                 await asyncio.sleep(self._poll_seconds)
                 self._mark_wanted.set()
 
-    async def _publish(self, rows: Sequence[Row[Any]]) -> int:
-        """Publish rows asynchronously; the length of the prefix JetStream acknowledged."""
+    def _reader(self) -> Reads:
+        if self._reads is None:
+            self._reads = reads_for_url(self._reads_url, self._sessions)
+        return self._reads
+
+    async def _publish(self, rows: Sequence[Any]) -> int:
+        """Publish rows (position, event id, type, envelope text) asynchronously; the length
+        of the prefix JetStream acknowledged."""
         js = self._bus.js
         assert js is not None
         futures: list[asyncio.Future[PubAck]] = []
         try:
-            for row in rows:
-                payload = json.dumps(row.envelope, separators=(",", ":")).encode()
+            for _, event_id, event_type, envelope in rows:
                 futures.append(await js.publish_async(
-                    row.type, payload, headers={"Nats-Msg-Id": row.event_id}))
+                    event_type, envelope.encode(), headers={"Nats-Msg-Id": event_id}))
         except Exception as exc:
             log.warning("outbox_publish_failed", error=type(exc).__name__)
         if futures:
@@ -228,6 +265,15 @@ class OutboxRelay:
             await self.flush_marks()
         except Exception as exc:
             log.warning("outbox_mark_failed", error=type(exc).__name__)
+        self._writes.close()
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None
+
+
+def _unpublished(found: Sequence[Any], in_flight: set[int], batch_size: int) -> list[Any]:
+    """The batch to publish: rows read, less those published but not yet marked."""
+    return [row for row in found if row[0] not in in_flight][:batch_size]
 
 
 class PublishIncompleteError(Exception):
