@@ -12,7 +12,7 @@ from typing import Any
 
 import aiosqlite
 import structlog
-from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, event
+from sqlalchemy import JSON, DateTime, Dialect, Engine, TypeDecorator, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import ExecutionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -289,3 +289,29 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class EncodedJSON(str):
+    """JSON text already encoded (``model_dump_json``, ``json.dumps``), which a ``StoredJSON``
+    column stores as it is."""
+
+    __slots__ = ()
+
+
+class StoredJSON(TypeDecorator[Any]):
+    """A JSON column (the same type in the database) that also takes ``EncodedJSON``, so a
+    value encoded once for an answer or a message is not encoded again for its row. Reads
+    give the decoded value, as ``JSON`` does."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
+        encode = self.impl_instance.bind_processor(dialect)
+
+        def process(value: Any) -> Any:
+            if isinstance(value, EncodedJSON):
+                return str(value)
+            return encode(value) if encode is not None else value
+
+        return process

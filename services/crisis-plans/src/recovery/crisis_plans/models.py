@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
-from recovery.common.db import UTCDateTime
+from recovery.common.db import StoredJSON, UTCDateTime
 from recovery.common.ids import new_id
 from recovery.common.rules import ErrorReason
 from recovery.common.timeutil import utcnow
@@ -138,10 +138,12 @@ class CrisisPlan(SQLModel, table=True):
                                         sa_column=Column(Boolean, nullable=False))
     revision: int = SQLField(default=1, sa_column=_REVISION)
     # The plan as callers see it (PlanPublic), and the active version as a crisis team reads
-    # it (ActivePlan): written with every change, handed out as stored.
+    # it (ActivePlan): written with every change, handed out as stored (a signature writes
+    # the text it answers with, ``EncodedJSON``).
     document: dict[str, Any] = SQLField(default_factory=dict,
-                                        sa_column=Column(JSON, nullable=False))
-    active_document: dict[str, Any] | None = SQLField(default=None, sa_column=Column(JSON))
+                                        sa_column=Column(StoredJSON, nullable=False))
+    active_document: dict[str, Any] | None = SQLField(default=None,
+                                                      sa_column=Column(StoredJSON))
 
     __mapper_args__ = {"version_id_col": _REVISION}
 

@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from recovery.common import cosign
 from recovery.common.audit import Outcome
 from recovery.common.auth import Role, Verb, require_scope
-from recovery.common.db import UTCDateTime
+from recovery.common.db import EncodedJSON, UTCDateTime
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
 from recovery.common.ids import new_id
@@ -139,17 +139,17 @@ def plan_document(plan: CrisisPlan, version: CrisisPlanVersion,
     ).model_dump(mode="json")
 
 
-def active_document_of(document: dict[str, Any]) -> dict[str, Any]:
+def active_document_of(document: dict[str, Any]) -> EncodedJSON:
     """The active plan's document from the plan's, when its newest version is the agreed
-    one."""
+    one, encoded for its row."""
     content = PlanContent.model_validate(document["content"])
-    return ActivePlan(
+    return EncodedJSON(ActivePlan(
         plan_id=document["id"], service_user_id=document["service_user_id"],
         team_id=document["team_id"], version=document["version"],
         content_hash=document["content_hash"], content=content,
         signatures=document["signatures"], agreed_at=document["agreed_at"],
         review_on=content.review_on, newer_draft=False,
-    ).model_dump(mode="json")
+    ).model_dump_json())
 
 
 def active_document(plan: CrisisPlan, version: CrisisPlanVersion,
@@ -402,8 +402,7 @@ async def sign_version(access: RecordAccess, plan_id: str, if_match: str | None,
         public = SignaturePublic.model_validate(bound).model_dump(mode="json")
         document["signatures"].append(public)
         document["updated_at"] = public["signed_at"]
-        params: dict[str, Any] = {"plan_id": plan_id, "seen_revision": revision, "at": now,
-                                  "new_document": document}
+        params: dict[str, Any] = {"plan_id": plan_id, "seen_revision": revision, "at": now}
         agreed_now = rules.agreed(signatures, version=version, version_hash=version_hash,
                                   required=required)
         if agreed_now:
@@ -411,6 +410,8 @@ async def sign_version(access: RecordAccess, plan_id: str, if_match: str | None,
             document.update(status=status, active_version=version, agreed_at=public["signed_at"])
             params |= {"agreed_version": version,
                        "new_active_document": active_document_of(document)}
+        # Encoded once: the row stores the text the answer gives.
+        stored = params["new_document"] = EncodedJSON(json.dumps(document, separators=(",", ":")))
         await tx.run(SIGNED_AND_AGREED if agreed_now else SIGNED, params, expect=1)
         facts = PlanFacts(id=plan_id, service_user_id=service_user_id, team_id=team_id,
                           status=status, version=version, active_version=active_version,
@@ -421,7 +422,7 @@ async def sign_version(access: RecordAccess, plan_id: str, if_match: str | None,
         if agreed_now:
             await tx.record_event(PlanEvent.agreed.value, plan_id, plan_event_data(
                 facts, changed_by=actor.sub, content_hash=version_hash))
-        return version, json.dumps(document, separators=(",", ":"))
+        return version, stored
 
     return await retry_lost_races(
         access.kit.writes.transaction, attempt,

@@ -3,12 +3,12 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Integer, String, event
+from sqlalchemy import Column, Integer, String, event
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from recovery.common.db import UTCDateTime
+from recovery.common.db import EncodedJSON, StoredJSON, UTCDateTime
 from recovery.common.events.envelope import CloudEvent, source_of
 
 #: Session.info key holding the callable that wakes the relay after a commit.
@@ -27,7 +27,8 @@ class OutboxEvent(SQLModel, table=True):
     type: str = Field(max_length=120)
     subject: str = Field(max_length=64)
     occurred_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-    envelope: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    #: The CloudEvent as published, written as the text it was encoded to (``EncodedJSON``).
+    envelope: dict[str, Any] = Field(sa_column=Column(StoredJSON, nullable=False))
     published_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(),
                                                                           index=True))
 
@@ -40,7 +41,8 @@ def outbox_row(event_type: str, subject: str,
                              data=data)
     return cloud_event, {"event_id": cloud_event.id, "type": event_type, "subject": subject,
                          "occurred_at": cloud_event.time,
-                         "envelope": cloud_event.model_dump(mode="json"), "published_at": None}
+                         "envelope": EncodedJSON(cloud_event.model_dump_json()),
+                         "published_at": None}
 
 
 def record_event(session: AsyncSession, event_type: str, subject: str,
