@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import pydantic_core
 import structlog
 from sqlalchemy import JSON, DateTime, Dialect, Engine, TypeDecorator, event
 from sqlalchemy.engine import make_url
@@ -193,19 +194,31 @@ def write_lock_of(engine: AsyncEngine) -> SqliteWriteLock | None:
     return _WRITE_LOCKS.get(engine.sync_engine)
 
 
+def json_text(value: Any) -> str:
+    """JSON as the kit writes it into rows and answers: compact, with text as it is in UTF-8
+    (pydantic's encoder, about four times as fast as ``json.dumps`` on a plan's document)."""
+    return pydantic_core.to_json(value).decode()
+
+
+#: JSON columns are encoded and decoded by pydantic's codec (engines of ``create_engine``
+#: and the in-loop reader).
+JSON_CODEC: dict[str, Any] = {"json_serializer": json_text,
+                              "json_deserializer": pydantic_core.from_json}
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An async engine with the settings each backend needs."""
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, async_creator=_in_loop_connector(url))
+        engine = create_async_engine(url, async_creator=_in_loop_connector(url), **JSON_CODEC)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "connect", _no_checkpoints)
         SqliteWriteLock().attach(engine)
         return engine
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **JSON_CODEC
     )
 
 

@@ -1,13 +1,13 @@
 """JSON responses and request parameters every service's routes share: ETag, Location,
 stored documents handed out as they are, If-Match and paging parameters."""
 
-import json
 from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Header, Query, Response
 from pydantic import BaseModel
 
+from recovery.common.db import json_text
 from recovery.common.versioning import etag
 
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=200,
@@ -39,6 +39,6 @@ def json_response(model: BaseModel | Sequence[BaseModel], *, status_code: int = 
 def document_response(document: dict[str, Any] | str, *, version: int, status_code: int = 200,
                       location: str | None = None) -> Response:
     """A record's stored public document (written with the change, so not re-validated)."""
-    body = document if isinstance(document, str) else json.dumps(document, separators=(",", ":"))
+    body = document if isinstance(document, str) else json_text(document)
     return Response(body, status_code=status_code, media_type=JSON,
                     headers=_headers(version, location))

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from recovery.common.db import is_sqlite
+from recovery.common.db import JSON_CODEC, is_sqlite
 
 __all__ = ["DriverPlan", "Prepared", "Reads", "SessionReads", "SqliteInLoopReads", "driver_plan",
            "reads_for_url"]
@@ -151,7 +151,8 @@ class SqliteInLoopReads:
     def __init__(self, async_url: str) -> None:
         url = make_url(async_url).set(drivername="sqlite")
         self.engine: Engine = create_engine(url, poolclass=StaticPool,
-                                            connect_args={"check_same_thread": False})
+                                            connect_args={"check_same_thread": False},
+                                            **JSON_CODEC)
         event.listen(self.engine, "connect", _read_only)
         # Autocommit: each SELECT is its own read transaction, so it sees every commit so far.
         self.connection = self.engine.execution_options(isolation_level="AUTOCOMMIT").connect()

@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from recovery.common import cosign
 from recovery.common.audit import Outcome
 from recovery.common.auth import Role, Verb, require_scope
-from recovery.common.db import EncodedJSON, UTCDateTime
+from recovery.common.db import EncodedJSON, UTCDateTime, json_text
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
 from recovery.common.ids import new_id
@@ -411,7 +411,7 @@ async def sign_version(access: RecordAccess, plan_id: str, if_match: str | None,
             params |= {"agreed_version": version,
                        "new_active_document": active_document_of(document)}
         # Encoded once: the row stores the text the answer gives.
-        stored = params["new_document"] = EncodedJSON(json.dumps(document, separators=(",", ":")))
+        stored = params["new_document"] = EncodedJSON(json_text(document))
         await tx.run(SIGNED_AND_AGREED if agreed_now else SIGNED, params, expect=1)
         facts = PlanFacts(id=plan_id, service_user_id=service_user_id, team_id=team_id,
                           status=status, version=version, active_version=active_version,
