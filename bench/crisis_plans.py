@@ -16,7 +16,7 @@ SERVICE = "crisis-plans"
 TEAM = "bench-crisis"
 #: Signatures the sign scenario may use per second of load (warm-up included), so wrk never
 #: runs out of unsigned versions: a signature is made once, a second one is a 409.
-SIGNATURES_PER_SECOND = 2000
+SIGNATURES_PER_SECOND = 4000
 PLAN = {"early_warning_signs": ["Sleeping less than four hours"],
         "what_helps": ["Sitting in the garden with my sister"],
         "helpful_contacts": [{"name": "Ana", "role": "sister", "how_to_reach": "mobile"}],
