@@ -2,10 +2,6 @@
 (also at shutdown), and exported as FHIR R4 AuditEvent to admins and audit systems only."""
 
 import asyncio
-import contextlib
-import shutil
-import sqlite3
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +19,7 @@ from recovery.common.auth import Principal
 from recovery.common.db import background_engine, create_engine, session_factory, wal_fold
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.testing.plugin import TokenFactory, running_service
+from recovery.common.testing.sqlite_files import count_in_file_alone
 from recovery.common.writes import SessionWrites, Writes, writes_for
 
 
@@ -412,16 +409,6 @@ async def test_on_sqlite_the_trail_folds_the_log_back_into_the_database_file(
     writes = _writes(engine)
     principal = Principal(sub="staff-1", roles=frozenset({"clinician"}))
 
-    def in_the_file_alone() -> int:
-        """Entries in the database file without its log (a copy of the file alone)."""
-        copy = tmp_path / f"copy-{uuid.uuid4().hex}.db"
-        shutil.copyfile(database, copy)
-        with contextlib.closing(sqlite3.connect(copy)) as connection:
-            try:
-                return int(connection.execute("SELECT count(*) FROM audit_event").fetchone()[0])
-            except sqlite3.OperationalError:  # not even the table has been folded back
-                return 0
-
     for fold_log, entries, folded in ((None, 20, 0), (wal_fold(threaded), 20, 40)):
         trail = AuditTrail(writes, flush_every=3600, fold_log=fold_log)
         for number in range(entries):
@@ -429,7 +416,7 @@ async def test_on_sqlite_the_trail_folds_the_log_back_into_the_database_file(
                                      outcome=Outcome.allowed, record_id=f"g-{number}",
                                      service_user_id="su-1"))
         await trail.flush()
-        assert in_the_file_alone() == folded
+        assert count_in_file_alone(database, "SELECT count(*) FROM audit_event") == folded
     writes.close()
     await threaded.dispose()
     await engine.dispose()

@@ -1,10 +1,7 @@
 """The outbox relay against a real nats-server, on SQLite and PostgreSQL."""
 
 import asyncio
-import contextlib
 import json
-import shutil
-import sqlite3
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +29,7 @@ from recovery.common.events.bus import EventBus
 from recovery.common.events.outbox import OutboxEvent
 from recovery.common.events.relay import OutboxRelay
 from recovery.common.testing.processes import NatsServer
+from recovery.common.testing.sqlite_files import count_in_file_alone
 
 
 async def test_a_committed_change_publishes_exactly_one_cloudevent(
@@ -82,16 +80,6 @@ async def test_on_sqlite_the_relays_marks_fold_the_log_back_into_the_database_fi
     bus = EventBus(toy_settings(nats.url, f"sqlite+aiosqlite:///{database}"))
     bus.start()
 
-    def marked_in_the_file_alone() -> int:
-        copy = tmp_path / f"copy-{uuid.uuid4().hex}.db"
-        shutil.copyfile(database, copy)
-        with contextlib.closing(sqlite3.connect(copy)) as connection:
-            try:
-                return int(connection.execute("SELECT count(*) FROM outbox_event "
-                                              "WHERE published_at IS NOT NULL").fetchone()[0])
-            except sqlite3.OperationalError:  # not even the table has been folded back
-                return 0
-
     try:
         assert await bus.wait_connected(within=5)
         for fold_log, marked in ((None, 0), (wal_fold(threaded), 20)):
@@ -101,7 +89,9 @@ async def test_on_sqlite_the_relays_marks_fold_the_log_back_into_the_database_fi
             assert await relay.publish_pending() == 10
             await relay.stop()
             assert await unpublished(sessions) == 0
-            assert marked_in_the_file_alone() == marked
+            assert count_in_file_alone(
+                database, "SELECT count(*) FROM outbox_event WHERE published_at IS NOT NULL",
+            ) == marked
     finally:
         await bus.stop()
         await threaded.dispose()
