@@ -2,8 +2,10 @@
 times on both backends, SQLite pragmas, and the migrate command."""
 
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from kit_toy import MIGRATIONS_DIR, ToyNote
 from sqlalchemy import Column, Integer, MetaData, Table, select, text
 from sqlalchemy.exc import StatementError
 
-from recovery.common.db import UTCDateTime, create_engine
+from recovery.common.db import PAGE_SIZE, UTCDateTime, create_engine
 from recovery.common.migrations import at_head, upgrade_to_head
 from recovery.common.pagination import (
     decode_cursor,
@@ -151,6 +153,26 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys_on(tmp_path: Path) -> N
     async with engine.connect() as connection:
         assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
         assert (await connection.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+        assert (await connection.execute(text("PRAGMA page_size"))).scalar() == PAGE_SIZE
+    await engine.dispose()
+
+
+async def test_an_sqlite_file_made_before_keeps_its_page_size_and_works(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as old:  # as SQLite makes a file by default
+        old.execute("CREATE TABLE kept (id INTEGER PRIMARY KEY, note TEXT)")
+        old.execute("INSERT INTO kept (note) VALUES ('before')")
+        old.commit()
+        default = old.execute("PRAGMA page_size").fetchone()[0]
+    assert default != PAGE_SIZE
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO kept (note) VALUES ('after')"))
+    async with engine.connect() as connection:
+        assert (await connection.execute(text("PRAGMA page_size"))).scalar() == default
+        assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        notes = (await connection.execute(text("SELECT note FROM kept ORDER BY id"))).scalars()
+        assert list(notes) == ["before", "after"]
     await engine.dispose()
 
 
