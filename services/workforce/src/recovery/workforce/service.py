@@ -416,25 +416,28 @@ async def log_contact(access: RecordAccess, data: CareContactCreate) -> CareCont
     in the same transaction."""
     principal = access.principal
     require_scope(principal, CONTACT, Verb.create)
-    rows = await access.kit.reads.all(CONTACT_STAFF, {"staff_id": data.staff_id})
-    found = rows[0] if rows else None
-    if not decide(access, found is not None and in_team(principal, CONTACT, Verb.create,
-                                                       found[0]),
-                  record_type="CareContact", record_id=None, action="create"):
-        raise not_found("member of staff")
-    assert found is not None
-    team_id, role_type, start, end = found
-    refusal = rules.contact_refusal(start_date=as_date(start),
-                                    end_date=as_date(end) if end else None,
-                                    occurred_on=data.occurred_on, today=today())
-    if refusal is not None:
-        raise refuse(refusal)
-    contact = {"id": new_id(), "team_id": team_id, "staff_id": data.staff_id,
-               "service_user_id": data.service_user_id, "occurred_on": data.occurred_on,
-               "minutes": data.minutes, "mode": data.mode.value,
-               "by_peer": rules.is_peer(role_type), "recorded_by": principal.sub,
-               "recorded_at": utcnow()}
+    # The deliverer is read in the contact's own transaction: on SQLite the writer's
+    # connection still holds the pages the read needs (the read-only one loses its cache at
+    # every write), and no staff change can come between the check and the write.
     async with access.kit.writes.transaction() as tx:
+        rows = await tx.all(CONTACT_STAFF, {"staff_id": data.staff_id})
+        found = rows[0] if rows else None
+        if not decide(access, found is not None and in_team(principal, CONTACT, Verb.create,
+                                                           found[0]),
+                      record_type="CareContact", record_id=None, action="create"):
+            raise not_found("member of staff")
+        assert found is not None
+        team_id, role_type, start, end = found
+        refusal = rules.contact_refusal(start_date=as_date(start),
+                                        end_date=as_date(end) if end else None,
+                                        occurred_on=data.occurred_on, today=today())
+        if refusal is not None:
+            raise refuse(refusal)
+        contact = {"id": new_id(), "team_id": team_id, "staff_id": data.staff_id,
+                   "service_user_id": data.service_user_id, "occurred_on": data.occurred_on,
+                   "minutes": data.minutes, "mode": data.mode.value,
+                   "by_peer": rules.is_peer(role_type), "recorded_by": principal.sub,
+                   "recorded_at": utcnow()}
         await tx.run(INSERT_CONTACT, contact)
         await tx.run(ADD_MINUTES[tx.dialect],
                      {**contact, "month": rules.month_of(contact["occurred_on"])})
