@@ -111,10 +111,9 @@ class CareContact(SQLModel, table=True):
     """Care delivered: minutes with a service user, individually or in a group, by whom."""
 
     __tablename__ = "care_contact"
-    __table_args__ = (
-        Index("ix_care_contact_billing", "team_id", "by_peer", "occurred_on"),
-        Index("ix_care_contact_staff", "staff_id", "occurred_on"),
-    )
+    # The billing export's index only: nothing reads contacts by member of staff, and each
+    # index is one more B-tree every contact logged writes (migration 0003).
+    __table_args__ = (Index("ix_care_contact_billing", "team_id", "by_peer", "occurred_on"),)
 
     id: str = SQLField(default_factory=new_id, sa_column=Column(String(36), primary_key=True))
     team_id: str = SQLField(sa_column=_id_column())
