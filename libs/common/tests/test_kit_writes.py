@@ -106,8 +106,31 @@ async def test_a_failed_transaction_changes_nothing(store: Store) -> None:
             await tx.run(GROW, {"note_id": "n-1", "seen": 7}, expect=1)  # moved on
     assert await store.notes() == [("n-1", 1)]
     assert await store.outbox() == []
+    assert store.woken == []  # nothing committed, nothing to publish
     lock = write_lock_of(store.engine)
     assert lock is None or not lock.lock.locked()
+
+
+async def test_a_transaction_cancelled_midway_changes_nothing(store: Store) -> None:
+    began = asyncio.Event()
+
+    async def cancelled() -> None:
+        async with store.writes.transaction() as tx:
+            await tx.run(INSERT_NOTE, _note("n-1"))
+            began.set()
+            await asyncio.sleep(30)
+
+    task = asyncio.create_task(cancelled())
+    await began.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await store.notes() == []
+    lock = write_lock_of(store.engine)
+    assert lock is None or not lock.lock.locked()
+    async with store.writes.transaction() as tx:  # the next transaction goes ahead
+        await tx.run(INSERT_NOTE, _note("n-2"))
+    assert await store.notes() == [("n-2", 1)]
 
 
 async def test_a_batch_is_written_whole_or_not_at_all(store: Store) -> None:

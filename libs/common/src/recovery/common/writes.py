@@ -155,32 +155,58 @@ class SqliteInLoopWrites:
         self.opened.append(connection)
         return connection
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        holder = object()  # the lock's owner while this transaction holds it
-        await self.lock.take(holder)
-        driver = self._connection()  # after the lock: waiting transactions hold none
-        try:
-            driver.execute("BEGIN IMMEDIATE")
-            tx = _SqliteTransaction(driver, self.dialect)
-            try:
-                yield tx
-                driver.execute("COMMIT")
-            except BaseException:
-                if driver.in_transaction:
-                    driver.execute("ROLLBACK")
-                raise
-        finally:
-            self.idle.append(driver)
-            self.lock.release(holder)
-        if tx.events:
-            self.wake_relay()
+    def transaction(self) -> "_InLoopTransaction":
+        return _InLoopTransaction(self)
 
     def close(self) -> None:
         for connection in self.opened:
             connection.close()
         self.opened.clear()
         self.idle.clear()
+
+
+class _InLoopTransaction:
+    """One transaction of ``SqliteInLoopWrites``: the write lock and a connection from
+    ``__aenter__`` to ``__aexit__``, committed unless the block raised. (A class, not a
+    generator: the generator's own machinery cost a care contact a few microseconds.)"""
+
+    __slots__ = ("driver", "holder", "tx", "writes")
+    driver: sqlite3.Connection
+    tx: "_SqliteTransaction"
+
+    def __init__(self, writes: SqliteInLoopWrites) -> None:
+        self.writes = writes
+        self.holder = object()  # the lock's owner while this transaction holds it
+
+    async def __aenter__(self) -> Transaction:
+        writes = self.writes
+        await writes.lock.take(self.holder)
+        self.driver = driver = writes._connection()  # after the lock: waiters hold none
+        try:
+            driver.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._give_back()
+            raise
+        self.tx = _SqliteTransaction(driver, writes.dialect)
+        return self.tx
+
+    async def __aexit__(self, error_type: type[BaseException] | None, *_: object) -> None:
+        driver = self.driver
+        try:
+            if error_type is None:
+                driver.execute("COMMIT")
+        finally:
+            try:  # rolled back when the block raised or the commit failed
+                if driver.in_transaction:
+                    driver.execute("ROLLBACK")
+            finally:
+                self._give_back()
+        if error_type is None and self.tx.events:
+            self.writes.wake_relay()
+
+    def _give_back(self) -> None:
+        self.writes.idle.append(self.driver)
+        self.writes.lock.release(self.holder)
 
 
 class _SessionTransaction:
