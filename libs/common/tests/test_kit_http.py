@@ -10,10 +10,12 @@ import httpx
 import pytest
 import schemathesis
 import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from kit_toy import ToyNote
 from sqlmodel import func, select
 
 from recovery.common.observability import (
+    RequestFigures,
     configure_logging,
     flush_logs,
     request_id_var,
@@ -216,6 +218,34 @@ async def test_metrics_count_requests_by_route_template(
             'status="404"}') in text
     assert "/v1/notes/a1" not in text
     assert 'http_request_duration_seconds_bucket{le="0.005",method="GET",route=' in text
+
+
+def test_request_figures_read_as_prometheus_clients_own_metrics_would() -> None:
+    """The kit counts requests itself, lock-free; what Prometheus scrapes must be what
+    ``prometheus_client``'s counter and histogram give for the same requests."""
+    buckets = (0.001, 0.01, 0.1)
+    figures, reference = CollectorRegistry(), CollectorRegistry()
+    counted = RequestFigures(buckets)
+    figures.register(counted)
+    counter = Counter("http_requests_total", "HTTP requests",
+                      ["service", "method", "route", "status"], registry=reference)
+    histogram = Histogram("http_request_duration_seconds", "HTTP request latency",
+                          ["service", "method", "route"], buckets=buckets, registry=reference)
+    requests = [("toy", "GET", "/v1/notes", 200, 0.0), ("toy", "GET", "/v1/notes", 200, 0.01),
+                ("toy", "GET", "/v1/notes", 404, 0.0105), ("toy", "POST", "/v1/notes", 201, 3.0),
+                ("other", "GET", "/v1/notes", 200, 0.0004), ("toy", "GET", "/v1/notes", 200, 0.1)]
+    for service, method, route, status, seconds in requests:
+        counted.observe(service, method, route, status, seconds)
+        counter.labels(service, method, route, str(status)).inc()
+        histogram.labels(service, method, route).observe(seconds)
+
+    def samples(registry: CollectorRegistry) -> list[tuple[str, tuple[Any, ...], float]]:
+        return sorted((sample.name, tuple(sorted(sample.labels.items())), sample.value)
+                      for metric in registry.collect() for sample in metric.samples
+                      if not sample.name.endswith("_created"))
+
+    assert samples(figures) == samples(reference)
+    assert len(samples(figures)) == 4 + 3 * (len(buckets) + 3)  # counts; buckets, count, sum
 
 
 # --- the OpenAPI document ------------------------------------------------------------------------
