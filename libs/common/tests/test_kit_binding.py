@@ -162,6 +162,15 @@ REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/raw", {"headers": GOOD, "json": 3}),
     ("GET", "/plain", {}), ("GET", "/model", {}),
     ("GET", "/response-parameter", {}), ("GET", "/later", {}), ("GET", "/twice", {"headers": GOOD}),
+    # Bodies pydantic's JSON parser refuses and the standard library's takes (or refuses
+    # differently): a lone surrogate, a byte order mark, UTF-16, a trailing comma, bad UTF-8.
+    *(("POST", "/notes", {"headers": {**GOOD, "Content-Type": "application/json"},
+                          "content": content})
+      for content in (b'{"title": "Shopping", "minutes": 2, "aside": "\\ud800"}',
+                      '\ufeff{"title": "Shopping", "minutes": 2}'.encode(),
+                      '{"title": "Shopping", "minutes": 2}'.encode("utf-16"),
+                      b'{"title": "Shopping", "minutes": 2,}',
+                      b'{"title": "Shop\xff", "minutes": 2}')),
 ]
 
 
@@ -194,6 +203,7 @@ async def test_every_request_is_answered_as_fastapi_answers_it() -> None:
     assert expected[10][2] == 400 and expected[4][2] == 401
     assert expected[13][2] == 201 and expected[14][2] == 422
     assert expected[17][5] == ["caller", "no scores for su-1"]
+    assert [answer[2] for answer in expected[-5:]] == [201, 201, 201, 400, 400]
 
 
 async def test_an_error_in_the_endpoint_reaches_the_dependency_and_the_server() -> None:
