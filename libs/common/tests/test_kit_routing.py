@@ -29,6 +29,8 @@ def _app(indexed: bool) -> FastAPI:
 
     app.get("/v1/people/{person}/plans/")(answer("person's plans, with a slash"))
     app.get("/v1/{anything}/summary")(answer("any summary"))
+    app.api_route("/v1/files/{rest:path}", methods=["GET", "PUT"])(answer("a file"))
+    app.put("/v1/plans/{plan_id}")(answer("change plan"))
     app.get("/{page}")(answer("a page"))
     app.get("/healthz")(answer("health (never reached: a page comes first)"))
     if indexed:
@@ -45,6 +47,10 @@ REQUESTS = [
     ("GET", "/v1/plans/summary"), ("GET", "/v1/anything/summary"), ("GET", "/healthz"),
     ("GET", "/v1"), ("GET", "/v1/"), ("GET", "/"), ("GET", "/nowhere/at/all"),
     ("GET", "/v1/people/su-1/plan/extra"), ("GET", "/v1/people/su-1/plan-link"),
+    ("HEAD", "/v1/plans/p-1"), ("PUT", "/v1/plans/p-1"), ("PUT", "/v1/plans/p-1/"),
+    ("PUT", "/v1/plans/p-1:sign"), ("POST", "/v1/plans/"), ("PATCH", "/v1/plans/p-1"),
+    ("GET", "/v1/files/a/b/c"), ("PUT", "/v1/files/a"), ("POST", "/v1/files/a/b"),
+    ("GET", "/v1/files"), ("PUT", "/v1/people/su-1/plan"), ("POST", "/v1/people/su-1/plans"),
 ]
 
 
@@ -107,6 +113,13 @@ def test_a_request_tries_only_the_routes_its_first_segments_allow() -> None:
         "/v1/people/{person}/plan", "/v1/people/{person}/plan-link",
         "/v1/people/{person}/plans/", "/v1/{anything}/summary",
         "/{page}"]
+    # A POST of three segments under /v1/plans: one route can answer it in full.
+    shaped = index._by_shape[("/v1/plans", 3, "POST")].__self__  # type: ignore[attr-defined]
+    assert [route.path for route in shaped.routes] == [  # type: ignore[attr-defined]
+        "/v1/plans/{plan_id}:sign"]
+    files = index._by_shape[("/v1/files", 3, "GET")].__self__  # type: ignore[attr-defined]
+    assert [route.path for route in files.routes] == [  # type: ignore[attr-defined]
+        "/v1/{anything}/summary", "/v1/files/{rest:path}"]
 
 
 @pytest.mark.parametrize(("path", "key"), [
