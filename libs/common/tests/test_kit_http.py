@@ -10,8 +10,8 @@ import httpx
 import pytest
 import schemathesis
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
 from kit_toy import ToyNote
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlmodel import func, select
 
 from recovery.common.observability import (
