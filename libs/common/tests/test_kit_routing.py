@@ -5,8 +5,9 @@ slash still redirects, and routes added later are found."""
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from starlette.convertors import StringConvertor, register_url_convertor
 
-from recovery.common.routing import RouteIndex, literal_prefix, path_key
+from recovery.common.routing import RouteIndex, literal_prefix, path_key, segment_count
 
 
 def _app(indexed: bool) -> FastAPI:
@@ -136,3 +137,18 @@ def test_a_route_s_literal_prefix_ends_at_its_first_parameter() -> None:
     assert prefixes["/v1/plans/{plan_id}:sign"] == "/v1/plans/"
     assert prefixes["/v1/plans"] == "/v1/plans"
     assert prefixes["/{page}"] == "/"
+
+
+def test_a_route_s_number_of_segments_is_fixed_only_where_no_value_can_hold_a_slash() -> None:
+    class Anything(StringConvertor):
+        regex = ".+"
+
+    register_url_convertor("anything", Anything())
+    app = FastAPI()
+    for path in ("/v1/plans/{plan_id}:sign", "/v1/plans/{n:int}/{x:float}/{u:uuid}",
+                 "/v1/files/{rest:path}", "/v1/odd/{rest:anything}"):
+        app.get(path)(lambda: None)
+    counts = {route.path: segment_count(route)  # type: ignore[attr-defined]
+              for route in app.router.routes if route.path.startswith("/v1/")}  # type: ignore[attr-defined]
+    assert counts == {"/v1/plans/{plan_id}:sign": 3, "/v1/plans/{n:int}/{x:float}/{u:uuid}": 5,
+                      "/v1/files/{rest:path}": None, "/v1/odd/{rest:anything}": None}

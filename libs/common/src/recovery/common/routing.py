@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.routing import APIRouter
-from starlette.convertors import PathConvertor
+from starlette.convertors import FloatConvertor, IntegerConvertor, StringConvertor, UUIDConvertor
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -33,12 +33,17 @@ def literal_prefix(route: Any) -> str | None:
     return path.split("{", 1)[0]
 
 
+#: Starlette's convertors whose values never hold a slash (``path`` does; one registered by
+#: an app might).
+_WITHIN_A_SEGMENT = (StringConvertor, IntegerConvertor, FloatConvertor, UUIDConvertor)
+
+
 def segment_count(route: Any) -> int | None:
     """How many segments every path the route matches has; None where that is not fixed
-    (a mount, a ``:path`` parameter, a route without a path template)."""
+    (a mount, a ``:path`` parameter or any other convertor, a route without a template)."""
     path = getattr(route, "path_format", None)
     if (not isinstance(route, Route) or not isinstance(path, str)
-            or any(isinstance(convertor, PathConvertor)
+            or any(type(convertor) not in _WITHIN_A_SEGMENT
                    for convertor in route.param_convertors.values())):
         return None
     return path.count("/")
