@@ -9,6 +9,7 @@ from plans_api import PLAN_CONTENT, SHARED_DECISION, PlansApi, unique
 from sqlmodel import col, select
 
 from recovery.common.audit import AuditEvent
+from recovery.common.cosign import Signature
 from recovery.common.timeutil import utcnow
 from recovery.crisis_plans.models import (
     BreakGlassAccess,
@@ -16,7 +17,12 @@ from recovery.crisis_plans.models import (
     CrisisPlanSignature,
     CrisisPlanVersion,
 )
-from recovery.crisis_plans.service import active_document, announce_due_reviews, plan_document
+from recovery.crisis_plans.service import (
+    active_document,
+    announce_due_reviews,
+    plan_document,
+    signature_of,
+)
 
 PROBLEM = "application/problem+json"
 
@@ -333,30 +339,66 @@ async def test_the_person_and_two_clinicians_editing_at_once_never_lose_an_updat
     assert [v["version"] for v in versions] == [1, 2, 3, 4]
 
 
-async def test_signing_keeps_the_stored_documents_equal_to_the_rows_they_come_from(
+async def assert_documents_are_their_rows(api: PlansApi, plan_id: str,
+                                         answer: httpx.Response) -> None:
+    """The stored documents are what the plan, version and signature rows give, and the
+    answer is the stored document: signing reads the newest version's hash and signatures
+    from the document, so this must hold after every kind of change."""
+    assert answer.status_code in (200, 201), answer.text
+    kit = api.client.app.state.kit  # type: ignore[attr-defined]
+    async with kit.sessions() as session:
+        row = await session.get(CrisisPlan, plan_id)
+        assert row is not None
+        version = await session.get(CrisisPlanVersion, (plan_id, row.version))
+        assert version is not None
+
+        async def signatures_of(number: int) -> list[CrisisPlanSignature]:
+            return list((await session.exec(
+                select(CrisisPlanSignature).where(col(CrisisPlanSignature.plan_id) == plan_id,
+                                                  col(CrisisPlanSignature.version) == number)
+                .order_by(col(CrisisPlanSignature.signed_at), col(CrisisPlanSignature.id))
+            )).all())
+
+        newest = await signatures_of(row.version)
+        assert answer.json() == row.document == plan_document(row, version, newest)
+        assert row.document["content_hash"] == version.content_hash
+        assert [signature_of(s) for s in row.document["signatures"]] == [
+            Signature(signatory=s.signatory, party=s.party, version=s.version,
+                      content_hash=s.content_hash, signed_at=s.signed_at,
+                      withdrawn_at=s.withdrawn_at) for s in newest]
+        if row.active_version is not None:
+            active = await session.get(CrisisPlanVersion, (plan_id, row.active_version))
+            assert active is not None
+            assert row.active_document == active_document(
+                row, active, await signatures_of(row.active_version))
+
+
+async def test_every_change_keeps_the_stored_documents_equal_to_the_rows_they_come_from(
         api: PlansApi) -> None:
-    """A signature patches the stored documents instead of rebuilding them: after each one
-    they are what the plan, version and signature rows give."""
+    """Signatures patch the stored documents instead of rebuilding them, and signing trusts
+    the document for the version's hash and signatures: through signing, agreeing, a new
+    draft, signing it, withdrawing and marking in error, they stay what the rows give."""
     person = unique("su")
     staff, own = api.tokens.clinician(), api.tokens.service_user(person)
     plan = await api.draft(staff, person)
-    kit = api.client.app.state.kit  # type: ignore[attr-defined]
     for token in (own, staff):
         signed = await api.sign(token, plan)
-        assert signed.status_code == 201, signed.text
-        async with kit.sessions() as session:
-            row = await session.get(CrisisPlan, plan["id"])
-            assert row is not None
-            version = await session.get(CrisisPlanVersion, (plan["id"], row.version))
-            assert version is not None
-            signatures = list((await session.exec(
-                select(CrisisPlanSignature).where(col(CrisisPlanSignature.plan_id) == row.id)
-                .order_by(col(CrisisPlanSignature.signed_at), col(CrisisPlanSignature.id))
-            )).all())
-            assert signed.json() == row.document == plan_document(row, version, signatures)
-            if row.agreed_at is not None:
-                assert row.active_document == active_document(row, version, signatures)
+        await assert_documents_are_their_rows(api, plan["id"], signed)
     assert signed.json()["status"] == "agreed"
+    edited = await api.edit(staff, plan["id"], '"1"', **{**PLAN_CONTENT, "triggers": ["Noise"]})
+    await assert_documents_are_their_rows(api, plan["id"], edited)
+    draft = edited.json()
+    signed = await api.sign(own, draft)
+    await assert_documents_are_their_rows(api, plan["id"], signed)
+    withdrawn = await api.client.post(f"/v1/crisis-plans/{plan['id']}/withdraw-agreement",
+                                      headers=api.auth(own, '"2"'))
+    await assert_documents_are_their_rows(api, plan["id"], withdrawn)
+    assert [s["withdrawn_at"] is not None for s in withdrawn.json()["signatures"]] == [True]
+    # A withdrawn signature, read from the document, no longer stands: the person may sign.
+    again = await api.sign(own, draft)
+    await assert_documents_are_their_rows(api, plan["id"], again)
+    marked = await api.mark_in_error(staff, plan["id"], '"2"')
+    await assert_documents_are_their_rows(api, plan["id"], marked)
 
 
 async def test_signatures_arriving_together_agree_the_plan(api: PlansApi) -> None:

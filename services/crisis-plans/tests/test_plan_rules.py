@@ -1,12 +1,14 @@
-"""The crisis-plan domain rules, without HTTP or a database."""
+"""The crisis-plan domain rules (and how a signature is written into a plan's document), without
+HTTP or a database."""
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from recovery.common.cosign import content_hash, sign, withdraw
 from recovery.crisis_plans import rules
-from recovery.crisis_plans.models import Party, PlanContent, PlanStatus
+from recovery.crisis_plans.models import Party, PlanContent, PlanStatus, SignaturePublic
+from recovery.crisis_plans.service import public_signature, signature_of
 
 PERSON = rules.Actor(rules.ActorKind.person, "su-1")
 STAFF = rules.Actor(rules.ActorKind.staff, "staff-1")
@@ -170,3 +172,17 @@ def test_a_review_revisits_a_standing_decision_of_the_same_plan() -> None:
     assert unknown is not None and (unknown.status, unknown.kind) == (422, "unknown-decision")
     history = rules.revisit_refusal(earlier_on_this_plan=True, revisited_by="d-2")
     assert history is not None and history.status == 409 and "d-2" in history.detail
+
+
+@pytest.mark.parametrize("signed_at", [datetime(2026, 3, 1, 9, 30, 5, 120, tzinfo=UTC),
+                                       datetime(2026, 3, 1, 9, 30, tzinfo=UTC)])
+@pytest.mark.parametrize("withdrawn", [False, True])
+def test_a_signature_is_written_into_the_document_as_its_public_model_and_read_back(
+        signed_at: datetime, withdrawn: bool) -> None:
+    signature = sign(signatory="staff-1", party="care_coordinator", version=2,
+                     version_hash=content_hash({"triggers": ["noise"]}), signed_at=signed_at)
+    if withdrawn:
+        signature = withdraw(signature, at=signed_at + timedelta(seconds=1))
+    public = public_signature(signature)
+    assert public == SignaturePublic.model_validate(signature).model_dump(mode="json")
+    assert signature_of(public) == signature

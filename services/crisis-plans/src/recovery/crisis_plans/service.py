@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy import String as SAString
 from sqlalchemy import Text, bindparam, cast, exists, literal, literal_column, or_, tuple_, update
 from sqlalchemy.exc import IntegrityError
@@ -118,6 +119,24 @@ def _signature(row: CrisisPlanSignature) -> cosign.Signature:
     return cosign.Signature(signatory=row.signatory, party=row.party, version=row.version,
                             content_hash=row.content_hash, signed_at=row.signed_at,
                             withdrawn_at=row.withdrawn_at)
+
+
+def public_signature(signature: cosign.Signature) -> dict[str, Any]:
+    """A signature as the plan's document holds it (``SignaturePublic`` in JSON)."""
+    return {"signatory": signature.signatory, "party": signature.party,
+            "version": signature.version, "content_hash": signature.content_hash,
+            "signed_at": to_jsonable_python(signature.signed_at),
+            "withdrawn_at": to_jsonable_python(signature.withdrawn_at)}
+
+
+def signature_of(public: dict[str, Any]) -> cosign.Signature:
+    """A signature from the plan's document (``public_signature`` read back)."""
+    withdrawn_at = public["withdrawn_at"]
+    return cosign.Signature(
+        signatory=public["signatory"], party=public["party"], version=public["version"],
+        content_hash=public["content_hash"],
+        signed_at=datetime.fromisoformat(public["signed_at"]),
+        withdrawn_at=None if withdrawn_at is None else datetime.fromisoformat(withdrawn_at))
 
 
 def _signatures_public(rows: list[CrisisPlanSignature]) -> list[SignaturePublic]:
@@ -317,25 +336,17 @@ async def change_plan(access: RecordAccess, plan_id: str, if_match: str | None,
     return await _with_retry(access.kit.sessions, attempt)
 
 
-#: Signing, built once (decision 20): the plan with its newest version's hash, that version's
-#: signatures, the new signature, and the plan's change guarded by its revision.
-_PLAN, _VERSION, _SIGNATURE = (CrisisPlan.__table__, CrisisPlanVersion.__table__,  # type: ignore[attr-defined]
-                               CrisisPlanSignature.__table__)  # type: ignore[attr-defined]
+#: Signing, built once (decision 20): the plan with its stored document, which holds the
+#: newest version's hash and every signature of it (written in the same transaction as they
+#: are), the new signature, and the plan's change guarded by its revision.
+_PLAN, _SIGNATURE = (CrisisPlan.__table__,  # type: ignore[attr-defined]
+                     CrisisPlanSignature.__table__)  # type: ignore[attr-defined]
 SIGNING = Prepared(
     select(  # type: ignore[call-overload]  # sqlmodel types at most four columns
            _PLAN.c.service_user_id, _PLAN.c.team_id, _PLAN.c.status, _PLAN.c.version,
            _PLAN.c.required_parties, _PLAN.c.active_version, _PLAN.c.review_on,
-           _PLAN.c.not_individualised, _PLAN.c.revision, _PLAN.c.document,
-           _VERSION.c.content_hash)
-    .join(_VERSION, (_VERSION.c.plan_id == _PLAN.c.id) & (_VERSION.c.version == _PLAN.c.version))
+           _PLAN.c.not_individualised, _PLAN.c.revision, _PLAN.c.document)
     .where(_PLAN.c.id == bindparam("plan_id")))
-VERSION_SIGNATURES = Prepared(
-    select(  # type: ignore[call-overload]  # sqlmodel types at most four columns
-           _SIGNATURE.c.signatory, _SIGNATURE.c.party, _SIGNATURE.c.version,
-           _SIGNATURE.c.content_hash, _SIGNATURE.c.signed_at, _SIGNATURE.c.withdrawn_at)
-    .where(_SIGNATURE.c.plan_id == bindparam("plan_id"),
-           _SIGNATURE.c.version == bindparam("version"))
-    .order_by(_SIGNATURE.c.signed_at, _SIGNATURE.c.id))
 INSERT_SIGNATURE = Prepared(_SIGNATURE.insert())
 
 
@@ -369,7 +380,7 @@ async def sign_version(access: RecordAccess, plan_id: str, if_match: str | None,
         if not rows:
             raise _not_found(access, plan_id, "sign")
         (service_user_id, team_id, status, version, required, active_version, review_on,
-         not_individualised, revision, document, version_hash) = rows[0]
+         not_individualised, revision, document) = rows[0]
         access.check(RESOURCE, Verb.update, record_type=RECORD, record_id=plan_id,
                      service_user_id=service_user_id, team_id=team_id, action="sign")
         require_if_match(if_match, version)
@@ -381,8 +392,8 @@ async def sign_version(access: RecordAccess, plan_id: str, if_match: str | None,
                                     is_clinician=Role.clinician in principal.roles)
         if isinstance(party, rules.Refusal):
             raise refuse(party)
-        signatures = [cosign.Signature(*row) for row in await tx.all(
-            VERSION_SIGNATURES, {"plan_id": plan_id, "version": version})]
+        version_hash = document["content_hash"]
+        signatures = [signature_of(entry) for entry in document["signatures"]]
         refusal = rules.sign_refusal(
             party=party, required=required, version_hash=version_hash,
             sent_hash=request.content_hash,
@@ -399,7 +410,7 @@ async def sign_version(access: RecordAccess, plan_id: str, if_match: str | None,
         signatures.append(bound)
         # The stored document gains the signature; nothing else in it changes but the times
         # and, once agreed, where agreement stands.
-        public = SignaturePublic.model_validate(bound).model_dump(mode="json")
+        public = public_signature(bound)
         document["signatures"].append(public)
         document["updated_at"] = public["signed_at"]
         params: dict[str, Any] = {"plan_id": plan_id, "seen_revision": revision, "at": now}
