@@ -2,6 +2,7 @@
 OpenAPI document that lists them, request ids, metrics and logs without secrets."""
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -323,3 +324,13 @@ def test_a_request_line_is_the_line_the_processor_chain_would_write(
     assert direct["timestamp"].endswith("Z") and chained["timestamp"].endswith("Z")
     assert abs(datetime.fromisoformat(direct["timestamp"])
                - datetime.fromisoformat(chained["timestamp"])) < timedelta(seconds=5)
+
+
+def test_uvicorn_is_told_there_is_no_access_log_and_its_other_lines_come_through_ours() -> None:
+    """uvicorn's HTTP protocol builds an access line (client address, quoted path) for each
+    response whenever its access logger has a handler up its chain, even one that then drops
+    it; our own request line replaces that log, so it must find none."""
+    configure_logging("toy")
+    assert not logging.getLogger("uvicorn.access").hasHandlers()
+    error = logging.getLogger("uvicorn.error")
+    assert error.propagate and not error.handlers and error.hasHandlers()

@@ -235,14 +235,18 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         # uvicorn installs its own plain-text handlers; send its records through ours.
         library_logger = logging.getLogger(name)
         library_logger.handlers.clear()
         library_logger.propagate = True
-    # The access log repeats our request line with the raw path and query string, which can
-    # hold identifiers; our own line names the route template instead.
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # No access log: it repeats our request line with the raw path and query string, which
+    # can hold identifiers (our own line names the route template instead). A logger with no
+    # handler anywhere up its chain is how uvicorn is told: one that merely drops the records
+    # still had each response's client address and quoted path worked out for it.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
     # Readiness opens a migration context on every probe; its INFO lines are noise.
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
 
