@@ -24,8 +24,9 @@ from fastapi import (
 )
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.requests import ClientDisconnect
 
-from recovery.common.binding import BoundRoute, bind_routes
+from recovery.common.binding import BoundRoute, bind_routes, read_body
 from recovery.common.problems import Problem, install_problem_handlers
 
 
@@ -261,3 +262,38 @@ async def test_a_route_added_later_to_a_kit_app_keeps_fastapis_handler_and_works
     route = next(r for r in app.router.routes if getattr(r, "path", "") == "/v1/late/{number}")
     assert not isinstance(route.app, BoundRoute)
 
+
+
+def _request(messages: list[dict[str, Any]]) -> Request:
+    queue = list(messages)
+
+    async def receive() -> dict[str, Any]:
+        return queue.pop(0)
+
+    return Request({"type": "http", "method": "POST", "path": "/", "headers": []}, receive)
+
+
+@pytest.mark.parametrize("messages", [
+    [{"type": "http.request", "body": b'{"a": 1}'}],
+    [{"type": "http.request", "body": b'{"a"', "more_body": True},
+     {"type": "http.request", "body": b"", "more_body": True},
+     {"type": "http.request", "body": b": 1}"}],
+    [{"type": "http.request"}],
+])
+async def test_a_body_is_read_as_starlette_reads_it_and_kept_where_it_keeps_it(
+        messages: list[dict[str, Any]]) -> None:
+    expected = await _request(messages).body()
+    request = _request(messages)
+    assert await read_body(request) == expected
+    # Read again, by the kit or by Starlette, it is the same bytes, without a second receive.
+    assert await read_body(request) == await request.body() == expected
+    if expected:
+        assert await request.json() == {"a": 1}
+
+
+async def test_a_client_gone_while_its_body_arrives_is_a_client_disconnect() -> None:
+    request = _request([{"type": "http.request", "body": b"{", "more_body": True},
+                        {"type": "http.disconnect"}])
+    with pytest.raises(ClientDisconnect):
+        await read_body(request)
+    assert await request.is_disconnected()
