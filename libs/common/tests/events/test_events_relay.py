@@ -19,6 +19,7 @@ from eventkit_toy import (
     unpublished,
     write_record,
 )
+from nats.js.api import DiscardPolicy
 from sqlalchemy import Text, cast, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -27,7 +28,7 @@ from recovery.common import db
 from recovery.common.db import background_engine, create_engine, session_factory, wal_fold
 from recovery.common.events.bus import EventBus
 from recovery.common.events.outbox import OutboxEvent
-from recovery.common.events.relay import OutboxRelay
+from recovery.common.events.relay import OutboxRelay, PublishIncompleteError
 from recovery.common.testing.processes import NatsServer
 from recovery.common.testing.sqlite_files import count_in_file_alone
 
@@ -282,3 +283,33 @@ async def test_a_lost_stream_is_provisioned_again_and_the_backlog_published(
     assert ids[-1] == later.id
     assert written.id not in ids or ids == [written.id, later.id]
 
+
+
+async def test_an_event_jetstream_refuses_stays_in_the_outbox_with_those_after_it(
+        nats: NatsServer, database_url: str,
+        toy_sessions: async_sessionmaker[AsyncSession]) -> None:
+    """JetStream's answer to each publish decides: a refusal part-way through a batch (here
+    a stream that is full and discards new messages) publishes what came before it, and
+    keeps that event and the later ones to be published again, in order."""
+    settings = toy_settings(nats.url, database_url)
+    async with running_events(settings, toy_sessions, relay=False) as running:
+        assert await running.bus.wait_connected(within=5)
+        js = running.bus.js
+        assert js is not None
+        config = (await js.stream_info(STREAM)).config
+        config.max_msgs, config.discard = 2, DiscardPolicy.NEW
+        await js.update_stream(config)
+        written = [await write_record(toy_sessions, str(uuid.uuid4())) for _ in range(4)]
+        with pytest.raises(PublishIncompleteError) as refused:
+            await running.relay.publish_pending()
+        assert (refused.value.acked, refused.value.total) == (2, 4)
+        assert await unpublished(toy_sessions) == 2
+        ids = [json.loads(m.data or b"")["id"] for m in await stream_messages(js, STREAM)]
+        assert ids == [event.id for event in written[:2]]
+        # Room again: the rest goes out, after the first two.
+        config.max_msgs = -1
+        await js.update_stream(config)
+        assert await running.relay.publish_pending() == 2
+        ids = [json.loads(m.data or b"")["id"] for m in await stream_messages(js, STREAM)]
+    assert ids == [event.id for event in written]
+    assert await unpublished(toy_sessions) == 0
