@@ -47,8 +47,10 @@ from fastapi._body_limit import get_body_limit_error
 from fastapi._compat import ModelField, field_annotation_is_sequence
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import (
+    _get_form_models,
     _get_param_aliases,
     _get_param_model,
+    _should_embed_body_fields,
     _validate_value_with_model_field,
     get_typed_return_annotation,
     request_body_to_args,
@@ -60,6 +62,7 @@ from fastapi.routing import APIRoute, _extract_endpoint_context
 from fastapi.telemetry._api import _validation_failed
 from pydantic_core import PydanticUndefined as Undefined
 from starlette._exception_handler import wrap_app_handling_exceptions
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.requests import ClientDisconnect, Request
@@ -204,6 +207,13 @@ class BoundRoute:
         self._body_field = route.body_field
         self._body_params = dependant.body_params
         self._embed_body_fields = route._embed_body_fields
+        #: The body is one model, not embedded (the usual JSON body): validated as
+        #: ``request_body_to_args`` validates it, without working that out per request.
+        body_params = self._body_params
+        self._single_body = body_params[0] if (
+            len(body_params) == 1 and not self._embed_body_fields
+            and not _should_embed_body_fields(body_params)
+            and not _get_form_models(body_params[0])) else None
         strict = route.strict_content_type
         self._strict_content_type = bool(getattr(strict, "value", strict))
         self._request_parameter = dependant.request_param_name
@@ -254,7 +264,13 @@ class BoundRoute:
                 errors += wrong
             else:
                 values[parameter.field.name] = value
-        if self._body_params:
+        single = self._single_body
+        if single is not None and not isinstance(body, FormData):
+            value, wrong = _validate_value_with_model_field(
+                field=single, value=body, values=values, loc=("body",))
+            values[single.name] = value
+            errors += wrong
+        elif self._body_params:
             found, wrong = await request_body_to_args(
                 body_fields=self._body_params, received_body=body,
                 embed_body_fields=self._embed_body_fields)
