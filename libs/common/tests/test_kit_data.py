@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 from kit_toy import MIGRATIONS_DIR, ToyNote
-from sqlalchemy import Column, Integer, MetaData, Table, select, text
+from sqlalchemy import Column, DateTime, Integer, MetaData, Table, select, text
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.exc import StatementError
 
 from recovery.common.db import PAGE_SIZE, UTCDateTime, create_engine
@@ -136,6 +137,26 @@ async def test_times_come_back_aware_in_utc_on_every_backend(database_url: str) 
     await engine.dispose()
     assert first == written and first.tzinfo is not None and first.utcoffset() == timedelta(0)
     assert later == [2]
+
+
+@pytest.mark.parametrize("written", [
+    datetime(2026, 6, 1, 14, 0, 0, 123456, tzinfo=UTC),
+    datetime(2026, 6, 1, 14, 0, tzinfo=UTC),
+    datetime(2026, 6, 1, 0, 30, 5, 7, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+    datetime(1000, 1, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+])
+def test_on_sqlite_a_time_is_stored_as_sqlalchemy_would_store_it(written: datetime) -> None:
+    """The SQLite text of a time is made in one step; it must be the text the decorator and
+    SQLite's DATETIME would make together, since stored times compare as text."""
+    dialect = sqlite_dialect()
+    ours = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    theirs = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
+    assert ours is not None and theirs is not None
+    assert ours(written) == theirs(UTCDateTime().process_bind_param(written, dialect))
+    assert ours(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        ours(written.replace(tzinfo=None))
 
 
 async def test_naive_times_are_refused(database_url: str) -> None:

@@ -309,6 +309,24 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetimes are not stored; use UTC-aware times")
         return value.astimezone(UTC)
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite, the UTC time as SQLite's ``DATETIME`` stores it (``2026-01-31
+        12:00:00.000000``) in one step: the decorator's conversion followed by the dialect's
+        own formatting cost a timestamp half as much again, and a write binds several."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetimes are not stored; use UTC-aware times")
+            if value.tzinfo is not UTC:
+                value = value.astimezone(UTC)
+            return value.isoformat(" ", "microseconds")[:26]
+
+        return process
+
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
