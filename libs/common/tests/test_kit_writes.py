@@ -83,8 +83,8 @@ async def test_a_transaction_commits_its_statements_and_events_together(store: S
         size, version, created = (await tx.all(NOTE_OF, {"note_id": "n-1"}))[0]
         assert (size, version, created) == (1, 1, CREATED)  # converted both ways
         assert await tx.run(GROW, {"note_id": "n-1", "seen": 1}, expect=1) == 1
-        event = await tx.record_event("recovery.toy.note.grown", "n-1", {"size": 2})
-    assert event.type == "recovery.toy.note.grown"
+        event_id = await tx.record_event("recovery.toy.note.grown", "n-1", {"size": 2})
+    assert len(event_id) == 36
     assert await store.notes() == [("n-1", 2)]
     assert await store.outbox() == [("recovery.toy.note.grown", "n-1")]
     if isinstance(store.writes, SqliteInLoopWrites):

@@ -67,19 +67,27 @@ async def create_toy_schema(engine: AsyncEngine) -> None:
         await connection.run_sync(toy_metadata.create_all)
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """An event a test wrote: its id and subject (the record's id)."""
+
+    id: str
+    subject: str
+
+
 async def write_record(sessions: async_sessionmaker[AsyncSession], record_id: str,
-                       event_type: str = CREATED, *, commit: bool = True) -> CloudEvent:
+                       event_type: str = CREATED, *, commit: bool = True) -> Recorded:
     """A change and its event in one transaction, as a service route does it."""
     async with sessions() as session:
         connection = await session.connection()
         if event_type == CREATED:
             await connection.execute(insert(toy_record).values(id=record_id))
-        event = record_event(session, event_type, record_id, {"record_id": record_id})
+        event_id = record_event(session, event_type, record_id, {"record_id": record_id})
         if commit:
             await session.commit()
         else:
             await session.rollback()
-        return event
+        return Recorded(event_id, record_id)
 
 
 async def count_rows(sessions: async_sessionmaker[AsyncSession], table: Any,

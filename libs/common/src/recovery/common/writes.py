@@ -28,7 +28,6 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recovery.common.db import SqliteWriteLock, in_loop_sqlite, sqlite_connector, write_lock_of
-from recovery.common.events.envelope import CloudEvent
 from recovery.common.events.outbox import OutboxEvent, outbox_row, record_event
 from recovery.common.reads import Prepared, driver_plan
 
@@ -58,8 +57,8 @@ class Transaction(Protocol):
         ...
 
     async def record_event(self, event_type: str, subject: str,
-                           data: dict[str, Any]) -> CloudEvent:
-        """The event's outbox row, published only if the transaction commits."""
+                           data: dict[str, Any]) -> str:
+        """The event's outbox row, published only if the transaction commits; its id."""
         ...
 
 
@@ -128,11 +127,12 @@ class _SqliteTransaction:
             raise _integrity_error(statement, None, exc) from exc
 
     async def record_event(self, event_type: str, subject: str,
-                           data: dict[str, Any]) -> CloudEvent:
-        cloud_event, row = outbox_row(event_type, subject, data)
+                           data: dict[str, Any]) -> str:
+        row = outbox_row(event_type, subject, data)
         await self.run(INSERT_OUTBOX, row)
         self.events += 1
-        return cloud_event
+        event_id: str = row["event_id"]
+        return event_id
 
 
 class SqliteInLoopWrites:
@@ -233,7 +233,7 @@ class _SessionTransaction:
         await connection.execute(statement.statement, list(rows))
 
     async def record_event(self, event_type: str, subject: str,
-                           data: dict[str, Any]) -> CloudEvent:
+                           data: dict[str, Any]) -> str:
         return record_event(self.session, event_type, subject, data)
 
 
