@@ -16,6 +16,7 @@ Cursor = Annotated[str | None, Query(max_length=500, description="next_cursor of
 Limit = Annotated[int | None, Query(ge=1, le=1000, description="Page size (capped)")]
 
 JSON = "application/json"
+_JSON_BYTES = JSON.encode("latin-1")
 
 
 class EncodedJSONResponse(Response):
@@ -36,7 +37,7 @@ class EncodedJSONResponse(Response):
         if location is not None:
             raw.append((b"location", location.encode("latin-1")))
         raw += [(b"content-length", str(len(encoded)).encode("latin-1")),
-                (b"content-type", b"application/json")]
+                (b"content-type", _JSON_BYTES)]
         self.raw_headers = raw
 
 

@@ -25,6 +25,8 @@ from typing import Any
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.js.api import Header
+from nats.js.client import NO_RESPONDERS_STATUS
 from prometheus_client import Counter
 from sqlalchemy import Text, bindparam, cast, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -214,7 +216,7 @@ class OutboxRelay:
                 for _, event_id, event_type, envelope in rows:
                     await client.publish(event_type, envelope.encode(),
                                          reply=f"{inbox}.{batch}.{sent}",
-                                         headers={"Nats-Msg-Id": event_id})
+                                         headers={Header.MSG_ID: event_id})
                     sent += 1
             except Exception as exc:
                 log.warning("outbox_publish_failed", error=type(exc).__name__)
@@ -246,7 +248,7 @@ class OutboxRelay:
         replies = self._awaiting.get(batch_and_place.rpartition(".")[2])
         if replies is None or not place.isdigit():
             return  # a batch the relay stopped waiting for: it is published again
-        if message.headers and message.headers.get("Status") == NO_RESPONDERS:
+        if message.headers and message.headers.get(Header.STATUS) == NO_RESPONDERS_STATUS:
             replies.record(int(place), _NO_STREAM)
             return
         try:
@@ -305,8 +307,6 @@ class OutboxRelay:
 
 #: What JetStream answered to one publish.
 _STORED, _REFUSED, _NO_STREAM = "stored", "refused", "no-stream"
-#: The status of the answer when no stream takes the subject.
-NO_RESPONDERS = "503"
 
 
 class _Replies:
