@@ -13,25 +13,17 @@ from fhir.resources.R4B.bundle import Bundle
 from kit_toy import MIGRATIONS_DIR, create_app, toy_settings
 from sqlmodel import SQLModel, select
 
-from recovery.common import db
 from recovery.common.audit import AuditEvent, AuditTrail, Outcome, audit_entry, audit_row
 from recovery.common.auth import Principal
-from recovery.common.db import background_engine, create_engine, session_factory, wal_fold
+from recovery.common.data import Writes
+from recovery.common.db import create_engine, session_factory
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.testing.plugin import TokenFactory, running_service
-from recovery.common.testing.sqlite_files import count_in_file_alone
-from recovery.common.writes import SessionWrites, Writes, writes_for
 
 
 def _writes(engine: Any) -> Writes:
-    """The kit's write path for ``engine``: in the event loop on an SQLite file."""
-    return writes_for(engine, session_factory(engine), lambda: None)
-
-
-def _threaded_writes(threaded: Any) -> Writes:
-    """A write path on ``threaded`` (a background engine: statements on threads), so a flush
-    yields while it writes, as one on PostgreSQL does."""
-    return SessionWrites(session_factory(threaded))
+    """The kit's write path for ``engine``."""
+    return Writes(engine, lambda: None)
 
 
 async def _create_note(client: httpx.AsyncClient, tokens: TokenFactory,
@@ -280,7 +272,6 @@ async def test_an_entry_is_stored_exactly_as_it_was_recorded(database_url: str) 
             stored = {entry.id: entry.model_dump()
                       for entry in (await session.exec(select(AuditEvent))).all()}
     finally:
-        writes.close()
         await engine.dispose()
     assert stored == {row["id"]: row for row in recorded}
 
@@ -301,7 +292,6 @@ async def test_a_failed_flush_keeps_its_entries_for_the_next_one(tmp_path: Path)
     assert trail.pending == 0
     async with session_factory(engine)() as session:
         assert [r.record_id for r in (await session.exec(select(AuditEvent))).all()] == ["g-1"]
-    writes.close()
     await engine.dispose()
 
 
@@ -313,8 +303,7 @@ async def test_a_flush_returns_once_a_flush_already_writing_has_finished(
     async with engine.begin() as connection:
         await connection.run_sync(SQLModel.metadata.create_all,
                                   tables=[SQLModel.metadata.tables["audit_event"]])
-    threaded = background_engine(engine)
-    trail = AuditTrail(_threaded_writes(threaded), flush_every=3600)
+    trail = AuditTrail(_writes(engine), flush_every=3600)
     principal = Principal(sub="staff-1", roles=frozenset({"clinician"}))
     for number in range(200):
         trail.record(audit_entry(principal, record_type="Goal", action="read",
@@ -327,7 +316,6 @@ async def test_a_flush_returns_once_a_flush_already_writing_has_finished(
     assert writing.done()
     async with session_factory(engine)() as session:
         assert len((await session.exec(select(AuditEvent))).all()) == 200
-    await threaded.dispose()
     await engine.dispose()
 
 
@@ -337,8 +325,7 @@ async def test_stopping_while_a_batch_is_being_written_loses_none_of_it(
     async with engine.begin() as connection:
         await connection.run_sync(SQLModel.metadata.create_all,
                                   tables=[SQLModel.metadata.tables["audit_event"]])
-    threaded = background_engine(engine)
-    trail = AuditTrail(_threaded_writes(threaded), flush_every=3600,
+    trail = AuditTrail(_writes(engine), flush_every=3600,
                        batch_size=100)
     trail.start()
     principal = Principal(sub="staff-1", roles=frozenset({"clinician"}))
@@ -354,7 +341,6 @@ async def test_stopping_while_a_batch_is_being_written_loses_none_of_it(
     await trail.stop()
     async with session_factory(engine)() as session:
         assert len((await session.exec(select(AuditEvent))).all()) == 150
-    await threaded.dispose()
     await engine.dispose()
 
 
@@ -393,30 +379,3 @@ def test_an_audit_purpose_is_a_code_never_free_text() -> None:
     with pytest.raises(ValueError, match="code"):
         audit_entry(principal, record_type="CarePlan", action="read", outcome=Outcome.allowed,
                     purpose="she said she feels unsafe at home")
-
-
-async def test_on_sqlite_the_trail_folds_the_log_back_into_the_database_file(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The in-loop connections never checkpoint; on a service that only reads, the audit
-    trail is the one writer, so it folds the write-ahead log back itself (on a thread)."""
-    monkeypatch.setattr(db, "FOLD_EVERY_SECONDS", 0.0)
-    database = tmp_path / "audit.db"
-    engine = create_engine(f"sqlite+aiosqlite:///{database}")
-    async with engine.begin() as connection:
-        await connection.run_sync(SQLModel.metadata.create_all,
-                                  tables=[SQLModel.metadata.tables["audit_event"]])
-    threaded = background_engine(engine)
-    writes = _writes(engine)
-    principal = Principal(sub="staff-1", roles=frozenset({"clinician"}))
-
-    for fold_log, entries, folded in ((None, 20, 0), (wal_fold(threaded), 20, 40)):
-        trail = AuditTrail(writes, flush_every=3600, fold_log=fold_log)
-        for number in range(entries):
-            trail.record(audit_entry(principal, record_type="Goal", action="read",
-                                     outcome=Outcome.allowed, record_id=f"g-{number}",
-                                     service_user_id="su-1"))
-        await trail.flush()
-        assert count_in_file_alone(database, "SELECT count(*) FROM audit_event") == folded
-    writes.close()
-    await threaded.dispose()
-    await engine.dispose()

@@ -2,21 +2,18 @@
 times on both backends, SQLite pragmas, and the migrate command."""
 
 import os
-import sqlite3
 import subprocess
 import sys
-from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
 import pytest
 from kit_toy import MIGRATIONS_DIR, ToyNote
-from sqlalchemy import Column, DateTime, Integer, MetaData, Table, select, text
-from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+from sqlalchemy import Column, Integer, MetaData, Table, select, text
 from sqlalchemy.exc import StatementError
 
-from recovery.common.db import PAGE_SIZE, UTCDateTime, create_engine
+from recovery.common.db import UTCDateTime, create_engine
 from recovery.common.migrations import at_head, upgrade_to_head
 from recovery.common.pagination import (
     decode_cursor,
@@ -139,26 +136,6 @@ async def test_times_come_back_aware_in_utc_on_every_backend(database_url: str) 
     assert later == [2]
 
 
-@pytest.mark.parametrize("written", [
-    datetime(2026, 6, 1, 14, 0, 0, 123456, tzinfo=UTC),
-    datetime(2026, 6, 1, 14, 0, tzinfo=UTC),
-    datetime(2026, 6, 1, 0, 30, 5, 7, tzinfo=timezone(timedelta(hours=5, minutes=30))),
-    datetime(1000, 1, 1, tzinfo=UTC),
-    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-])
-def test_on_sqlite_a_time_is_stored_as_sqlalchemy_would_store_it(written: datetime) -> None:
-    """The SQLite text of a time is made in one step; it must be the text the decorator and
-    SQLite's DATETIME would make together, since stored times compare as text."""
-    dialect = sqlite_dialect()
-    ours = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-    theirs = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
-    assert ours is not None and theirs is not None
-    assert ours(written) == theirs(UTCDateTime().process_bind_param(written, dialect))
-    assert ours(None) is None
-    with pytest.raises(ValueError, match="naive"):
-        ours(written.replace(tzinfo=None))
-
-
 async def test_naive_times_are_refused(database_url: str) -> None:
     engine = create_engine(database_url)
     async with engine.begin() as connection:
@@ -174,26 +151,6 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys_on(tmp_path: Path) -> N
     async with engine.connect() as connection:
         assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
         assert (await connection.execute(text("PRAGMA foreign_keys"))).scalar() == 1
-        assert (await connection.execute(text("PRAGMA page_size"))).scalar() == PAGE_SIZE
-    await engine.dispose()
-
-
-async def test_an_sqlite_file_made_before_keeps_its_page_size_and_works(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    with closing(sqlite3.connect(path)) as old:  # as SQLite makes a file by default
-        old.execute("CREATE TABLE kept (id INTEGER PRIMARY KEY, note TEXT)")
-        old.execute("INSERT INTO kept (note) VALUES ('before')")
-        old.commit()
-        default = old.execute("PRAGMA page_size").fetchone()[0]
-    assert default != PAGE_SIZE
-    engine = create_engine(f"sqlite+aiosqlite:///{path}")
-    async with engine.begin() as connection:
-        await connection.execute(text("INSERT INTO kept (note) VALUES ('after')"))
-    async with engine.connect() as connection:
-        assert (await connection.execute(text("PRAGMA page_size"))).scalar() == default
-        assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
-        notes = (await connection.execute(text("SELECT note FROM kept ORDER BY id"))).scalars()
-        assert list(notes) == ["before", "after"]
     await engine.dispose()
 
 

@@ -1,36 +1,33 @@
-"""The kit's write path: a transaction of prebuilt statements, committed as a whole or not at
-all, with its events in the outbox; on SQLite on the driver in the loop under the kit's write
-lock, on PostgreSQL through a session. Both raise the errors ``retry_lost_races`` retries."""
+"""The kit's statements on the service's engine (``recovery.common.data``): reads in
+autocommit, write transactions with their events, the same errors on both backends."""
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from kit_toy import MIGRATIONS_DIR, ToyNote
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm.exc import StaleDataError
 
-from recovery.common.db import create_engine, is_sqlite, session_factory, write_lock_of
+from recovery.common.data import Reads, Transaction, Writes
+from recovery.common.db import create_engine, session_factory
 from recovery.common.events.outbox import OutboxEvent
 from recovery.common.migrations import upgrade_to_head
 from recovery.common.problems import Problem
-from recovery.common.reads import DriverPlan, Prepared
 from recovery.common.versioning import retry_lost_races
-from recovery.common.writes import SessionWrites, SqliteInLoopWrites, Transaction, writes_for
 
 NOTE = ToyNote.__table__  # type: ignore[attr-defined]
-INSERT_NOTE = Prepared(NOTE.insert())
-NOTE_OF = Prepared(select(NOTE.c.size, NOTE.c.version, NOTE.c.created_at)
-                   .where(NOTE.c.id == bindparam("note_id")))
-GROW = Prepared(update(NOTE).where(NOTE.c.id == bindparam("note_id"),
-                                   NOTE.c.version == bindparam("seen"))
-                .values(size=NOTE.c.size + 1, version=NOTE.c.version + 1))
+INSERT_NOTE = NOTE.insert()
+NOTE_OF = (select(NOTE.c.size, NOTE.c.version, NOTE.c.created_at)
+           .where(NOTE.c.id == bindparam("note_id")))
+GROW = (update(NOTE).where(NOTE.c.id == bindparam("note_id"),
+                           NOTE.c.version == bindparam("seen"))
+        .values(size=NOTE.c.size + 1, version=NOTE.c.version + 1))
 OUTBOX = select(OutboxEvent.__table__.c.type,  # type: ignore[attr-defined]
                 OutboxEvent.__table__.c.subject)  # type: ignore[attr-defined]
 CREATED = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -44,7 +41,8 @@ def _note(note_id: str, size: int = 1) -> dict[str, object]:
 @dataclass
 class Store:
     engine: AsyncEngine
-    writes: SqliteInLoopWrites | SessionWrites
+    reads: Reads
+    writes: Writes
     woken: list[int]
 
     async def notes(self) -> list[tuple[str, int]]:
@@ -68,12 +66,10 @@ async def _store(database_url: str) -> AsyncIterator[Store]:
     await asyncio.to_thread(upgrade_to_head, MIGRATIONS_DIR, database_url)
     engine = create_engine(database_url)
     woken: list[int] = []
-    writes = writes_for(engine, session_factory(engine), lambda: woken.append(1))
-    assert isinstance(writes, SqliteInLoopWrites if is_sqlite(database_url) else SessionWrites)
+    writes = Writes(engine, lambda: woken.append(1))
     try:
-        yield Store(engine, writes, woken)  # type: ignore[arg-type]
+        yield Store(engine, Reads(engine), writes, woken)
     finally:
-        writes.close()
         await engine.dispose()
 
 
@@ -87,9 +83,7 @@ async def test_a_transaction_commits_its_statements_and_events_together(store: S
     assert len(event_id) == 36
     assert await store.notes() == [("n-1", 2)]
     assert await store.outbox() == [("recovery.toy.note.grown", "n-1")]
-    if isinstance(store.writes, SqliteInLoopWrites):
-        assert store.woken == [1]  # the relay is woken after the commit
-        assert isinstance(INSERT_NOTE.plan, DriverPlan)
+    assert store.woken == [1]  # the relay is woken after the commit
 
 
 async def test_a_failed_transaction_changes_nothing(store: Store) -> None:
@@ -107,8 +101,6 @@ async def test_a_failed_transaction_changes_nothing(store: Store) -> None:
     assert await store.notes() == [("n-1", 1)]
     assert await store.outbox() == []
     assert store.woken == []  # nothing committed, nothing to publish
-    lock = write_lock_of(store.engine)
-    assert lock is None or not lock.lock.locked()
 
 
 async def test_a_transaction_cancelled_midway_changes_nothing(store: Store) -> None:
@@ -126,8 +118,6 @@ async def test_a_transaction_cancelled_midway_changes_nothing(store: Store) -> N
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await store.notes() == []
-    lock = write_lock_of(store.engine)
-    assert lock is None or not lock.lock.locked()
     async with store.writes.transaction() as tx:  # the next transaction goes ahead
         await tx.run(INSERT_NOTE, _note("n-2"))
     assert await store.notes() == [("n-2", 1)]
@@ -172,59 +162,36 @@ async def test_a_guarded_change_that_lost_its_race_is_tried_again(store: Store) 
     assert refused.value.status == 409
 
 
-async def test_sqlite_transactions_queue_on_the_engines_write_lock(tmp_path: Path) -> None:
-    async with _store(f"sqlite+aiosqlite:///{tmp_path / 'queue.db'}") as store:
-        await _queue_behind_a_transaction(store)
-
-
-async def _queue_behind_a_transaction(store: Store) -> None:
-    lock = write_lock_of(store.engine)
-    assert lock is not None
-    sessions = session_factory(store.engine)
-    order: list[str] = []
-
-    async def through_the_engine() -> None:
-        async with sessions() as session:
-            session.add(ToyNote(id="n-session", service_user_id="su-1", team_id="t", size=5))
-            await session.commit()
-        order.append("session")
-
+async def test_reads_see_each_commit_at_once_without_waiting_for_open_writes(
+        store: Store) -> None:
+    """A read runs outside any transaction: it sees every commit so far, and an open write
+    transaction (on SQLite, one holding the database's write lock) does not hold it up."""
+    assert await store.reads.all(NOTE_OF, {"note_id": "n-1"}) == []
     async with store.writes.transaction() as tx:
-        assert lock.lock.locked()
-        await tx.run(INSERT_NOTE, _note("n-writes"))
-        waiting = asyncio.create_task(through_the_engine())
-        await asyncio.sleep(0.05)
-        assert order == []  # the session's write waits for this transaction
-        order.append("writes")
-    await waiting
-    assert order == ["writes", "session"]
-
-    async def one(number: int) -> None:
-        async with store.writes.transaction() as tx:
-            await tx.run(INSERT_NOTE, _note(f"n-queued-{number}"))
-            await asyncio.sleep(0)  # the others queue for the lock meanwhile
-
-    await asyncio.gather(*(one(number) for number in range(10)))
-    assert isinstance(store.writes, SqliteInLoopWrites)
-    assert len(store.writes.opened) == 1  # queued transactions hold no connection
-    assert not lock.lock.locked()
-    async with store.engine.connect() as connection:
-        assert (await connection.execute(select(func.count()).select_from(NOTE))).scalar() == 12
+        await tx.run(INSERT_NOTE, _note("n-1"))
+        reading = asyncio.create_task(store.reads.all(NOTE_OF, {"note_id": "n-1"}))
+        assert await asyncio.wait_for(reading, 2) == []  # not committed yet
+    assert await store.reads.all(NOTE_OF, {"note_id": "n-1"}) == [(1, 1, CREATED)]
+    among = select(NOTE.c.id).where(NOTE.c.id.in_(bindparam("ids", expanding=True)))
+    assert [row[0] for row in await store.reads.all(among, {"ids": ["n-1", "n-9"]})] == ["n-1"]
 
 
-async def test_a_statement_the_driver_cannot_run_as_built_is_refused(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'refused.db'}"
-    engine = create_engine(url)
-    lock = write_lock_of(engine)
-    assert lock is not None
-    writes = SqliteInLoopWrites(url, lock, engine.dialect, lambda: None)
-    expanding = Prepared(select(NOTE.c.id).where(
-        NOTE.c.id.in_(bindparam("ids", expanding=True))))
-    try:
-        with pytest.raises(TypeError, match="expanding"):
-            async with writes.transaction() as tx:
-                await tx.all(expanding, {"ids": ["n-1"]})
-        assert not lock.lock.locked()
-    finally:
-        writes.close()
-        await engine.dispose()
+async def test_changes_that_read_then_write_at_once_all_land(store: Store) -> None:
+    """Many transactions that each read a record and then change it, at the same time: on
+    PostgreSQL the guarded update waits for the row; on SQLite each transaction takes the
+    write lock when it begins, so none fails half-way for another having written first."""
+    async with store.writes.transaction() as tx:
+        await tx.run(INSERT_NOTE, _note("n-1"))
+
+    async def grow(tx: Transaction) -> None:
+        (_size, version, _created), = await tx.all(NOTE_OF, {"note_id": "n-1"})
+        await asyncio.sleep(0)  # the others begin meanwhile
+        await tx.run(GROW, {"note_id": "n-1", "seen": version}, expect=1)
+
+    await asyncio.gather(*(retry_lost_races(store.writes.transaction, grow, detail="busy")
+                           for _ in range(10)))
+    assert await store.notes() == [("n-1", 11)]
+    sessions = session_factory(store.engine)
+    async with sessions() as session:  # the ORM's sessions share the engine and its rules
+        note = await session.get(ToyNote, "n-1")
+        assert note is not None and note.size == 11

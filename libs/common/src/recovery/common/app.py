@@ -3,7 +3,6 @@
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from functools import partial
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -11,13 +10,8 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.telemetry import TelemetryConfig
-from starlette.middleware import Middleware
-from starlette.middleware.errors import ServerErrorMiddleware
-from starlette.middleware.exceptions import ExceptionMiddleware
-from starlette.types import ASGIApp
 
 from recovery.common.audit_export import audit_router
-from recovery.common.binding import bind_routes
 from recovery.common.events.consumer import EventHandler
 from recovery.common.health import health_router
 from recovery.common.kit import ServiceKit, build_kit
@@ -33,7 +27,6 @@ from recovery.common.problems import (
     ProblemDocument,
     install_problem_handlers,
 )
-from recovery.common.routing import RouteIndex
 from recovery.common.settings import Settings
 
 __all__ = ["ServiceKit", "build_kit", "create_service_app"]
@@ -110,34 +103,6 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(GC_THRESHOLD[0], GC_THRESHOLD[1], GC_THRESHOLD[2])
 
 
-def kit_middleware_stack(app: FastAPI) -> ASGIApp:
-    """FastAPI's middleware stack as the kit's apps need it: the server-error handler, the
-    app's middleware, the exception handlers, then the router.
-
-    FastAPI 0.165 adds three layers to every request that a kit app does not use: its
-    telemetry's exception observer (the kit turns that telemetry off), its app-wide body
-    limit (unset; the kit's request middleware limits bodies) and an exit stack for uploaded
-    files (routes keeping FastAPI's handler open their own, ``binding.bind_routes``). They
-    cost ~3 µs of a ~105 µs read. An app with FastAPI's body limit set keeps FastAPI's stack.
-    """
-    if app.max_body_size is not None:
-        return FastAPI.build_middleware_stack(app)
-    error_handler = None
-    handlers: dict[Any, Any] = {}
-    for key, value in app.exception_handlers.items():  # split as FastAPI splits them
-        if key in (500, Exception):
-            error_handler = value
-        else:
-            handlers[key] = value
-    stack: ASGIApp = app.router
-    for cls, args, kwargs in reversed([
-            Middleware(ServerErrorMiddleware, handler=error_handler, debug=app.debug),
-            *app.user_middleware,
-            Middleware(ExceptionMiddleware, handlers=handlers, debug=app.debug)]):
-        stack = cls(stack, *args, **kwargs)
-    return stack
-
-
 def create_service_app(
     *,
     settings: Settings,
@@ -170,9 +135,6 @@ def create_service_app(
             await kit.relay.stop()
             await kit.audit.stop()
             await kit.bus.stop()
-            kit.close_connections()
-            if kit.background_engine is not kit.engine:
-                await kit.background_engine.dispose()
             await kit.engine.dispose()
             flush_logs()
 
@@ -181,13 +143,7 @@ def create_service_app(
     app.state.kit = kit
     install_problem_handlers(app)
     for router in (*routers, audit_router, health_router):
-        # The routes themselves, not the routers: FastAPI 0.165 matches an included router's
-        # routes twice per request (once to choose the router, once inside it), which cost a
-        # fifth of a read. The service's routes come first, being the ones called most.
-        app.router.routes.extend(router.routes)
-    app.build_middleware_stack = partial(kit_middleware_stack, app)  # type: ignore[method-assign]
-    app.router.middleware_stack = RouteIndex(app.router, prepare=bind_routes)
-    bind_routes(app.router.routes)  # now, so that a test can look at the bound routes
+        app.include_router(router)
     app.add_middleware(RequestContextMiddleware, service=settings.service,
                        max_body_bytes=settings.max_body_bytes)
 

@@ -3,15 +3,12 @@
 Entries go through a small buffer flushed in the background (every 200 ms by default or at
 500 entries, and on shutdown) so a request does not pay for an extra write; a failed flush
 keeps its entries for the next one. A batch is one transaction of the kit's write path
-(``kit.writes``: on SQLite in the event loop, decision 24), and on SQLite the trail folds the
-write-ahead log back into the database at most every 200 ms, on a thread. Rows hold ids,
-codes and addresses, never clinical text.
+(``kit.writes``). Rows hold ids, codes and addresses, never clinical text.
 """
 
 import asyncio
 import contextlib
 import re
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -21,11 +18,10 @@ from sqlalchemy import Column, Table
 from sqlmodel import Field, SQLModel
 
 from recovery.common.auth import Principal
+from recovery.common.data import Writes
 from recovery.common.db import UTCDateTime
 from recovery.common.ids import new_id
-from recovery.common.reads import Prepared
 from recovery.common.timeutil import utcnow
-from recovery.common.writes import Writes
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +56,7 @@ class AuditEvent(SQLModel, table=True):
 
 
 AUDIT_TABLE: Table = AuditEvent.__table__  # type: ignore[attr-defined]
-INSERT_AUDIT = Prepared(AUDIT_TABLE.insert())
+INSERT_AUDIT = AUDIT_TABLE.insert()
 
 
 def audit_entry(
@@ -131,11 +127,9 @@ def principal_roles(principal: Principal | None) -> str:
 class AuditTrail:
     """Buffers audit entries of reads and writes them in batches."""
 
-    def __init__(self, writes: Writes, *, flush_every: float = 0.2, batch_size: int = 500,
-                 fold_log: Callable[[], Awaitable[None]] | None = None) -> None:
+    def __init__(self, writes: Writes, *, flush_every: float = 0.2,
+                 batch_size: int = 500) -> None:
         self._writes = writes
-        #: On SQLite, ``db.WalFold``: folds the write-ahead log back after a flush.
-        self._fold_log = fold_log
         self._buffer: list[AuditEvent | dict[str, Any]] = []
         self._flush_every = flush_every
         self._batch_size = batch_size
@@ -175,9 +169,6 @@ class AuditTrail:
             self._buffer[:0] = batch
             log.error("audit_flush_failed", error_type=type(exc).__name__,
                       pending=len(self._buffer))
-            return
-        if self._fold_log is not None:
-            await self._fold_log()
 
     async def _run(self) -> None:
         while not self._stopping:

@@ -9,9 +9,13 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.routing import Match
+
+from recovery.common.db import is_outage
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://recovery-platform.org/problems/"
@@ -144,6 +148,20 @@ def _allowed_methods(request: Request) -> list[str]:
     return allowed
 
 
+#: Seconds a client is asked to wait after a database outage (a failover takes about this).
+RETRY_AFTER_SECONDS = 5
+
+
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    """An outage of the database is the caller's to retry (503); any other error is ours."""
+    if not is_outage(exc):
+        return await _on_unexpected(request, exc)
+    log.warning("database_unavailable", error_type=type(exc).__name__, path=request.url.path)
+    problem = Problem(503, "The service cannot reach its database just now; try again shortly.",
+                      kind="unavailable", headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return problem_response(problem, request)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # The exception type is logged, never its message: it may carry clinical text.
     log.error("unhandled_error", error_type=type(exc).__name__, path=request.url.path)
@@ -155,6 +173,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    for outage in (DBAPIError, SQLAlchemyTimeoutError, ConnectionError, TimeoutError):
+        app.add_exception_handler(outage, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

@@ -7,8 +7,19 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 from pydantic_core import to_jsonable_python
+from sqlalchemy import (
+    Executable,
+    Text,
+    bindparam,
+    cast,
+    exists,
+    literal,
+    literal_column,
+    or_,
+    tuple_,
+    update,
+)
 from sqlalchemy import String as SAString
-from sqlalchemy import Text, bindparam, cast, exists, literal, literal_column, or_, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import QueryableAttribute, aliased, defer
@@ -19,6 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from recovery.common import cosign
 from recovery.common.audit import Outcome
 from recovery.common.auth import Role, Verb, require_scope
+from recovery.common.data import Transaction
 from recovery.common.db import EncodedJSON, UTCDateTime, json_text
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
@@ -32,7 +44,6 @@ from recovery.common.pagination import (
 )
 from recovery.common.problems import Problem
 from recovery.common.reach import list_condition, require_create_access
-from recovery.common.reads import Prepared
 from recovery.common.rules import (
     EnteredInError,
     actor_for,
@@ -42,7 +53,6 @@ from recovery.common.rules import (
 )
 from recovery.common.timeutil import as_date, utcnow
 from recovery.common.versioning import require_if_match, retry_lost_races
-from recovery.common.writes import Transaction
 from recovery.crisis_plans import rules
 from recovery.crisis_plans.events import (
     PlanEvent,
@@ -96,10 +106,10 @@ RECORD_NAME = "crisis plan"
 #: so that both databases match it to the partial unique index on the person.
 IN_USE = col(CrisisPlan.status) != literal_column(f"'{PlanStatus.entered_in_error.value}'")
 #: The crisis team's read, built once: one unique-index lookup by person.
-READ_ACTIVE = Prepared(
+READ_ACTIVE = (
     select(col(CrisisPlan.team_id), col(CrisisPlan.id), ACTIVE_DOCUMENT)
     .where(col(CrisisPlan.service_user_id) == bindparam("service_user_id"), IN_USE))
-READ_ONE = Prepared(
+READ_ONE = (
     select(col(CrisisPlan.service_user_id), col(CrisisPlan.team_id), col(CrisisPlan.version),
            DOCUMENT)
     .where(col(CrisisPlan.id) == bindparam("plan_id")))
@@ -341,16 +351,16 @@ async def change_plan(access: RecordAccess, plan_id: str, if_match: str | None,
 #: are), the new signature, and the plan's change guarded by its revision.
 _PLAN, _SIGNATURE = (CrisisPlan.__table__,  # type: ignore[attr-defined]
                      CrisisPlanSignature.__table__)  # type: ignore[attr-defined]
-SIGNING = Prepared(
+SIGNING = (
     select(  # type: ignore[call-overload]  # sqlmodel types at most four columns
            _PLAN.c.service_user_id, _PLAN.c.team_id, _PLAN.c.status, _PLAN.c.version,
            _PLAN.c.required_parties, _PLAN.c.active_version, _PLAN.c.review_on,
            _PLAN.c.not_individualised, _PLAN.c.revision, _PLAN.c.document)
     .where(_PLAN.c.id == bindparam("plan_id")))
-INSERT_SIGNATURE = Prepared(_SIGNATURE.insert())
+INSERT_SIGNATURE = _SIGNATURE.insert()
 
 
-def _signed(*, agreed: bool) -> Prepared:
+def _signed(*, agreed: bool) -> Executable:
     values: dict[str, Any] = {"updated_at": bindparam("at", type_=UTCDateTime()),
                               "document": bindparam("new_document", type_=_PLAN.c.document.type),
                               "revision": _PLAN.c.revision + 1}
@@ -360,7 +370,7 @@ def _signed(*, agreed: bool) -> Prepared:
                    "agreed_at": bindparam("at", type_=UTCDateTime()),
                    "active_document": bindparam("new_active_document",
                                                 type_=_PLAN.c.active_document.type)}
-    return Prepared(update(_PLAN).where(_PLAN.c.id == bindparam("plan_id"),
+    return (update(_PLAN).where(_PLAN.c.id == bindparam("plan_id"),
                                         _PLAN.c.revision == bindparam("seen_revision"))
                     .values(values))
 

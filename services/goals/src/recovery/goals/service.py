@@ -28,6 +28,7 @@ from recovery.common.auth import (
     Verb,
     require_scope,
 )
+from recovery.common.data import Reads, row_of
 from recovery.common.db import UTCDateTime
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
@@ -47,11 +48,9 @@ from recovery.common.reach import (
     one_of,
     require_create_access,
 )
-from recovery.common.reads import Prepared, Reads
 from recovery.common.rules import actor_for, refuse
 from recovery.common.timeutil import utcnow
 from recovery.common.versioning import require_if_match
-from recovery.common.writes import row_of
 from recovery.goals import rules
 from recovery.goals.events import GoalEvent, goal_event_data
 from recovery.goals.models import (
@@ -82,7 +81,7 @@ S = LifecycleStatus
 #: so reads pass it on without decoding it.
 DOCUMENT = cast(col(Goal.document), Text)
 #: Reading one goal, built once: what access needs, the version and the document.
-READ_ONE = Prepared(select(col(Goal.service_user_id), col(Goal.team_id), col(Goal.version),
+READ_ONE = (select(col(Goal.service_user_id), col(Goal.team_id), col(Goal.version),
                            DOCUMENT).where(col(Goal.id) == bindparam("goal_id")))
 
 
@@ -183,7 +182,7 @@ def _bump(goal: Goal) -> None:
 
 
 #: The goals a therapeutic goal says it serves.
-LINKED = Prepared(select(col(Goal.id), col(Goal.service_user_id), col(Goal.kind),
+LINKED = (select(col(Goal.id), col(Goal.service_user_id), col(Goal.kind),
                          col(Goal.lifecycle_status))
                   .where(col(Goal.id).in_(bindparam("ids", expanding=True))))
 
@@ -222,8 +221,8 @@ def _step_row(step: StepCreate) -> dict[str, Any]:
 
 
 #: Creating a goal, built once (decision 20): the goal, its first version, its event.
-INSERT_GOAL = Prepared(Goal.__table__.insert())  # type: ignore[attr-defined]
-INSERT_VERSION = Prepared(GoalVersion.__table__.insert())  # type: ignore[attr-defined]
+INSERT_GOAL = Goal.__table__.insert()  # type: ignore[attr-defined]
+INSERT_VERSION = GoalVersion.__table__.insert()  # type: ignore[attr-defined]
 
 
 async def create_goal(access: RecordAccess, data: GoalCreate) -> Goal:

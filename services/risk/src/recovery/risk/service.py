@@ -38,7 +38,6 @@ from recovery.common.reach import (
     list_condition,
     require_create_access,
 )
-from recovery.common.reads import Prepared
 from recovery.common.rules import (
     EnteredInError,
     closed_refusal,
@@ -75,7 +74,7 @@ from recovery.risk.models import (
 RESOURCE = "RiskAssessment"
 RECORD = "RiskAssessment"
 DOCUMENT = cast(col(RiskAssessment.document), Text)
-READ_ONE = Prepared(
+READ_ONE = (
     select(col(RiskAssessment.service_user_id), col(RiskAssessment.team_id),
            col(RiskAssessment.version), DOCUMENT)
     .where(col(RiskAssessment.id) == bindparam("assessment_id")))

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     Date,
+    Executable,
     Float,
     Integer,
     String,
@@ -29,12 +30,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recovery.common.audit import Outcome
 from recovery.common.auth import Principal, Role, Verb, can_reach_record, require_scope
+from recovery.common.data import Reads
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
 from recovery.common.ids import new_id
 from recovery.common.pagination import Page, decode_cursor, decode_date_cursor, encode_cursor
 from recovery.common.problems import Problem
-from recovery.common.reads import Prepared, Reads
 from recovery.common.rules import refuse
 from recovery.common.timeutil import as_date, utcnow
 from recovery.common.versioning import require_if_match
@@ -388,7 +389,7 @@ async def read_lived_experience(session: AsyncSession, access: RecordAccess,
 
 
 #: The deliverer of a care contact: what logging needs, read once per request.
-CONTACT_STAFF = Prepared(select(col(Staff.team_id), col(Staff.role_type),
+CONTACT_STAFF = (select(col(Staff.team_id), col(Staff.role_type),
                                 col(Staff.start_date), col(Staff.end_date))
                          .where(col(Staff.id) == bindparam("staff_id")))
 
@@ -406,9 +407,9 @@ def _add_minutes(insert: Any) -> Any:
               "contacts": table.c.contacts + 1})
 
 
-INSERT_CONTACT = Prepared(CareContact.__table__.insert())  # type: ignore[attr-defined]
-ADD_MINUTES = {"postgresql": Prepared(_add_minutes(pg_insert)),
-               "sqlite": Prepared(_add_minutes(sqlite_insert))}
+INSERT_CONTACT = CareContact.__table__.insert()  # type: ignore[attr-defined]
+ADD_MINUTES = {"postgresql": _add_minutes(pg_insert),
+               "sqlite": _add_minutes(sqlite_insert)}
 
 
 async def log_contact(access: RecordAccess, data: CareContactCreate) -> CareContactPublic:
@@ -444,7 +445,7 @@ async def log_contact(access: RecordAccess, data: CareContactCreate) -> CareCont
     return CareContactPublic.model_validate(contact)
 
 
-def _monthly_minutes(*, of_team: bool) -> Prepared:
+def _monthly_minutes(*, of_team: bool) -> Executable:
     """Minutes per month and peer or not: a range of the (team, month, by_peer) key."""
     query = (select(col(CareMinutes.month), cast(col(CareMinutes.by_peer), Integer),
                     func.sum(col(CareMinutes.minutes)))
@@ -453,7 +454,7 @@ def _monthly_minutes(*, of_team: bool) -> Prepared:
              .group_by(col(CareMinutes.month), col(CareMinutes.by_peer)))
     if of_team:
         query = query.where(col(CareMinutes.team_id) == bindparam("team_id", type_=String()))
-    return Prepared(query)
+    return query
 
 
 TEAM_MINUTES, ALL_MINUTES = _monthly_minutes(of_team=True), _monthly_minutes(of_team=False)
@@ -763,7 +764,7 @@ class ReadinessStatements:
         # completions and ratings; the staff in post are counted with supervision.
         completed = and_(col(TrainingRecord.foundation).is_(True),
                          col(TrainingRecord.completed_on).is_not(None))
-        self.training = Prepared(
+        self.training = (
             select(func.count(func.distinct(case((completed, col(TrainingRecord.staff_id)),
                                                  else_=None))),
                    func.count(col(TrainingRecord.rating)),
@@ -773,7 +774,7 @@ class ReadinessStatements:
             .where(team, roster))
         recent = and_(col(SupervisionSession.staff_id) == col(Staff.id),
                       col(SupervisionSession.held_on) >= day("since"))
-        self.supervision = Prepared(
+        self.supervision = (
             select(  # type: ignore[call-overload]  # sqlmodel types at most four columns
                 func.count(func.distinct(col(Staff.id))),
                 func.count(col(SupervisionSession.id)),
@@ -782,18 +783,18 @@ class ReadinessStatements:
                 cast(func.avg(col(SupervisionSession.quality)), Float()),
                 func.count(func.distinct(col(SupervisionSession.staff_id))))
             .select_from(Staff).outerjoin(SupervisionSession, recent).where(team, roster))
-        self.culture = Prepared(
+        self.culture = (
             select(func.count(), cast(func.avg(col(ClimateResponse.score)), Float()))
             .where(col(ClimateResponse.team_id) == bindparam("team_id", type_=String()),
                    col(ClimateResponse.responded_on) >= day("since")))
         with_lived_experience = case((col(RecruitmentPanel.lived_experience_members) > 0, 1),
                                      else_=0)
-        self.panels = Prepared(
+        self.panels = (
             select(func.count(), func.coalesce(func.sum(with_lived_experience), 0))
             .where(col(RecruitmentPanel.team_id) == bindparam("team_id", type_=String()),
                    col(RecruitmentPanel.held_on) >= day("since")))
         with_feedback = cast(col(Appraisal.service_user_feedback_included), Integer)
-        self.appraisals = Prepared(
+        self.appraisals = (
             select(func.count(), func.coalesce(func.sum(with_feedback), 0))
             .where(col(Appraisal.team_id) == bindparam("team_id", type_=String()),
                    col(Appraisal.held_on) >= day("since")))
@@ -812,7 +813,7 @@ def _readiness_statements(database_url: str) -> ReadinessStatements:
     return _READINESS[as_text]
 
 
-async def _one(reads: Reads, statement: Prepared, params: dict[str, Any]) -> Any:
+async def _one(reads: Reads, statement: Executable, params: dict[str, Any]) -> Any:
     rows = await reads.all(statement, params)
     return rows[0]
 
@@ -838,7 +839,7 @@ async def _supervision_factor(reads: Reads, statements: ReadinessStatements, tea
 
 
 #: The team's recovery lead, whether they are still in the team and not gone, and trained.
-LEAD = Prepared(
+LEAD = (
     select(col(Team.recovery_lead_staff_id), col(Staff.team_id), col(Staff.end_date),
            _completed_foundation(col(Staff.id)))
     .select_from(Team)

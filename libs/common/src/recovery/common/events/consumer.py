@@ -18,12 +18,12 @@ from nats.js.errors import BadRequestError
 from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy import Column, String
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from recovery.common.db import UTCDateTime
+from recovery.common.db import UTCDateTime, is_outage
 from recovery.common.events.bus import EventBus, stream_subjects
 from recovery.common.events.envelope import CloudEvent
 from recovery.common.events.tasks import cancel_and_wait
@@ -68,14 +68,6 @@ class EventHandler:
 
 def deadletter_subject(durable: str) -> str:
     return f"{DEADLETTER_PREFIX}.{durable}"
-
-
-def is_outage(error: BaseException) -> bool:
-    """Whether ``error`` says the database or network is unavailable, rather than that the
-    event cannot be handled."""
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
-    return isinstance(error, OperationalError | InterfaceError | ConnectionError | TimeoutError)
 
 
 class ConsumerRunner:

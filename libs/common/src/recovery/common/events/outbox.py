@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Integer, String, event
+from sqlalchemy import Column, Integer, String, Table, event
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -33,6 +33,9 @@ class OutboxEvent(SQLModel, table=True):
     envelope: dict[str, Any] = Field(sa_column=Column(StoredJSON, nullable=False))
     published_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(),
                                                                           index=True))
+
+
+OUTBOX_TABLE: Table = OutboxEvent.__table__  # type: ignore[attr-defined]
 
 
 def envelope_text(event_id: str, event_type: str, subject: str, time: datetime,

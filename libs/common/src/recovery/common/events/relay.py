@@ -18,7 +18,7 @@ import itertools
 import json
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -33,13 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from recovery.common.data import Writes
 from recovery.common.db import UTCDateTime
 from recovery.common.events.bus import EventBus
 from recovery.common.events.outbox import OutboxEvent
 from recovery.common.events.tasks import cancel_and_wait
-from recovery.common.reads import Prepared, Reads, reads_for_url
 from recovery.common.timeutil import utcnow
-from recovery.common.writes import Writes, writes_for
 
 log = structlog.get_logger(__name__)
 
@@ -52,13 +51,13 @@ PUBLISH_FAILURES = Counter("recovery_outbox_publish_failures_total",
 MARK_CHUNK = 1000
 
 #: The unpublished events in order: position, id, type and the envelope as stored (text).
-PENDING = Prepared(
+PENDING = (
     select(col(OutboxEvent.position), col(OutboxEvent.event_id), col(OutboxEvent.type),
            cast(col(OutboxEvent.envelope), Text))
     .where(col(OutboxEvent.published_at).is_(None))
     .order_by(col(OutboxEvent.position))
     .limit(bindparam("limit")))
-MARK_PUBLISHED = Prepared(
+MARK_PUBLISHED = (
     update(OutboxEvent)
     .where(col(OutboxEvent.position) == bindparam("marked"))
     .values(published_at=bindparam("at", type_=UTCDateTime())))
@@ -70,7 +69,6 @@ class OutboxRelay:
     """Publishes unpublished outbox rows in position order, a batch at a time."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], bus: EventBus, *,
-                 fold_log: Callable[[], Awaitable[None]] | None = None,
                  poll_seconds: float = 0.5, batch_size: int = 500,
                  ack_timeout: float = 5.0,
                  retention: timedelta = timedelta(days=7),
@@ -81,12 +79,7 @@ class OutboxRelay:
         self._on_postgresql = engine.dialect.name == "postgresql"
         # The relay's own read and write paths (connections opened on first use, closed at
         # stop); its marks wake nobody.
-        self._writes: Writes = writes_for(engine, sessions, lambda: None)
-        self._reads_url = engine.url.render_as_string(hide_password=False)
-        self._reads: Reads | None = None
-        #: On SQLite, ``db.WalFold``: folds the write-ahead log back after a mark (the
-        #: relay's connections never checkpoint, like every in-loop connection).
-        self._fold_log = fold_log
+        self._writes = Writes(engine, lambda: None)
         self._bus = bus
         self._poll_seconds = poll_seconds
         self._batch_size = batch_size
@@ -129,22 +122,18 @@ class OutboxRelay:
             await self.flush_marks()  # back-pressure: the marker must keep up
         in_flight = set(self._unmarked)  # copied before reading: see flush_marks
         limit = {"limit": self._batch_size + len(in_flight)}
-        if self._on_postgresql:
-            async with self._sessions() as session:
-                connection = await session.connection()
+        async with self._sessions() as session:
+            connection = await session.connection()
+            if self._on_postgresql:
                 locked = (await connection.execute(
                     select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY)))).scalar_one()
                 if not locked:
                     return 0  # another replica is publishing; it will get these rows too
-                rows = _unpublished((await connection.execute(PENDING.statement, limit)).all(),
-                                    in_flight, self._batch_size)
-                acked = await self._publish(rows) if rows else 0
-                # Ends the read (and releases the advisory lock) before marking.
-                await session.commit()
-        else:  # SQLite: one process writes the database, and reads never wait for it
-            rows = _unpublished(await self._reader().all(PENDING, limit), in_flight,
-                                self._batch_size)
+            rows = _unpublished((await connection.execute(PENDING, limit)).all(),
+                                in_flight, self._batch_size)
             acked = await self._publish(rows) if rows else 0
+            # Ends the read (and releases the advisory lock) before marking.
+            await session.commit()
         if not rows:
             return 0
         if acked:
@@ -175,8 +164,6 @@ class OutboxRelay:
                                       [{"marked": position, "at": now}
                                        for position in positions])
                 self._unmarked.difference_update(positions)
-                if self._fold_log is not None:
-                    await self._fold_log()
 
     async def _mark_in_background(self) -> None:
         while True:
@@ -191,11 +178,6 @@ class OutboxRelay:
                 log.warning("outbox_mark_failed", error=type(exc).__name__)
                 await asyncio.sleep(self._poll_seconds)
                 self._mark_wanted.set()
-
-    def _reader(self) -> Reads:
-        if self._reads is None:
-            self._reads = reads_for_url(self._reads_url, self._sessions)
-        return self._reads
 
     async def _publish(self, rows: Sequence[Any]) -> int:
         """Publish rows (position, event id, type, envelope text) to JetStream, each with a
@@ -299,10 +281,6 @@ class OutboxRelay:
             await self.flush_marks()
         except Exception as exc:
             log.warning("outbox_mark_failed", error=type(exc).__name__)
-        self._writes.close()
-        if self._reads is not None:
-            self._reads.close()
-            self._reads = None
 
 
 #: What JetStream answered to one publish.
