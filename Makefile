@@ -18,6 +18,11 @@ JWKS := var/dev-issuer/jwks.json
 CHECKOV_LOCK := requirements/checkov.txt
 CHECKOV_VENV := var/tools/checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
+# The oldest FastAPI the kit declares (libs/common/pyproject.toml), installed over the lock in
+# a virtual environment of its own, where the kit's tests run too.
+FASTAPI_FLOOR := $(shell sed -n 's/^ *"fastapi>=\([0-9.]*\)".*/\1/p' libs/common/pyproject.toml)
+FLOOR_VENV := var/fastapi-$(FASTAPI_FLOOR)
+FLOOR_INSTALLED := $(FLOOR_VENV)/.installed
 
 # `make -s token` arguments; SUB, TEAMS, PATIENT and SCOPE are optional.
 ROLE ?= clinician
@@ -28,13 +33,14 @@ SCOPE ?=
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-x -k goals"`.
 PYTEST_ARGS ?=
 
-.PHONY: help install run token test test-unit test-fast lint bench lock clean
+.PHONY: help install run token test test-unit test-fast test-fastapi-floor lint bench lock clean
 
 help:
 	@echo "make run                 install if needed, start NATS and every service"
 	@echo "make -s token ROLE=clinician SUB=staff-1 TEAMS=team-a   print a development JWT"
 	@echo "make test                the whole test suite (SQLite and PostgreSQL, real NATS)"
 	@echo "make test-fast           without PostgreSQL;  make test-unit: no NATS, no database"
+	@echo "make test-fastapi-floor  the kit's tests on the oldest FastAPI it supports"
 	@echo "make lint                ruff, and mypy (strict) on the kit, services and gateway"
 	@echo "make bench               the benchmark; results in bench/results, docs/performance.md"
 	@echo "make lock                re-pin requirements/*.txt;  make clean: remove local state"
@@ -74,9 +80,25 @@ token: $(INSTALLED)
 	@$(PY) -m recovery.common.dev_issuer --role "$(ROLE)" --sub "$(SUB)" --teams "$(TEAMS)" \
 		--patient "$(PATIENT)" $(if $(SCOPE),--scope "$(SCOPE)")
 
-# The whole check, as CI runs it: lint first (seconds), then every test.
+# The whole check, as CI runs it: lint first (seconds), then every test, then the kit's tests
+# again on the oldest FastAPI it supports.
 test: lint $(CHECKOV)
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-fastapi-floor
+
+$(FLOOR_INSTALLED): $(LOCK) $(DEV) libs/common/pyproject.toml
+	@echo "Installing FastAPI $(FASTAPI_FLOOR) over the lock into $(FLOOR_VENV) ..." >&2
+	@rm -rf $(FLOOR_VENV) && $(PYTHON) -m venv $(FLOOR_VENV) >&2
+	@grep -v '^fastapi==' $(LOCK) > $(FLOOR_VENV)/constraints.txt
+	@echo "fastapi==$(FASTAPI_FLOOR)" >> $(FLOOR_VENV)/constraints.txt
+	@$(FLOOR_VENV)/bin/pip install -q -c $(FLOOR_VENV)/constraints.txt hatchling editables >&2
+	@$(FLOOR_VENV)/bin/pip install -q --no-build-isolation -c $(FLOOR_VENV)/constraints.txt \
+		-r $(DEV) -e libs/common >&2
+	@touch $@
+
+test-fastapi-floor: $(FLOOR_INSTALLED)
+	$(FLOOR_VENV)/bin/python -c 'import fastapi; assert fastapi.__version__ == "$(FASTAPI_FLOOR)"'
+	$(FLOOR_VENV)/bin/pytest libs/common/tests $(PYTEST_ARGS)
 
 # The database fixture's ids are `sqlite` and `postgres`; integration tests are marked.
 test-fast: $(INSTALLED)

@@ -1,8 +1,7 @@
 """A change that lost a race to another change of the same record is tried again from a fresh
-session, on a real SQLite database, and the caller gets a 409 problem when it keeps losing."""
+session, on each backend, and the caller gets a 409 problem when it keeps losing."""
 
 import asyncio
-from pathlib import Path
 
 import pytest
 from kit_toy import MIGRATIONS_DIR, ToyNote
@@ -14,8 +13,9 @@ from recovery.common.problems import Problem
 from recovery.common.versioning import retry_lost_races
 
 
-async def test_a_change_that_lost_a_race_is_tried_again_until_it_lands(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'races.db'}"
+async def test_a_change_that_lost_a_race_is_tried_again_until_it_lands(
+        database_url: str) -> None:
+    url = database_url
     await asyncio.to_thread(upgrade_to_head, MIGRATIONS_DIR, url)
     engine = create_engine(url)
     sessions = session_factory(engine)

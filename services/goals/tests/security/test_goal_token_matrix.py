@@ -7,7 +7,6 @@ out, each for a stated reason.
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,7 +23,13 @@ from recovery.common.testing.openapi_operations import (
     paths_without_security,
     unfilled,
 )
-from recovery.common.testing.plugin import TokenFactory, make_settings, running_service
+from recovery.common.testing.plugin import (
+    BACKENDS,
+    TokenFactory,
+    make_settings,
+    module_database_url,
+    running_service,
+)
 from recovery.common.testing.token_matrix import Call, TokenMatrix, TokenMatrixContract
 from recovery.goals.main import MIGRATIONS_DIR, SERVICE, create_app
 
@@ -62,12 +67,11 @@ class World:
         return goal.text, goal.headers["etag"], len(listed.json()["items"])
 
 
-@pytest.fixture(scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory, dev_issuer: DevIssuer,
-                tokens: TokenFactory) -> AsyncIterator[World]:
-    # Tokens are refused before the database is touched, so one backend is enough here.
-    database = Path(tmp_path_factory.mktemp("token-matrix")) / "goals.db"
-    settings = make_settings(SERVICE, database_url=f"sqlite+aiosqlite:///{database}",
+@pytest.fixture(scope="module", params=BACKENDS)
+async def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                dev_issuer: DevIssuer, tokens: TokenFactory) -> AsyncIterator[World]:
+    database_url = module_database_url(request, tmp_path_factory, "token_matrix")
+    settings = make_settings(SERVICE, database_url=database_url,
                              jwks_file=dev_issuer.jwks_path)
     async with running_service(create_app, settings, MIGRATIONS_DIR) as client:
         staff = TokenFactory.header(tokens.clinician("staff-1", ["team-a"]))

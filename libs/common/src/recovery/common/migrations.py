@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, MetaData, event, pool
+from sqlalchemy import Connection, MetaData, pool
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -74,10 +74,11 @@ def run_migrations(target_metadata: MetaData) -> None:
     async def run() -> None:
         engine = create_async_engine(url, poolclass=pool.NullPool)
         if engine.dialect.name == "sqlite":
-            from recovery.common.db import sqlite_pragmas  # local, as in upgrade_to_head
+            from recovery.common.db import set_up_sqlite  # local, as in upgrade_to_head
 
-            # The first migration creates the file: with the kit's page size and in WAL mode.
-            event.listen(engine.sync_engine, "connect", sqlite_pragmas)
+            # The first migration creates the file: in WAL mode from the start, and each
+            # migration is one transaction, as on PostgreSQL.
+            set_up_sqlite(engine)
         async with engine.connect() as connection:
             await connection.run_sync(do_run)
             await connection.commit()

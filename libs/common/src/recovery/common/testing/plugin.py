@@ -64,6 +64,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database on each backend in turn."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    return postgres_database(request, "t")
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> str:
+    """A fresh, empty PostgreSQL database, for what only PostgreSQL does (several replicas
+    on one database, a failover)."""
+    return postgres_database(request, "t")
+
+
+def postgres_database(request: pytest.FixtureRequest, name: str) -> str:
+    """A new database on the session's PostgreSQL server; without the server binaries, a
+    skip with the reason (a failure in CI)."""
     server: PostgresServer | None = request.getfixturevalue("postgres_server")
     if server is None:
         if running_in_ci():
@@ -71,7 +84,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
                         "install Debian's postgresql package")
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found on this machine; "
                     "install Debian's postgresql package to run the PostgreSQL tests")
-    return server.create_database("t_" + uuid.uuid4().hex[:16])
+    return server.create_database(f"{name}_{uuid.uuid4().hex[:16]}")
 
 
 def running_in_ci() -> bool:
@@ -160,14 +173,7 @@ def module_database_url(request: pytest.FixtureRequest,
     param``), so a module's API tests share one migrated service per backend."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path_factory.mktemp(name) / f'{name}.db'}"
-    server: PostgresServer | None = request.getfixturevalue("postgres_server")
-    if server is None:
-        if running_in_ci():
-            pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) are required in CI; "
-                        "install Debian's postgresql package")
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found on this machine; "
-                    "install Debian's postgresql package to run the PostgreSQL tests")
-    return server.create_database(f"{name}_{uuid.uuid4().hex[:12]}")
+    return postgres_database(request, name)
 
 
 def unique(prefix: str) -> str:
