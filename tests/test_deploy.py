@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from recovery.common.settings import unknown_variables
+
 REPO = Path(__file__).resolve().parents[1]
 K8S = REPO / "deploy" / "k8s"
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
@@ -106,6 +108,15 @@ def test_the_final_image_is_slim_non_root_and_has_no_build_tools() -> None:
     # Nothing compiled in the build stage either: binary wheels only.
     assert "apt-get" not in build
     assert build.count("--only-binary=:all:") == 2
+
+
+def test_deploy_sets_only_variables_some_part_reads() -> None:
+    """A stale or misspelt name would only be warned about at start-up; here it fails."""
+    files = [path for path in (REPO / "deploy").rglob("*") if path.is_file()]
+    names = {name for path in files
+             for name in re.findall(r"\bRECOVERY_[A-Z0-9_]*[A-Z0-9]\b", path.read_text())}
+    assert "RECOVERY_DATABASE_URL" in names
+    assert unknown_variables(dict.fromkeys(names, "")) == []
 
 
 # --- Kubernetes ------------------------------------------------------------------------------

@@ -289,7 +289,8 @@ def test_production_needs_a_jwks_to_verify_against() -> None:
 
 def test_production_accepts_a_real_issuer_with_asymmetric_algorithms() -> None:
     settings = Settings(environment="production", jwt_issuer="https://idp.example",
-                        jwks_url="https://idp.example/jwks")
+                        jwks_url="https://idp.example/jwks",
+                        database_url="postgresql+asyncpg://app@db/app")
     assert settings.jwt_algorithms == ["RS256", "ES256"]
 
 

@@ -24,7 +24,7 @@ from recovery.common.observability import (
     flush_logs,
 )
 from recovery.common.problems import install_problem_handlers
-from recovery.common.settings import Settings
+from recovery.common.settings import Settings, report_unknown_variables
 from recovery.gateway.context import GatewayContext
 from recovery.gateway.feed import EventFeed
 from recovery.gateway.fhir import fhir_router
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
     settings = settings or Settings(service=SERVICE)
     gateway = gateway or GatewaySettings(environment=settings.environment)
     configure_logging(settings.service, settings.log_level)
+    report_unknown_variables()
     verifier = TokenVerifier(settings)
     upstreams = Upstreams(gateway, transports)
 

@@ -27,7 +27,7 @@ from recovery.common.problems import (
     ProblemDocument,
     install_problem_handlers,
 )
-from recovery.common.settings import Settings
+from recovery.common.settings import Settings, report_unknown_variables
 
 __all__ = ["ServiceKit", "build_kit", "create_service_app"]
 
@@ -116,6 +116,7 @@ def create_service_app(
     """A service app with health, metrics, problems, auth, audit (and its FHIR export),
     outbox relay and consumers."""
     configure_logging(settings.service, settings.log_level)
+    report_unknown_variables()
     kit = build_kit(settings, migrations_dir, handlers)
 
     @asynccontextmanager

@@ -1,11 +1,15 @@
 """Service configuration, read only from the environment (prefix ``RECOVERY_``)."""
 
+import os
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 
+import structlog
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 #: Contract ports for local runs; each is overridable with ``RECOVERY_PORT``.
 LOCAL_PORTS = {
@@ -18,6 +22,26 @@ LOCAL_PORTS = {
 }
 
 DEV_ISSUER = "https://dev-issuer.recovery.local"
+#: Parts of the platform that own no database: the gateway only calls the services.
+WITHOUT_DATABASE = frozenset({"gateway"})
+PREFIX = "RECOVERY_"
+#: The variables other parts read besides ``Settings``: the gateway's ``GatewaySettings``,
+#: the workforce service's ``WorkforceOptions`` and the crisis-plans service's own. The kit
+#: cannot import those parts, and one environment (a shell, honcho's ``.env``) often serves
+#: every process, so each process knows them all; ``tests/test_configuration.py`` keeps this
+#: list equal to what those parts read.
+OTHER_PARTS_VARIABLES = frozenset({
+    "RECOVERY_GOALS_URL", "RECOVERY_CRISIS_PLANS_URL", "RECOVERY_RISK_URL",
+    "RECOVERY_TRAINING_URL", "RECOVERY_WORKFORCE_URL", "RECOVERY_UPSTREAM_TIMEOUT_SECONDS",
+    "RECOVERY_UPSTREAM_MAX_CONNECTIONS", "RECOVERY_MAX_DEPTH", "RECOVERY_MAX_TOKENS",
+    "RECOVERY_MAX_ALIASES", "RECOVERY_GRAPHIQL", "RECOVERY_INTROSPECTION",
+    "RECOVERY_FOUNDATION_COURSE_ID",
+    "RECOVERY_WORKFORCE_PEER_SHARE_TARGET", "RECOVERY_WORKFORCE_BILLING_HCPCS",
+    "RECOVERY_WORKFORCE_BILLING_GROUP_MODIFIER", "RECOVERY_WORKFORCE_BILLING_UNIT_MINUTES",
+    "RECOVERY_WORKFORCE_BILLING_ROUNDING", "RECOVERY_WORKFORCE_BILLING_DAILY_CAP_UNITS",
+    "RECOVERY_WORKFORCE_SUPERVISION_WINDOW_DAYS", "RECOVERY_WORKFORCE_CLIMATE_WINDOW_DAYS",
+    "RECOVERY_CRISIS_TEAMS", "RECOVERY_CRISIS_REVIEW_SWEEP_SECONDS",
+})
 
 
 class Environment(StrEnum):
@@ -43,10 +67,26 @@ def with_password(database_url: str, password_file: Path) -> str:
     return make_url(database_url).set(password=password).render_as_string(hide_password=False)
 
 
+def require_postgresql(database_url: str) -> None:
+    """Refuses anything but a PostgreSQL URL, naming the variable and never the value (it may
+    hold a password)."""
+    example = "postgresql+asyncpg://user@host:5432/db"
+    if not database_url:
+        raise ValueError(f"production needs RECOVERY_DATABASE_URL, a PostgreSQL URL ({example})")
+    try:
+        backend = make_url(database_url).get_backend_name()
+    except ArgumentError:
+        raise ValueError("RECOVERY_DATABASE_URL is not a database URL; production needs a "
+                         f"PostgreSQL URL ({example})") from None
+    if backend != "postgresql":
+        raise ValueError(f"RECOVERY_DATABASE_URL names {backend}; production needs a "
+                         f"PostgreSQL URL ({example})")
+
+
 class Settings(BaseSettings):
     """Everything a service needs to run; every field has a working local default."""
 
-    model_config = SettingsConfigDict(env_prefix="RECOVERY_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
 
     service: str = "goals"
     environment: Environment = Environment.development
@@ -86,13 +126,8 @@ class Settings(BaseSettings):
     def _fill_local_defaults(self) -> "Settings":
         if not self.port:
             self.port = LOCAL_PORTS.get(self.service, 8080)
-        if not self.database_url:
-            name = self.service.replace("-", "_")
-            self.database_url = f"sqlite+aiosqlite:///{var_dir() / f'{name}.db'}"
-        if self.database_password_file:
-            self.database_url = with_password(self.database_url,
-                                              Path(self.database_password_file))
-        if self.environment is Environment.production:
+        production = self.environment is Environment.production
+        if production:
             if self.jwt_issuer == DEV_ISSUER:
                 raise ValueError("the development token issuer is refused in production")
             if not (self.jwks_url or self.jwks_file):
@@ -101,8 +136,18 @@ class Settings(BaseSettings):
                 a.upper().startswith("HS") for a in self.jwt_algorithms
             ):
                 raise ValueError("only asymmetric signature algorithms are allowed")
-        elif not (self.jwks_url or self.jwks_file):
-            self.jwks_file = str(var_dir() / "dev-issuer" / "jwks.json")
+            if self.service not in WITHOUT_DATABASE:
+                # Never the local SQLite file: in a container its data would go with the pod.
+                require_postgresql(self.database_url)
+        else:
+            if not self.database_url:
+                name = self.service.replace("-", "_")
+                self.database_url = f"sqlite+aiosqlite:///{var_dir() / f'{name}.db'}"
+            if not (self.jwks_url or self.jwks_file):
+                self.jwks_file = str(var_dir() / "dev-issuer" / "jwks.json")
+        if self.database_password_file:
+            self.database_url = with_password(self.database_url,
+                                              Path(self.database_password_file))
         return self
 
     @property
@@ -113,3 +158,25 @@ class Settings(BaseSettings):
     @property
     def subject_prefix(self) -> str:
         return f"recovery.{self.service}"
+
+
+def known_variables() -> frozenset[str]:
+    """Every ``RECOVERY_*`` variable some part of the platform reads."""
+    return frozenset(PREFIX + name.upper() for name in Settings.model_fields) | \
+        OTHER_PARTS_VARIABLES
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """The ``RECOVERY_*`` names in ``environ`` that no part reads (a typo, a stale name)."""
+    known = known_variables()
+    # pydantic-settings matches names regardless of case, and so does this.
+    return sorted(name for name in environ
+                  if name.upper().startswith(PREFIX) and name.upper() not in known)
+
+
+def report_unknown_variables(environ: Mapping[str, str] = os.environ) -> None:
+    """Warns at start-up of variables nothing reads: their names only, as values may be
+    secrets. Only a warning: during a rollout a ConfigMap may carry a newer version's names."""
+    unknown = unknown_variables(environ)
+    if unknown:
+        structlog.get_logger(__name__).warning("unknown_settings_ignored", variables=unknown)
