@@ -23,8 +23,15 @@ def tables_of(package: str) -> set[str]:
     services' models share the metadata when the whole suite runs in one process."""
     importlib.import_module(f"{package}.models")  # so its tables are in the metadata
     prefixes = (f"{package}.", "recovery.common.")
-    return {mapper.local_table.name for mapper in SQLModel._sa_registry.mappers  # type: ignore[attr-defined]
-            if mapper.class_.__module__.startswith(prefixes)}
+    tables: set[str] = set()
+    models = list(SQLModel.__subclasses__())
+    while models:
+        model = models.pop()
+        models.extend(model.__subclasses__())
+        table = getattr(model, "__table__", None)
+        if table is not None and model.__module__.startswith(prefixes):
+            tables.add(table.name)
+    return tables
 
 
 def _differences(connection: Connection, ours: set[str]) -> list[object]:
