@@ -20,9 +20,9 @@ STATEMENTS = ["training", "supervision", "culture", "panels", "appraisals", "lea
 async def test_every_readiness_read_searches_an_index(database_url: str, name: str) -> None:
     await asyncio.to_thread(upgrade_to_head, MIGRATIONS_DIR, database_url)
     statements = ReadinessStatements(dates_as_text=is_sqlite(database_url))
-    prepared = LEAD if name == "lead" else getattr(statements, name)
+    built = LEAD if name == "lead" else getattr(statements, name)
     day = statements.day(date(2026, 12, 1))
-    statement = prepared.statement.params(team_id="team-a", on=day, since=day)
+    statement = built.params(team_id="team-a", on=day, since=day)
     engine = create_engine(database_url)
     try:
         explained = await query_plan(engine, statement)
