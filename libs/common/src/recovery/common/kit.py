@@ -69,7 +69,7 @@ def build_kit(settings: Settings, migrations_dir: Path,
     bus = EventBus(settings)
     sessions = session_factory(engine)
     fold_log = wal_fold(batch_engine)
-    relay = OutboxRelay(sessions, bus, fold_log=fold_log,
+    relay = OutboxRelay(sessions, bus,
                         poll_seconds=settings.outbox_poll_seconds,
                         batch_size=settings.outbox_batch_size)
     sessions.configure(info={WAKE_RELAY: relay.wake})
