@@ -53,6 +53,9 @@ MARK_PUBLISHED = (
     update(OutboxEvent)
     .where(col(OutboxEvent.position).in_(bindparam("positions", expanding=True)))
     .values(published_at=bindparam("at", type_=UTCDateTime())))
+#: nats-py's JetStream context holds up to 4,000 publishes awaiting their acknowledgement (its
+#: default); a batch stays within that, so no publish of a batch waits for room.
+MAX_BATCH_SIZE = 4000
 #: Every service has its own database, so one fixed advisory-lock key per database suffices.
 RELAY_LOCK_KEY = zlib.crc32(b"recovery.outbox_relay")
 TAKE_RELAY_LOCK = select(func.pg_try_advisory_xact_lock(RELAY_LOCK_KEY))
@@ -69,7 +72,7 @@ class OutboxRelay:
         self._sessions = sessions
         self._bus = bus
         self._poll_seconds = poll_seconds
-        self._batch_size = batch_size
+        self._batch_size = min(batch_size, MAX_BATCH_SIZE)
         self._ack_timeout = ack_timeout
         self._retention = retention
         self._prune_every = prune_every_seconds
@@ -125,9 +128,10 @@ class OutboxRelay:
         acks: list[asyncio.Future[PubAck]] = []
         try:
             for _, event_id, event_type, envelope in rows:
+                # No ``wait_stall``: waiting for room with a timeout returns to the event loop
+                # at every publish, so the batch would leave one message per socket write.
                 acks.append(await js.publish_async(
-                    event_type, envelope.encode(), wait_stall=self._ack_timeout,
-                    headers={Header.MSG_ID: event_id}))
+                    event_type, envelope.encode(), headers={Header.MSG_ID: event_id}))
         except Exception as exc:  # what went out before the failure may still be stored
             log.warning("outbox_publish_failed", error=type(exc).__name__)
         try:
