@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import nats
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
@@ -29,6 +31,7 @@ from recovery.common.settings import Settings
 SERVICE = "toy"
 STREAM = "TOY"
 CREATED = "recovery.toy.record.created"
+UPDATED = "recovery.toy.record.updated"
 
 toy_metadata = MetaData()
 toy_record = Table(
@@ -199,3 +202,22 @@ async def stream_messages(js: JetStreamContext, stream: str) -> list[RawStreamMs
     if info.state.messages == 0:
         return []
     return [await js.get_msg(stream, seq) for seq in range(first, last + 1)]
+
+
+@asynccontextmanager
+async def every_publish(nats_url: str, subjects: str = "recovery.toy.>"
+                        ) -> AsyncIterator[list[Msg]]:
+    """Every message published on ``subjects`` while inside, seen on a plain NATS
+    subscription: it receives the copies JetStream drops as duplicates too."""
+    seen: list[Msg] = []
+
+    async def keep(message: Msg) -> None:
+        seen.append(message)
+
+    connection = await nats.connect(nats_url)
+    try:
+        await connection.subscribe(subjects, cb=keep)
+        await connection.flush()
+        yield seen
+    finally:
+        await connection.drain()

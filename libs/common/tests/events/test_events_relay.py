@@ -1,18 +1,20 @@
 """The outbox relay against a real nats-server, on SQLite and PostgreSQL."""
 
 import asyncio
+import contextlib
 import json
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from eventkit_toy import (
     CREATED,
     OUTBOX,
     STREAM,
+    UPDATED,
     create_toy_schema,
     eventually,
+    every_publish,
     running_events,
     stream_messages,
     toy_settings,
@@ -24,13 +26,10 @@ from sqlalchemy import Text, cast, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from recovery.common import db
-from recovery.common.db import background_engine, create_engine, session_factory, wal_fold
-from recovery.common.events.bus import EventBus
+from recovery.common.db import create_engine, is_sqlite, session_factory
 from recovery.common.events.outbox import OutboxEvent
-from recovery.common.events.relay import OutboxRelay, PublishIncompleteError
+from recovery.common.events.relay import PublishIncompleteError
 from recovery.common.testing.processes import NatsServer
-from recovery.common.testing.sqlite_files import count_in_file_alone
 
 
 async def test_a_committed_change_publishes_exactly_one_cloudevent(
@@ -68,44 +67,13 @@ async def test_a_committed_change_publishes_exactly_one_cloudevent(
     assert message.data == stored.encode()
 
 
-async def test_on_sqlite_the_relays_marks_fold_the_log_back_into_the_database_file(
-        nats: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The relay marks on in-loop connections, which never checkpoint; with the kit's fold
-    its marks reach the database file itself, not only its write-ahead log."""
-    monkeypatch.setattr(db, "FOLD_EVERY_SECONDS", 0.0)
-    database = tmp_path / "outbox.db"
-    engine = create_engine(f"sqlite+aiosqlite:///{database}")
-    await create_toy_schema(engine)
-    threaded = background_engine(engine)
-    sessions = session_factory(engine)
-    bus = EventBus(toy_settings(nats.url, f"sqlite+aiosqlite:///{database}"))
-    bus.start()
-
-    try:
-        assert await bus.wait_connected(within=5)
-        for fold_log, marked in ((None, 0), (wal_fold(threaded), 20)):
-            relay = OutboxRelay(sessions, bus, fold_log=fold_log)
-            for _ in range(10):
-                await write_record(sessions, str(uuid.uuid4()))
-            assert await relay.publish_pending() == 10
-            await relay.stop()
-            assert await unpublished(sessions) == 0
-            assert count_in_file_alone(
-                database, "SELECT count(*) FROM outbox_event WHERE published_at IS NOT NULL",
-            ) == marked
-    finally:
-        await bus.stop()
-        await threaded.dispose()
-        await engine.dispose()
-
-
 async def test_the_running_relay_publishes_each_event_once_and_marks_every_one(
         nats: NatsServer, database_url: str,
         toy_sessions: async_sessionmaker[AsyncSession]) -> None:
-    """Marking happens in the background; published rows waiting for their mark must not be
-    sent again (JetStream would hide it, so the relay's own count is checked)."""
+    """Rows are marked in the transaction that published them, so none is sent again
+    (JetStream would hide a second copy; a plain subscription sees every one)."""
     settings = toy_settings(nats.url, database_url, outbox_batch_size=50)
-    async with running_events(settings, toy_sessions) as running:
+    async with every_publish(nats.url) as seen, running_events(settings, toy_sessions) as running:
         assert await running.bus.wait_connected(within=5)
         written = []
         for _ in range(300):
@@ -120,10 +88,11 @@ async def test_the_running_relay_publishes_each_event_once_and_marks_every_one(
 
         await eventually(all_in_stream, within=10)
         ids = [json.loads(m.data or b"")["id"] for m in await stream_messages(js, STREAM)]
-        await running.relay.stop()  # marks what it published before it ends
+        await asyncio.sleep(0.3)  # a second copy would have arrived by now
         assert await unpublished(toy_sessions) == 0
         assert running.relay.published == 300
     assert ids == [event.id for event in written]
+    assert [m.headers and m.headers["Nats-Msg-Id"] for m in seen] == ids
 
 
 async def test_a_rolled_back_change_publishes_nothing(
@@ -206,34 +175,61 @@ async def test_publishing_an_event_again_within_the_dedupe_window_is_dropped_by_
         assert len(await stream_messages(js, STREAM)) == 3
 
 
-async def test_two_relays_of_one_service_publish_every_event_once_and_in_order(
-        nats: NatsServer, database_url: str,
-        toy_sessions: async_sessionmaker[AsyncSession]) -> None:
-    """Two replicas share the outbox: PostgreSQL takes turns under an advisory lock, and on
-    both backends JetStream's dedupe keeps one copy of anything published twice."""
-    settings = toy_settings(nats.url, database_url, outbox_batch_size=25)
-    async with running_events(settings, toy_sessions, relay=False) as running:
-        assert await running.bus.wait_connected(within=5)
-        second_bus = EventBus(settings)
-        second_bus.start()
-        assert await second_bus.wait_connected(within=5)
-        try:
-            first = OutboxRelay(toy_sessions, running.bus, batch_size=25)
-            second = OutboxRelay(toy_sessions, second_bus, batch_size=25)
-            written = [await write_record(toy_sessions, str(uuid.uuid4())) for _ in range(200)]
+async def test_two_replicas_relays_publish_every_row_once_keeping_each_records_order(
+        nats: NatsServer, postgres_url: str) -> None:
+    """Two replicas of a service, each with its engine, NATS connection and relay, share one
+    PostgreSQL outbox while changes are written through both: one relay publishes at a time
+    and marks what it published before the other reads, so every row goes out once (counted
+    on a plain subscription, which JetStream's dedupe cannot hide) and each record's events
+    reach the stream in the order they were written."""
+    records, events_per_record = 8, 40
+    settings = toy_settings(nats.url, postgres_url, outbox_batch_size=20,
+                            outbox_poll_seconds=0.05)
+    replicas, sessions_of = [], []
+    async with every_publish(nats.url) as seen, contextlib.AsyncExitStack() as stack:
+        for _ in range(2):
+            engine = create_engine(postgres_url)
+            stack.push_async_callback(engine.dispose)
+            sessions_of.append(session_factory(engine))
+        await create_toy_schema(engine)
+        toy_sessions = sessions_of[0]
+            replicas.append(await stack.enter_async_context(
+                running_events(settings, sessions_of[-1])))
+        for replica in replicas:
+            assert await replica.bus.wait_connected(within=5)
 
-            async def drain(relay: OutboxRelay) -> None:
-                while await unpublished(toy_sessions):
-                    await relay.publish_pending()
-                    await asyncio.sleep(0)
+        async def write_history(record_id: str) -> None:
+            # A record's changes one after another, each through either replica.
+            for number in range(events_per_record):
+                await write_record(sessions_of[number % 2], record_id,
+                                   CREATED if number == 0 else UPDATED)
 
-            await asyncio.wait_for(asyncio.gather(drain(first), drain(second)), timeout=30)
-            js = running.bus.js
-            assert js is not None
-            messages = await stream_messages(js, STREAM)
-        finally:
-            await second_bus.stop()
-    assert [json.loads(m.data or b"")["id"] for m in messages] == [e.id for e in written]
+        await asyncio.gather(*(write_history(str(uuid.uuid4())) for _ in range(records)))
+        total = records * events_per_record
+        js = replicas[0].bus.js
+        assert js is not None
+
+        async def all_published() -> bool:
+            return (await unpublished(toy_sessions) == 0
+                    and len(await stream_messages(js, STREAM)) == total)
+
+        await eventually(all_published, within=20)
+        await asyncio.sleep(0.3)  # a second copy would have arrived by now
+        in_stream = await stream_messages(js, STREAM)
+        published_by = [replica.relay.published for replica in replicas]
+    async with toy_sessions() as session:
+        connection = await session.connection()
+        rows = await connection.execute(select(OUTBOX.c.event_id, OUTBOX.c.position))
+        position = {event_id: place for event_id, place in rows.all()}
+    sent = [m.headers and m.headers["Nats-Msg-Id"] for m in seen]
+    assert len(sent) == total and set(sent) == set(position)
+    assert sum(published_by) == total and all(published_by)  # both relays took turns
+    by_record: dict[str, list[int]] = {}
+    for message in in_stream:
+        body = json.loads(message.data or b"")
+        by_record.setdefault(body["subject"], []).append(position[body["id"]])
+    assert len(by_record) == records
+    assert all(positions == sorted(positions) for positions in by_record.values())
 
 
 async def test_published_events_older_than_the_retention_are_pruned_from_the_outbox(
