@@ -26,7 +26,7 @@ from sqlalchemy import Text, cast, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from recovery.common.db import create_engine, is_sqlite, session_factory
+from recovery.common.db import create_engine, session_factory
 from recovery.common.events.outbox import OutboxEvent
 from recovery.common.events.relay import PublishIncompleteError
 from recovery.common.testing.processes import NatsServer
@@ -191,10 +191,11 @@ async def test_two_replicas_relays_publish_every_row_once_keeping_each_records_o
             engine = create_engine(postgres_url)
             stack.push_async_callback(engine.dispose)
             sessions_of.append(session_factory(engine))
-        await create_toy_schema(engine)
-        toy_sessions = sessions_of[0]
+            if len(sessions_of) == 1:
+                await create_toy_schema(engine)
             replicas.append(await stack.enter_async_context(
                 running_events(settings, sessions_of[-1])))
+        toy_sessions = sessions_of[0]
         for replica in replicas:
             assert await replica.bus.wait_connected(within=5)
 
