@@ -77,10 +77,9 @@ def run_crisis_plans(bench: Any, results: dict[str, Any]) -> None:
         readers = [f"su-bench-cp-{n:05d}" for n in range(scale.goals_to_read)]
         run_async(_seed(service.base_url, issuer, clinician, readers, agree=True,
                         parties=["care_coordinator"]))
+        reads = [Request("GET", f"/v1/people/{person}/crisis-plan") for person in readers]
         scenarios["get_active_plan"] = bench.load(
-            "GET  /v1/people/{id}/crisis-plan", service, sampler,
-            [Request("GET", f"/v1/people/{person}/crisis-plan") for person in readers],
-            auth, expect(200))
+            "GET  /v1/people/{id}/crisis-plan", service, sampler, reads, auth, expect(200))
 
         # Each plan needs two clinicians, so one clinician's token signs it twice (as care
         # coordinator and as psychiatrist) and every request makes a new signature.
@@ -108,3 +107,14 @@ def run_crisis_plans(bench: Any, results: dict[str, Any]) -> None:
         scenarios["sign_version"]["signatures_available"] = len(signs) - 1
 
         time.sleep(1)  # let the audit buffer and relay settle before the final reading
+
+    # The bare baseline's same reads and signatures, on the database the service has just
+    # used; a plan signed again only gains one more signature there.
+    with bench.baseline(crisis_plans.database_url) as (baseline, memory_of_baseline):
+        results["baseline"]["get_active_plan"] = bench.load(
+            "baseline GET /v1/people/{id}/crisis-plan", baseline, memory_of_baseline,
+            reads, {}, expect(200))
+        results["baseline"]["sign_version"] = bench.load(
+            "baseline POST /v1/crisis-plans/{id}/signatures", baseline, memory_of_baseline,
+            signs[1:], {"Content-Type": "application/json"}, expect(201),
+            check_request=signs[0], warm_up=False)
