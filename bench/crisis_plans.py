@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from bench.loadgen import Request
+from bench.seeding import clone_record
 from bench.servers import ServiceUnderTest
 from recovery.common.dev_issuer import DevIssuer
 
@@ -16,7 +17,7 @@ SERVICE = "crisis-plans"
 TEAM = "bench-crisis"
 #: Signatures the sign scenario may use per second of load (warm-up included), so wrk never
 #: runs out of unsigned versions: a signature is made once, a second one is a 409.
-SIGNATURES_PER_SECOND = 4000
+SIGNATURES_PER_SECOND = 3000
 PLAN = {"early_warning_signs": ["Sleeping less than four hours"],
         "what_helps": ["Sitting in the garden with my sister"],
         "helpful_contacts": [{"name": "Ana", "role": "sister", "how_to_reach": "mobile"}],
@@ -87,9 +88,13 @@ def run_crisis_plans(bench: Any, results: dict[str, Any]) -> None:
         threads = max(1, min(len(bench.cpus.load), scale.connections))
         count = max(10, int(seconds * SIGNATURES_PER_SECOND * threads / 2))
         started = time.perf_counter()
-        drafts = run_async(_seed(service.base_url, issuer, clinician,
-                                 [f"su-bench-cp-sign-{n:06d}" for n in range(count)],
-                                 agree=False, parties=["care_coordinator", "psychiatrist"]))
+        # One draft made through the API, cloned in the database with its version rows.
+        [draft] = run_async(_seed(service.base_url, issuer, clinician, ["su-bench-cp-sign"],
+                                  agree=False, parties=["care_coordinator", "psychiatrist"]))
+        clones = run_async(clone_record(
+            crisis_plans.database_url, draft["id"],
+            [f"su-bench-cp-sign-{n:06d}" for n in range(count - 1)]))
+        drafts = [draft] + [{**draft, "id": plan_id} for plan_id in clones]
         say(f"seeded {len(drafts):,} draft plans to sign in "
             f"{time.perf_counter() - started:.1f} s")
         signs = [Request("POST", f"/v1/crisis-plans/{plan['id']}/signatures",

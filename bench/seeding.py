@@ -1,7 +1,9 @@
 """Fast seeding straight into a service's own PostgreSQL tables, through SQLAlchemy's asyncpg
-dialect and the tables as the migrations left them: outbox rows built with the kit's own
-envelope, and the records a large workforce team reads."""
+dialect and the tables as the migrations left them: records cloned from one the service made
+through its API, outbox rows built with the kit's own envelope, and the records a large
+workforce team reads."""
 
+import json
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -9,7 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import MetaData, Table, func, insert, select, text, update
+from sqlalchemy import Column, MetaData, Table, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from recovery.common.events.envelope import CloudEvent
@@ -34,6 +36,68 @@ async def tables(engine: AsyncEngine, *names: str) -> dict[str, Table]:
     async with engine.connect() as connection:
         await connection.run_sync(lambda sync: metadata.reflect(sync, only=list(names)))
     return {name: metadata.tables[name] for name in names}
+
+
+#: Kit tables and bookkeeping that a record's own rows never live in.
+_NOT_RECORD_TABLES = {"alembic_version", "outbox_event", "audit_event"}
+
+
+def _is_text(column: Column[Any]) -> bool:
+    try:
+        return column.type.python_type is str
+    except NotImplementedError:
+        return False
+
+
+async def clone_record(url: str, template_id: str, service_users: list[str]) -> list[str]:
+    """Clone the record ``template_id`` (every row that is it or names it by id: a plan and its
+    versions), once per person of ``service_users``; returns the clones' ids.
+
+    Each clone gets a fresh id, named wherever the template's was (its JSON documents too),
+    and its person; other text keys get fresh UUIDs, everything else is copied."""
+    new_ids = [str(uuid.uuid4()) for _ in service_users]
+    async with database(url) as engine:
+        metadata = MetaData()
+        async with engine.connect() as connection:
+            await connection.run_sync(metadata.reflect)
+            template: dict[Table, list[dict[str, Any]]] = {}
+            for table in metadata.sorted_tables:
+                columns = [c for c in table.columns if _is_text(c)]
+                if table.name in _NOT_RECORD_TABLES or not columns:
+                    continue
+                found = (await connection.execute(select(table).where(
+                    or_(*(column == template_id for column in columns))))).mappings().all()
+                if found:
+                    template[table] = [dict(row) for row in found]
+        person = next(row["service_user_id"] for rows in template.values() for row in rows
+                      if "service_user_id" in row)
+        async with engine.begin() as connection:
+            for table, rows in template.items():
+                keys = {c.name for c in table.primary_key.columns}
+                clones = [_clone_row(row, {template_id: new_id, person: new_person}, keys)
+                          for new_id, new_person in zip(new_ids, service_users, strict=True)
+                          for row in rows]
+                for start in range(0, len(clones), 5_000):
+                    await connection.execute(insert(table), clones[start:start + 5_000])
+    return new_ids
+
+
+def _clone_row(row: dict[str, Any], renames: dict[str, str], keys: set[str]) -> dict[str, Any]:
+    clone: dict[str, Any] = {}
+    for name, value in row.items():
+        if isinstance(value, str) and value in renames:
+            clone[name] = renames[value]
+        elif name in keys and isinstance(value, str):
+            clone[name] = str(uuid.uuid4())
+        elif isinstance(value, dict | list):
+            # Documents and snapshots name the record and its person too.
+            encoded = json.dumps(value)
+            for old, new in renames.items():
+                encoded = encoded.replace(old, new)
+            clone[name] = json.loads(encoded)
+        else:
+            clone[name] = value
+    return clone
 
 
 async def write_outbox_events(engine: AsyncEngine, count: int) -> None:

@@ -261,9 +261,11 @@ def start_postgres() -> PostgresServer:
 
 
 def postgres_version(server: PostgresServer) -> str:
+    """``PostgreSQL 15.18``, say, from ``postgres --version``."""
     finished = subprocess.run([str(server.bin_dir / "postgres"), "--version"],
                               capture_output=True, text=True, check=False)
-    return finished.stdout.strip() or "unknown"
+    words = finished.stdout.replace("(PostgreSQL)", "PostgreSQL").split()
+    return " ".join(words[1:3]) if len(words) >= 3 else "PostgreSQL"
 
 
 def asyncpg_dsn(database_url: str) -> str:

@@ -95,7 +95,7 @@ def test_a_tiny_run_measures_every_scenario_and_its_baseline_without_a_failed_re
             assert figures["requests"] > 0, name
             assert sum(figures["errors"].values()) == 0, name
             assert figures["peak_rss_mb"] > 0, name
-    assert tiny_run["machine"]["database"].startswith("postgres")
+    assert tiny_run["machine"]["database"].startswith("PostgreSQL")
 
 
 @pytest.mark.slow
