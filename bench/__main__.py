@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", metavar="PART[,PART]", type=lambda text: text.split(","),
                         help=f"these parts only ({', '.join(PARTS)}), each with its "
                              "baseline; leaves the docs alone")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample each service with py-spy during its scenarios (needs "
+                             "py-spy installed; the figures then include its cost)")
     parser.add_argument("--report", type=Path, metavar="RESULTS_JSON",
                         help="only rewrite docs/performance.md from a saved run's results")
     args = parser.parse_args(argv)
@@ -37,14 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"no such part: {', '.join(sorted(unknown))}")
     try:
-        results = run(scale, args.app, args.only or PARTS)
+        results = run(scale, args.app, args.only or PARTS, profile=args.profile)
     except PostgresUnavailableError as exc:
         say(f"cannot run: {exc}")
         return 3
     path = write_json(results, args.results_dir)
     say(f"results written to {path}")
-    if args.docs if args.docs is not None else (scale is FULL and not args.app
-                                                         and not args.only):
+    # Only a whole, unprofiled run of the service as it is stands for the platform.
+    whole_run = scale is FULL and not (args.app or args.only or args.profile)
+    if args.docs if args.docs is not None else whole_run:
         update_docs(results)
         say(f"figures written to {DOCS}")
     for target in results["targets"]:

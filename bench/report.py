@@ -105,6 +105,29 @@ def _scenario_row(title: str, figures: dict[str, Any], base_rate: float | None) 
             f"{sum(figures['errors'].values())} |")
 
 
+def what_limits(target: dict[str, Any], results: dict[str, Any]) -> str:
+    """The note on a missed target: what this run measured of the service's and the
+    database's CPU per request beside the baseline's, the profile's shares when the run was
+    profiled, and the hand-written note from the last profiling (``LIMITS``)."""
+    notes = []
+    scenario = target.get("scenario")
+    ours = results["scenarios"].get(scenario, {}) if scenario else {}
+    base = results.get("baseline", {}).get(scenario, {}) if scenario else {}
+    if ours.get("cpu_us_per_request") and base.get("cpu_us_per_request"):
+        notes.append(
+            f"Server CPU per request {_number(ours['cpu_us_per_request'], 0)} µs against the "
+            f"baseline's {_number(base['cpu_us_per_request'], 0)} µs; PostgreSQL's "
+            f"{_number(ours.get('database_cpu_us_per_request'), 0)} against "
+            f"{_number(base.get('database_cpu_us_per_request'), 0)} µs.")
+    if ours.get("profile"):
+        shares = ", ".join(f"{package} {share:.0%}"
+                           for package, share in ours["profile"].items())
+        notes.append(f"The server's CPU by package (py-spy): {shares}.")
+    if target["key"] in LIMITS:
+        notes.append(LIMITS[target["key"]])
+    return " ".join(notes)
+
+
 def render(results: dict[str, Any]) -> str:
     """The generated block of docs/performance.md, markers included."""
     scale = results["scale"]
@@ -142,7 +165,7 @@ def render(results: dict[str, Any]) -> str:
     for target in results["targets"]:
         met = target["met"]
         result = "met" if met else ("**missed**" if target["measured"] is not None else "—")
-        limit = "" if met else LIMITS.get(target["key"], "")
+        limit = "" if met else what_limits(target, results)
         lines.append(f"| {target['description']} | {_bound(target)} | "
                      f"{_figure(target, target.get('ours'))} | "
                      f"{_figure(target, target.get('baseline'))} | {_measured(target)} | "

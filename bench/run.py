@@ -29,6 +29,7 @@ from bench.crisis_plans import run_crisis_plans
 from bench.gateway import run_gateway
 from bench.loadgen import Request, ensure_wrk, run_wrk, write_plan
 from bench.pacer import KeepAliveClient, raw_post
+from bench.profile import Profile
 from bench.relay import commit_to_consumer_latency, relay_throughput
 from bench.risk import run_risk
 from bench.seeding import database
@@ -81,12 +82,13 @@ class Bench:
     run's PostgreSQL cluster and the command line the baseline is served with."""
 
     def __init__(self, scale: Scale, workdir: Path, cpus: CpuPlan, command: str,
-                 postgres: PostgresServer) -> None:
+                 postgres: PostgresServer, *, profile: bool = False) -> None:
         self.scale = scale
         self.workdir = workdir
         self.cpus = cpus
         self.command = command
         self.postgres = postgres
+        self.profile = profile
         self._databases = itertools.count(1)
 
     def database(self, service: str) -> str:
@@ -159,10 +161,15 @@ class Bench:
             run_wrk(server.base_url, plan, connections=connections, cpus=cpus,
                     duration_s=self.scale.warmup_s)
         database_cpu = self.database_cpu_s()
+        # The services are profiled, not the baseline: it is the floor, not the question.
+        profile = (Profile(server.pid, self.scale.duration_s, plan.with_suffix(".profile"))
+                   if self.profile and server.name != "baseline" else None)
         with sampler.phase() as memory:
             result = run_wrk(server.base_url, plan, connections=connections, cpus=cpus,
                              duration_s=self.scale.duration_s)
         figures = {**result.as_dict(), **memory, "connections": connections}
+        if profile is not None:
+            figures["profile"] = profile.shares()
         # CPU time per request depends far less than req/s on how busy the machine was.
         figures["cpu_us_per_request"] = (
             round(memory["cpu_share"] / result.requests_per_s * 1e6, 1)
@@ -370,12 +377,12 @@ def _exit_on_signal(number: int, _: object) -> None:
 PARTS = ("goals", "crisis-plans", "risk", "training", "workforce", "gateway")
 
 
-def run(scale: Scale, app: str | None = None,
-        parts: Collection[str] = PARTS) -> dict[str, Any]:
-    """The whole benchmark at ``scale`` (or ``parts`` only); everything it starts is stopped
-    before it returns. A run that breaks returns what it measured, with ``aborted`` saying
-    why. Raises ``PostgresUnavailableError`` before starting anything when the machine has
-    no PostgreSQL server binaries."""
+def run(scale: Scale, app: str | None = None, parts: Collection[str] = PARTS, *,
+        profile: bool = False) -> dict[str, Any]:
+    """The whole benchmark at ``scale`` (or ``parts`` only), each service profiled with py-spy
+    when ``profile``; everything it starts is stopped before it returns. A run that breaks
+    returns what it measured, with ``aborted`` saying why. Raises ``PostgresUnavailableError``
+    before starting anything when the machine has no PostgreSQL server binaries."""
     # `kill` or a closed terminal stops the run the way Ctrl-C does: servers are stopped.
     for stop_signal in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, _exit_on_signal)
@@ -406,6 +413,7 @@ def run(scale: Scale, app: str | None = None,
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "command": {"source": command_source, "line": command},
         "parts": [part for part in PARTS if part in parts],
+        "profiled": profile,
         "scenarios": {},
         "baseline": {},
     }
@@ -416,7 +424,7 @@ def run(scale: Scale, app: str | None = None,
         f"{command_source}")
     try:
         with tempfile.TemporaryDirectory(prefix="recovery-bench-") as tmp:
-            bench = Bench(scale, Path(tmp), cpus, command, postgres)
+            bench = Bench(scale, Path(tmp), cpus, command, postgres, profile=profile)
             steps: dict[str, Callable[[], None]] = {
                 "goals": lambda: run_goals(bench, results, command),
                 "crisis-plans": lambda: run_crisis_plans(bench, results),
