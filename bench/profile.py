@@ -31,7 +31,7 @@ class Profile:
         # Non-blocking: the server is not paused for each sample, so it runs at its pace.
         self.process = subprocess.Popen(
             [binary, "record", "--pid", str(pid), "--duration", str(max(1, round(duration_s))),
-             "--rate", str(RATE_PER_S), "--format", "raw", "--nonblocking",
+             "--rate", str(RATE_PER_S), "--format", "raw", "--nonblocking", "--full-filenames",
              "--output", str(output)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

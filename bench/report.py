@@ -17,7 +17,36 @@ END = "<!-- bench:results:end -->"
 
 #: What holds a figure back, shown beside a missed target; from profiling a run on
 #: PostgreSQL (py-spy on the service during the scenario; see docs/performance.md).
-LIMITS: dict[str, str] = {}
+_READ = ("Profiled 2026-12-07 (py-spy, quick run on PostgreSQL): SQLAlchemy ~30 % and asyncpg "
+         "~25 % of the server's CPU, uvicorn ~10 %, the kit's middleware ~5 %. The baseline "
+         "sends one statement; the service's read takes a pooled connection with a pre-ping "
+         "and its own BEGIN and ROLLBACK around the SELECT (about five round trips, seen in "
+         "PostgreSQL's statement log), and writes an audit row, so PostgreSQL also spends "
+         "2-3 times the baseline's CPU on it, on the core wrk shares.")
+_WRITE = ("Profiled 2026-12-07 (py-spy): SQLAlchemy ~40 % of the server's CPU (the ORM's "
+          "session and unit of work, statement compilation and parameter processing), asyncpg "
+          "~15-20 %; the pre-ping and the relay's reads and marks add round trips and "
+          "PostgreSQL time the baseline's one transaction does not have.")
+#: What holds a figure back, shown beside a missed target; from profiling a run on
+#: PostgreSQL (py-spy on the service during the scenario: `python -m bench --profile`).
+LIMITS: dict[str, str] = {
+    "get_ratio": _READ,
+    "get_p99_ms": "A closed loop of 32 connections waits 32 times the CPU per read on "
+                  "average; at ~1.3 ms of CPU a read on 2026-12-07's busy machine that is "
+                  "~40 ms before any tail. Throughput first (see the ratio).",
+    "crisis_get_active_ratio": _READ,
+    "crisis_get_active_p99_ms": "As for a goal by id: the p99 follows the CPU per read (~1.4 "
+                                "ms on 2026-12-07) times 32 connections.",
+    "post_ratio": _WRITE,
+    "crisis_sign_ratio": _WRITE,
+    "workforce_log_contact_ratio": _WRITE,
+    "relay_events_per_s": "Measured with the relay sharing the goals service's one core and "
+                          "PostgreSQL sharing wrk's; the relay's reads and marks go through "
+                          "SQLAlchemy (the relay is being rewritten, issue 14's other parts).",
+    "relay_latency_p99_ms": "At 200 creates a second the service's core is busy with the "
+                            "creates themselves (~3.6 ms of CPU each on 2026-12-07's machine, "
+                            "so 200/s is most of a core); events wait behind them.",
+}
 TIMES = "\u00d7"  # the multiplication sign, spelled out for linters
 
 SCENARIO_TITLES = {
@@ -76,7 +105,7 @@ def _figure(target: dict[str, Any], value: float | None) -> str:
     if value is None:
         return "—"
     if target["key"].endswith("_ratio"):
-        return f"{_number(value)} req/s"
+        return f"{_number(value, 0)} req/s"
     return f"{_number(value)} {target['unit']}"
 
 

@@ -126,18 +126,20 @@ class Bench:
             server.stop()
 
     def database_cpu_s(self) -> float:
-        """CPU time used so far by the cluster's processes (the postmaster and its backends)."""
+        """CPU time used so far by the cluster: the postmaster, its live backends, and the
+        backends that have exited (counted in the postmaster's reaped children's times)."""
         try:
             pid = int((self.postgres.data_dir / "postmaster.pid").read_text().split()[0])
             postmaster = psutil.Process(pid)
-            total = 0.0
-            for process in (postmaster, *postmaster.children()):
+            own = postmaster.cpu_times()
+            total = own.user + own.system + own.children_user + own.children_system
+            for backend in postmaster.children():
                 try:
-                    times = process.cpu_times()
+                    times = backend.cpu_times()
                 except psutil.Error:
                     continue
                 total += times.user + times.system
-            return total
+            return float(total)
         except (OSError, ValueError, IndexError, psutil.Error):
             return 0.0
 
