@@ -9,6 +9,7 @@ from pathlib import Path
 from bench.config import FULL, QUICK, SCALES
 from bench.report import DOCS, RESULTS_DIR, update_docs, write_json
 from bench.run import PARTS, run, say
+from bench.servers import PostgresUnavailableError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,8 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app", metavar="MODULE:FACTORY",
                         help="what-if run: benchmark this app factory instead of the service's")
     parser.add_argument("--only", metavar="PART[,PART]", type=lambda text: text.split(","),
-                        help=f"the baseline and these parts only ({', '.join(PARTS)}); "
-                             "leaves the docs alone")
+                        help=f"these parts only ({', '.join(PARTS)}), each with its "
+                             "baseline; leaves the docs alone")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample each service with py-spy during its scenarios (needs "
+                             "py-spy installed; the figures then include its cost)")
     parser.add_argument("--report", type=Path, metavar="RESULTS_JSON",
                         help="only rewrite docs/performance.md from a saved run's results")
     args = parser.parse_args(argv)
@@ -35,19 +39,27 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(args.only or ()) - set(PARTS)
     if unknown:
         parser.error(f"no such part: {', '.join(sorted(unknown))}")
-    results = run(scale, args.app, args.only or PARTS)
+    try:
+        results = run(scale, args.app, args.only or PARTS, profile=args.profile)
+    except PostgresUnavailableError as exc:
+        say(f"cannot run: {exc}")
+        return 3
     path = write_json(results, args.results_dir)
     say(f"results written to {path}")
-    if args.docs if args.docs is not None else (scale is FULL and not args.app
-                                                         and not args.only):
+    # Only a whole, unprofiled run of the service as it is stands for the platform.
+    whole_run = scale is FULL and not (args.app or args.only or args.profile)
+    if args.docs if args.docs is not None else whole_run:
         update_docs(results)
         say(f"figures written to {DOCS}")
     for target in results["targets"]:
         verdict = "met" if target["met"] else ("MISSED" if target["measured"] is not None
                                                else "-")
         measured = "not measured" if target["measured"] is None else target["measured"]
+        beside = (f"; ours {target['ours']}, baseline {target['baseline']}"
+                  if target.get("scenario") else "")
         say(f"{verdict:>6}  {target['description']}: {measured} "
-            f"(target {'>=' if target['higher_is_better'] else '<='} {target['bound']})")
+            f"(target {'>=' if target['higher_is_better'] else '<='} {target['bound']}"
+            f"{beside})")
     if results.get("aborted"):
         say(f"the run stopped early: {results['aborted']}")
         return 2

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from bench.loadgen import Request
+from bench.seeding import clone_record
 from bench.servers import ServiceUnderTest
 from recovery.common.dev_issuer import DevIssuer
 
@@ -16,7 +17,7 @@ SERVICE = "crisis-plans"
 TEAM = "bench-crisis"
 #: Signatures the sign scenario may use per second of load (warm-up included), so wrk never
 #: runs out of unsigned versions: a signature is made once, a second one is a 409.
-SIGNATURES_PER_SECOND = 4000
+SIGNATURES_PER_SECOND = 3000
 PLAN = {"early_warning_signs": ["Sleeping less than four hours"],
         "what_helps": ["Sitting in the garden with my sister"],
         "helpful_contacts": [{"name": "Ana", "role": "sister", "how_to_reach": "mobile"}],
@@ -77,10 +78,9 @@ def run_crisis_plans(bench: Any, results: dict[str, Any]) -> None:
         readers = [f"su-bench-cp-{n:05d}" for n in range(scale.goals_to_read)]
         run_async(_seed(service.base_url, issuer, clinician, readers, agree=True,
                         parties=["care_coordinator"]))
+        reads = [Request("GET", f"/v1/people/{person}/crisis-plan") for person in readers]
         scenarios["get_active_plan"] = bench.load(
-            "GET  /v1/people/{id}/crisis-plan", service, sampler,
-            [Request("GET", f"/v1/people/{person}/crisis-plan") for person in readers],
-            auth, expect(200))
+            "GET  /v1/people/{id}/crisis-plan", service, sampler, reads, auth, expect(200))
 
         # Each plan needs two clinicians, so one clinician's token signs it twice (as care
         # coordinator and as psychiatrist) and every request makes a new signature.
@@ -88,9 +88,13 @@ def run_crisis_plans(bench: Any, results: dict[str, Any]) -> None:
         threads = max(1, min(len(bench.cpus.load), scale.connections))
         count = max(10, int(seconds * SIGNATURES_PER_SECOND * threads / 2))
         started = time.perf_counter()
-        drafts = run_async(_seed(service.base_url, issuer, clinician,
-                                 [f"su-bench-cp-sign-{n:06d}" for n in range(count)],
-                                 agree=False, parties=["care_coordinator", "psychiatrist"]))
+        # One draft made through the API, cloned in the database with its version rows.
+        [draft] = run_async(_seed(service.base_url, issuer, clinician, ["su-bench-cp-sign"],
+                                  agree=False, parties=["care_coordinator", "psychiatrist"]))
+        clones = run_async(clone_record(
+            crisis_plans.database_url, draft["id"],
+            [f"su-bench-cp-sign-{n:06d}" for n in range(count - 1)]))
+        drafts = [draft] + [{**draft, "id": plan_id} for plan_id in clones]
         say(f"seeded {len(drafts):,} draft plans to sign in "
             f"{time.perf_counter() - started:.1f} s")
         signs = [Request("POST", f"/v1/crisis-plans/{plan['id']}/signatures",
@@ -108,3 +112,14 @@ def run_crisis_plans(bench: Any, results: dict[str, Any]) -> None:
         scenarios["sign_version"]["signatures_available"] = len(signs) - 1
 
         time.sleep(1)  # let the audit buffer and relay settle before the final reading
+
+    # The bare baseline's same reads and signatures, on the database the service has just
+    # used; a plan signed again only gains one more signature there.
+    with bench.baseline(crisis_plans.database_url) as (baseline, memory_of_baseline):
+        results["baseline"]["get_active_plan"] = bench.load(
+            "baseline GET /v1/people/{id}/crisis-plan", baseline, memory_of_baseline,
+            reads, {}, expect(200))
+        results["baseline"]["sign_version"] = bench.load(
+            "baseline POST /v1/crisis-plans/{id}/signatures", baseline, memory_of_baseline,
+            signs[1:], {"Content-Type": "application/json"}, expect(201),
+            check_request=signs[0], warm_up=False)

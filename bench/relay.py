@@ -11,7 +11,7 @@ import httpx
 import nats
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
-from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.pacer import Connection, KeepAliveClient
 from bench.seeding import RELAY_EVENT_TYPE, unpublished_events, write_outbox_events
@@ -20,15 +20,15 @@ STREAM = "GOALS"
 SUBJECTS = "recovery.goals.>"
 
 
-async def wait_for_relay_to_drain(engine: Engine, timeout_s: float = 120.0) -> None:
+async def wait_for_relay_to_drain(engine: AsyncEngine, timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
-    while await asyncio.to_thread(unpublished_events, engine):
+    while await unpublished_events(engine):
         if time.monotonic() > deadline:
             raise RuntimeError(f"the outbox still holds unpublished events after {timeout_s}s")
         await asyncio.sleep(0.1)
 
 
-async def relay_throughput(engine: Engine, nats_url: str, client: httpx.AsyncClient,
+async def relay_throughput(engine: AsyncEngine, nats_url: str, client: httpx.AsyncClient,
                            wake_body: dict[str, str], events: int) -> dict[str, Any]:
     """Commit ``events`` outbox rows at once, wake the relay with one real change, and time
     until every one of them is stored in the stream."""
@@ -37,7 +37,7 @@ async def relay_throughput(engine: Engine, nats_url: str, client: httpx.AsyncCli
         js = connection.jetstream()
         await wait_for_relay_to_drain(engine)
         before = (await js.stream_info(STREAM)).state.messages
-        await asyncio.to_thread(write_outbox_events, engine, events)
+        await write_outbox_events(engine, events)
         started = time.perf_counter()
         # The service's own commit wakes its relay, as any change does; polling is the
         # fallback, which would add up to one poll interval to the figure.

@@ -15,87 +15,44 @@ DOCS = REPO / "docs" / "performance.md"
 BEGIN = "<!-- bench:results:begin (written by `make bench`; edit outside these markers) -->"
 END = "<!-- bench:results:end -->"
 
-#: What holds a figure back, shown beside a missed target; from profiling (see the docs).
+#: What holds a figure back, shown beside a missed target; from profiling a run on
+#: PostgreSQL (py-spy on the service during the scenario; see docs/performance.md).
+_READ = ("Profiled 2026-12-07 (py-spy, quick run on PostgreSQL): SQLAlchemy ~30 % and asyncpg "
+         "~25 % of the server's CPU, uvicorn ~10 %, the kit's middleware ~5 %. The baseline "
+         "sends one statement; the service's read takes a pooled connection with a pre-ping "
+         "and its own BEGIN and ROLLBACK around the SELECT (about five round trips, seen in "
+         "PostgreSQL's statement log), and writes an audit row, so PostgreSQL also spends "
+         "2-3 times the baseline's CPU on it, on the core wrk shares.")
+_WRITE = ("Profiled 2026-12-07 (py-spy): SQLAlchemy ~40 % of the server's CPU (the ORM's "
+          "session and unit of work, statement compilation and parameter processing), asyncpg "
+          "~15-20 %; the pre-ping and the relay's reads and marks add round trips and "
+          "PostgreSQL time the baseline's one transaction does not have.")
+#: What holds a figure back, shown beside a missed target; from profiling a run on
+#: PostgreSQL (py-spy on the service during the scenario: `python -m bench --profile`).
 LIMITS: dict[str, str] = {
-    "get_ratio": "~0.095 ms of the server's CPU per read against the baseline's ~0.028 ms "
-                 "(2026-12-07, after decision 28 and the kit's request figures). The service's "
-                 "empty `/healthz` costs ~0.039 ms (uvicorn's and Starlette's work and the kit's "
-                 "request middleware); the rest is the token, the read, the audit entry (~15 "
-                 "µs, by switching it off), the response and the log line. The 0.30 target "
-                 "allows ~0.093 ms in all: a run on a moment the bare baseline gains from more "
-                 "misses it (0.292 on 2026-12-07).",
-    "get_p99_ms": "Met on 2026-12-02 (12.4 ms) with the same read path; 2026-12-03's machine "
-                  "ran at half that day's speed (baseline 15,300 against 34,000 req/s). "
-                  "Throughput first: a closed loop of 32 connections waits 32 times the CPU per "
-                  "read (~15 ms) on average; the tail is answers that queue behind a burst "
-                  "the event loop serves at once, and gen-0 collections of ~8,000 objects "
-                  "held in reference cycles (6 to 9 ms each).",
-    "post_ratio": "~0.51 ms of CPU per create on 2026-12-07 (0.60 ms in the morning, before "
-                  "decision 28), 18 times the floor: building the goal and its first version "
-                  "as table models and the stored document through pydantic, the ORM's unit of "
-                  "work, then the two inserts, the outbox row and the commit.",
-    "list_ratio": "~0.57 ms of CPU per page of 100 stored documents on 2026-12-06 (evening): the "
-                  "keyset read through SQLAlchemy's execution path and the page's JSON; the 0.10 "
-                  "target allows ~0.27 ms.",
-    "crisis_get_active_ratio": "Met on 2026-12-06 in the evening (0.26, ~0.10 ms of CPU per read "
-                               "after decisions 23 to 25); the target allows ~0.11 ms in all, so "
-                               "a run where the bare baseline gains more from a fast moment can "
-                               "still miss it: compare the CPU-time ratio.",
-    "crisis_get_active_p99_ms": "Met on 2026-12-02 (13.0 ms) and on 2026-12-03 12:08 (25.0 "
-                                "ms); a closed loop of 32 connections waits 32 times the CPU "
-                                "per read, so the p99 follows the machine's speed.",
-    "crisis_sign_ratio": "Met on 2026-12-07 07:28 (0.102, ~0.29 ms of CPU per signature after "
-                         "decision 30; 0.33 ms before it, 0.66 the evening before) by a few "
-                         "per cent: the plan's read, the insert, the guarded update and the "
-                         "outbox row with BEGIN IMMEDIATE and COMMIT (~80 µs), the document "
-                         "decoded and encoded once, the audit entry, the relay, FastAPI and "
-                         "uvicorn around it. A run on a moment the bare baseline gains more "
-                         "from can miss it: compare the CPU-time ratio.",
-    "workforce_peer_share_p99_ms": "Met on 2026-12-02, 2026-12-03 09:47 (37.5 ms) and "
-                                   "2026-12-06 (12.5 ms): 0.26 to 0.63 ms of CPU per answer "
-                                   "by the machine's speed, so 32 connections wait 8 to 20 "
-                                   "ms on average; the p99 about twice that, as for readiness.",
-    "workforce_readiness_p99_ms": "Met on 2026-12-02 (25.8 ms) and 2026-12-06 (38.9 ms, ~0.58 "
-                                  "ms of CPU per answer with one statement fewer). A closed "
-                                  "loop of 32 connections waits 32 times the CPU per answer "
-                                  "on average, and the p99 is about twice that in every "
-                                  "scenario; on slower days (2026-12-03, ~1.7 ms per answer) "
-                                  "120-420 ms. Not uvloop's deferred writes: a protocol "
-                                  "writing at once changed nothing (docs/performance.md, the "
-                                  "fifth pass).",
-    "workforce_log_contact_ratio": "Met on 2026-12-07 (0.158, ~0.18 ms of CPU per contact "
-                                   "after decision 28, 0.23 ms before it); the target allows "
-                                   "~0.19 ms, so a run on a fast moment of the bare baseline "
-                                   "can still miss it: compare the CPU-time ratio.",
-    "relay_latency_p50_ms": "Met on 2026-12-02 (1.9 ms) and 2026-12-03 12:08 (2.1 ms, "
-                            "creates through kit.writes); when creates cost ~4 ms the "
-                            "service could not keep up with 200 a second and the relay "
-                            "waited behind them.",
-    "relay_latency_p99_ms": "As the p50, plus SQLite lock waits and garbage-collection pauses "
-                            "on the relay's own write.",
-    "gateway_service_user_share": "Met on 2026-12-02 (0.87); the code of 2026-12-02 gave 2.18 "
-                                  "on 2026-12-03's slower machine too, so the miss is the "
-                                  "machine's, the cost is the gateway's: "
-                                  "~5.5 ms of the gateway's CPU per answer: each of the three "
-                                  "service calls costs ~1.5 ms in httpx's transport (httpcore, "
-                                  "h11, anyio), the rest is Starlette and strawberry (`me` "
-                                  "alone ~0.7 ms). On two cores the three services also share "
-                                  "one core, so their answers queue instead of overlapping.",
-    "gateway_team_200_p99_ms": "~18 to 21 ms of the gateway's CPU per answer, most of it "
-                               "graphql-core completing ~1,200 fields (200 members: edge, "
-                               "cursor, node, their fields, training status) and decoding the "
-                               "two 200-row lists; the lists themselves take ~25 ms in "
-                               "workforce and training, which share the one load core; tails "
-                               "from the shared machine.",
+    "get_ratio": _READ,
+    "get_p99_ms": "A closed loop of 32 connections waits 32 times the CPU per read on "
+                  "average; at ~1.3 ms of CPU a read on 2026-12-07's busy machine that is "
+                  "~40 ms before any tail. Throughput first (see the ratio).",
+    "crisis_get_active_ratio": _READ,
+    "crisis_get_active_p99_ms": "As for a goal by id: the p99 follows the CPU per read (~1.4 "
+                                "ms on 2026-12-07) times 32 connections.",
+    "post_ratio": _WRITE,
+    "crisis_sign_ratio": _WRITE,
+    "workforce_log_contact_ratio": _WRITE,
+    "relay_events_per_s": "Measured with the relay sharing the goals service's one core and "
+                          "PostgreSQL sharing wrk's; the relay's reads and marks go through "
+                          "SQLAlchemy (the relay is being rewritten, issue 14's other parts).",
+    "relay_latency_p99_ms": "At 200 creates a second the service's core is busy with the "
+                            "creates themselves (~3.6 ms of CPU each on 2026-12-07's machine, "
+                            "so 200/s is most of a core); events wait behind them.",
 }
 TIMES = "\u00d7"  # the multiplication sign, spelled out for linters
 
 SCENARIO_TITLES = {
     "healthz": "`GET /healthz` of the service (framework floor: no token, no database)",
     "get_goal": "`GET /v1/goals/{id}`, authenticated",
-    "list_small": "`GET /v1/goals?team_id=…&limit=100`, small table",
-    "list_large": "`GET /v1/goals?team_id=…&limit=100`, large table",
-    "post_goal": "`POST /v1/goals` (minimal create, with its outbox row)",
+    "post_goal": "`POST /v1/goals` (minimal create: goal, version, audit entry, outbox row)",
     "get_active_plan": "crisis-plans `GET /v1/people/{id}/crisis-plan` (the active plan)",
     "sign_version": "crisis-plans `POST /v1/crisis-plans/{id}/signatures` (sign a version)",
     "get_risk_assessment": "risk `GET /v1/risk-assessments/{id}` (an agreed co-assessment)",
@@ -144,6 +101,14 @@ def _bound(target: dict[str, Any]) -> str:
     return f"{sign} {_number(target['bound'])} {unit}"
 
 
+def _figure(target: dict[str, Any], value: float | None) -> str:
+    if value is None:
+        return "—"
+    if target["key"].endswith("_ratio"):
+        return f"{_number(value, 0)} req/s"
+    return f"{_number(value)} {target['unit']}"
+
+
 def _measured(target: dict[str, Any]) -> str:
     if target["measured"] is None:
         return "not measured"
@@ -154,15 +119,53 @@ def _measured(target: dict[str, Any]) -> str:
     return text
 
 
+def _scenario_row(title: str, figures: dict[str, Any], base_rate: float | None) -> str:
+    latency = figures["latency_ms"]
+    rate = figures["requests_per_s"]
+    ratio = f"{rate / base_rate:.2f}" if base_rate else "—"
+    return (f"| {title} | {rate:,.0f} | {ratio} | {latency['p50']:.2f} | "
+            f"{latency['p90']:.2f} | {latency['p99']:.2f} | {figures['peak_rss_mb']} | "
+            f"{_share(figures.get('cpu_share'))} | "
+            f"{_share(figures.get('run_queue_wait_share'))} | "
+            f"{_share(figures.get('stolen_share'))} | "
+            f"{_number(figures.get('cpu_us_per_request'), 0)} | "
+            f"{_number(figures.get('database_cpu_us_per_request'), 0)} | "
+            f"{_share(figures.get('load_generator_cpu'))} | "
+            f"{sum(figures['errors'].values())} |")
+
+
+def what_limits(target: dict[str, Any], results: dict[str, Any]) -> str:
+    """The note on a missed target: what this run measured of the service's and the
+    database's CPU per request beside the baseline's, the profile's shares when the run was
+    profiled, and the hand-written note from the last profiling (``LIMITS``)."""
+    notes = []
+    scenario = target.get("scenario")
+    ours = results["scenarios"].get(scenario, {}) if scenario else {}
+    base = results.get("baseline", {}).get(scenario, {}) if scenario else {}
+    if ours.get("cpu_us_per_request") and base.get("cpu_us_per_request"):
+        notes.append(
+            f"Server CPU per request {_number(ours['cpu_us_per_request'], 0)} µs against the "
+            f"baseline's {_number(base['cpu_us_per_request'], 0)} µs; PostgreSQL's "
+            f"{_number(ours.get('database_cpu_us_per_request'), 0)} against "
+            f"{_number(base.get('database_cpu_us_per_request'), 0)} µs.")
+    if ours.get("profile"):
+        shares = ", ".join(f"{package} {share:.0%}"
+                           for package, share in ours["profile"].items())
+        notes.append(f"The server's CPU by package (py-spy): {shares}.")
+    if target["key"] in LIMITS:
+        notes.append(LIMITS[target["key"]])
+    return " ".join(notes)
+
+
 def render(results: dict[str, Any]) -> str:
     """The generated block of docs/performance.md, markers included."""
     scale = results["scale"]
     cpus = results["cpu_plan"]
-    baseline = results.get("baseline", {})
+    baselines = results.get("baseline", {})
     scenarios = results["scenarios"]
-    service = results.get("service", {})
-    placement = (f"service on core {cpus['server']}, wrk, NATS and the harness on core(s) "
-                 f"{cpus['load']}" if cpus["isolated"] else "one core shared by everything")
+    placement = (f"service on core {cpus['server']}; wrk, NATS, PostgreSQL and the harness on "
+                 f"core(s) {cpus['load']}" if cpus["isolated"]
+                 else "one core shared by everything")
     if cpus.get("niceness"):
         placement += f", all at niceness {cpus['niceness']}"
     lines = [
@@ -173,8 +176,12 @@ def render(results: dict[str, Any]) -> str:
         f"Scale `{scale['name']}`: {scale['duration_s']:g} s per scenario after a "
         f"{scale['warmup_s']:g} s warm-up, {scale['connections']} connections; "
         f"{results['machine']['cpus']} cores ({placement}); Python "
-        f"{results['machine']['python']}; {results['machine']['load_generator']}; service "
+        f"{results['machine']['python']}; {results['machine']['load_generator']}; "
+        f"{results['machine'].get('database', 'PostgreSQL')}, a cluster of the run's own "
+        "(fsync off, as the tests run it), a fresh database per service, migrated; service "
         f"command from {results['command']['source']}: `{results['command']['line']}`. "
+        "The baseline is `bench/baseline.py`: bare Starlette and asyncpg doing the "
+        "scenario's database work on the service's database, served the same way. "
         f"Load average (1 min) {results.get('load_average_at_start', ['?'])[0]} at the start, "
         f"{results.get('load_average_at_end', ['?'])[0]} at the end: the machine is shared, "
         "and the server's wait for its core is shown per scenario.",
@@ -182,46 +189,28 @@ def render(results: dict[str, Any]) -> str:
     ]
     if results.get("aborted"):
         lines += [f"**The run stopped early:** {results['aborted']}", ""]
-    lines += ["| Target | Bound | Measured | Result | What limits it |",
-              "|---|---|---|---|---|"]
+    lines += ["| Target | Bound | Ours | Baseline | Measured | Result | What limits it |",
+              "|---|---|---|---|---|---|---|"]
     for target in results["targets"]:
         met = target["met"]
         result = "met" if met else ("**missed**" if target["measured"] is not None else "—")
-        limit = "" if met else LIMITS.get(target["key"], "")
-        lines.append(f"| {target['description']} | {_bound(target)} | {_measured(target)} | "
+        limit = "" if met else what_limits(target, results)
+        lines.append(f"| {target['description']} | {_bound(target)} | "
+                     f"{_figure(target, target.get('ours'))} | "
+                     f"{_figure(target, target.get('baseline'))} | {_measured(target)} | "
                      f"{result} | {limit} |")
     lines += ["", f"| Scenario | req/s | {TIMES} baseline | p50 ms | p90 ms | p99 ms | peak RSS MB "
               "| server CPU | server waiting for its core | machine time taken by the hypervisor "
-              "| CPU µs per request | wrk CPU | failed requests |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    runs = results.get("baseline_runs", [])
-    rows = [("Baseline: bare Starlette `GET /`"
-             + (" (better of the runs before and after the service)" if len(runs) > 1 else ""),
-             baseline)]
-    rows += [(f"Baseline, run {when}", figures)
-             for when, figures in zip(("before", "after"), runs, strict=False)
-             if len(runs) > 1 and figures != baseline]
+              "| CPU µs per request | PostgreSQL CPU µs per request | wrk CPU | failed requests |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, title in SCENARIO_TITLES.items():
+        base = baselines.get(key)
+        base_rate = base["requests_per_s"] if base else None
         if key in scenarios:
-            figures = scenarios[key]
-            if "goals_in_table" in figures:
-                title = title.replace("table", f"table ({figures['goals_in_table']:,} goals)")
-            rows.append((title, figures))
-    base_rate = baseline.get("requests_per_s")
-    for title, figures in rows:
-        if not figures:
-            continue
-        latency = figures["latency_ms"]
-        rate = figures["requests_per_s"]
-        ratio = f"{rate / base_rate:.2f}" if base_rate else "—"
-        lines.append(f"| {title} | {rate:,.0f} | {ratio} | {latency['p50']:.2f} | "
-                     f"{latency['p90']:.2f} | {latency['p99']:.2f} | "
-                     f"{figures['peak_rss_mb']} | {_share(figures.get('cpu_share'))} | "
-                     f"{_share(figures.get('run_queue_wait_share'))} | "
-                     f"{_share(figures.get('stolen_share'))} | "
-                     f"{_number(figures.get('cpu_us_per_request'), 0)} | "
-                     f"{_share(figures.get('load_generator_cpu'))} | "
-                     f"{sum(figures['errors'].values())} |")
+            lines.append(_scenario_row(title, scenarios[key], base_rate))
+        if base:
+            lines.append(_scenario_row(f"Baseline (Starlette, asyncpg): {title}", base,
+                                       base_rate))
     relay = scenarios.get("relay_throughput")
     latency_runs = [scenarios[key] for key in ("relay_latency", "relay_latency_light")
                     if key in scenarios]
@@ -243,11 +232,11 @@ def render(results: dict[str, Any]) -> str:
                   f"({latency_run['achieved_rate_per_s']:g}/s) / "
                   f"{latency_run['events_received']:,} / "
                   f"{_share(latency_run.get('cpu_share'))} |"]
-    if service:
-        lines += ["", f"Service memory (RSS): {service.get('rss_after_start_mb', '—')} MB after "
-                  f"start, {service.get('peak_rss_mb', '—')} MB at peak, "
-                  f"{service.get('rss_after_run_mb', '—')} MB after the run; the baseline "
-                  f"peaked at {baseline.get('peak_rss_mb', '—')} MB."]
+    goals = results.get("goals_service")
+    if goals:
+        lines += ["", f"Goals memory (RSS): {goals.get('rss_after_start_mb', '—')} MB after "
+                  f"start, {goals.get('peak_rss_mb', '—')} MB at peak, "
+                  f"{goals.get('rss_after_run_mb', '—')} MB after the run."]
     crisis = results.get("crisis_plans_service")
     if crisis:
         lines += ["", f"Crisis-plans memory (RSS): {crisis.get('rss_after_start_mb', '—')} MB "

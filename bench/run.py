@@ -1,5 +1,6 @@
-"""One benchmark run: baseline, then the goals service with its own NATS and SQLite, each
-scenario measured by wrk from the other core; returns the figures as a plain dict."""
+"""One benchmark run: each service with its own NATS and a fresh PostgreSQL database, then
+the bare asyncpg baseline on that database doing the same work; every scenario measured by
+wrk from the other core; returns the figures as a plain dict."""
 
 import itertools
 import json
@@ -11,41 +12,46 @@ import subprocess
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Callable, Collection, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import psutil  # type: ignore[import-untyped]
 
+from bench.baseline import DATABASE_ENV
 from bench.config import TARGETS, Scale
 from bench.cpus import CpuPlan, plan_cpus, raise_priority
 from bench.crisis_plans import run_crisis_plans
-from bench.gateway import gateway_share, run_gateway
+from bench.gateway import run_gateway
 from bench.loadgen import Request, ensure_wrk, run_wrk, write_plan
 from bench.pacer import KeepAliveClient, raw_post
+from bench.profile import Profile
 from bench.relay import commit_to_consumer_latency, relay_throughput
 from bench.risk import run_risk
-from bench.seeding import GoalSeeder, sync_engine
+from bench.seeding import database
 from bench.servers import (
     RssSampler,
     ServerProcess,
-    migrate,
+    ServiceUnderTest,
+    asyncpg_dsn,
+    postgres_version,
     procfile_command,
     server_argv,
-    service_environment,
+    start_postgres,
 )
 from bench.training import run_training
 from bench.workforce import run_workforce
 from recovery.common.dev_issuer import DevIssuer
-from recovery.common.testing.processes import NatsServer, free_port
+from recovery.common.testing.processes import PostgresServer, free_port
 
 T = TypeVar("T")
 SERVICE_APP = "recovery.goals.main:create_app"
 BASELINE_APP = "bench.baseline:create_app"
-TEAMS = {"get": "bench-get", "list": "bench-list", "post": "bench-post",
-         "relay": "bench-relay"}
+TEAMS = {"get": "bench-get", "post": "bench-post", "relay": "bench-relay"}
 # Words of a person's own goal; the same text for every benchmark goal.
 DESCRIPTION = "Get back to playing five-a-side football on Saturday mornings"
 
@@ -72,12 +78,70 @@ def _json_line(body: dict[str, str]) -> str:
 
 
 class Bench:
-    """Holds what every scenario shares: the cores, the work folder, the load settings."""
+    """Holds what every scenario shares: the cores, the work folder, the load settings, the
+    run's PostgreSQL cluster and the command line the baseline is served with."""
 
-    def __init__(self, scale: Scale, workdir: Path, cpus: CpuPlan) -> None:
+    def __init__(self, scale: Scale, workdir: Path, cpus: CpuPlan, command: str,
+                 postgres: PostgresServer, *, profile: bool = False) -> None:
         self.scale = scale
         self.workdir = workdir
         self.cpus = cpus
+        self.command = command
+        self.postgres = postgres
+        self.profile = profile
+        self._databases = itertools.count(1)
+
+    def database(self, service: str) -> str:
+        """A fresh, empty database for ``service`` on the run's cluster; its SQLAlchemy URL."""
+        return self.postgres.create_database(
+            f"{service.replace('-', '_')}_{next(self._databases)}")
+
+    @contextmanager
+    def baseline(self, database_url: str) -> Iterator[tuple["ServerProcess", RssSampler]]:
+        """The bare baseline on ``database_url``, served with the service's command line
+        (only the app factory differs), pinned to the server core; stopped afterwards."""
+        port = free_port()
+        argv, extra = server_argv(self.command, port)
+        # The app is uvicorn's one positional argument (an option's value, such as --http's
+        # protocol class, can look like one too).
+        factories = [word for before, word in itertools.pairwise(argv)
+                     if before == "--factory"
+                     or (re.fullmatch(r"[\w.]+:\w+", word) and not before.startswith("--"))]
+        if len(factories) != 1:
+            raise RuntimeError(f"cannot tell the app factory in the service command: {argv}")
+        argv = [BASELINE_APP if word == factories[0] else word for word in argv]
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_")},
+               **extra, DATABASE_ENV: asyncpg_dsn(database_url)}
+        server = ServerProcess("baseline", argv, env, port, self.cpus.server,
+                               self.workdir / f"baseline-{port}.log")
+        server.start("/healthz")
+        sampler = RssSampler(server.pid).start()
+        try:
+            yield server, sampler
+        except Exception:
+            say("the baseline's log ends with:\n" + server.log_tail(15))
+            raise
+        finally:
+            sampler.stop()
+            server.stop()
+
+    def database_cpu_s(self) -> float:
+        """CPU time used so far by the cluster: the postmaster, its live backends, and the
+        backends that have exited (counted in the postmaster's reaped children's times)."""
+        try:
+            pid = int((self.postgres.data_dir / "postmaster.pid").read_text().split()[0])
+            postmaster = psutil.Process(pid)
+            own = postmaster.cpu_times()
+            total = own.user + own.system + own.children_user + own.children_system
+            for backend in postmaster.children():
+                try:
+                    times = backend.cpu_times()
+                except psutil.Error:
+                    continue
+                total += times.user + times.system
+            return float(total)
+        except (OSError, ValueError, IndexError, psutil.Error):
+            return 0.0
 
     def load(self, name: str, server: ServerProcess, sampler: RssSampler,
              requests: list[Request], headers: dict[str, str],
@@ -98,20 +162,31 @@ class Bench:
         if self.scale.warmup_s and warm_up:
             run_wrk(server.base_url, plan, connections=connections, cpus=cpus,
                     duration_s=self.scale.warmup_s)
+        database_cpu = self.database_cpu_s()
+        # The services are profiled, not the baseline: it is the floor, not the question.
+        profile = (Profile(server.pid, self.scale.duration_s, plan.with_suffix(".profile"))
+                   if self.profile and server.name != "baseline" else None)
         with sampler.phase() as memory:
             result = run_wrk(server.base_url, plan, connections=connections, cpus=cpus,
                              duration_s=self.scale.duration_s)
         figures = {**result.as_dict(), **memory, "connections": connections}
+        if profile is not None:
+            figures["profile"] = profile.shares()
         # CPU time per request depends far less than req/s on how busy the machine was.
         figures["cpu_us_per_request"] = (
             round(memory["cpu_share"] / result.requests_per_s * 1e6, 1)
             if result.requests_per_s else None)
+        # PostgreSQL runs on the load core(s): its share of the work, per request.
+        figures["database_cpu_us_per_request"] = (
+            round((self.database_cpu_s() - database_cpu) / result.requests * 1e6, 1)
+            if result.requests else None)
         say(f"{name}: {result.requests_per_s:,.0f} req/s, p50 {result.p50_ms:.2f} ms, "
             f"p99 {result.p99_ms:.2f} ms, errors {result.error_count}, "
             f"peak RSS {memory['peak_rss_mb']} MB, server CPU {memory['cpu_share']:.0%}, "
             f"waiting for its core {memory['run_queue_wait_share']:.0%}, "
             f"machine time taken by the hypervisor {memory['stolen_share']:.0%}, "
-            f"wrk CPU {result.load_generator_cpu:.0%}")
+            f"wrk CPU {result.load_generator_cpu:.0%}, PostgreSQL CPU per request "
+            f"{figures['database_cpu_us_per_request'] or 0:.0f} µs")
         return figures
 
 
@@ -137,31 +212,6 @@ def page_length(body: Any) -> int:
     raise RuntimeError(f"cannot find the records in a list page with keys {list(body)}")
 
 
-def run_baseline(bench: Bench, command: str) -> dict[str, Any]:
-    port = free_port()
-    argv, extra = server_argv(command, port)
-    # The app is uvicorn's one positional argument (an option's value, such as --http's
-    # protocol class, can look like one too).
-    factories = [word for before, word in itertools.pairwise(argv)
-                 if before == "--factory"
-                 or (re.fullmatch(r"[\w.]+:\w+", word) and not before.startswith("--"))]
-    if len(factories) != 1:
-        raise RuntimeError(f"cannot tell the app factory in the service command: {argv}")
-    argv = [BASELINE_APP if word == factories[0] else word for word in argv]
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RECOVERY_")}, **extra}
-    server = ServerProcess("baseline", argv, env, port, bench.cpus.server,
-                           bench.workdir / "baseline.log")
-    server.start("/healthz")
-    sampler = RssSampler(server.pid).start()
-    try:
-        figures = bench.load("baseline  GET /", server, sampler, [Request("GET", "/")], {},
-                             expect(200))
-    finally:
-        sampler.stop()
-        server.stop()
-    return {**figures, "argv": argv}
-
-
 def create_goals(client: httpx.Client, team: str, count: int) -> list[str]:
     ids = []
     for number in range(count):
@@ -171,8 +221,9 @@ def create_goals(client: httpx.Client, team: str, count: int) -> list[str]:
     return ids
 
 
-def run_service(bench: Bench, command: str, results: dict[str, Any]) -> None:
-    """Every goals scenario against one service process; fills ``results`` as it goes."""
+def run_goals(bench: Bench, results: dict[str, Any], command: str) -> None:
+    """Every goals scenario against one service process, then the baseline's reads and
+    creates on the same database; fills ``results`` as it goes."""
     scale, workdir = bench.scale, bench.workdir
     scenarios: dict[str, Any] = results["scenarios"]
     issuer = DevIssuer(workdir / "dev-issuer")
@@ -181,58 +232,30 @@ def run_service(bench: Bench, command: str, results: dict[str, Any]) -> None:
                         ttl_seconds=4 * 3600)
     auth = {"Authorization": f"Bearer {token}"}
     json_auth = {**auth, "Content-Type": "application/json"}
+    posts = [Request("POST", "/v1/goals",
+                     _json_line(goal_body(TEAMS["post"], f"su-bench-post-{n:03d}")))
+             for n in range(50)]
 
-    nats_server = NatsServer(store_dir=workdir / "nats")
-    database_url = f"sqlite+aiosqlite:///{workdir / 'goals.db'}"
-    port = free_port()
-    argv, extra = server_argv(command, port)
-    env = service_environment(workdir, database_url, nats_server.url, extra)
-    service = ServerProcess("goals", argv, env, port, bench.cpus.server, workdir / "goals.log")
-    results["service"] = {"argv": argv}
-    engine = sync_engine(database_url)
-    try:
-        nats_server.start()
-        migrate(env)
-        service.start("/readyz")
-        say(f"goals service ready on port {port} (pid {service.pid})")
-        sampler = RssSampler(service.pid).start()
-        results["service"]["rss_after_start_mb"] = round(service.rss_bytes() / 2**20, 1)
+    with ServiceUnderTest(bench, results, "goals", command=command) as goals:
+        service = goals.process
+        sampler = goals.sample_memory()
         client = httpx.Client(base_url=service.base_url, headers=auth, timeout=30)
 
         # The floor under every route: FastAPI, the kit's middleware and uvicorn, no token,
         # no database. No route can be faster than this one.
         scenarios["healthz"] = bench.load("GET  /healthz", service, sampler,
                                           [Request("GET", "/healthz")], {}, expect(200))
-
         ids = create_goals(client, TEAMS["get"], scale.goals_to_read)
-        scenarios["get_goal"] = bench.load(
-            "GET  /v1/goals/{id}", service, sampler,
-            [Request("GET", f"/v1/goals/{goal_id}") for goal_id in ids], auth, expect(200))
-
-        template = create_goals(client, TEAMS["list"], 1)[0]
-        seeder = GoalSeeder(engine, template)
-        list_page = [Request("GET", f"/v1/goals?team_id={TEAMS['list']}&limit=100")]
-        for key, size in (("list_small", scale.list_small_table),
-                          ("list_large", scale.list_large_table)):
-            started = time.perf_counter()
-            seeder.fill_to(size)
-            say(f"seeded the goal table to {seeder.count():,} goals in "
-                f"{time.perf_counter() - started:.1f} s")
-            scenarios[key] = bench.load(
-                f"GET  /v1/goals?limit=100 ({size:,} goals)", service, sampler, list_page,
-                auth, expect(200, min(100, size - scale.goals_to_read)))
-            scenarios[key]["goals_in_table"] = seeder.count()
-
-        posts = [Request("POST", "/v1/goals",
-                         _json_line(goal_body(TEAMS["post"], f"su-bench-post-{n:03d}")))
-                 for n in range(50)]
+        reads = [Request("GET", f"/v1/goals/{goal_id}") for goal_id in ids]
+        scenarios["get_goal"] = bench.load("GET  /v1/goals/{id}", service, sampler, reads, auth,
+                                           expect(200))
         scenarios["post_goal"] = bench.load("POST /v1/goals", service, sampler, posts,
                                             json_auth, expect(201))
-        scenarios["post_goal"]["goals_in_table_after"] = seeder.count()
 
         with sampler.phase() as memory:
             scenarios["relay_throughput"] = run_async(_relay_throughput(
-                engine, nats_server.url, service.base_url, auth, scale.relay_events))
+                goals.database_url, goals.nats.url, service.base_url, auth,
+                scale.relay_events))
         scenarios["relay_throughput"].update(memory)
         say(f"relay: {scenarios['relay_throughput']['events_per_s']:,.0f} events/s into "
             "JetStream")
@@ -244,31 +267,31 @@ def run_service(bench: Bench, command: str, results: dict[str, Any]) -> None:
                           ("relay_latency_light", max(1, scale.latency_rate_per_s // 4))):
             with sampler.phase() as memory:
                 scenarios[key] = run_async(_relay_latency(
-                    nats_server.url, service.port, auth, bodies, scale, rate))
+                    goals.nats.url, service.port, auth, bodies, scale, rate))
             scenarios[key].update(memory)
             latency = scenarios[key]["latency_ms"]
             say(f"commit-to-consumer at {rate}/s: p50 {latency['p50']} ms, "
                 f"p99 {latency['p99']} ms, server CPU {memory['cpu_share']:.0%}")
-
         client.close()
         time.sleep(1)  # let the audit buffer and relay settle before the final reading
-        results["service"]["rss_after_run_mb"] = round(service.rss_bytes() / 2**20, 1)
-        results["service"]["peak_rss_mb"] = round(sampler.peak / 2**20, 1)
-        sampler.stop()
-        say(f"service RSS after the run {results['service']['rss_after_run_mb']} MB "
-            f"(peak {results['service']['peak_rss_mb']} MB)")
-    except Exception:
-        say("the goals service's log ends with:\n" + service.log_tail(15))
-        raise
-    finally:
-        service.stop()
-        engine.dispose()
-        nats_server.stop()
+
+    # The bare baseline's same work, on the database the service has just used.
+    with bench.baseline(goals.database_url) as (baseline, memory_of_baseline):
+        results["baseline"]["healthz"] = bench.load(
+            "baseline GET /healthz", baseline, memory_of_baseline,
+            [Request("GET", "/healthz")], {}, expect(200))
+        results["baseline"]["get_goal"] = bench.load(
+            "baseline GET /v1/goals/{id}", baseline, memory_of_baseline, reads, {},
+            expect(200))
+        results["baseline"]["post_goal"] = bench.load(
+            "baseline POST /v1/goals", baseline, memory_of_baseline, posts,
+            {"Content-Type": "application/json"}, expect(201))
 
 
-async def _relay_throughput(engine: Any, nats_url: str, base_url: str,
+async def _relay_throughput(database_url: str, nats_url: str, base_url: str,
                             headers: dict[str, str], events: int) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client:
+    async with (database(database_url) as engine,
+                httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client):
         return await relay_throughput(engine, nats_url, client,
                                       goal_body(TEAMS["relay"], "su-bench-relay-wake"), events)
 
@@ -284,68 +307,51 @@ async def _relay_latency(nats_url: str, port: int, headers: dict[str, str],
 
 def measured_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target of the issue with its measured figure, or None where the run did not get
-    that far."""
-    scenarios = results["scenarios"]
-    baseline = results.get("baseline", {}).get("requests_per_s")
+    that far; a target measured in a scenario also gets ours and the baseline's figures."""
+    scenarios, baselines = results["scenarios"], results.get("baseline", {})
 
-    def ratio(key: str) -> float | None:
-        rate = scenarios.get(key, {}).get("requests_per_s")
-        return round(rate / baseline, 3) if rate is not None and baseline else None
-
-    def cost_ratio(key: str) -> float | None:
-        base_cost = results.get("baseline", {}).get("cpu_us_per_request")
-        cost = scenarios.get(key, {}).get("cpu_us_per_request")
-        return round(base_cost / cost, 3) if base_cost and cost else None
-
-    def get(path: str) -> float | None:
-        value: Any = scenarios
+    def get(figures: dict[str, Any], path: str) -> float | None:
+        value: Any = figures
         for part in path.split("."):
             if not isinstance(value, dict) or part not in value:
                 return None
             value = value[part]
         return float(value)
 
-    small, large = get("list_small.latency_ms.p50"), get("list_large.latency_ms.p50")
-    measured = {
-        "get_ratio": ratio("get_goal"),
-        "get_p99_ms": get("get_goal.latency_ms.p99"),
-        "post_ratio": ratio("post_goal"),
-        "list_ratio": ratio("list_large"),
-        "list_p50_growth": round(large / small, 3) if small and large is not None else None,
-        "relay_events_per_s": get("relay_throughput.events_per_s"),
-        "relay_latency_p50_ms": get("relay_latency.latency_ms.p50"),
-        "relay_latency_p99_ms": get("relay_latency.latency_ms.p99"),
-        "rss_after_mb": results.get("service", {}).get("rss_after_run_mb"),
-        "crisis_get_active_ratio": ratio("get_active_plan"),
-        "crisis_get_active_p99_ms": get("get_active_plan.latency_ms.p99"),
-        "crisis_sign_ratio": ratio("sign_version"),
-        "crisis_rss_after_mb": results.get("crisis_plans_service", {}).get("rss_after_run_mb"),
-        "risk_rss_after_mb": results.get("risk_service", {}).get("rss_after_run_mb"),
-        "training_rss_after_mb": results.get("training_service", {}).get("rss_after_run_mb"),
-        "workforce_peer_share_p99_ms": get("workforce_peer_share.latency_ms.p99"),
-        "workforce_readiness_p99_ms": get("workforce_readiness.latency_ms.p99"),
-        "workforce_log_contact_ratio": ratio("log_care_contact"),
-        "workforce_rss_after_mb": results.get("workforce_service", {}).get("rss_after_run_mb"),
-        "gateway_service_user_share": gateway_share(scenarios),
-        "gateway_one_service_share": (
-            round(scenarios["gateway_prospectus"]["requests_per_s"]
-                  / scenarios["direct_courses"]["requests_per_s"], 3)
-            if "gateway_prospectus" in scenarios and "direct_courses" in scenarios else None),
-        "gateway_team_200_p99_ms": get("gateway_team_200.latency_ms.p99"),
-        "gateway_subscription_p99_ms": get("gateway_subscription.latency_ms.p99"),
-        "gateway_rss_after_mb": results.get("gateway_service", {}).get("rss_after_run_mb"),
+    def rss(service: str) -> float | None:
+        return get(results.get(f"{service}_service", {}), "rss_after_run_mb")
+
+    measured: dict[str, float | None] = {
+        "relay_events_per_s": get(scenarios, "relay_throughput.events_per_s"),
+        "relay_latency_p99_ms": get(scenarios, "relay_latency.latency_ms.p99"),
+        "rss_after_mb": rss("goals"),
+        "crisis_rss_after_mb": rss("crisis_plans"),
+        "risk_rss_after_mb": rss("risk"),
+        "training_rss_after_mb": rss("training"),
+        "workforce_rss_after_mb": rss("workforce"),
     }
-    # The same ratios from CPU time per request: what the ratio would be with the server's
-    # core to itself, for reading a run made on a busy machine.
-    by_cpu_cost = {"get_ratio": cost_ratio("get_goal"), "post_ratio": cost_ratio("post_goal"),
-                   "list_ratio": cost_ratio("list_large"),
-                   "crisis_get_active_ratio": cost_ratio("get_active_plan"),
-                   "crisis_sign_ratio": cost_ratio("sign_version"),
-                   "workforce_log_contact_ratio": cost_ratio("log_care_contact")}
-    return [{**asdict(target), "measured": measured[target.key],
-             "by_cpu_cost": by_cpu_cost.get(target.key),
-             "met": measured[target.key] is not None and target.met_by(measured[target.key])}
-            for target in TARGETS]
+    found = []
+    for target in TARGETS:
+        row: dict[str, Any] = {**asdict(target), "ours": None, "baseline": None,
+                               "by_cpu_cost": None}
+        if target.scenario is not None:
+            ours = scenarios.get(target.scenario, {})
+            base = baselines.get(target.scenario, {})
+            figure = "requests_per_s" if target.key.endswith("_ratio") else "latency_ms.p99"
+            row["ours"], row["baseline"] = get(ours, figure), get(base, figure)
+            if target.key.endswith("_ratio"):
+                measured[target.key] = (round(row["ours"] / row["baseline"], 3)
+                                        if row["ours"] is not None and row["baseline"] else None)
+                # The same ratio from CPU time per request: what it would be with the
+                # server's core to itself, for reading a run made on a busy machine.
+                cost, base_cost = ours.get("cpu_us_per_request"), base.get("cpu_us_per_request")
+                row["by_cpu_cost"] = round(base_cost / cost, 3) if cost and base_cost else None
+            else:
+                measured[target.key] = row["ours"]
+        value = measured.get(target.key)
+        found.append({**row, "measured": value,
+                      "met": value is not None and target.met_by(value)})
+    return found
 
 
 def failures(results: dict[str, Any]) -> list[str]:
@@ -369,20 +375,22 @@ def _exit_on_signal(number: int, _: object) -> None:
     raise SystemExit(128 + number)
 
 
-#: The parts of a run after the baseline, in order; ``--only`` picks some of them.
+#: The parts of a run, in order; ``--only`` picks some of them.
 PARTS = ("goals", "crisis-plans", "risk", "training", "workforce", "gateway")
 
 
-def run(scale: Scale, app: str | None = None,
-        parts: Collection[str] = PARTS) -> dict[str, Any]:
-    """The whole benchmark at ``scale`` (or the baseline and ``parts`` only); everything it
-    starts is stopped before it returns. A run that breaks returns what it measured, with
-    ``aborted`` saying why."""
+def run(scale: Scale, app: str | None = None, parts: Collection[str] = PARTS, *,
+        profile: bool = False) -> dict[str, Any]:
+    """The whole benchmark at ``scale`` (or ``parts`` only), each service profiled with py-spy
+    when ``profile``; everything it starts is stopped before it returns. A run that breaks
+    returns what it measured, with ``aborted`` saying why. Raises ``PostgresUnavailableError``
+    before starting anything when the machine has no PostgreSQL server binaries."""
     # `kill` or a closed terminal stops the run the way Ctrl-C does: servers are stopped.
     for stop_signal in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, _exit_on_signal)
     cpus = plan_cpus()
-    # The harness, NATS and wrk inherit the load cores; only the server gets its own.
+    # The harness, NATS, PostgreSQL and wrk inherit the load cores; only the server under
+    # test gets its own.
     os.sched_setaffinity(0, cpus.load)
     niceness = raise_priority()
     wrk = ensure_wrk()
@@ -394,32 +402,33 @@ def run(scale: Scale, app: str | None = None,
         command_source += f", with --app {app}"
     wrk_version = subprocess.run([wrk, "--version"], capture_output=True, text=True,
                                  check=False).stdout.splitlines()[:1]
+    postgres = start_postgres()
     results: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "scale": asdict(scale),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "system": platform.platform(),
-                    "load_generator": " ".join(" ".join(wrk_version).split()[:2])},
+                    "load_generator": " ".join(" ".join(wrk_version).split()[:2]),
+                    "database": postgres_version(postgres)},
         "cpu_plan": {**cpus.as_dict(), "niceness": niceness},
         # Other programs on the machine skew the figures; the load says how busy it was.
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "command": {"source": command_source, "line": command},
         "parts": [part for part in PARTS if part in parts],
+        "profiled": profile,
         "scenarios": {},
+        "baseline": {},
     }
     if not cpus.isolated:
         say("only one core: the server and the load generator share it")
-    say(f"scale {scale.name}; server on cores {sorted(cpus.server)}, load on "
-        f"{sorted(cpus.load)}; command from {command_source}")
+    say(f"scale {scale.name}; server on cores {sorted(cpus.server)}, load and "
+        f"{results['machine']['database']} on {sorted(cpus.load)}; command from "
+        f"{command_source}")
     try:
         with tempfile.TemporaryDirectory(prefix="recovery-bench-") as tmp:
-            bench = Bench(scale, Path(tmp), cpus)
-            # The baseline runs before and after the service, and the better run is the
-            # reference: on a shared machine a disturbed baseline would flatter the ratios.
-            results["baseline_runs"] = [run_baseline(bench, command)]
-            results["baseline"] = results["baseline_runs"][0]
+            bench = Bench(scale, Path(tmp), cpus, command, postgres, profile=profile)
             steps: dict[str, Callable[[], None]] = {
-                "goals": lambda: run_service(bench, command, results),
+                "goals": lambda: run_goals(bench, results, command),
                 "crisis-plans": lambda: run_crisis_plans(bench, results),
                 "risk": lambda: run_risk(bench, results),
                 "training": lambda: run_training(bench, results),
@@ -429,14 +438,12 @@ def run(scale: Scale, app: str | None = None,
             for part in PARTS:
                 if part in parts:
                     steps[part]()
-            results["baseline_runs"].append(run_baseline(bench, command))
-            results["baseline"] = max(results["baseline_runs"],
-                                      key=lambda figures: figures["requests_per_s"])
     except Exception as exc:
         # The figures gathered so far are still written, with the reason the run stopped.
         traceback.print_exc()
         results["aborted"] = f"{type(exc).__name__}: {exc}"
     finally:
+        postgres.stop()
         results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         results["targets"] = measured_targets(results)

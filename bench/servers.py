@@ -19,7 +19,12 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 
 from bench.cpus import pinned
-from recovery.common.testing.processes import NatsServer, free_port
+from recovery.common.testing.processes import (
+    NatsServer,
+    PostgresServer,
+    free_port,
+    postgres_binaries,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 PROCFILE = REPO / "deploy" / "local" / "Procfile"
@@ -238,6 +243,36 @@ class RssSampler:
         self._thread.join(timeout=2)
 
 
+class PostgresUnavailableError(RuntimeError):
+    pass
+
+
+def start_postgres() -> PostgresServer:
+    """The run's own PostgreSQL cluster, from the machine's server binaries, set up as the
+    tests set it up (the kit's ``PostgresServer``)."""
+    bin_dir = postgres_binaries()
+    if bin_dir is None:
+        raise PostgresUnavailableError(
+            "the benchmark runs the services on PostgreSQL and needs its server binaries "
+            "(initdb, pg_ctl): install Debian's postgresql package")
+    server = PostgresServer(bin_dir)
+    server.start()
+    return server
+
+
+def postgres_version(server: PostgresServer) -> str:
+    """``PostgreSQL 15.18``, say, from ``postgres --version``."""
+    finished = subprocess.run([str(server.bin_dir / "postgres"), "--version"],
+                              capture_output=True, text=True, check=False)
+    words = finished.stdout.replace("(PostgreSQL)", "PostgreSQL").split()
+    return " ".join(words[1:3]) if len(words) >= 3 else "PostgreSQL"
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The DSN asyncpg itself takes for a SQLAlchemy ``postgresql+asyncpg`` URL."""
+    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
 def service_environment(workdir: Path, database_url: str, nats_url: str,
                         extra: dict[str, str], service: str = SERVICE) -> dict[str, str]:
     """The environment `make run` gives ``service``, pointed at this run's database and NATS."""
@@ -266,9 +301,9 @@ def migrate(env: dict[str, str], service: str = SERVICE) -> None:
 
 class ServiceUnderTest:
     """One service for its scenarios: a NATS server (its own unless ``nats`` is shared) and a
-    SQLite database in ``folder`` (the run's folder by default), migrated when the service
-    has migrations, and its process started with its `make run` command line, pinned to
-    ``cpus`` (the server core by default); ``environment`` is set over `make run`'s.
+    fresh PostgreSQL database on the run's cluster, migrated when the service has
+    migrations, and its process started with its `make run` command line (or ``command``),
+    pinned to ``cpus`` (the server core by default); ``environment`` is set over `make run`'s.
 
     ``results[key]`` gets the argv, the RSS at ``sample_memory()`` and, when the scenarios
     finish, the RSS after the run and the peak; a failure prints the end of its log.
@@ -277,20 +312,23 @@ class ServiceUnderTest:
     def __init__(self, bench: Any, results: dict[str, Any], service: str, *,
                  nats: NatsServer | None = None, folder: Path | None = None,
                  cpus: set[int] | None = None, environment: dict[str, str] | None = None,
-                 has_migrations: bool = True) -> None:
+                 has_migrations: bool = True, command: str | None = None) -> None:
         self.name = service
         self.key = f"{service.replace('-', '_')}_service"
         workdir: Path = bench.workdir
         folder = folder or workdir
-        command, source = procfile_command(service)
+        if command is None:
+            command, source = procfile_command(service)
+        else:
+            source = "the command given"
         self._own_nats = nats is None
         self.nats = nats or NatsServer(store_dir=folder / f"nats-{service}")
-        self.database = folder / f"{service.replace('-', '_')}.db"
+        self.database_url: str = bench.database(service)
         self.has_migrations = has_migrations
         port = free_port()
         argv, extra = server_argv(command, port)
-        self.env = service_environment(workdir, f"sqlite+aiosqlite:///{self.database}",
-                                       self.nats.url, extra, service)
+        self.env = service_environment(workdir, self.database_url, self.nats.url, extra,
+                                       service)
         self.env.update(environment or {})
         self.process = ServerProcess(service, argv, self.env, port, cpus or bench.cpus.server,
                                      folder / f"{service}.log")

@@ -1,6 +1,6 @@
-"""Keeps `make bench` from rotting: its plumbing end to end at a tiny scale, and the pieces
-that turn a Procfile line, wrk's output and a run's figures into what the docs show.
-No timing is asserted: figures on a shared test machine mean nothing."""
+"""Keeps `make bench` from rotting: its plumbing end to end at a tiny scale on PostgreSQL, and
+the pieces that turn a Procfile line, wrk's output and a run's figures into what the docs
+show. No timing is asserted: figures on a shared test machine mean nothing."""
 
 import json
 import os
@@ -14,7 +14,9 @@ import pytest
 from bench.config import TARGETS, Target
 from bench.report import BEGIN, END, render, update_docs
 from bench.run import page_length
-from bench.servers import PROCFILE, REPO, procfile_command, server_argv
+from bench.servers import PROCFILE, REPO, asyncpg_dsn, procfile_command, server_argv
+from recovery.common.testing.plugin import running_in_ci
+from recovery.common.testing.processes import postgres_binaries
 
 
 def test_the_goals_line_of_the_procfile_becomes_a_loopback_server_on_the_chosen_port() -> None:
@@ -54,9 +56,21 @@ def test_a_target_is_met_only_on_its_own_side_of_the_bound(target: Target, measu
     assert target.met_by(measured) is met
 
 
+def test_the_baseline_connects_with_asyncpg_to_the_database_the_service_uses() -> None:
+    assert (asyncpg_dsn("postgresql+asyncpg://recovery@127.0.0.1:5433/goals_1")
+            == "postgresql://recovery@127.0.0.1:5433/goals_1")
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One whole run at the tiny scale: baseline, services, gateway, NATS, wrk, seeding, relay."""
+    """One whole run at the tiny scale on PostgreSQL: services, baselines, gateway, NATS, wrk,
+    seeding, relay."""
+    if postgres_binaries() is None:
+        if running_in_ci():
+            pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) are required in CI; "
+                        "install Debian's postgresql package")
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found on this machine; "
+                    "install Debian's postgresql package to run the benchmark's own test")
     results_dir = tmp_path_factory.mktemp("bench-results")
     finished = subprocess.run(
         [sys.executable, "-m", "bench", "--scale", "tiny", "--results-dir", str(results_dir),
@@ -71,17 +85,17 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_a_tiny_run_measures_every_scenario_without_a_failed_request(
+def test_a_tiny_run_measures_every_scenario_and_its_baseline_without_a_failed_request(
         tiny_run: dict[str, Any]) -> None:
     assert "aborted" not in tiny_run
     assert tiny_run["failures"] == []
-    for name in ("healthz", "get_goal", "list_small", "list_large", "post_goal"):
-        figures = tiny_run["scenarios"][name]
-        assert figures["requests"] > 0, name
-        assert sum(figures["errors"].values()) == 0, name
-        assert figures["peak_rss_mb"] > 0, name
-    assert tiny_run["baseline"]["requests"] > 0
-    assert tiny_run["scenarios"]["list_large"]["goals_in_table"] == 300
+    for name in ("healthz", "get_goal", "post_goal", "get_active_plan", "sign_version",
+                 "log_care_contact"):
+        for figures in (tiny_run["scenarios"][name], tiny_run["baseline"][name]):
+            assert figures["requests"] > 0, name
+            assert sum(figures["errors"].values()) == 0, name
+            assert figures["peak_rss_mb"] > 0, name
+    assert tiny_run["machine"]["database"].startswith("PostgreSQL")
 
 
 @pytest.mark.slow
@@ -118,6 +132,9 @@ def test_a_tiny_run_gives_a_figure_for_every_target_and_renders_it_into_the_docs
         tiny_run: dict[str, Any], tmp_path: Path) -> None:
     assert [t["key"] for t in tiny_run["targets"]] == [t.key for t in TARGETS]
     assert all(t["measured"] is not None for t in tiny_run["targets"])
+    # Every target measured in a scenario stands beside the baseline's run of it.
+    assert all(t["ours"] is not None and t["baseline"] is not None
+               for t in tiny_run["targets"] if t["scenario"])
     docs = tmp_path / "performance.md"
     docs.write_text(f"# Performance\n\nWritten by hand.\n\n{BEGIN}\nold figures\n{END}\n\n"
                     "## Analysis\nAlso by hand.\n")
