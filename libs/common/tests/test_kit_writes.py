@@ -66,10 +66,12 @@ async def _store(database_url: str) -> AsyncIterator[Store]:
     await asyncio.to_thread(upgrade_to_head, MIGRATIONS_DIR, database_url)
     engine = create_engine(database_url)
     woken: list[int] = []
+    read_engine = create_engine(database_url, autocommit=True)
     writes = Writes(engine, lambda: woken.append(1))
     try:
-        yield Store(engine, Reads(engine), writes, woken)
+        yield Store(engine, Reads(read_engine), writes, woken)
     finally:
+        await read_engine.dispose()
         await engine.dispose()
 
 

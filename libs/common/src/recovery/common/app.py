@@ -136,6 +136,7 @@ def create_service_app(
             await kit.relay.stop()
             await kit.audit.stop()
             await kit.bus.stop()
+            await kit.read_engine.dispose()
             await kit.engine.dispose()
             flush_logs()
 

@@ -47,9 +47,7 @@ def _begin_immediately(connection: Connection) -> None:
     """Every SQLite transaction takes the write lock when it begins, waiting for it up to
     the busy timeout. A deferred transaction that reads and then writes fails at once
     (``SQLITE_BUSY``) when another connection wrote in between, where PostgreSQL would
-    simply wait for the row; reads in autocommit (``data.Reads``) take no lock."""
-    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-        return
+    simply wait for the row. Reads on the autocommit engine (``data.Reads``) take no lock."""
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -73,19 +71,27 @@ JSON_CODEC: dict[str, Any] = {"json_serializer": json_text,
                               "json_deserializer": pydantic_core.from_json}
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine with the settings each backend needs."""
+def create_engine(url: str, *, pool_size: int = 10, autocommit: bool = False) -> AsyncEngine:
+    """An async engine with the settings each backend needs. With ``autocommit``, one whose
+    connections run each statement on its own, outside any transaction (``data.Reads``)."""
+    if autocommit:
+        options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT",
+                                   "skip_autocommit_rollback": True}
+    else:
+        options = {}
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, **JSON_CODEC)
-        set_up_sqlite(engine)
+        engine = create_async_engine(url, **options, **JSON_CODEC)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if not autocommit:
+            event.listen(engine.sync_engine, "begin", _begin_immediately)
         return engine
     # No ping per checkout: a connection lost in a failover fails its statement once, is
     # discarded by the pool, and the request is answered 503 with Retry-After (problems.py).
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size,
-                               pool_recycle=1800, **JSON_CODEC)
+                               pool_recycle=1800, **options, **JSON_CODEC)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -24,7 +24,10 @@ class ServiceKit:
     """Everything the kit runs for one service process; lives on ``app.state.kit``."""
 
     settings: Settings
+    #: The service's engine: transactions (``writes``, ``sessions``), migrations, readiness.
     engine: AsyncEngine
+    #: The same database in autocommit, for ``reads``.
+    read_engine: AsyncEngine
     #: ORM sessions, for changes that load and change records.
     sessions: async_sessionmaker[AsyncSession]
     #: Short reads and write transactions of prebuilt statements (``recovery.common.data``).
@@ -42,6 +45,8 @@ class ServiceKit:
 def build_kit(settings: Settings, migrations_dir: Path,
               handlers: Sequence[EventHandler] = ()) -> ServiceKit:
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    read_engine = create_engine(settings.database_url, pool_size=settings.database_pool_size,
+                                autocommit=True)
     bus = EventBus(settings)
     sessions = session_factory(engine)
     relay = OutboxRelay(sessions, bus, poll_seconds=settings.outbox_poll_seconds,
@@ -51,8 +56,9 @@ def build_kit(settings: Settings, migrations_dir: Path,
     return ServiceKit(
         settings=settings,
         engine=engine,
+        read_engine=read_engine,
         sessions=sessions,
-        reads=Reads(engine),
+        reads=Reads(read_engine),
         writes=writes,
         verifier=TokenVerifier(settings),
         audit=AuditTrail(writes, flush_every=settings.audit_flush_seconds),
