@@ -17,35 +17,36 @@ END = "<!-- bench:results:end -->"
 
 #: What holds a figure back, shown beside a missed target; from profiling a run on
 #: PostgreSQL (py-spy on the service during the scenario; see docs/performance.md).
-_READ = ("Profiled 2026-12-07 (py-spy, quick run on PostgreSQL): SQLAlchemy ~30 % and asyncpg "
-         "~25 % of the server's CPU, uvicorn ~10 %, the kit's middleware ~5 %. The baseline "
-         "sends one statement; the service's read takes a pooled connection with a pre-ping "
-         "and its own BEGIN and ROLLBACK around the SELECT (about five round trips, seen in "
-         "PostgreSQL's statement log), and writes an audit row, so PostgreSQL also spends "
-         "2-3 times the baseline's CPU on it, on the core wrk shares.")
-_WRITE = ("Profiled 2026-12-07 (py-spy): SQLAlchemy ~40 % of the server's CPU (the ORM's "
-          "session and unit of work, statement compilation and parameter processing), asyncpg "
-          "~15-20 %; the pre-ping and the relay's reads and marks add round trips and "
-          "PostgreSQL time the baseline's one transaction does not have.")
+_READ = ("Profiled 2026-12-07 21:36 (py-spy, quick run): SQLAlchemy ~22 % and asyncpg ~17 % "
+         "of the server's CPU, FastAPI ~14-21 %, uvicorn ~12 %, the kit's request middleware "
+         "~6 %, Starlette ~5 %. In process, a read through SQLAlchemy's async engine (pool "
+         "checkout, execution, return) costs ~440 µs of CPU where asyncpg's prepared fetch "
+         "costs ~70; the framework floor (`GET /healthz`) is ~390 µs against Starlette's "
+         "~130 (FastAPI's included routers, dependency resolution and its own middleware); "
+         "and every read is audited, ~100 µs for its row in the trail's batched INSERTs, a "
+         "row the baseline does not write. Reads already run in autocommit on an engine of "
+         "their own (one round trip, decision 31); what is left is the framework and the "
+         "ORM library's per-statement work, which the kit does not bypass.")
+_WRITE = ("Profiled 2026-12-07 21:36 (py-spy): SQLAlchemy ~26-32 % and asyncpg ~17-22 % of the "
+          "server's CPU (statement execution, the ORM's unit of work where a change loads "
+          "records), FastAPI ~8-13 %.")
 #: What holds a figure back, shown beside a missed target; from profiling a run on
 #: PostgreSQL (py-spy on the service during the scenario: `python -m bench --profile`).
 LIMITS: dict[str, str] = {
     "get_ratio": _READ,
     "get_p99_ms": "A closed loop of 32 connections waits 32 times the CPU per read on "
-                  "average; at ~1.3 ms of CPU a read on 2026-12-07's busy machine that is "
-                  "~40 ms before any tail. Throughput first (see the ratio).",
+                  "average: at ~1.3 ms of CPU a read (780 reads a second on one core) that "
+                  "is ~41 ms before any tail. The p99 follows throughput (see the ratio).",
     "crisis_get_active_ratio": _READ,
-    "crisis_get_active_p99_ms": "As for a goal by id: the p99 follows the CPU per read (~1.4 "
-                                "ms on 2026-12-07) times 32 connections.",
+    "crisis_get_active_p99_ms": "As for a goal by id: 32 connections over ~800 reads a "
+                                "second is ~40 ms of queueing on average before any tail.",
     "post_ratio": _WRITE,
     "crisis_sign_ratio": _WRITE,
     "workforce_log_contact_ratio": _WRITE,
-    "relay_events_per_s": "Measured with the relay sharing the goals service's one core and "
-                          "PostgreSQL sharing wrk's; the relay's reads and marks go through "
-                          "SQLAlchemy (the relay is being rewritten, issue 14's other parts).",
+    "relay_events_per_s": "The relay shares the goals service's one core; each batch is one "
+                          "transaction (read, publish with nats-py's publish_async, mark).",
     "relay_latency_p99_ms": "At 200 creates a second the service's core is busy with the "
-                            "creates themselves (~3.6 ms of CPU each on 2026-12-07's machine, "
-                            "so 200/s is most of a core); events wait behind them.",
+                            "creates themselves; events wait behind them.",
 }
 TIMES = "\u00d7"  # the multiplication sign, spelled out for linters
 
