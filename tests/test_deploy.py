@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from recovery.common.settings import unknown_variables
+from recovery.common.settings import Settings, unknown_variables
 
 REPO = Path(__file__).resolve().parents[1]
 K8S = REPO / "deploy" / "k8s"
@@ -530,3 +530,19 @@ def test_every_file_under_deploy_k8s_is_part_of_a_kustomization() -> None:
     for path in sorted(K8S.rglob("*")):
         if path.is_file() and path.name != "kustomization.yaml":
             assert path.resolve() in used, f"{path.relative_to(REPO)} is used by nothing"
+
+
+def test_every_replica_of_a_service_can_open_all_its_database_connections() -> None:
+    """At the autoscaler's most replicas, each opening every connection its engines may
+    (``Settings.database_connections_at_most``), a service's PostgreSQL still has
+    connections left for its migration Job and the superuser's reserve."""
+    manifests = list(yaml.safe_load_all(
+        (K8S / "components" / "service" / "workload.yaml").read_text()))
+    config = next(m for m in manifests if m["kind"] == "ConfigMap")
+    autoscaler = next(m for m in manifests if m["kind"] == "HorizontalPodAutoscaler")
+    database = yaml.safe_load((K8S / "components" / "service" / "database.yaml").read_text())
+    pool_size = int(config["data"]["RECOVERY_DATABASE_POOL_SIZE"])
+    per_pod = Settings(database_pool_size=pool_size).database_connections_at_most
+    allowed = int(database["spec"]["postgresql"]["parameters"]["max_connections"])
+    reserved = 3 + per_pod  # PostgreSQL's superuser reserve, and the migration Job
+    assert autoscaler["spec"]["maxReplicas"] * per_pod + reserved <= allowed

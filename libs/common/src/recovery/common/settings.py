@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     # A mounted secret file holding the database password, put into database_url at start-up,
     # so the password is never in the process environment (deploy/k8s mounts it).
     database_password_file: str = ""
+    # Connections each of the process's two engines keeps (transactions, and reads in
+    # autocommit), with as many again opened on demand: see ``database_connections_at_most``.
     database_pool_size: int = 10
     nats_url: str = "nats://127.0.0.1:4222"
     # Copies JetStream keeps of each stream the service provisions: 1 on a single server, 3
@@ -149,6 +151,12 @@ class Settings(BaseSettings):
             self.database_url = with_password(self.database_url,
                                               Path(self.database_password_file))
         return self
+
+    @property
+    def database_connections_at_most(self) -> int:
+        """The most connections one process opens to its database: two engines, each its
+        pool and as many again on demand (``db.create_engine``)."""
+        return 2 * 2 * self.database_pool_size
 
     @property
     def stream_name(self) -> str:
