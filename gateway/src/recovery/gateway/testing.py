@@ -3,8 +3,8 @@ their lifespans (on real databases, and NATS when given), and the gateway in fro
 them through in-process transports (or a real, closed port for a stopped service)."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -33,6 +33,18 @@ def service_modules() -> dict[str, ModuleType]:
             "workforce": workforce}
 
 
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """A service's transport that keeps every request the gateway sends through it."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return await self.inner.handle_async_request(request)
+
+
 @dataclass
 class Platform:
     """In-process clients of every service and of the gateway."""
@@ -52,6 +64,16 @@ class Platform:
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
+
+    @contextmanager
+    def recording(self, service: str) -> Iterator[list[httpx.Request]]:
+        """The requests the gateway sends ``service`` while the block runs."""
+        recorder = RecordingTransport(self.upstreams.transports[service])
+        self.upstreams.transports[service] = recorder
+        try:
+            yield recorder.requests
+        finally:
+            self.upstreams.transports[service] = recorder.inner
 
     async def rest(self, service: str, method: str, path: str, token: str, *,
                    json: Any = None, etag: str | None = None,
