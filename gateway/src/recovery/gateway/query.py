@@ -7,7 +7,7 @@ import strawberry
 from recovery.gateway.access import check_person, check_team
 from recovery.gateway.context import GatewayContext
 from recovery.gateway.types.arguments import After, First, ServiceUserId, TeamId, record_id
-from recovery.gateway.types.connection import Connection, connection
+from recovery.gateway.types.connection import Connection, service_list
 from recovery.gateway.types.course import Course
 from recovery.gateway.types.me import Me
 from recovery.gateway.types.service_user import ServiceUser
@@ -43,8 +43,8 @@ class Query:
     async def prospectus(self, info: strawberry.Info[GatewayContext, None],
                          first: First = None, after: After = None
                          ) -> Connection[Course] | None:
-        rows = await info.context.every_item("training", "/v1/courses")
-        return connection([Course.from_service(c) for c in rows], first, after)
+        return await service_list(info.context, "training", "/v1/courses",
+                                  Course.from_service, first, after)
 
     @strawberry.field(description="One course of the prospectus.")
     async def course(self, info: strawberry.Info[GatewayContext, None],

@@ -7,7 +7,7 @@ import strawberry
 
 from recovery.gateway.context import GatewayContext
 from recovery.gateway.types.arguments import After, First
-from recovery.gateway.types.connection import Connection, connection
+from recovery.gateway.types.connection import Connection, service_list
 from recovery.gateway.types.values import to_date
 from recovery.gateway.upstream import segment
 
@@ -53,11 +53,12 @@ class Course:
     required_for_all_staff: bool = strawberry.field(description="Every member of staff takes "
                                                                 "it.")
 
-    @strawberry.field(description="The course's runs, soonest first.")
+    @strawberry.field(description="The course's runs, in the order they were scheduled.")
     async def runs(self, info: strawberry.Info[GatewayContext, None], first: First = None,
                    after: After = None) -> Connection[CourseRun]:
-        rows = await info.context.every_item("training", f"/v1/courses/{segment(self.id)}/runs")
-        return connection([CourseRun.from_service(r) for r in rows], first, after)
+        return await service_list(info.context, "training",
+                                  f"/v1/courses/{segment(self.id)}/runs",
+                                  CourseRun.from_service, first, after)
 
     @classmethod
     def from_service(cls, data: dict[str, Any]) -> "Course":

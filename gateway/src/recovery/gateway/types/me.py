@@ -4,7 +4,7 @@ import strawberry
 
 from recovery.gateway.context import GatewayContext
 from recovery.gateway.types.arguments import After, First
-from recovery.gateway.types.connection import Connection, connection
+from recovery.gateway.types.connection import Connection, service_list
 from recovery.gateway.types.records import Enrolment
 from recovery.gateway.types.service_user import ServiceUser
 from recovery.gateway.types.team import Team
@@ -24,14 +24,15 @@ class Me:
     def service_user(self) -> ServiceUser | None:
         return ServiceUser(id=self.person_id) if self.person_id else None
 
-    @strawberry.field(description="Their courses: enrolments, places and completions.")
+    @strawberry.field(description="Their courses: enrolments, places and completions, "
+                                  "oldest first.")
     async def enrolments(self, info: strawberry.Info[GatewayContext, None],
                          first: First = None, after: After = None
                          ) -> Connection[Enrolment] | None:
         learner = str(self.person_id or self.sub)
-        rows = await info.context.every_item("training", "/v1/enrolments",
-                                             {"learner_id": learner})
-        return connection([Enrolment.from_service(e) for e in rows], first, after)
+        return await service_list(info.context, "training", "/v1/enrolments",
+                                  Enrolment.from_service, first, after,
+                                  {"learner_id": learner})
 
     @strawberry.field(description="Their teams (staff).")
     async def teams(self, info: strawberry.Info[GatewayContext, None]) -> list[Team | None]:

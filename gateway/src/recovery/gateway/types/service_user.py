@@ -1,5 +1,6 @@
-"""ServiceUser: one person's goals, crisis plan and risk co-assessments, fetched in parallel
-through the per-request DataLoaders."""
+"""ServiceUser: one person's goals, crisis plan and risk co-assessments, fetched in parallel;
+lists page by the services' own cursors, the active plan and counts come through the
+per-request DataLoaders."""
 
 from typing import Annotated, Any
 
@@ -8,7 +9,7 @@ import strawberry
 from recovery.gateway.context import GatewayContext
 from recovery.gateway.loaders import PersonRecords
 from recovery.gateway.types.arguments import After, First
-from recovery.gateway.types.connection import Connection, connection
+from recovery.gateway.types.connection import Connection, service_list
 from recovery.gateway.types.crisis_plan import CrisisPlan
 from recovery.gateway.types.goal import Goal
 from recovery.gateway.types.risk_assessment import RiskAssessment
@@ -28,12 +29,19 @@ class ServiceUser:
     async def goals(self, info: strawberry.Info[GatewayContext, None],
                     first: First = None, after: After = None,
                     lifecycle_status: LifecycleStatuses = None) -> Connection[Goal] | None:
-        rows = await _every_record(info, await info.context.loaders.goals_of_person.load(
-            str(self.id)), "goals", "/v1/goals", str(self.id))
-        goals = [Goal.from_service(g) for g in rows]
+        person = str(self.id)
+        params: dict[str, Any] = {"service_user_id": person}
         if lifecycle_status:
-            goals = [g for g in goals if g.lifecycle_status in lifecycle_status]
-        return connection(goals, first, after)
+            params["status"] = lifecycle_status
+            return await service_list(info.context, "goals", "/v1/goals", Goal.from_service,
+                                      first, after, params)
+
+        async def count() -> int:
+            return await _count(info, await info.context.loaders.goals_of_person.load(person),
+                                "goals", "/v1/goals", params)
+
+        return await service_list(info.context, "goals", "/v1/goals", Goal.from_service,
+                                  first, after, params, count)
 
     @strawberry.field(description="The agreed crisis plan a crisis team acts on, if any.")
     async def active_crisis_plan(self, info: strawberry.Info[GatewayContext, None]
@@ -47,24 +55,29 @@ class ServiceUser:
     async def crisis_plans(self, info: strawberry.Info[GatewayContext, None],
                            first: First = None, after: After = None
                            ) -> Connection[CrisisPlan] | None:
-        rows = await info.context.every_item("crisis-plans",
-                                             f"/v1/people/{segment(self.id)}/crisis-plans")
-        return connection([CrisisPlan.from_plan(r) for r in rows], first, after)
+        return await service_list(info.context, "crisis-plans",
+                                  f"/v1/people/{segment(self.id)}/crisis-plans",
+                                  CrisisPlan.from_plan, first, after)
 
     @strawberry.field(description="Their risk co-assessments, newest first.")
     async def risk_assessments(self, info: strawberry.Info[GatewayContext, None],
                                first: First = None, after: After = None
                                ) -> Connection[RiskAssessment] | None:
-        rows = await _every_record(
-            info, await info.context.loaders.risk_assessments_of_person.load(str(self.id)),
-            "risk", "/v1/risk-assessments", str(self.id))
-        return connection([RiskAssessment.from_service(r) for r in rows], first, after)
+        person = str(self.id)
+        params: dict[str, Any] = {"service_user_id": person}
+
+        async def count() -> int:
+            held = await info.context.loaders.risk_assessments_of_person.load(person)
+            return await _count(info, held, "risk", "/v1/risk-assessments", params)
+
+        return await service_list(info.context, "risk", "/v1/risk-assessments",
+                                  RiskAssessment.from_service, first, after, params, count)
 
 
-async def _every_record(info: strawberry.Info[GatewayContext, None], held: PersonRecords,
-                        service: str, path: str, person: str) -> list[dict[str, Any]]:
-    """The person's records: the batch read's, or, when they have more than a batch holds,
-    their whole list from the service, page by page."""
+async def _count(info: strawberry.Info[GatewayContext, None], held: PersonRecords,
+                 service: str, path: str, params: dict[str, Any]) -> int:
+    """How many records the person has: the batch read's, or, when they have more than a
+    batch holds, their whole list read through."""
     if not held.truncated:
-        return held.records
-    return await info.context.every_item(service, path, {"service_user_id": person})
+        return len(held.records)
+    return len(await info.context.every_item(service, path, params))

@@ -9,7 +9,7 @@ from strawberry.scalars import JSON
 from recovery.gateway.context import GatewayContext
 from recovery.gateway.errors import GatewayError
 from recovery.gateway.types.arguments import After, First
-from recovery.gateway.types.connection import Connection, connection
+from recovery.gateway.types.connection import Connection, service_list, with_nodes
 from recovery.gateway.types.staff_member import FoundationEnrolments, StaffMember
 from recovery.gateway.upstream import segment
 
@@ -91,8 +91,9 @@ class Team:
         if wants_training:
             # Both lists at once: the team's enrolments do not wait for its staff list.
             enrolments = info.context.loaders.foundation_enrolments(self.id)
-        rows = await info.context.every_item("workforce", f"/v1/teams/{segment(self.id)}/staff",
-                                             {"include_left": include_left})
+        page = await service_list(info.context, "workforce",
+                                  f"/v1/teams/{segment(self.id)}/staff", _row, first, after,
+                                  {"include_left": include_left})
         if wants_training:
             try:
                 foundation = await enrolments
@@ -100,9 +101,8 @@ class Team:
                 # Each member's trainingStatus answers with it; the staff list still arrives.
                 foundation = error
         principal = info.context.principal
-        members = [StaffMember.from_service(row, principal, foundation)
-                   for row in rows]
-        return connection(members, first, after)
+        return with_nodes(page, lambda row: StaffMember.from_service(row, principal,
+                                                                     foundation))
 
     @strawberry.field(description="FTE by profession and role type.")
     async def skill_mix(self, info: strawberry.Info[GatewayContext, None]) -> SkillMix | None:
@@ -143,6 +143,10 @@ class Team:
         lead = data.get("recovery_lead_staff_id")
         return cls(id=strawberry.ID(data["id"]), name=data["name"],
                    recovery_lead_staff_id=strawberry.ID(lead) if lead else None)
+
+
+def _row(row: dict[str, Any]) -> dict[str, Any]:
+    return row
 
 
 def _asks_for(selections: Sequence[Any], name: str) -> bool:
