@@ -102,6 +102,29 @@ async def test_production_gives_no_field_suggestions(production: httpx.AsyncClie
     assert "Did you mean" in (await post(development, typo))["errors"][0]["message"]
 
 
+MISTAKES = {
+    "argument": {"query": '{ course(idd: "c-1") { id } }'},
+    "type": {"query": "query ($id: Ii!) { course(id: $id) { id } }"},
+    "input field": {"query": 'mutation { proposeGoal(input: {serviceUserId: "p-1", '
+                             'teamId: "team-a", descriptio: "Walk"}) { __typename } }'},
+    "input field of a variable": {
+        "query": "mutation ($goal: GoalInput!) { proposeGoal(input: $goal) { __typename } }",
+        "variables": {"goal": {"serviceUserId": "p-1", "teamId": "team-a",
+                               "descriptio": "Walk"}}},
+}
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+async def test_production_gives_no_suggestion_of_any_kind(
+        production: httpx.AsyncClient, development: httpx.AsyncClient, mistake: str) -> None:
+    # The schema has no enum of its own: enum values' hints are worded as these are.
+    refused = (await production.post("/graphql", json=MISTAKES[mistake])).json()
+    assert refused.get("data") is None and refused["errors"]
+    assert not [e["message"] for e in refused["errors"] if "Did you mean" in e["message"]]
+    hinted = (await development.post("/graphql", json=MISTAKES[mistake])).json()
+    assert any("Did you mean" in e["message"] for e in hinted["errors"])
+
+
 async def test_queries_deeper_than_the_limit_are_refused(production: httpx.AsyncClient,
                                                          tokens: TokenFactory) -> None:
     deep = ('{ me { serviceUser { goals { edges { node { id } } } } } }')
