@@ -237,3 +237,47 @@ async def test_an_id_that_could_reach_another_service_path_is_invalid_and_never_
                                                    "ifMatch: 1) { __typename } }",
                                           "variables": {"id": bad_id}})
     assert command.json()["data"]["acceptGoal"]["__typename"] == "Invalid"
+
+
+JSON = {"Content-Type": "application/json"}
+REFUSED_REQUESTS = {
+    "a body that is not JSON": ("POST", {"content": b"{ me { sub } }", "headers": JSON}),
+    "a JSON body cut short": ("POST", {"content": b'{"query": "{ me', "headers": JSON}),
+    "a body that is not an operation": ("POST", {"content": b"5", "headers": JSON}),
+    "no content type": ("POST", {"content": b'{"query": "{ me { sub } }"}'}),
+    "a form": ("POST", {"data": {"query": "{ me { sub } }"}}),
+    "plain text": ("POST", {"content": b"{ me { sub } }",
+                            "headers": {"Content-Type": "text/plain"}}),
+    "no query": ("POST", {"json": {"variables": {}}}),
+    "a query that is not a string": ("POST", {"json": {"query": 5}}),
+    "a batch": ("POST", {"json": [{"query": "{ me { sub } }"}]}),
+    "a GET without a query": ("GET", {}),
+    "a GET with a query": ("GET", {"params": {"query": "{ me { sub } }"}}),
+    "a GET for GraphiQL": ("GET", {"headers": {"Accept": "text/html"}}),
+    "a body too large": ("POST", {"content": b'{"query": "' + b" " * 300_000 + b'"}',
+                                  "headers": JSON}),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_REQUESTS)
+async def test_every_refused_request_is_answered_with_a_json_problem_document(
+        production: httpx.AsyncClient, case: str) -> None:
+    method, request = REFUSED_REQUESTS[case]
+    response = await production.request(method, "/graphql", **request)  # type: ignore[arg-type]
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == response.status_code and problem["detail"]
+
+
+@pytest.mark.parametrize("body", [
+    b'{"query": "{ me { sub } }", "operationName": "\xff\xfe"}',
+    b'{"query": "{ me { s\xc3ub } }"}',
+    b'\xef\xbb\xbf{"query": "{ me { sub } }"}\x80',
+])
+async def test_a_body_that_is_not_utf8_is_refused_with_400_and_never_a_500(
+        production: httpx.AsyncClient, body: bytes) -> None:
+    response = await production.post("/graphql", content=body, headers=JSON)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith("/malformed-json")

@@ -7,13 +7,14 @@ router and the upstream clients are its own.
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, overload
 
 import httpx
 from cross_web import HTTPException
-from fastapi import APIRouter, FastAPI, Request, WebSocket
+from fastapi import APIRouter, FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
 from strawberry.fastapi import GraphQLRouter
+from strawberry.types.unset import UNSET
 
 from recovery.common.app import settle_garbage_collector
 from recovery.common.auth import Principal, TokenVerifier, unauthorized
@@ -23,7 +24,7 @@ from recovery.common.observability import (
     configure_logging,
     flush_logs,
 )
-from recovery.common.problems import install_problem_handlers
+from recovery.common.problems import Problem, install_problem_handlers
 from recovery.common.settings import Settings, report_unknown_variables
 from recovery.gateway.context import GatewayContext
 from recovery.gateway.feed import EventFeed
@@ -47,13 +48,33 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 class GatewayRouter(GraphQLRouter[GatewayContext, None]):
-    """Strawberry's router, refusing a JSON body that is not an operation (a number, a
-    string) with a 400 as it refuses a body that is not JSON."""
+    """Strawberry's router, answering each request it refuses with a problem document, as
+    the kit answers every other refusal (strawberry's own are plain text); a JSON body that
+    is not an operation (a number, a string) or not UTF-8 is refused as malformed."""
+
+    @overload
+    async def run(self, request: Request, context: GatewayContext = UNSET,
+                  root_value: None = UNSET) -> Response: ...
+
+    @overload
+    async def run(self, request: WebSocket, context: GatewayContext = UNSET,
+                  root_value: None = UNSET) -> WebSocket: ...
+
+    async def run(self, request: Request | WebSocket, context: GatewayContext = UNSET,
+                  root_value: None = UNSET) -> Response | WebSocket:
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as refused:
+            raise Problem(refused.status_code, refused.reason) from refused
 
     def parse_json(self, data: str | bytes) -> Any:
-        parsed = super().parse_json(data)
+        try:
+            parsed = super().parse_json(data)
+        except (HTTPException, UnicodeDecodeError) as exc:
+            raise Problem(400, "The request body is not valid JSON in UTF-8.",
+                          kind="malformed-json") from exc
         if not isinstance(parsed, dict | list):
-            raise HTTPException(400, "Send the operation as a JSON object with a `query`.")
+            raise Problem(400, "Send the operation as a JSON object with a `query`.")
         return parsed
 
 
