@@ -3,11 +3,15 @@ no batching, no introspection, GraphiQL or field suggestions, masked internal er
 parser and validation caches; development keeps GraphiQL and suggestions. Also: the checked
 in schema file matches the code."""
 
+import json
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import websockets
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from websockets.exceptions import ConnectionClosed
 
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.testing.plugin import TokenFactory, make_settings
@@ -15,17 +19,21 @@ from recovery.gateway.export_schema import SCHEMA_FILE, schema_text
 from recovery.gateway.main import SERVICE, create_app
 from recovery.gateway.schema import CACHE_SIZE, MASKED_MESSAGE, build_schema
 from recovery.gateway.settings import GatewaySettings
-from recovery.gateway.testing import STOPPED
+from recovery.gateway.testing import STOPPED, serving
 
 
-async def gateway_client(dev_issuer: DevIssuer, environment: str,
-                         **limits: int) -> AsyncIterator[httpx.AsyncClient]:
+def gateway_app(dev_issuer: DevIssuer, environment: str, **limits: int) -> FastAPI:
     # Every service is "stopped": these tests never get past validation.
     urls = {f"{s}_url": STOPPED for s in ("goals", "crisis_plans", "risk", "training",
                                           "workforce")}
     gateway = GatewaySettings(environment=environment, **urls, **limits)
     settings = make_settings(SERVICE, database_url="sqlite://", jwks_file=dev_issuer.jwks_path)
-    app = create_app(settings, gateway)
+    return create_app(settings, gateway)
+
+
+async def gateway_client(dev_issuer: DevIssuer, environment: str,
+                         **limits: int) -> AsyncIterator[httpx.AsyncClient]:
+    app = gateway_app(dev_issuer, environment, **limits)
     async with LifespanManager(app) as manager, httpx.AsyncClient(
             transport=httpx.ASGITransport(app=manager.app), base_url="http://gateway") as client:
         yield client
@@ -281,3 +289,38 @@ async def test_a_body_that_is_not_utf8_is_refused_with_400_and_never_a_500(
     assert response.status_code == 400, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"].endswith("/malformed-json")
+
+
+@pytest.fixture
+async def production_address(dev_issuer: DevIssuer) -> AsyncIterator[str]:
+    async with serving(gateway_app(dev_issuer, "production")) as address:
+        yield address
+
+
+async def connection_init(address: str, payload: object) -> dict[str, object]:
+    """The server's answer to connection_init: its first message, or how it closed."""
+    async with websockets.connect(f"ws://{address}/graphql",
+                                  subprotocols=["graphql-transport-ws"]) as socket:  # type: ignore[list-item]
+        await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
+        try:
+            answer: dict[str, object] = json.loads(await socket.recv())
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None
+            return {"closed": closed.rcvd.code}
+        return answer
+
+
+@pytest.mark.parametrize("payload", [
+    {}, {"Authorization": None}, {"Authorization": "Bearer not-a-token"},
+    {"Authorization": "Token abc"}, {"authorization": "Bearer "},
+])
+async def test_a_websocket_without_a_valid_token_is_closed_at_connection_init(
+        production_address: str, payload: dict[str, object]) -> None:
+    assert await connection_init(production_address, payload) == {"closed": 4403}
+
+
+async def test_a_websocket_with_a_valid_token_is_acknowledged(
+        production_address: str, tokens: TokenFactory) -> None:
+    answer = await connection_init(production_address,
+                                   {"Authorization": f"Bearer {tokens.service_user('p-1')}"})
+    assert answer["type"] == "connection_ack"

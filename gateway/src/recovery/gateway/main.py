@@ -13,8 +13,9 @@ import httpx
 from cross_web import HTTPException
 from fastapi import APIRouter, FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
-from strawberry.types.unset import UNSET
+from strawberry.types.unset import UNSET, UnsetType
 
 from recovery.common.app import settle_garbage_collector
 from recovery.common.auth import Principal, TokenVerifier, unauthorized
@@ -27,6 +28,7 @@ from recovery.common.observability import (
 from recovery.common.problems import Problem, install_problem_handlers
 from recovery.common.settings import Settings, report_unknown_variables
 from recovery.gateway.context import GatewayContext
+from recovery.gateway.errors import GatewayError
 from recovery.gateway.feed import EventFeed
 from recovery.gateway.fhir import fhir_router
 from recovery.gateway.schema import build_schema
@@ -50,7 +52,8 @@ def bearer_token(authorization: str | None) -> str | None:
 class GatewayRouter(GraphQLRouter[GatewayContext, None]):
     """Strawberry's router, answering each request it refuses with a problem document, as
     the kit answers every other refusal (strawberry's own are plain text); a JSON body that
-    is not an operation (a number, a string) or not UTF-8 is refused as malformed."""
+    is not an operation (a number, a string) or not UTF-8 is refused as malformed. A
+    WebSocket is acknowledged only for a caller with a valid token."""
 
     @overload
     async def run(self, request: Request, context: GatewayContext = UNSET,
@@ -76,6 +79,16 @@ class GatewayRouter(GraphQLRouter[GatewayContext, None]):
         if not isinstance(parsed, dict | list):
             raise Problem(400, "Send the operation as a JSON object with a `query`.")
         return parsed
+
+    async def on_ws_connect(self, context: GatewayContext
+                            ) -> UnsetType | dict[str, object] | None:
+        """At connection_init: without a valid token (in its payload or the handshake's
+        header) the connection is closed with 4403, before any operation is sent."""
+        try:
+            context.principal  # noqa: B018 (verifies the token)
+        except GatewayError as refused:
+            raise ConnectionRejectionError({"message": refused.message}) from refused
+        return await super().on_ws_connect(context)
 
 
 def create_app(settings: Settings | None = None, gateway: GatewaySettings | None = None,
