@@ -3,11 +3,15 @@ no batching, no introspection, GraphiQL or field suggestions, masked internal er
 parser and validation caches; development keeps GraphiQL and suggestions. Also: the checked
 in schema file matches the code."""
 
+import json
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import websockets
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from websockets.exceptions import ConnectionClosed
 
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.testing.plugin import TokenFactory, make_settings
@@ -15,17 +19,21 @@ from recovery.gateway.export_schema import SCHEMA_FILE, schema_text
 from recovery.gateway.main import SERVICE, create_app
 from recovery.gateway.schema import CACHE_SIZE, MASKED_MESSAGE, build_schema
 from recovery.gateway.settings import GatewaySettings
-from recovery.gateway.testing import STOPPED
+from recovery.gateway.testing import STOPPED, serving
 
 
-async def gateway_client(dev_issuer: DevIssuer, environment: str,
-                         **limits: int) -> AsyncIterator[httpx.AsyncClient]:
+def gateway_app(dev_issuer: DevIssuer, environment: str, **limits: int) -> FastAPI:
     # Every service is "stopped": these tests never get past validation.
     urls = {f"{s}_url": STOPPED for s in ("goals", "crisis_plans", "risk", "training",
                                           "workforce")}
     gateway = GatewaySettings(environment=environment, **urls, **limits)
     settings = make_settings(SERVICE, database_url="sqlite://", jwks_file=dev_issuer.jwks_path)
-    app = create_app(settings, gateway)
+    return create_app(settings, gateway)
+
+
+async def gateway_client(dev_issuer: DevIssuer, environment: str,
+                         **limits: int) -> AsyncIterator[httpx.AsyncClient]:
+    app = gateway_app(dev_issuer, environment, **limits)
     async with LifespanManager(app) as manager, httpx.AsyncClient(
             transport=httpx.ASGITransport(app=manager.app), base_url="http://gateway") as client:
         yield client
@@ -100,6 +108,29 @@ async def test_production_gives_no_field_suggestions(production: httpx.AsyncClie
     assert "Did you mean" not in refused["message"]
     assert refused["extensions"]["code"] == "INVALID_QUERY"
     assert "Did you mean" in (await post(development, typo))["errors"][0]["message"]
+
+
+MISTAKES = {
+    "argument": {"query": '{ course(idd: "c-1") { id } }'},
+    "type": {"query": "query ($id: Ii!) { course(id: $id) { id } }"},
+    "input field": {"query": 'mutation { proposeGoal(input: {serviceUserId: "p-1", '
+                             'teamId: "team-a", descriptio: "Walk"}) { __typename } }'},
+    "input field of a variable": {
+        "query": "mutation ($goal: GoalInput!) { proposeGoal(input: $goal) { __typename } }",
+        "variables": {"goal": {"serviceUserId": "p-1", "teamId": "team-a",
+                               "descriptio": "Walk"}}},
+}
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+async def test_production_gives_no_suggestion_of_any_kind(
+        production: httpx.AsyncClient, development: httpx.AsyncClient, mistake: str) -> None:
+    # The schema has no enum of its own: enum values' hints are worded as these are.
+    refused = (await production.post("/graphql", json=MISTAKES[mistake])).json()
+    assert refused.get("data") is None and refused["errors"]
+    assert not [e["message"] for e in refused["errors"] if "Did you mean" in e["message"]]
+    hinted = (await development.post("/graphql", json=MISTAKES[mistake])).json()
+    assert any("Did you mean" in e["message"] for e in hinted["errors"])
 
 
 async def test_queries_deeper_than_the_limit_are_refused(production: httpx.AsyncClient,
@@ -214,3 +245,82 @@ async def test_an_id_that_could_reach_another_service_path_is_invalid_and_never_
                                                    "ifMatch: 1) { __typename } }",
                                           "variables": {"id": bad_id}})
     assert command.json()["data"]["acceptGoal"]["__typename"] == "Invalid"
+
+
+JSON = {"Content-Type": "application/json"}
+REFUSED_REQUESTS = {
+    "a body that is not JSON": ("POST", {"content": b"{ me { sub } }", "headers": JSON}),
+    "a JSON body cut short": ("POST", {"content": b'{"query": "{ me', "headers": JSON}),
+    "a body that is not an operation": ("POST", {"content": b"5", "headers": JSON}),
+    "no content type": ("POST", {"content": b'{"query": "{ me { sub } }"}'}),
+    "a form": ("POST", {"data": {"query": "{ me { sub } }"}}),
+    "plain text": ("POST", {"content": b"{ me { sub } }",
+                            "headers": {"Content-Type": "text/plain"}}),
+    "no query": ("POST", {"json": {"variables": {}}}),
+    "a query that is not a string": ("POST", {"json": {"query": 5}}),
+    "a batch": ("POST", {"json": [{"query": "{ me { sub } }"}]}),
+    "a GET without a query": ("GET", {}),
+    "a GET with a query": ("GET", {"params": {"query": "{ me { sub } }"}}),
+    "a GET for GraphiQL": ("GET", {"headers": {"Accept": "text/html"}}),
+    "a body too large": ("POST", {"content": b'{"query": "' + b" " * 300_000 + b'"}',
+                                  "headers": JSON}),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_REQUESTS)
+async def test_every_refused_request_is_answered_with_a_json_problem_document(
+        production: httpx.AsyncClient, case: str) -> None:
+    method, request = REFUSED_REQUESTS[case]
+    response = await production.request(method, "/graphql", **request)  # type: ignore[arg-type]
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == response.status_code and problem["detail"]
+
+
+@pytest.mark.parametrize("body", [
+    b'{"query": "{ me { sub } }", "operationName": "\xff\xfe"}',
+    b'{"query": "{ me { s\xc3ub } }"}',
+    b'\xef\xbb\xbf{"query": "{ me { sub } }"}\x80',
+])
+async def test_a_body_that_is_not_utf8_is_refused_with_400_and_never_a_500(
+        production: httpx.AsyncClient, body: bytes) -> None:
+    response = await production.post("/graphql", content=body, headers=JSON)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith("/malformed-json")
+
+
+@pytest.fixture
+async def production_address(dev_issuer: DevIssuer) -> AsyncIterator[str]:
+    async with serving(gateway_app(dev_issuer, "production")) as address:
+        yield address
+
+
+async def connection_init(address: str, payload: object) -> dict[str, object]:
+    """The server's answer to connection_init: its first message, or how it closed."""
+    async with websockets.connect(f"ws://{address}/graphql",
+                                  subprotocols=["graphql-transport-ws"]) as socket:  # type: ignore[list-item]
+        await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
+        try:
+            answer: dict[str, object] = json.loads(await socket.recv())
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None
+            return {"closed": closed.rcvd.code}
+        return answer
+
+
+@pytest.mark.parametrize("payload", [
+    {}, {"Authorization": None}, {"Authorization": "Bearer not-a-token"},
+    {"Authorization": "Token abc"}, {"authorization": "Bearer "},
+])
+async def test_a_websocket_without_a_valid_token_is_closed_at_connection_init(
+        production_address: str, payload: dict[str, object]) -> None:
+    assert await connection_init(production_address, payload) == {"closed": 4403}
+
+
+async def test_a_websocket_with_a_valid_token_is_acknowledged(
+        production_address: str, tokens: TokenFactory) -> None:
+    answer = await connection_init(production_address,
+                                   {"Authorization": f"Bearer {tokens.service_user('p-1')}"})
+    assert answer["type"] == "connection_ack"

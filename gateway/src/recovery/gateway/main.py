@@ -7,13 +7,15 @@ router and the upstream clients are its own.
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, overload
 
 import httpx
 from cross_web import HTTPException
-from fastapi import APIRouter, FastAPI, Request, WebSocket
+from fastapi import APIRouter, FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
+from strawberry.types.unset import UNSET, UnsetType
 
 from recovery.common.app import settle_garbage_collector
 from recovery.common.auth import Principal, TokenVerifier, unauthorized
@@ -23,9 +25,10 @@ from recovery.common.observability import (
     configure_logging,
     flush_logs,
 )
-from recovery.common.problems import install_problem_handlers
+from recovery.common.problems import Problem, install_problem_handlers
 from recovery.common.settings import Settings, report_unknown_variables
 from recovery.gateway.context import GatewayContext
+from recovery.gateway.errors import GatewayError
 from recovery.gateway.feed import EventFeed
 from recovery.gateway.fhir import fhir_router
 from recovery.gateway.schema import build_schema
@@ -47,14 +50,45 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 class GatewayRouter(GraphQLRouter[GatewayContext, None]):
-    """Strawberry's router, refusing a JSON body that is not an operation (a number, a
-    string) with a 400 as it refuses a body that is not JSON."""
+    """Strawberry's router, answering each request it refuses with a problem document, as
+    the kit answers every other refusal (strawberry's own are plain text); a JSON body that
+    is not an operation (a number, a string) or not UTF-8 is refused as malformed. A
+    WebSocket is acknowledged only for a caller with a valid token."""
+
+    @overload
+    async def run(self, request: Request, context: GatewayContext = UNSET,
+                  root_value: None = UNSET) -> Response: ...
+
+    @overload
+    async def run(self, request: WebSocket, context: GatewayContext = UNSET,
+                  root_value: None = UNSET) -> WebSocket: ...
+
+    async def run(self, request: Request | WebSocket, context: GatewayContext = UNSET,
+                  root_value: None = UNSET) -> Response | WebSocket:
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as refused:
+            raise Problem(refused.status_code, refused.reason) from refused
 
     def parse_json(self, data: str | bytes) -> Any:
-        parsed = super().parse_json(data)
+        try:
+            parsed = super().parse_json(data)
+        except (HTTPException, UnicodeDecodeError) as exc:
+            raise Problem(400, "The request body is not valid JSON in UTF-8.",
+                          kind="malformed-json") from exc
         if not isinstance(parsed, dict | list):
-            raise HTTPException(400, "Send the operation as a JSON object with a `query`.")
+            raise Problem(400, "Send the operation as a JSON object with a `query`.")
         return parsed
+
+    async def on_ws_connect(self, context: GatewayContext
+                            ) -> UnsetType | dict[str, object] | None:
+        """At connection_init: without a valid token (in its payload or the handshake's
+        header) the connection is closed with 4403, before any operation is sent."""
+        try:
+            context.principal  # noqa: B018 (verifies the token)
+        except GatewayError as refused:
+            raise ConnectionRejectionError({"message": refused.message}) from refused
+        return await super().on_ws_connect(context)
 
 
 def create_app(settings: Settings | None = None, gateway: GatewaySettings | None = None,

@@ -1,5 +1,6 @@
 """Assembles the schema, with the limits and posture the configuration asks for."""
 
+import re
 from collections.abc import Callable
 
 import strawberry
@@ -30,6 +31,8 @@ log = structlog.get_logger(__name__)
 #: Documents kept parsed and validated; front-ends send a handful of distinct operations.
 CACHE_SIZE = 512
 MASKED_MESSAGE = "Something went wrong on our side; it has been logged."
+#: graphql-core's hint, always " Did you mean 'a', 'b', or 'c'?" over the schema's names.
+SUGGESTION = re.compile(r" Did you mean [^?]*\?")
 
 
 def _shown(error: GraphQLError) -> bool:
@@ -51,11 +54,17 @@ def _code_of(error: GraphQLError) -> ErrorCode:
 class GatewaySchema(strawberry.Schema):
     """Gives every error shown its ``extensions.code`` and logs what went wrong on our side
     by type only (messages may carry clinical text); typed errors for the caller are not
-    ours to log."""
+    ours to log. Outside development no message hints at the schema's names."""
 
     def process_errors(self, errors: list[GraphQLError],
                        execution_context: ExecutionContext | None = None) -> None:
         for error in errors:
+            # Strawberry's disable_field_suggestions takes the hint out of unknown fields'
+            # errors only, and it does not pass graphql-core's hide_suggestions on: the
+            # hints for arguments, types, enum values and input fields go here.
+            if self.config.disable_field_suggestions and \
+                    not isinstance(error.original_error, GatewayError):
+                error.message = SUGGESTION.sub("", error.message)
             if not _shown(error):
                 log.error("graphql_internal_error",
                           error_type=type(error.original_error).__name__,
