@@ -184,3 +184,30 @@ async def test_care_contacts_and_supervision_are_logged_for_the_team(
                       "recordSupervision")
     assert recorded == {"__typename": "SupervisionSession", "quality": 4,
                         "recoveryFocused": True}
+
+
+async def test_a_committed_mutation_is_answered_beside_one_whose_service_is_down(
+        dev_issuer: DevIssuer, tokens: TokenFactory, tmp_path: Path) -> None:
+    both = """mutation ($person: ID!) {
+      proposeGoal(input: {serviceUserId: $person, teamId: "team-a",
+                          description: "Walk the coast path"}) {
+        __typename ... on Goal { id description } }
+      draftCrisisPlan(serviceUserId: $person, teamId: "team-a",
+                      content: {when_well: ["I walk every day"]}) {
+        __typename ... on CrisisPlan { id } } }"""
+    async with running_platform(databases=lambda n: f"sqlite+aiosqlite:///{tmp_path / n}.db",
+                                jwks_file=dev_issuer.jwks_path, tokens=tokens,
+                                stopped=("crisis-plans",)) as platform:
+        own = tokens.service_user(PERSON)
+        body = await platform.query(own, both, {"person": PERSON})
+        assert body["data"] is not None, body
+        goal = body["data"]["proposeGoal"]
+        assert goal["__typename"] == "Goal"
+        assert goal["description"] == "Walk the coast path"
+        assert body["data"]["draftCrisisPlan"] is None
+        [error] = body["errors"]
+        assert error["path"] == ["draftCrisisPlan"]
+        assert error["extensions"] == {"code": "UPSTREAM_UNAVAILABLE",
+                                       "service": "crisis-plans"}
+        stored = await platform.rest("goals", "GET", f"/v1/goals?service_user_id={PERSON}", own)
+        assert [g["id"] for g in stored["items"]] == [goal["id"]]

@@ -1,5 +1,8 @@
 """Commands of each service, with the caller's token and the version they read (`ifMatch`);
-refusals come back as typed results (StaleVersion, NotAllowed, Invalid, NotFound)."""
+refusals come back as typed results (StaleVersion, NotAllowed, Invalid, NotFound).
+
+Every mutation field is nullable: a service that is down or failed leaves its own field null
+with a typed error, and never hides what another mutation of the document committed."""
 
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -138,7 +141,7 @@ class Mutation:
                                      "proposed goal waits for the person to accept it.")
     async def propose_goal(self, info: Info,
                            input: Annotated[GoalInput, strawberry.argument(
-                               description="The goal.")]) -> GoalResult:
+                               description="The goal.")]) -> GoalResult | None:
         async def run() -> Goal:
             answer = await info.context.call("goals", "POST", "/v1/goals", json=_body(input))
             return Goal.from_service(answer.body)
@@ -147,7 +150,7 @@ class Mutation:
 
     @strawberry.mutation(description="The person accepts a proposed goal; it becomes active.")
     async def accept_goal(self, info: Info, id: Annotated[strawberry.ID, record_id("goal")],
-                          if_match: IfMatch) -> GoalResult:
+                          if_match: IfMatch) -> GoalResult | None:
         async def run() -> Goal:
             answer = await info.context.call("goals", "POST", f"/v1/goals/{segment(id)}/accept",
                                              json={}, if_match=etag(if_match))
@@ -159,7 +162,7 @@ class Mutation:
     async def review_goal(self, info: Info, id: Annotated[strawberry.ID, record_id("goal")],
                           if_match: IfMatch,
                           input: Annotated[GoalReviewInput, strawberry.argument(
-                              description="The review.")]) -> GoalReviewResult:
+                              description="The review.")]) -> GoalReviewResult | None:
         async def run() -> GoalReview:
             answer = await info.context.call("goals", "POST", f"/v1/goals/{segment(id)}/reviews",
                                              json=_body(input), if_match=etag(if_match))
@@ -170,7 +173,7 @@ class Mutation:
     @strawberry.mutation(description="Draft a joint crisis plan (its sections as the "
                                      "crisis-plans service documents them).")
     async def draft_crisis_plan(self, info: Info, service_user_id: ServiceUserId,
-                                team_id: TeamId, content: PlanContent) -> CrisisPlanResult:
+                                team_id: TeamId, content: PlanContent) -> CrisisPlanResult | None:
         async def run() -> CrisisPlan:
             body = {**(content if isinstance(content, dict) else {}),
                     "service_user_id": service_user_id, "team_id": team_id}
@@ -185,7 +188,7 @@ class Mutation:
     async def sign_crisis_plan(self, info: Info, id: Annotated[strawberry.ID, record_id("plan")],
                                if_match: IfMatch, content_hash: ContentHash,
                                party: Party = None
-                               ) -> CrisisPlanResult:
+                               ) -> CrisisPlanResult | None:
         async def run() -> CrisisPlan:
             body: dict[str, Any] = {"content_hash": content_hash}
             if party:
@@ -200,7 +203,7 @@ class Mutation:
     @strawberry.mutation(description="The person withdraws their agreement to their plan.")
     async def withdraw_crisis_plan(self, info: Info,
                                    id: Annotated[strawberry.ID, record_id("plan")],
-                                   if_match: IfMatch) -> CrisisPlanResult:
+                                   if_match: IfMatch) -> CrisisPlanResult | None:
         async def run() -> CrisisPlan:
             answer = await info.context.call("crisis-plans", "POST",
                                              f"/v1/crisis-plans/{segment(id)}/withdraw-agreement",
@@ -213,7 +216,7 @@ class Mutation:
                                      "plan) as a new co-assessment, a draft to agree.")
     async def record_risk_views(self, info: Info, service_user_id: ServiceUserId,
                                 team_id: TeamId, areas: RiskAreas,
-                                safety_plan: SafetyPlan = None) -> RiskAssessmentResult:
+                                safety_plan: SafetyPlan = None) -> RiskAssessmentResult | None:
         async def run() -> RiskAssessment:
             body: dict[str, Any] = {"service_user_id": service_user_id, "team_id": team_id,
                                     "areas": areas}
@@ -229,7 +232,7 @@ class Mutation:
     async def agree_risk_assessment(self, info: Info,
                                     id: Annotated[strawberry.ID, record_id("co-assessment")],
                                     if_match: IfMatch,
-                                    content_hash: ContentHash) -> RiskAssessmentResult:
+                                    content_hash: ContentHash) -> RiskAssessmentResult | None:
         async def run() -> RiskAssessment:
             answer = await info.context.call("risk", "POST",
                                              f"/v1/risk-assessments/{segment(id)}/signatures",
@@ -243,7 +246,7 @@ class Mutation:
                                      "the college).")
     async def enrol_on_course(self, info: Info, run_id: Annotated[strawberry.ID, record_id("run")],
                               learner_id: LearnerId = None,
-                              learner_kind: LearnerKind = "staff") -> EnrolmentResult:
+                              learner_kind: LearnerKind = "staff") -> EnrolmentResult | None:
         async def run() -> Enrolment:
             body: dict[str, Any] = {"learner_kind": learner_kind}
             if learner_id:
@@ -257,7 +260,7 @@ class Mutation:
     @strawberry.mutation(description="Record that a learner completed a course (the college).")
     async def complete_course(self, info: Info,
                               enrolment_id: Annotated[strawberry.ID, record_id("enrolment")],
-                              completed_on: CompletedOn) -> EnrolmentResult:
+                              completed_on: CompletedOn) -> EnrolmentResult | None:
         async def run() -> Enrolment:
             answer = await info.context.call("training", "POST",
                                              f"/v1/enrolments/{segment(enrolment_id)}/completion",
@@ -269,7 +272,7 @@ class Mutation:
     @strawberry.mutation(description="Log care delivered (counts toward the peer share).")
     async def log_care_contact(self, info: Info,
                                input: Annotated[CareContactInput, WHAT_HAPPENED]
-                               ) -> CareContactResult:
+                               ) -> CareContactResult | None:
         async def run() -> CareContact:
             answer = await info.context.call("workforce", "POST", "/v1/care-contacts",
                                              json=_body(input))
@@ -280,7 +283,7 @@ class Mutation:
     @strawberry.mutation(description="Record a supervision session.")
     async def record_supervision(self, info: Info,
                                  input: Annotated[SupervisionInput, WHAT_HAPPENED]
-                                 ) -> SupervisionResult:
+                                 ) -> SupervisionResult | None:
         async def run() -> SupervisionSession:
             answer = await info.context.call("workforce", "POST", "/v1/supervision-sessions",
                                              json=_body(input))
