@@ -211,3 +211,33 @@ async def test_a_committed_mutation_is_answered_beside_one_whose_service_is_down
                                        "service": "crisis-plans"}
         stored = await platform.rest("goals", "GET", f"/v1/goals?service_user_id={PERSON}", own)
         assert [g["id"] for g in stored["items"]] == [goal["id"]]
+
+
+async def test_refusals_through_the_gateway_never_tell_a_plan_out_of_reach_from_none(
+        platform: Platform) -> None:
+    draft = """mutation ($person: ID!, $team: ID!) { draftCrisisPlan(serviceUserId: $person,
+      teamId: $team, content: {}) { __typename ... on CrisisPlan { id version contentHash }
+      ... on NotAllowed { message } ... on Invalid { message } } }"""
+    staff = platform.tokens.clinician("staff-1", ["team-a"])
+    plan = result(await platform.query(staff, draft, {"person": PERSON, "team": "team-a"}),
+                  "draftCrisisPlan")
+    outsider = platform.tokens.clinician("staff-b", ["team-b"])
+    held_elsewhere = result(await platform.query(outsider, draft, {"person": PERSON,
+                                                                   "team": "team-b"}),
+                            "draftCrisisPlan")
+    not_theirs = result(await platform.query(outsider, draft, {"person": OTHER,
+                                                               "team": "team-a"}),
+                        "draftCrisisPlan")
+    assert held_elsewhere == not_theirs
+    assert held_elsewhere["__typename"] == "NotAllowed"
+
+    sign = """mutation ($id: ID!, $hash: String!) { signCrisisPlan(id: $id, ifMatch: 1,
+      contentHash: $hash) { __typename ... on NotFound { message } ... on Invalid { message } } }"""
+    unreachable = result(await platform.query(outsider, sign, {
+        "id": plan["id"], "hash": plan["contentHash"]}), "signCrisisPlan")
+    unknown = result(await platform.query(outsider, sign, {
+        "id": "0190f3a0-0000-7000-8000-000000000000", "hash": plan["contentHash"]}),
+        "signCrisisPlan")
+    assert unreachable == unknown == {
+        "__typename": "NotFound", "message": "No crisis plan with that id is available to you."}
+

@@ -845,3 +845,39 @@ async def test_reads_and_refusals_are_audited(api: PlansApi) -> None:
                          headers=api.auth(api.tokens.service_user(unique("su"))))
     rows = await audit_rows(api, record_id=plan["id"], action="read")
     assert sorted(r.outcome for r in rows) == ["allowed", "denied"]
+
+
+# --- no existence leaks --------------------------------------------------------------------
+
+
+async def test_a_plan_out_of_reach_is_refused_exactly_as_one_that_does_not_exist(
+        api: PlansApi) -> None:
+    plan = await api.draft(api.tokens.clinician(), unique("su"))
+    outsider = api.tokens.clinician("staff-9", ["team-b"])
+    for plan_id in (plan["id"], "0190f3a0-0000-7000-8000-000000000000"):
+        refusals = [
+            await api.client.get(f"/v1/crisis-plans/{plan_id}", headers=api.auth(outsider)),
+            await api.edit(outsider, plan_id, '"1"', **PLAN_CONTENT),
+            await api.sign(outsider, {**plan, "id": plan_id}),
+        ]
+        bodies = [problem_of(response, 404) for response in refusals]
+        assert {(b["type"], b["detail"]) for b in bodies} == {
+            (bodies[0]["type"], "No crisis plan with that id is available to you.")}
+
+
+async def test_drafting_for_a_person_whose_plan_another_team_holds_does_not_reveal_it(
+        api: PlansApi) -> None:
+    person, stranger = unique("su"), unique("su")
+    await api.draft(api.tokens.clinician(), person)
+    outsider = api.tokens.clinician("staff-9", ["team-b"])
+
+    async def draft(who: str, team: str) -> dict[str, Any]:
+        response = await api.client.post("/v1/crisis-plans", headers=api.auth(outsider),
+                                         json={"service_user_id": who, "team_id": team})
+        return problem_of(response, 403)
+
+    held_elsewhere = await draft(person, "team-b")
+    not_theirs = await draft(stranger, "team-a")
+    assert (held_elsewhere["type"], held_elsewhere["detail"]) == (
+        not_theirs["type"], not_theirs["detail"])
+    assert "already" not in held_elsewhere["detail"]

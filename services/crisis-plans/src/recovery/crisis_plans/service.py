@@ -115,11 +115,25 @@ READ_ONE = (
     .where(col(CrisisPlan.id) == bindparam("plan_id")))
 
 
+def _unavailable() -> Problem:
+    """One refusal for a plan that does not exist and one the caller may not reach, so that
+    the answer never tells them apart."""
+    return Problem(404, "No crisis plan with that id is available to you.", kind="not-found")
+
+
 def _not_found(access: RecordAccess, record_id: str, action: str,
                service_user_id: str | None = None) -> Problem:
     access.audit(record_type=RECORD, record_id=record_id[:64], service_user_id=service_user_id,
                  action=action, outcome=Outcome.denied)
-    return Problem(404, "No crisis plan with that id is available to you.", kind="not-found")
+    return _unavailable()
+
+
+def _require_reach(access: RecordAccess, verb: Verb, *, plan_id: str, service_user_id: str,
+                   team_id: str | None, action: str) -> None:
+    """The caller may reach this plan (audited either way); refused as if it did not exist."""
+    if not access.allows(RESOURCE, verb, record_type=RECORD, record_id=plan_id,
+                         service_user_id=service_user_id, team_id=team_id, action=action):
+        raise _unavailable()
 
 
 # --- documents ----------------------------------------------------------------------------
@@ -244,8 +258,8 @@ async def _plan_for(session: AsyncSession, access: RecordAccess, plan_id: str, *
             if len(plan_id) <= 36 else None)
     if plan is None:
         raise _not_found(access, plan_id, action)
-    access.check(RESOURCE, verb, record_type=RECORD, record_id=plan.id,
-                 service_user_id=plan.service_user_id, team_id=plan.team_id, action=action)
+    _require_reach(access, verb, plan_id=plan.id, service_user_id=plan.service_user_id,
+                   team_id=plan.team_id, action=action)
     return plan
 
 
@@ -301,9 +315,22 @@ async def create_plan(access: RecordAccess, data: PlanCreate) -> CrisisPlan:
             await session.commit()
         except IntegrityError as exc:
             await session.rollback()
+            await _require_reach_of_plan_in_use(access, data.service_user_id)
             raise Problem(409, "This person already has a crisis plan; change that one "
                           "(it keeps every version).", kind="plan-exists") from exc
     return plan
+
+
+async def _require_reach_of_plan_in_use(access: RecordAccess, service_user_id: str) -> None:
+    """Only a caller who may write for the team holding the person's plan learns that there
+    is one; anyone else gets the refusal of writing for a person or team not theirs."""
+    rows = await access.kit.reads.all(
+        select(col(CrisisPlan.id), col(CrisisPlan.team_id))
+        .where(col(CrisisPlan.service_user_id) == service_user_id, IN_USE))
+    for plan_id, team_id in rows:
+        require_create_access(access, RESOURCE, record_type=RECORD, record_id=plan_id,
+                              service_user_id=service_user_id, team_id=team_id,
+                              what="crisis plans")
 
 
 async def change_plan(access: RecordAccess, plan_id: str, if_match: str | None,
@@ -391,8 +418,8 @@ async def sign_version(access: RecordAccess, plan_id: str, if_match: str | None,
             raise _not_found(access, plan_id, "sign")
         (service_user_id, team_id, status, version, required, active_version, review_on,
          not_individualised, revision, document) = rows[0]
-        access.check(RESOURCE, Verb.update, record_type=RECORD, record_id=plan_id,
-                     service_user_id=service_user_id, team_id=team_id, action="sign")
+        _require_reach(access, Verb.update, plan_id=plan_id, service_user_id=service_user_id,
+                       team_id=team_id, action="sign")
         require_if_match(if_match, version)
         closed = closed_refusal(status, RECORD_NAME)
         if closed is not None:
@@ -532,8 +559,8 @@ async def read_plan_document(access: RecordAccess, plan_id: str) -> tuple[int, s
     if not rows:
         raise _not_found(access, plan_id, "read")
     service_user_id, team_id, version, document = rows[0]
-    access.check(RESOURCE, Verb.read, record_type=RECORD, record_id=plan_id,
-                 service_user_id=service_user_id, team_id=team_id, action="read")
+    _require_reach(access, Verb.read, plan_id=plan_id, service_user_id=service_user_id,
+                   team_id=team_id, action="read")
     return version, document
 
 
