@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import col, select
 
+from recovery.common.audit import AuditEvent
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.testing.plugin import TokenFactory
+from recovery.crisis_plans.models import BreakGlassAccess
 from recovery.gateway.testing import Platform, running_platform
 
 PERSON, OTHER = "person-mut-1", "person-mut-2"
@@ -241,3 +244,45 @@ async def test_refusals_through_the_gateway_never_tell_a_plan_out_of_reach_from_
     assert unreachable == unknown == {
         "__typename": "NotFound", "message": "No crisis plan with that id is available to you."}
 
+
+async def test_a_crisis_team_clinician_breaks_the_glass_with_a_reason(
+        platform: Platform) -> None:
+    staff = platform.tokens.clinician("staff-1", ["team-a"])
+    own = platform.tokens.service_user(PERSON)
+    plan = await platform.rest("crisis-plans", "POST", "/v1/crisis-plans", staff, json={
+        "service_user_id": PERSON, "team_id": "team-a", "when_well": ["I paint"],
+        "participants": [{"role": "service_user"},
+                         {"role": "care_coordinator", "id": "staff-1"}]})
+    for token in (own, staff):
+        await platform.rest("crisis-plans", "POST", f"/v1/crisis-plans/{plan['id']}/signatures",
+                            token, json={"content_hash": plan["content_hash"]}, etag='"1"',
+                            status=201)
+    glass = """mutation ($person: ID!, $reason: String!) { breakGlass(serviceUserId: $person,
+      reason: $reason) { __typename ... on CrisisPlan { id version agreedAt }
+      ... on NotAllowed { message } ... on Invalid { message } ... on NotFound { message } } }"""
+    reason = "Found at the station at 2am, asking for help"
+    responder = platform.tokens.clinician("crisis-7", ["crisis-team"])
+
+    read = result(await platform.query(responder, glass, {"person": PERSON, "reason": reason}),
+                  "breakGlass")
+    assert read["__typename"] == "CrisisPlan" and read["id"] == plan["id"]
+    assert read["agreedAt"] is not None
+    no_reason = result(await platform.query(responder, glass, {"person": PERSON,
+                                                               "reason": " "}), "breakGlass")
+    assert no_reason["__typename"] == "Invalid" and "reason" in no_reason["message"]
+    for outsider in (platform.tokens.clinician("staff-b", ["team-b"]),
+                     platform.tokens.peer_specialist("peer-7", ["crisis-team"])):
+        refused = result(await platform.query(outsider, glass, {"person": PERSON,
+                                                                "reason": reason}),
+                         "breakGlass")
+        assert refused["__typename"] == "NotAllowed"
+    kit = platform.services["crisis-plans"].app.state.kit  # type: ignore[attr-defined]
+    await kit.audit.flush()
+    async with kit.sessions() as session:
+        audited = (await session.exec(select(AuditEvent.outcome, AuditEvent.actor).where(
+            col(AuditEvent.service_user_id) == PERSON,
+            col(AuditEvent.action) == "break-glass"))).all()
+        kept = (await session.exec(select(BreakGlassAccess.reason))).all()
+    assert sorted(audited) == [("allowed", "crisis-7"), ("denied", "crisis-7"),
+                               ("denied", "peer-7"), ("denied", "staff-b")]
+    assert list(kept) == [reason]

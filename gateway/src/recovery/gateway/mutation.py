@@ -56,6 +56,9 @@ PlanContent = Annotated[JSON, strawberry.argument(
     description="The plan's sections, as the crisis-plans service documents them.")]
 Party = Annotated[str | None, strawberry.argument(
     description="The party you sign as, when your role could be more than one.")]
+BreakGlassReason = Annotated[str, strawberry.argument(
+    description="Why you need the plan now (at least 10 characters); kept with the record "
+                "of this access.")]
 RiskAreas = Annotated[JSON, strawberry.argument(
     description="Each risk area with the person's view, the clinician's and whether they "
                 "agree, as the risk service documents them.")]
@@ -209,6 +212,20 @@ class Mutation:
                                              f"/v1/crisis-plans/{segment(id)}/withdraw-agreement",
                                              json={}, if_match=etag(if_match))
             return CrisisPlan.from_plan(answer.body)
+        result: CrisisPlanResult = await attempt(run)
+        return result
+
+    @strawberry.mutation(description="A crisis-team clinician reads a person's active plan "
+                                     "outside their own teams, saying why (kept and audited "
+                                     "by the crisis-plans service, and announced).")
+    async def break_glass(self, info: Info, service_user_id: ServiceUserId,
+                          reason: BreakGlassReason) -> CrisisPlanResult | None:
+        async def run() -> CrisisPlan:
+            answer = await info.context.call(
+                "crisis-plans", "POST",
+                f"/v1/people/{segment(service_user_id)}/crisis-plan:break-glass",
+                json={"reason": reason})
+            return CrisisPlan.from_active(answer.body["plan"])
         result: CrisisPlanResult = await attempt(run)
         return result
 
