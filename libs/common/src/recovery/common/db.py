@@ -22,11 +22,13 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def set_up_sqlite(engine: AsyncEngine) -> None:
-    """An SQLite engine's settings (``_sqlite_pragmas``) and transactions
-    (``_begin_immediately``), for the service's engine and the migrations' alike."""
+def set_up_sqlite(engine: AsyncEngine, *, autocommit: bool = False) -> None:
+    """An SQLite engine's settings (``_sqlite_pragmas``) and, unless it is in autocommit,
+    its transactions (``_begin_immediately``), for the service's engines and the
+    migrations' alike."""
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    event.listen(engine.sync_engine, "begin", _begin_immediately)
+    if not autocommit:
+        event.listen(engine.sync_engine, "begin", _begin_immediately)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -84,9 +86,7 @@ def create_engine(url: str, *, pool_size: int = 10, autocommit: bool = False) ->
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, **options, **JSON_CODEC)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        if not autocommit:
-            event.listen(engine.sync_engine, "begin", _begin_immediately)
+        set_up_sqlite(engine, autocommit=autocommit)
         return engine
     # No ping per checkout: a connection lost in a failover fails its statement once, is
     # discarded by the pool, and the request is answered 503 with Retry-After (problems.py).
