@@ -330,3 +330,36 @@ async def test_staff_find_their_teams_under_me(platform: Platform) -> None:
     assert me["personId"] is None and me["serviceUser"] is None
     assert me["teams"] == [{"id": "team-a", "name": "Team-A"},
                            {"id": "team-b", "name": "Team-B"}]
+
+
+CASELOAD_QUERY = """
+query ($ids: [ID!]!) {
+  serviceUsers(ids: $ids) { id
+    goals(first: 5) { edges { node { description } } }
+    activeCrisisPlan { version } }
+}"""
+
+
+async def test_a_caseload_reads_several_people_in_the_order_asked(platform: Platform) -> None:
+    body = await platform.query(platform.tokens.clinician("staff-1", ["team-a"]),
+                                CASELOAD_QUERY, {"ids": [OTHER, PERSON]})
+    assert "errors" not in body, body
+    people = body["data"]["serviceUsers"]
+    assert [p["id"] for p in people] == [OTHER, PERSON]
+    assert all(p["activeCrisisPlan"]["version"] >= 1 for p in people)
+    assert all(p["goals"]["edges"] for p in people)
+
+
+async def test_a_service_user_cannot_slip_another_person_into_a_caseload(
+        platform: Platform) -> None:
+    body = await platform.query(platform.tokens.service_user(PERSON), CASELOAD_QUERY,
+                                {"ids": [PERSON, OTHER]})
+    assert body["data"] == {"serviceUsers": None}
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"]
+
+
+async def test_a_caseload_of_more_than_100_people_is_refused(platform: Platform) -> None:
+    body = await platform.query(platform.tokens.clinician("staff-1", ["team-a"]),
+                                CASELOAD_QUERY, {"ids": [f"p-{i}" for i in range(101)]})
+    assert body["data"] == {"serviceUsers": None}
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["INVALID"]

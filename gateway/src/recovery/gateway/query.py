@@ -6,6 +6,7 @@ import strawberry
 
 from recovery.gateway.access import check_person, check_team
 from recovery.gateway.context import GatewayContext
+from recovery.gateway.errors import ErrorCode, GatewayError
 from recovery.gateway.types.arguments import After, First, ServiceUserId, TeamId, record_id
 from recovery.gateway.types.connection import Connection, service_list
 from recovery.gateway.types.course import Course
@@ -13,6 +14,11 @@ from recovery.gateway.types.me import Me
 from recovery.gateway.types.service_user import ServiceUser
 from recovery.gateway.types.team import Team
 from recovery.gateway.upstream import segment
+
+#: The most service users one ``serviceUsers`` asks for (a services' batch read's size).
+MAX_PEOPLE = 100
+ServiceUserIds = Annotated[list[strawberry.ID], strawberry.argument(
+    description="The service users, by the EHR's patient ids (at most 100).")]
 
 
 @strawberry.type(description="Reads across the platform.")
@@ -31,6 +37,19 @@ class Query:
                      id: ServiceUserId) -> ServiceUser | None:
         check_person(info.context.principal, str(id))
         return ServiceUser(id=id)
+
+    @strawberry.field(description="Several service users' records at once, in the order "
+                                  "asked (a caseload, as the EHR lists it): up to 100 ids, "
+                                  "each under the same rules as `serviceUser`. Their lists "
+                                  "and plans are read in one batch per service.")
+    def service_users(self, info: strawberry.Info[GatewayContext, None],
+                      ids: ServiceUserIds) -> list[ServiceUser] | None:
+        if len(ids) > MAX_PEOPLE:
+            raise GatewayError(ErrorCode.invalid,
+                               f"Ask for at most {MAX_PEOPLE} service users at once.")
+        for person in ids:
+            check_person(info.context.principal, str(person))
+        return [ServiceUser(id=person) for person in dict.fromkeys(ids)]
 
     @strawberry.field(description="A team: staff with their training, skill mix, peer share, "
                                   "training coverage and readiness (staff of the team).")
