@@ -21,6 +21,10 @@ class ErrorCode(StrEnum):
     upstream_unavailable = "UPSTREAM_UNAVAILABLE"
     upstream_timeout = "UPSTREAM_TIMEOUT"
     upstream_error = "UPSTREAM_ERROR"
+    #: The operation costs more than one operation may (see cost.py).
+    cost_limit = "COST_LIMIT"
+    #: The caller's budget over time is spent for now; ``retryAfter`` says for how long.
+    budget_spent = "BUDGET_SPENT"
 
 
 #: What an upstream status means for the caller.

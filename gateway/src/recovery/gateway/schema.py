@@ -20,6 +20,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from recovery.gateway.cost import CostGuard, OperationCost
 from recovery.gateway.errors import ErrorCode, GatewayError
 from recovery.gateway.mutation import Mutation
 from recovery.gateway.query import Query
@@ -93,6 +94,7 @@ def build_schema(settings: GatewaySettings | None = None) -> strawberry.Schema:
     if not settings.introspection_on:
         rules.append(NoSchemaIntrospectionCustomRule)
     max_tokens = settings.max_tokens
+    cost = CostGuard(settings)
     # Factories: a fresh extension per request; the caches live at module level, shared.
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: ParserCache(maxsize=CACHE_SIZE),
@@ -101,11 +103,14 @@ def build_schema(settings: GatewaySettings | None = None) -> strawberry.Schema:
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
         lambda: MaskInternalErrors(should_mask_error=lambda error: not _shown(error),
                                    error_message=MASKED_MESSAGE),
+        lambda: OperationCost(cost),
     ]
-    return GatewaySchema(
+    schema = GatewaySchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=not settings.development),
     )
+    cost.price_against(schema.as_str())
+    return schema

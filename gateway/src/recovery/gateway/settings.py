@@ -1,5 +1,6 @@
 """Gateway-only configuration (prefix ``RECOVERY_``): where the services are, and limits."""
 
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from recovery.common.settings import LOCAL_PORTS, Environment
@@ -29,11 +30,23 @@ class GatewaySettings(BaseSettings):
     max_depth: int = 10
     max_tokens: int = 2000
     max_aliases: int = 30
+    # Static cost (cost.py): the most one operation may cost, and each token's budget over
+    # time, a bucket of this capacity filling at this rate (held per replica).
+    cost_limit: int = Field(default=250_000, gt=0)
+    cost_budget: int = Field(default=1_250_000, gt=0)
+    cost_budget_per_second: float = Field(default=50_000, gt=0)
     # None means the environment decides: on in development, off elsewhere.
     graphiql: bool | None = None
     introspection: bool | None = None
     # The foundation course on recovery principles, as the training service creates it.
     foundation_course_id: str = "00000000-0000-4000-8000-000000000001"
+
+    @model_validator(mode="after")
+    def _budget_holds_an_operation(self) -> "GatewaySettings":
+        if self.cost_budget < self.cost_limit:
+            raise ValueError("RECOVERY_COST_BUDGET must hold at least one operation of "
+                             "RECOVERY_COST_LIMIT")
+        return self
 
     def url_of(self, service: str) -> str:
         return str(getattr(self, f"{service.replace('-', '_')}_url")).rstrip("/")
