@@ -430,3 +430,38 @@ async def test_learners_racing_for_the_last_place_never_overfill_a_run(
     assert statuses == ["enrolled"] + ["waiting"] * 5
     run = await api.ok("GET", f"/v1/runs/{run_id}", api.college)
     assert (run["places_taken"], run["waiting"]) == (1, 5)
+
+
+async def test_runs_of_many_courses_come_in_one_call_each_paged_as_its_runs_list(
+        api: TrainingApi) -> None:
+    busy, quiet = await api.course(), await api.course()
+    first = await api.run(busy, capacity=1)
+    second, third = await api.run(busy), await api.run(busy)
+    only = await api.run(quiet)
+    await api.enrol(first, learner_id="learner-batch-1")
+    await api.enrol(first, learner_id="learner-batch-2")
+    body = await api.ok("POST", "/v1/runs:batch-read", api.tokens.service_user("su-batch"),
+                        json={"course_ids": [quiet, "no-such-course", busy],
+                              "limit_per_course": 2})
+    by_course = {r["course_id"]: r for r in body["results"]}
+    assert list(by_course) == [quiet, busy]
+    assert [r["id"] for r in by_course[busy]["runs"]] == [first, second]
+    assert by_course[busy]["runs"][0]["places_taken"] == 1
+    assert by_course[busy]["runs"][0]["waiting"] == 1
+    assert by_course[busy]["truncated"] is True
+    rest = await api.ok("GET", f"/v1/courses/{busy}/runs", api.college,
+                        params={"cursor": by_course[busy]["next_cursor"]})
+    assert [r["id"] for r in rest["items"]] == [third]
+    assert [r["id"] for r in by_course[quiet]["runs"]] == [only]
+    assert by_course[quiet]["truncated"] is False and by_course[quiet]["next_cursor"] is None
+
+
+async def test_a_batch_of_runs_needs_a_token_and_a_bounded_list_of_courses(
+        api: TrainingApi) -> None:
+    unsigned = await api.client.post("/v1/runs:batch-read", json={"course_ids": ["c"]})
+    assert unsigned.status_code == 401
+    for body in ({"course_ids": []}, {"course_ids": [f"c-{i}" for i in range(101)]},
+                 {"course_ids": ["c"], "limit_per_course": 201}, {"course_ids": ["a/b"]}):
+        response = await api.send("POST", "/v1/runs:batch-read", api.college, json=body)
+        assert response.status_code == 422, body
+        assert response.headers["content-type"].startswith("application/problem+json")

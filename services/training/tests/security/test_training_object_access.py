@@ -17,6 +17,7 @@ from recovery.training.service import apply_staff_event
 OUTSIDER: dict[str, int] = {
     "GET /v1/courses": 200, "GET /v1/courses/{course_id}": 200,
     "GET /v1/courses/{course_id}/runs": 200, "GET /v1/runs/{run_id}": 200,
+    "POST /v1/runs:batch-read": 200,
     "POST /v1/courses": 403, "PATCH /v1/courses/{course_id}": 403,
     "POST /v1/courses/{course_id}/runs": 403, "POST /v1/runs/{run_id}/delivery": 403,
     "POST /v1/educators": 403,
@@ -37,7 +38,8 @@ OUTSIDER: dict[str, int] = {
     "GET /v1/figures/quality": 403,
 }
 PROSPECTUS = {"GET /v1/courses", "GET /v1/courses/{course_id}",
-              "GET /v1/courses/{course_id}/runs", "GET /v1/runs/{run_id}"}
+              "GET /v1/courses/{course_id}/runs", "GET /v1/runs/{run_id}",
+              "POST /v1/runs:batch-read"}
 
 
 async def setting(api: TrainingApi) -> tuple[Records, list[Operation]]:

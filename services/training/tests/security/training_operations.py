@@ -48,6 +48,7 @@ def valid_body(operation: Operation, *, learner_id: str) -> Any:
                                               "ends_on": "2030-01-02", "online": True,
                                               "capacity": 5, "facilitator_ids": ["x", "y"]},
         "POST /v1/runs/{run_id}/delivery": {"delivered_by": ["x", "y"]},
+        "POST /v1/runs:batch-read": {"course_ids": ["x"]},
         "POST /v1/educators": {"display_name": "Sam", "kind": "peer_educator",
                                "lived_experience": True},
         "POST /v1/educators/{educator_id}/training": {"title": "Train the trainer",

@@ -252,6 +252,25 @@ class RunPublic(BaseModel):
     version: int
 
 
+class RunsBatchRead(_Strict):
+    """Runs of many courses in one call (the gateway's DataLoader under the prospectus)."""
+
+    course_ids: list[PersonId] = Field(min_length=1, max_length=100)
+    limit_per_course: int = Field(default=50, ge=1, le=200)
+
+
+class CourseRuns(BaseModel):
+    course_id: str
+    runs: list[RunPublic] = Field(description="The course's first runs, oldest first")
+    truncated: bool = Field(description="More runs exist than limit_per_course")
+    next_cursor: str | None = Field(
+        description="Where the course's runs list (GET /v1/courses/{id}/runs) goes on")
+
+
+class RunsBatchReadResult(BaseModel):
+    results: list[CourseRuns] = Field(description="One per course asked for that exists")
+
+
 class TrainingRecord(_Strict):
     title: Title
     completed_on: date

@@ -26,6 +26,8 @@ from recovery.training.models import (
     RunCreate,
     RunDelivery,
     RunPublic,
+    RunsBatchRead,
+    RunsBatchReadResult,
     StaffPublic,
     SupervisionRecord,
     SupportRecord,
@@ -88,6 +90,13 @@ async def list_runs(course_id: Id, session: SessionDep, principal: PrincipalDep,
                     limit: Limit = None) -> Response:
     return json_response(await service.list_runs(session, course_id, cursor=cursor,
                                            limit=size(limit, settings)))
+
+
+@router.post("/runs:batch-read", response_model=RunsBatchReadResult,
+             summary="The first runs of many courses in one call, each paged as its runs list")
+async def batch_read_runs(request: RunsBatchRead, session: SessionDep,
+                          principal: PrincipalDep) -> Response:
+    return json_response(await service.batch_read_runs(session, request))
 
 
 @router.post("/courses/{course_id}/runs", status_code=201, response_model=RunPublic,

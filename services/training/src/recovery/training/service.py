@@ -5,6 +5,7 @@ from datetime import date
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, false, func, or_, tuple_, update
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -30,6 +31,7 @@ from recovery.training.models import (
     CoursePublic,
     CourseQuality,
     CourseRun,
+    CourseRuns,
     CourseUpdate,
     CoverageGroup,
     Educator,
@@ -45,6 +47,8 @@ from recovery.training.models import (
     RunCreate,
     RunDelivery,
     RunPublic,
+    RunsBatchRead,
+    RunsBatchReadResult,
     StaffMember,
     StaffPublic,
     SupervisionRecord,
@@ -150,13 +154,7 @@ async def _known_educators(session: AsyncSession, ids: Sequence[str],
 
 
 async def _run_public(session: AsyncSession, run: CourseRun) -> RunPublic:
-    counts = dict((await session.exec(
-        select(Enrolment.status, func.count()).where(col(Enrolment.run_id) == run.id)
-        .group_by(col(Enrolment.status)))).all())
-    public = RunPublic.model_validate(run)
-    public.places_taken = sum(counts.get(s, 0) for s in HOLDS_PLACE)
-    public.waiting = counts.get(EnrolmentStatus.waiting.value, 0)
-    return public
+    return _with_places(run, await _places_of_runs(session, [run.id]))
 
 
 async def create_run(session: AsyncSession, principal: Principal, course_id: str,
@@ -181,7 +179,55 @@ async def list_runs(session: AsyncSession, course_id: str, *, cursor: str | None
     rows, next_cursor = await _page(
         session, select(CourseRun).where(col(CourseRun.course_id) == course_id), CourseRun,
         cursor, limit)
-    return Page(items=[await _run_public(session, r) for r in rows], next_cursor=next_cursor)
+    places = await _places_of_runs(session, [r.id for r in rows])
+    return Page(items=[_with_places(r, places) for r in rows], next_cursor=next_cursor)
+
+
+async def batch_read_runs(session: AsyncSession, request: RunsBatchRead) -> RunsBatchReadResult:
+    """The first runs of many courses at once, each course's as its own runs list pages them
+    (oldest first, with the cursor to go on); courses that do not exist are left out."""
+    course_ids = list(dict.fromkeys(request.course_ids))
+    known = (await session.exec(select(col(Course.id)).where(
+        col(Course.id).in_(course_ids)))).all()
+    position = func.row_number().over(
+        partition_by=col(CourseRun.course_id),
+        order_by=(col(CourseRun.created_at), col(CourseRun.id))).label("position")
+    ranked = select(CourseRun, position).where(col(CourseRun.course_id).in_(known)).subquery()
+    numbered = aliased(CourseRun, ranked)
+    rows = (await session.exec(
+        select(numbered).where(ranked.c.position <= request.limit_per_course + 1)
+        .order_by(ranked.c.course_id, ranked.c.position))).all()
+    runs: dict[str, list[CourseRun]] = {course: [] for course in course_ids if course in known}
+    for run in rows:
+        runs[run.course_id].append(run)
+    places = await _places_of_runs(session, [run.id for run in rows])
+    results = []
+    for course, fetched in runs.items():
+        page, next_cursor = keyset_page(fetched, request.limit_per_course,
+                                        lambda r: (r.created_at, r.id))
+        results.append(CourseRuns(course_id=course, runs=[_with_places(r, places)
+                                                          for r in page],
+                                  truncated=next_cursor is not None, next_cursor=next_cursor))
+    return RunsBatchReadResult(results=results)
+
+
+async def _places_of_runs(session: AsyncSession, run_ids: list[str]
+                          ) -> dict[tuple[str, str], int]:
+    """Enrolments by (run, status) for many runs in one query."""
+    if not run_ids:
+        return {}
+    counts = (await session.exec(
+        select(Enrolment.run_id, Enrolment.status, func.count())
+        .where(col(Enrolment.run_id).in_(run_ids))
+        .group_by(col(Enrolment.run_id), col(Enrolment.status)))).all()
+    return {(str(run), str(status)): int(n) for run, status, n in counts}
+
+
+def _with_places(run: CourseRun, places: dict[tuple[str, str], int]) -> RunPublic:
+    public = RunPublic.model_validate(run)
+    public.places_taken = sum(places.get((run.id, s), 0) for s in HOLDS_PLACE)
+    public.waiting = places.get((run.id, EnrolmentStatus.waiting.value), 0)
+    return public
 
 
 async def get_run(session: AsyncSession, run_id: str, *, lock: bool = False) -> CourseRun:
