@@ -115,8 +115,9 @@ async def test_a_batch_read_keeps_each_person_to_the_callers_teams_and_audits_ea
                                json={"service_user_ids": ["su-1", "su-2"]})
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"results": [
-        {"service_user_id": "su-1", "notes": ["team-a"], "truncated": False},
-        {"service_user_id": "su-2", "notes": [], "truncated": False}]}
+        {"service_user_id": "su-1", "notes": ["team-a"], "truncated": False,
+         "next_cursor": None},
+        {"service_user_id": "su-2", "notes": [], "truncated": False, "next_cursor": None}]}
     # Staff reach everyone in their teams: allowed, and kept to those teams by the query.
     assert await _audit(client, tokens, "batch-read") == [
         ("staff-1", "su-1", "allowed"), ("staff-1", "su-2", "allowed")]

@@ -622,3 +622,23 @@ async def test_access_decisions_on_goals_are_audited_allowed_and_denied(api: Goa
     assert (person, "read", "allowed") in decisions
     assert (stranger, "read", "denied") in decisions
     assert all(row.service_user_id == person for row in rows)
+
+
+async def test_a_batch_read_gives_each_person_the_cursor_their_goals_list_goes_on_from(
+        api: GoalsApi) -> None:
+    team, person, few = unique("team"), unique("su"), unique("su")
+    made = [await api.create(api.tokens.service_user(person), service_user_id=person,
+                             team_id=team, description=f"goal {i}") for i in range(3)]
+    await api.create(api.tokens.service_user(few), service_user_id=few, team_id=team,
+                     description="only goal")
+    staff = api.tokens.clinician("staff-3", [team])
+    response = await api.client.post("/v1/goals:batch-read", headers=api.auth(staff),
+                                     json={"service_user_ids": [person, few],
+                                           "limit_per_person": 2})
+    results = {r["service_user_id"]: r for r in response.json()["results"]}
+    newest_first = [g["id"] for g in reversed(made)]
+    assert [g["id"] for g in results[person]["goals"]] == newest_first[:2]
+    assert results[few]["next_cursor"] is None and results[few]["truncated"] is False
+    rest = await api.client.get("/v1/goals", headers=api.auth(staff), params={
+        "service_user_id": person, "cursor": results[person]["next_cursor"]})
+    assert [g["id"] for g in rest.json()["items"]] == newest_first[2:]

@@ -372,3 +372,23 @@ async def test_a_co_assessment_made_in_error_is_kept_readable_closed_and_out_of_
     assert listed.json()["items"] == []
     due = await api.send("GET", f"/v1/teams/{team}/risk-reviews-due", clinician)
     assert due.json()["items"] == []
+
+
+async def test_a_batch_read_gives_each_person_the_cursor_their_list_goes_on_from(
+        api: RiskApi) -> None:
+    person, team = unique("su"), unique("team")
+    clinician = api.tokens.clinician("clin-1", [team])
+    drafted = [await api.draft(clinician, service_user_id=person, team_id=team)
+               for _ in range(3)]
+    response = await api.send("POST", "/v1/risk-assessments:batch-read", clinician,
+                              json={"service_user_ids": [person], "limit_per_person": 2})
+    [result] = response.json()["results"]
+    newest_first = [a["id"] for a in reversed(drafted)]
+    assert [a["id"] for a in result["assessments"]] == newest_first[:2]
+    assert result["truncated"] is True
+    rest = await api.client.get("/v1/risk-assessments", headers=api.auth(clinician), params={
+        "service_user_id": person, "cursor": result["next_cursor"]})
+    assert [a["id"] for a in rest.json()["items"]] == newest_first[2:]
+    whole = await api.send("POST", "/v1/risk-assessments:batch-read", clinician,
+                           json={"service_user_ids": [person], "limit_per_person": 3})
+    assert whole.json()["results"][0]["next_cursor"] is None

@@ -111,12 +111,15 @@ def batch_condition(access: RecordAccess, resource: str, record_type: str,
 
 
 def batch_result_json(found: Mapping[str, Sequence[str]], truncated: Set[str],
-                      key: str) -> str:
+                      key: str, next_cursors: Mapping[str, str] | None = None) -> str:
     """``BatchReadResult`` JSON joined from stored documents: per person, the documents
-    under ``key`` and whether there were more than the limit."""
+    under ``key``, whether there were more than the limit, and the cursor their list goes
+    on from after the last one (``next_cursor``, when the service gives one)."""
+    cursors = next_cursors or {}
     results = ",".join(
         f'{{"service_user_id":{json.dumps(person)},"{key}":[{",".join(documents)}],'
-        f'"truncated":{json.dumps(person in truncated)}}}'
+        f'"truncated":{json.dumps(person in truncated)},'
+        f'"next_cursor":{json.dumps(cursors.get(person))}}}'
         for person, documents in found.items())
     return f'{{"results":[{results}]}}'
 

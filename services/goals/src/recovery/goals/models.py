@@ -436,7 +436,7 @@ class BatchRead(_Strict):
 
     service_user_ids: list[PersonId] = Field(min_length=1, max_length=100)
     status: list[LifecycleStatus] | None = Field(default=None, max_length=9)
-    limit_per_person: int = Field(default=50, ge=1, le=100)
+    limit_per_person: int = Field(default=50, ge=1, le=200)
 
     @field_validator("service_user_ids")
     @classmethod
@@ -448,6 +448,9 @@ class PersonGoals(BaseModel):
     service_user_id: str
     goals: list[GoalPublic]
     truncated: bool = Field(description="More goals exist than limit_per_person")
+    next_cursor: str | None = Field(
+        default=None,
+        description="Where their goals list (GET /v1/goals) goes on after the last one here")
 
 
 class BatchReadResult(BaseModel):

@@ -497,31 +497,38 @@ async def batch_read(access: RecordAccess, request: BatchRead) -> str:
                                 person_column=col(Goal.service_user_id),
                                 team_column=col(Goal.team_id))
     goals: dict[str, list[str]] = {p: [] for p in request.service_user_ids}
-    truncated: set[str] = set()
+    next_cursors: dict[str, str] = {}
     if condition is not None:
-        await _batch_documents(access.kit.reads, request, condition, goals, truncated)
-    return batch_result_json(goals, truncated, "goals")
+        await _batch_documents(access.kit.reads, request, condition, goals, next_cursors)
+    return batch_result_json(goals, set(next_cursors), "goals", next_cursors)
 
 
 async def _batch_documents(reads: Reads, request: BatchRead, condition: ColumnElement[bool],
-                           goals: dict[str, list[str]], truncated: set[str]) -> None:
+                           goals: dict[str, list[str]], next_cursors: dict[str, str]) -> None:
+    """Each person's newest goals; for one with more, the cursor of their goals list after
+    the last one given."""
     statuses = ([s.value for s in request.status] if request.status
                 else [s.value for s in S if s is not S.entered_in_error])
     position = func.row_number().over(
         partition_by=col(Goal.service_user_id),
         order_by=(col(Goal.created_at).desc(), col(Goal.id).desc())).label("position")
-    ranked = (select(col(Goal.service_user_id), DOCUMENT.label("document"), position)
+    ranked = (select(col(Goal.service_user_id), DOCUMENT.label("document"), position,
+                     RAW_CREATED_AT.label("created_at"), col(Goal.id).label("id"))
               .where(condition, col(Goal.lifecycle_status).in_(statuses))
               .subquery())
     rows = await reads.all(select(
-        ranked.c.service_user_id, ranked.c.document, ranked.c.position
+        ranked.c.service_user_id, ranked.c.document, ranked.c.position, ranked.c.created_at,
+        ranked.c.id
     ).where(ranked.c.position <= request.limit_per_person + 1)
         .order_by(ranked.c.service_user_id, ranked.c.position))
-    for person, document, rank in rows:
+    last: dict[str, str] = {}
+    for person, document, rank, created_at, goal_id in rows:
         if rank > request.limit_per_person:
-            truncated.add(person)
+            next_cursors[person] = last[person]
         else:
             goals[person].append(document)
+            if rank == request.limit_per_person:
+                last[person] = encode_cursor(stored_time(created_at), goal_id)
 
 
 async def list_versions(session: AsyncSession, access: RecordAccess, goal_id: str, *,

@@ -322,7 +322,7 @@ class BatchRead(_Strict):
     """Co-assessments of many service users in one call (the gateway's DataLoader)."""
 
     service_user_ids: list[PersonId] = Field(min_length=1, max_length=100)
-    limit_per_person: int = Field(default=20, ge=1, le=100)
+    limit_per_person: int = Field(default=20, ge=1, le=200)
 
     @field_validator("service_user_ids")
     @classmethod
@@ -334,6 +334,9 @@ class PersonAssessments(BaseModel):
     service_user_id: str
     assessments: list[AssessmentPublic]
     truncated: bool
+    next_cursor: str | None = Field(
+        default=None, description="Where their co-assessments list (GET "
+                                  "/v1/risk-assessments) goes on after the last one here")
 
 
 class BatchReadResult(BaseModel):

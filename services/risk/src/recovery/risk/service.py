@@ -525,19 +525,23 @@ async def batch_read(access: RecordAccess, request: BatchRead) -> str:
                                 person_column=col(RiskAssessment.service_user_id),
                                 team_column=col(RiskAssessment.team_id))
     found: dict[str, list[str]] = {p: [] for p in request.service_user_ids}
-    truncated: set[str] = set()
+    next_cursors: dict[str, str] = {}
     if condition is not None:
         rows = await access.kit.reads.all(
-            select(col(RiskAssessment.service_user_id), DOCUMENT)
+            select(col(RiskAssessment.service_user_id), DOCUMENT,
+                   col(RiskAssessment.created_at), col(RiskAssessment.id))
             .where(condition, col(RiskAssessment.status) != IN_ERROR)
             .order_by(col(RiskAssessment.service_user_id),
                       col(RiskAssessment.created_at).desc(), col(RiskAssessment.id).desc()))
-        for person, document in rows:
+        last: dict[str, str] = {}
+        for person, document, created_at, assessment_id in rows:
             if len(found[person]) >= request.limit_per_person:
-                truncated.add(person)
+                # Their list goes on after the last one given, as its own cursor says.
+                next_cursors.setdefault(person, last[person])
             else:
                 found[person].append(document)
-    return batch_result_json(found, truncated, "assessments")
+                last[person] = encode_cursor(created_at, assessment_id)
+    return batch_result_json(found, set(next_cursors), "assessments", next_cursors)
 
 
 # --- reviews ------------------------------------------------------------------------------
