@@ -512,14 +512,15 @@ async def _batch_documents(reads: Reads, request: BatchRead, condition: ColumnEl
     position = func.row_number().over(
         partition_by=col(Goal.service_user_id),
         order_by=(col(Goal.created_at).desc(), col(Goal.id).desc())).label("position")
+    # The position in each person's list, and what their list's cursor is made of.
     ranked = (select(col(Goal.service_user_id), DOCUMENT.label("document"), position,
-                     RAW_CREATED_AT.label("created_at"), col(Goal.id).label("id"))
+                     RAW_CREATED_AT.label("created_at"))
+              .add_columns(col(Goal.id).label("id"))
               .where(condition, col(Goal.lifecycle_status).in_(statuses))
               .subquery())
     rows = await reads.all(select(
-        ranked.c.service_user_id, ranked.c.document, ranked.c.position, ranked.c.created_at,
-        ranked.c.id
-    ).where(ranked.c.position <= request.limit_per_person + 1)
+        ranked.c.service_user_id, ranked.c.document, ranked.c.position, ranked.c.created_at
+    ).add_columns(ranked.c.id).where(ranked.c.position <= request.limit_per_person + 1)
         .order_by(ranked.c.service_user_id, ranked.c.position))
     last: dict[str, str] = {}
     for person, document, rank, created_at, goal_id in rows:
