@@ -16,6 +16,8 @@ T = TypeVar("T")
 #: this many records per person.
 BATCH_SIZE = 100
 PER_PERSON = 100
+#: How the people's batch reads name their fields: the ids, the page size, each owner.
+PEOPLE = ("service_user_ids", "limit_per_person", "service_user_id")
 
 
 class PersonRecords(NamedTuple):
@@ -23,6 +25,18 @@ class PersonRecords(NamedTuple):
 
     records: list[dict[str, Any]]
     truncated: bool
+
+
+class FirstPage(NamedTuple):
+    """The first items of one list from a batch read, and the service's cursor after them
+    (None when there are no more)."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+#: A list's owner (a person, a course) and how many of its first items are asked for.
+PageKey = tuple[str, int]
 
 
 async def in_chunks(keys: Sequence[str],
@@ -48,6 +62,14 @@ class Loaders:
         self.risk_assessments_of_person = DataLoader[str, PersonRecords](partial(
             self._records_of_people, "risk", "/v1/risk-assessments:batch-read",
             "assessments"))
+        # First pages of many owners' lists, one batch call per service (and page size).
+        self.first_goals = DataLoader[PageKey, FirstPage](partial(
+            self._first_pages, "goals", "/v1/goals:batch-read", "goals"))
+        self.first_risk_assessments = DataLoader[PageKey, FirstPage](partial(
+            self._first_pages, "risk", "/v1/risk-assessments:batch-read", "assessments"))
+        self.first_runs = DataLoader[PageKey, FirstPage](partial(
+            self._first_pages, "training", "/v1/runs:batch-read", "runs",
+            owners=("course_ids", "limit_per_course", "course_id")))
         self._foundation: dict[str, asyncio.Future[dict[str, dict[str, Any]]]] = {}
         self.team = DataLoader[str, dict[str, Any]](self._teams)
 
@@ -66,6 +88,26 @@ class Loaders:
 
         found = await in_chunks(people, load)
         return [found.get(person, PersonRecords([], False)) for person in people]
+
+    async def _first_pages(self, service: str, path: str, key: str, keys: list[PageKey], *,
+                           owners: tuple[str, str, str] = PEOPLE) -> list[FirstPage]:
+        """Each owner's first items (as many as its key asks) from the service's batch read,
+        one call per page size asked and hundred owners, with the cursor to page on."""
+        ids_field, limit_field, owner_field = owners
+        by_size: dict[int, list[str]] = {}
+        for owner, size in keys:
+            by_size.setdefault(size, []).append(owner)
+
+        async def of_size(size: int, wanted: list[str]) -> tuple[int, dict[str, FirstPage]]:
+            async def load(chunk: list[str]) -> dict[str, FirstPage]:
+                body = await self._post(service, path, {ids_field: chunk, limit_field: size})
+                return {r[owner_field]: FirstPage(r[key], r.get("next_cursor"))
+                        for r in body["results"]}
+
+            return size, await in_chunks(wanted, load)
+
+        found = dict(await asyncio.gather(*(of_size(s, w) for s, w in by_size.items())))
+        return [found[size].get(owner, FirstPage([], None)) for owner, size in keys]
 
     async def _active_plans(self, people: list[str]) -> list[dict[str, Any] | None]:
         async def load(chunk: list[str]) -> dict[str, dict[str, Any] | None]:

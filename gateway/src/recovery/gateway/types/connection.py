@@ -166,3 +166,17 @@ async def service_list(context: GatewayContext, service: str, path: str,
         return len(await context.every_item(service, path, params))
 
     return await paged(fetch, node, first, after, count or every_item)
+
+
+async def first_page(load: Callable[[int], Awaitable[tuple[list[dict[str, Any]], str | None]]],
+                     node: Callable[[dict[str, Any]], T], first: int | None,
+                     count: CountItems) -> Connection[T]:
+    """The first page of one of many lists read in one batch (``load`` asks a DataLoader for
+    ``first`` items and the service's cursor after them): the same edges, cursors and
+    ``pageInfo`` as a page read alone, so paging on goes through the list's own cursor."""
+    items, following = await load(page_size(first))
+
+    async def fetch(cursor: str | None, limit: int) -> dict[str, Any]:
+        return {"items": items, "next_cursor": following}
+
+    return await paged(fetch, node, first, None, count)

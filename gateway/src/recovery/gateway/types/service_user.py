@@ -9,7 +9,7 @@ import strawberry
 from recovery.gateway.context import GatewayContext
 from recovery.gateway.loaders import PersonRecords
 from recovery.gateway.types.arguments import After, First
-from recovery.gateway.types.connection import Connection, service_list
+from recovery.gateway.types.connection import Connection, first_page, service_list
 from recovery.gateway.types.crisis_plan import CrisisPlan
 from recovery.gateway.types.goal import Goal
 from recovery.gateway.types.risk_assessment import RiskAssessment
@@ -40,6 +40,11 @@ class ServiceUser:
             return await _count(info, await info.context.loaders.goals_of_person.load(person),
                                 "goals", "/v1/goals", params)
 
+        if after is None and first != 0:
+            # Many people's first pages (a caseload) come in one batch call.
+            return await first_page(
+                lambda size: info.context.loaders.first_goals.load((person, size)),
+                Goal.from_service, first, count)
         return await service_list(info.context, "goals", "/v1/goals", Goal.from_service,
                                   first, after, params, count)
 
@@ -70,6 +75,10 @@ class ServiceUser:
             held = await info.context.loaders.risk_assessments_of_person.load(person)
             return await _count(info, held, "risk", "/v1/risk-assessments", params)
 
+        if after is None and first != 0:
+            return await first_page(
+                lambda size: info.context.loaders.first_risk_assessments.load((person, size)),
+                RiskAssessment.from_service, first, count)
         return await service_list(info.context, "risk", "/v1/risk-assessments",
                                   RiskAssessment.from_service, first, after, params, count)
 
