@@ -23,12 +23,13 @@ COURSES_WITH_RUNS = """query ($first: Int) { prospectus(first: $first) { edges {
 CASELOAD = """query ($ids: [ID!]!) { serviceUsers(ids: $ids) { id
   goals(first: 1) { edges { node { id } } pageInfo { hasNextPage endCursor } }
   riskAssessments(first: 5) { edges { node { id status } } }
+  crisisPlans(first: 1) { edges { node { id } } pageInfo { hasNextPage } }
   activeCrisisPlan { id } } }"""
 
 
 async def seed(p: Platform) -> None:
-    """Twenty courses with a run each; twenty people of one team, each with three goals and
-    a co-assessment."""
+    """Twenty courses with a run each; twenty people of one team, each with three goals, a
+    co-assessment and a draft crisis plan."""
     college = p.tokens.educator("educator-batch", teams=[])
     facilitators = []
     for kind, lived in (("service_user_educator", True), ("professional", False)):
@@ -51,6 +52,11 @@ async def seed(p: Platform) -> None:
             "service_user_id": person, "team_id": TEAM, "areas": [{
                 "area": "safety_of_self", "service_user_view": "Steady",
                 "clinician_view": "Steady", "views_agree": True}]})
+        await p.rest("crisis-plans", "POST", "/v1/crisis-plans", staff, json={
+            "service_user_id": person, "team_id": TEAM,
+            "when_well": ["Walking every morning"], "review_on": "2031-01-01",
+            "participants": [{"role": "service_user"},
+                             {"role": "care_coordinator", "id": "staff-batch"}]})
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +104,12 @@ async def test_a_caseload_of_twenty_costs_the_calls_of_a_caseload_of_two(
         assert all(len(p["goals"]["edges"]) == 1 and p["goals"]["pageInfo"]["hasNextPage"]
                    for p in data["serviceUsers"])
         assert all(len(p["riskAssessments"]["edges"]) == 1 for p in data["serviceUsers"])
+        # A person has one plan in use at a time: their list's first page holds it.
+        assert all(len(p["crisisPlans"]["edges"]) == 1 and not p["crisisPlans"]["pageInfo"]
+                   ["hasNextPage"] for p in data["serviceUsers"])
         counts.append(calls)
-    assert counts[0] == counts[1] == {"goals": 1, "risk": 1, "crisis-plans": 1}
+    # The active plans and the plans' first pages are two batch reads of crisis-plans.
+    assert counts[0] == counts[1] == {"goals": 1, "risk": 1, "crisis-plans": 2}
 
 
 async def test_a_first_page_read_in_a_batch_pages_on_by_the_lists_own_cursor(

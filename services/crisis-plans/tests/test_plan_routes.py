@@ -708,6 +708,29 @@ async def test_batch_read_gives_active_plans_only_where_the_caller_may_see_them(
     assert results[other] is None and results[none] is None
 
 
+async def test_batch_read_gives_first_pages_of_plans_as_each_persons_list_does(
+        api: PlansApi) -> None:
+    mine, other, none = unique("su"), unique("su"), unique("su")
+    staff = api.tokens.clinician("staff-1", ["team-a"])
+    await api.draft(staff, mine)
+    await api.draft(api.tokens.clinician("s", ["team-b"]), other, team="team-b")
+    response = await api.client.post(
+        "/v1/crisis-plans:batch-read",
+        json={"service_user_ids": [mine, other, none], "limit_per_person": 5},
+        headers=api.auth(staff))
+    assert response.status_code == 200, response.text
+    results = {r["service_user_id"]: r for r in response.json()["results"]}
+    listed = await api.client.get(f"/v1/people/{mine}/crisis-plans", headers=api.auth(staff))
+    assert results[mine]["plans"] == listed.json()["items"] and len(listed.json()["items"]) == 1
+    assert results[mine]["next_cursor"] is None and results[mine]["truncated"] is False
+    # Another team's person reads as one with no plans.
+    assert results[other]["plans"] == results[none]["plans"] == []
+    # Without a limit, only the active plans, as before.
+    plain = await api.client.post("/v1/crisis-plans:batch-read",
+                                  json={"service_user_ids": [mine]}, headers=api.auth(staff))
+    assert "plans" not in plain.json()["results"][0]
+
+
 async def test_a_shared_decision_on_medication_is_kept_in_the_persons_voice(
         api: PlansApi) -> None:
     person = unique("su")

@@ -67,6 +67,8 @@ class Loaders:
             self._first_pages, "goals", "/v1/goals:batch-read", "goals"))
         self.first_risk_assessments = DataLoader[PageKey, FirstPage](partial(
             self._first_pages, "risk", "/v1/risk-assessments:batch-read", "assessments"))
+        self.first_crisis_plans = DataLoader[PageKey, FirstPage](partial(
+            self._first_pages, "crisis-plans", "/v1/crisis-plans:batch-read", "plans"))
         self.first_runs = DataLoader[PageKey, FirstPage](partial(
             self._first_pages, "training", "/v1/runs:batch-read", "runs",
             owners=("course_ids", "limit_per_course", "course_id")))

@@ -2,6 +2,7 @@
 lists page by the services' own cursors, the active plan and counts come through the
 per-request DataLoaders."""
 
+from functools import partial
 from typing import Annotated, Any
 
 import strawberry
@@ -60,6 +61,11 @@ class ServiceUser:
     async def crisis_plans(self, info: strawberry.Info[GatewayContext, None],
                            first: First = None, after: After = None
                            ) -> Connection[CrisisPlan] | None:
+        if after is None and first != 0:
+            person = str(self.id)
+            return await first_page(
+                lambda size: info.context.loaders.first_crisis_plans.load((person, size)),
+                CrisisPlan.from_plan, first, partial(_count_plans, info, person))
         return await service_list(info.context, "crisis-plans",
                                   f"/v1/people/{segment(self.id)}/crisis-plans",
                                   CrisisPlan.from_plan, first, after)
@@ -90,3 +96,10 @@ async def _count(info: strawberry.Info[GatewayContext, None], held: PersonRecord
     if not held.truncated:
         return len(held.records)
     return len(await info.context.every_item(service, path, params))
+
+
+async def _count_plans(info: strawberry.Info[GatewayContext, None], person: str) -> int:
+    """How many plans in use the person has that the caller may read: their list read
+    through (asked only when the first page does not hold them all)."""
+    return len(await info.context.every_item("crisis-plans",
+                                             f"/v1/people/{segment(person)}/crisis-plans"))

@@ -455,9 +455,14 @@ class OverdueReviews(BaseModel):
 
 
 class BatchRead(_Strict):
-    """Active plans of many service users in one call (the gateway's DataLoader)."""
+    """Active plans of many service users in one call (the gateway's DataLoader), and, when
+    ``limit_per_person`` asks for them, the first page of each one's plans."""
 
     service_user_ids: list[PersonId] = Field(min_length=1, max_length=100)
+    limit_per_person: int = Field(
+        default=0, ge=0, le=200,
+        description="Also each person's newest plans, as many as this (0: the active plan "
+                    "only), as GET /v1/people/{id}/crisis-plans lists them")
 
     @field_validator("service_user_ids")
     @classmethod
@@ -468,6 +473,13 @@ class BatchRead(_Strict):
 class PersonPlan(BaseModel):
     service_user_id: str
     active_plan: ActivePlan | None
+    plans: list[PlanPublic] | None = Field(
+        default=None, description="Their newest plans, when limit_per_person asks for them")
+    truncated: bool = Field(default=False, description="More plans exist than the limit")
+    next_cursor: str | None = Field(
+        default=None,
+        description="Where their plans list (GET /v1/people/{id}/crisis-plans) goes on after "
+                    "the last one here")
 
 
 class BatchReadResult(BaseModel):

@@ -13,6 +13,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     exists,
+    func,
     literal,
     literal_column,
     or_,
@@ -43,7 +44,7 @@ from recovery.common.pagination import (
     keyset_page,
 )
 from recovery.common.problems import Problem
-from recovery.common.reach import list_condition, require_create_access
+from recovery.common.reach import batch_condition, list_condition, require_create_access
 from recovery.common.rules import (
     EnteredInError,
     actor_for,
@@ -759,9 +760,12 @@ async def list_person_plans(access: RecordAccess, service_user_id: str, *,
 
 
 async def batch_read(access: RecordAccess, request: BatchRead) -> str:
-    """Active plans of many people at once, each filtered by the caller's access;
-    ``BatchReadResult`` JSON from the stored documents."""
+    """Active plans of many people at once, each filtered by the caller's access, and each
+    one's first page of plans when asked; ``BatchReadResult`` JSON from the stored
+    documents."""
     require_scope(access.principal, RESOURCE, Verb.read)
+    lists = (await _first_plans(access, request) if request.limit_per_person
+             else None)
     rows = await access.kit.reads.all(
         select(col(CrisisPlan.service_user_id), col(CrisisPlan.team_id), col(CrisisPlan.id),
                ACTIVE_DOCUMENT)
@@ -773,8 +777,50 @@ async def batch_read(access: RecordAccess, request: BatchRead) -> str:
         allowed = access.allows(RESOURCE, Verb.read, record_type=RECORD, record_id=plan_id,
                                 service_user_id=person, team_id=team_id, action="batch-read")
         shown = document if allowed and document is not None else "null"  # JSON null too
-        parts.append(f'{{"service_user_id":{json.dumps(person)},"active_plan":{shown}}}')
+        listed = ""
+        if lists is not None:
+            plans, next_cursor = lists.get(person, ([], None))
+            listed = (f',"plans":[{",".join(plans)}],"truncated":{json.dumps(bool(next_cursor))}'
+                      f',"next_cursor":{json.dumps(next_cursor)}')
+        parts.append(f'{{"service_user_id":{json.dumps(person)},"active_plan":{shown}{listed}}}')
     return f'{{"results":[{",".join(parts)}]}}'
+
+
+async def _first_plans(access: RecordAccess, request: BatchRead
+                       ) -> dict[str, tuple[list[str], str | None]]:
+    """Each person's newest plans in use that the caller may read, as their plans list's
+    first page: the documents, and the list's cursor after them when there are more."""
+    condition = batch_condition(access, RESOURCE, RECORD, request.service_user_ids,
+                                person_column=col(CrisisPlan.service_user_id),
+                                team_column=col(CrisisPlan.team_id))
+    if condition is None:
+        return {}
+    limit = request.limit_per_person
+    position = func.row_number().over(
+        partition_by=col(CrisisPlan.service_user_id),
+        order_by=(col(CrisisPlan.created_at).desc(), col(CrisisPlan.id).desc())
+    ).label("position")
+    # sqlmodel's select is typed for up to four columns: the fifth is added.
+    ranked = (select(col(CrisisPlan.service_user_id), DOCUMENT.label("document"), position,
+                     col(CrisisPlan.created_at).label("created_at"))
+              .add_columns(col(CrisisPlan.id).label("id"))
+              .where(condition, IN_USE).subquery())
+    rows = await access.kit.reads.all(
+        select(ranked.c.service_user_id, ranked.c.document, ranked.c.position,
+               ranked.c.created_at).add_columns(ranked.c.id)
+        .where(ranked.c.position <= limit + 1)
+        .order_by(ranked.c.service_user_id, ranked.c.position))
+    plans: dict[str, list[str]] = {}
+    last: dict[str, str] = {}
+    following: dict[str, str] = {}
+    for person, document, rank, created_at, plan_id in rows:
+        if rank > limit:
+            following[person] = last[person]
+            continue
+        plans.setdefault(person, []).append(document)
+        if rank == limit:
+            last[person] = encode_cursor(created_at, plan_id)
+    return {person: (documents, following.get(person)) for person, documents in plans.items()}
 
 
 # --- shared decisions on medication -------------------------------------------------------
