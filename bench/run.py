@@ -29,6 +29,7 @@ from bench.crisis_plans import run_crisis_plans
 from bench.gateway import run_gateway
 from bench.loadgen import Request, ensure_wrk, run_wrk, write_plan
 from bench.pacer import KeepAliveClient, raw_post
+from bench.peer import run_peer
 from bench.profile import Profile
 from bench.relay import commit_to_consumer_latency, relay_throughput
 from bench.risk import run_risk
@@ -376,7 +377,7 @@ def _exit_on_signal(number: int, _: object) -> None:
 
 
 #: The parts of a run, in order; ``--only`` picks some of them.
-PARTS = ("goals", "crisis-plans", "risk", "training", "workforce", "gateway")
+PARTS = ("goals", "crisis-plans", "risk", "training", "workforce", "gateway", "peer")
 
 
 def run(scale: Scale, app: str | None = None, parts: Collection[str] = PARTS, *,
@@ -434,6 +435,7 @@ def run(scale: Scale, app: str | None = None, parts: Collection[str] = PARTS, *,
                 "training": lambda: run_training(bench, results),
                 "workforce": lambda: run_workforce(bench, results),
                 "gateway": lambda: run_gateway(bench, results),
+                "peer": lambda: run_peer(bench, results),
             }
             for part in PARTS:
                 if part in parts:
