@@ -26,7 +26,8 @@ PEER_SOURCE = REPO / "bench" / "peer"
 PEER_DIR = REPO / "var" / "peer"
 COMPOSE = PEER_DIR / "node_modules" / ".bin" / "mesh-compose"
 HIVE_GATEWAY = PEER_DIR / "node_modules" / ".bin" / "hive-gateway"
-#: wrk's connections for these scenarios: a front-end's burst, not the services' 32.
+#: wrk's connections for these scenarios (fewer at a scale with fewer): a front-end's
+#: burst, not the services' 32.
 CONNECTIONS = 16
 TEAM = "bench-peer-team"
 PEOPLE = 20
@@ -204,15 +205,16 @@ def run_peer(bench: Any, results: dict[str, Any]) -> None:
         say(f"peer (Hive Gateway) ready on port {peer.port} (pid {peer.pid})")
         samplers = {"ours": ours.sample_memory(), "peer": RssSampler(peer.pid).start()}
         stack.callback(samplers["peer"].stop)
+        connections = min(CONNECTIONS, bench.scale.connections)
         for query in OURS:
             scenarios[f"ours_{query}"] = bench.load(
                 f"ours: {TITLES[query]}", ours.process, samplers["ours"],
                 [graphql_request(OURS[query], variables(query))], as_json, expect_data,
-                connections=CONNECTIONS)
+                connections=connections)
             peer_results[query] = bench.load(
                 f"peer: {TITLES[query]}", peer, samplers["peer"],
                 [graphql_request(PEER[query])], as_json, _expect_peer_data,
-                connections=CONNECTIONS)
+                connections=connections)
             scenarios[f"ours_{query}"]["versus_peer"] = figures = versus(
                 scenarios[f"ours_{query}"], peer_results[query])
             say(f"{TITLES[query]}: ours/peer CPU per request {figures['cpu_ratio']}, "

@@ -23,7 +23,7 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 
 from bench.baseline import DATABASE_ENV
-from bench.config import TARGETS, Scale
+from bench.config import PEER_QUERIES, TARGETS, Scale
 from bench.cpus import CpuPlan, plan_cpus, raise_priority
 from bench.crisis_plans import run_crisis_plans
 from bench.gateway import run_gateway
@@ -317,7 +317,7 @@ def measured_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             if not isinstance(value, dict) or part not in value:
                 return None
             value = value[part]
-        return float(value)
+        return None if value is None else float(value)
 
     def rss(service: str) -> float | None:
         return get(results.get(f"{service}_service", {}), "rss_after_run_mb")
@@ -331,6 +331,9 @@ def measured_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         "training_rss_after_mb": rss("training"),
         "workforce_rss_after_mb": rss("workforce"),
     }
+    for query in PEER_QUERIES:
+        measured[f"peer_{query}_cpu"] = get(scenarios, f"ours_{query}.versus_peer.cpu_ratio")
+        measured[f"peer_{query}_rate"] = get(scenarios, f"ours_{query}.versus_peer.rate_ratio")
     found = []
     for target in TARGETS:
         row: dict[str, Any] = {**asdict(target), "ours": None, "baseline": None,
