@@ -164,9 +164,10 @@ class Bench:
             run_wrk(server.base_url, plan, connections=connections, cpus=cpus,
                     duration_s=self.scale.warmup_s)
         database_cpu = self.database_cpu_s()
-        # The services are profiled, not the baseline: it is the floor, not the question.
+        # The services are profiled, not the baseline (it is the floor, not the question) nor
+        # the peer (Node.js, which py-spy cannot read).
         profile = (Profile(server.pid, self.scale.duration_s, plan.with_suffix(".profile"))
-                   if self.profile and server.name != "baseline" else None)
+                   if self.profile and server.name not in {"baseline", "peer"} else None)
         with sampler.phase() as memory:
             result = run_wrk(server.base_url, plan, connections=connections, cpus=cpus,
                              duration_s=self.scale.duration_s)
