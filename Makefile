@@ -23,6 +23,11 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 FASTAPI_FLOOR := $(shell sed -n 's/^ *"fastapi>=\([0-9.]*\)".*/\1/p' libs/common/pyproject.toml)
 FLOOR_VENV := var/fastapi-$(FASTAPI_FLOOR)
 FLOOR_INSTALLED := $(FLOOR_VENV)/.installed
+# The bench's peer (Hive Gateway over a GraphQL Mesh composition), pinned by its lock file
+# in bench/peer and installed with `npm ci` into a folder of its own, never globally.
+PEER_SOURCE := bench/peer
+PEER_DIR := var/peer
+PEER_INSTALLED := $(PEER_DIR)/.installed
 
 # `make -s token` arguments; SUB, TEAMS, PATIENT and SCOPE are optional.
 ROLE ?= clinician
@@ -33,7 +38,7 @@ SCOPE ?=
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-x -k goals"`.
 PYTEST_ARGS ?=
 
-.PHONY: help install run token test test-unit test-fast test-fastapi-floor lint bench lock clean
+.PHONY: help install run token test test-unit test-fast test-fastapi-floor lint bench peer lock clean
 
 help:
 	@echo "make run                 install if needed, start NATS and every service"
@@ -43,6 +48,7 @@ help:
 	@echo "make test-fastapi-floor  the kit's tests on the oldest FastAPI it supports"
 	@echo "make lint                ruff, and mypy (strict) on the kit, services and gateway"
 	@echo "make bench               the benchmark; results in bench/results, docs/performance.md"
+	@echo "make peer                install the bench's peer gateway (npm ci into var/peer)"
 	@echo "make lock                re-pin requirements/*.txt;  make clean: remove local state"
 
 $(PY):
@@ -116,7 +122,17 @@ lint: $(INSTALLED)
 			services/workforce gateway; do \
 		$(BIN)/mypy $$package/src || exit 1; done
 
-bench: $(INSTALLED) $(JWKS)
+$(PEER_INSTALLED): $(PEER_SOURCE)/package.json $(PEER_SOURCE)/package-lock.json $(PEER_SOURCE)/.npmrc
+	@command -v npm >/dev/null || { echo "The bench's peer needs Node.js 20+ and npm" >&2; exit 1; }
+	@echo "Installing the bench's peer into $(PEER_DIR) (pinned by $(PEER_SOURCE)/package-lock.json) ..." >&2
+	@rm -rf $(PEER_DIR) && mkdir -p $(PEER_DIR)
+	@cp $(PEER_SOURCE)/package.json $(PEER_SOURCE)/package-lock.json $(PEER_SOURCE)/.npmrc $(PEER_DIR)/
+	@cd $(PEER_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2
+	@touch $@
+
+peer: $(PEER_INSTALLED)
+
+bench: $(INSTALLED) $(JWKS) $(PEER_INSTALLED)
 	$(PY) -m bench
 
 # Re-pins every third-party package: a throwaway venv gets the newest releases allowed by

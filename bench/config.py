@@ -40,6 +40,8 @@ class Target:
     unit: str
     higher_is_better: bool
     scenario: str | None = None
+    #: The part of a run that measures it, when only that part does (``--only``).
+    part: str | None = None
 
     def met_by(self, measured: float) -> bool:
         return measured >= self.bound if self.higher_is_better else measured <= self.bound
@@ -69,3 +71,13 @@ TARGETS = [
     Target("training_rss_after_mb", "Training service RSS after the run", 150.0, "MB", False),
     Target("workforce_rss_after_mb", "Workforce service RSS after the run", 150.0, "MB", False),
 ]
+#: Our gateway against the peer (Hive Gateway over a Mesh composition; bench/peer.py) on
+#: each query: CPU time per request ours over the peer's, and requests per second.
+PEER_QUERIES = {"goals": "a person's 20 goals",
+                "goals_and_plans": "their goals and crisis plans",
+                "caseload": "a caseload of 20 people"}
+TARGETS += [target for query, title in PEER_QUERIES.items() for target in (
+    Target(f"peer_{query}_cpu", f"Gateway, {title}: CPU per request vs the peer's", 1.0, "x",
+           False, part="peer"),
+    Target(f"peer_{query}_rate", f"Gateway, {title}: req/s vs the peer's", 1.0, "x", True,
+           part="peer"))]

@@ -97,7 +97,7 @@ async def _seed(urls: dict[str, str], tokens: dict[str, dict[str, str]],
             await asyncio.sleep(0.5)
 
 
-async def _calls_per_query(gateway: str, query: Request, headers: dict[str, str]) -> float:
+async def calls_per_query(gateway: str, query: Request, headers: dict[str, str]) -> float:
     """Service calls one query costs, from the gateway's own counter."""
     async with httpx.AsyncClient(base_url=gateway, timeout=30) as http:
         async def calls() -> float:
@@ -234,9 +234,9 @@ def run_gateway(bench: Any, results: dict[str, Any]) -> None:
             f"gateway team of {team_size} with training status, alone", gateway.process,
             sampler, [big], {**manager, **as_json}, expect_data, **lone)
         scenarios["gateway_team_200"]["service_calls_per_query"] = run_async(
-            _calls_per_query(gateway.process.base_url, big, {**manager, **as_json}))
+            calls_per_query(gateway.process.base_url, big, {**manager, **as_json}))
         scenarios["gateway_team_200"]["service_calls_per_query_team_of_2"] = run_async(
-            _calls_per_query(gateway.process.base_url, small, {**manager, **as_json}))
+            calls_per_query(gateway.process.base_url, small, {**manager, **as_json}))
 
         with sampler.phase() as memory:
             delivery = run_async(subscription_latency(

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.gateway import gateway_bound_ms
+from bench.peer import CONNECTIONS as PEER_CONNECTIONS
+from bench.peer import TITLES as PEER_TITLES
 from bench.servers import REPO
 
 RESULTS_DIR = REPO / "bench" / "results"
@@ -259,6 +261,7 @@ def render(results: dict[str, Any]) -> str:
                   f"after start, {workforce.get('peak_rss_mb', '—')} MB at peak, "
                   f"{workforce.get('rss_after_run_mb', '—')} MB after the run."]
     lines += _gateway_lines(results)
+    lines += _peer_lines(results)
     problems = results.get("failures") or []
     lines += ["", "Failures during the run: " + ("; ".join(problems) if problems else "none.")]
     lines += ["", END]
@@ -299,6 +302,30 @@ def _gateway_lines(results: dict[str, Any]) -> list[str]:
     lines.append(f"| Gateway memory (RSS): after start / at peak / after the run | "
                  f"{gateway.get('rss_after_start_mb', '—')} / {gateway.get('peak_rss_mb', '—')}"
                  f" / {gateway.get('rss_after_run_mb', '—')} MB |")
+    return lines
+
+
+def _peer_lines(results: dict[str, Any]) -> list[str]:
+    """Our gateway beside the peer on each query of the same run, and the ratios."""
+    peer = results.get("peer") or {}
+    rows = [(query, results["scenarios"].get(f"ours_{query}"), peer.get(query))
+            for query in PEER_TITLES]
+    if not any(ours and theirs for _, ours, theirs in rows):
+        return []
+    lines = ["", f"| Query, at {PEER_CONNECTIONS} connections (ours and the peer, Hive Gateway "
+             "over a Mesh composition, in this run) | ours req/s | peer req/s | ours CPU µs "
+             "per request | peer CPU µs per request | ours / peer CPU | ours / peer req/s | "
+             "our service calls per query |", "|---|---|---|---|---|---|---|---|"]
+    for query, ours, theirs in rows:
+        if not (ours and theirs):
+            continue
+        ratios = ours.get("versus_peer", {})
+        lines.append(
+            f"| {PEER_TITLES[query]} | {ours['requests_per_s']:,.0f} | "
+            f"{theirs['requests_per_s']:,.0f} | {_number(ours.get('cpu_us_per_request'), 0)} | "
+            f"{_number(theirs.get('cpu_us_per_request'), 0)} | "
+            f"{_number(ratios.get('cpu_ratio'))} | {_number(ratios.get('rate_ratio'))} | "
+            f"{_number(ours.get('service_calls_per_query'), 1)} |")
     return lines
 
 

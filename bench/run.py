@@ -23,12 +23,13 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 
 from bench.baseline import DATABASE_ENV
-from bench.config import TARGETS, Scale
+from bench.config import PEER_QUERIES, TARGETS, Scale
 from bench.cpus import CpuPlan, plan_cpus, raise_priority
 from bench.crisis_plans import run_crisis_plans
 from bench.gateway import run_gateway
 from bench.loadgen import Request, ensure_wrk, run_wrk, write_plan
 from bench.pacer import KeepAliveClient, raw_post
+from bench.peer import run_peer
 from bench.profile import Profile
 from bench.relay import commit_to_consumer_latency, relay_throughput
 from bench.risk import run_risk
@@ -163,9 +164,10 @@ class Bench:
             run_wrk(server.base_url, plan, connections=connections, cpus=cpus,
                     duration_s=self.scale.warmup_s)
         database_cpu = self.database_cpu_s()
-        # The services are profiled, not the baseline: it is the floor, not the question.
+        # The services are profiled, not the baseline (it is the floor, not the question) nor
+        # the peer (Node.js, which py-spy cannot read).
         profile = (Profile(server.pid, self.scale.duration_s, plan.with_suffix(".profile"))
-                   if self.profile and server.name != "baseline" else None)
+                   if self.profile and server.name not in {"baseline", "peer"} else None)
         with sampler.phase() as memory:
             result = run_wrk(server.base_url, plan, connections=connections, cpus=cpus,
                              duration_s=self.scale.duration_s)
@@ -316,7 +318,7 @@ def measured_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             if not isinstance(value, dict) or part not in value:
                 return None
             value = value[part]
-        return float(value)
+        return None if value is None else float(value)
 
     def rss(service: str) -> float | None:
         return get(results.get(f"{service}_service", {}), "rss_after_run_mb")
@@ -330,6 +332,9 @@ def measured_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         "training_rss_after_mb": rss("training"),
         "workforce_rss_after_mb": rss("workforce"),
     }
+    for query in PEER_QUERIES:
+        measured[f"peer_{query}_cpu"] = get(scenarios, f"ours_{query}.versus_peer.cpu_ratio")
+        measured[f"peer_{query}_rate"] = get(scenarios, f"ours_{query}.versus_peer.rate_ratio")
     found = []
     for target in TARGETS:
         row: dict[str, Any] = {**asdict(target), "ours": None, "baseline": None,
@@ -376,7 +381,7 @@ def _exit_on_signal(number: int, _: object) -> None:
 
 
 #: The parts of a run, in order; ``--only`` picks some of them.
-PARTS = ("goals", "crisis-plans", "risk", "training", "workforce", "gateway")
+PARTS = ("goals", "crisis-plans", "risk", "training", "workforce", "gateway", "peer")
 
 
 def run(scale: Scale, app: str | None = None, parts: Collection[str] = PARTS, *,
@@ -434,6 +439,7 @@ def run(scale: Scale, app: str | None = None, parts: Collection[str] = PARTS, *,
                 "training": lambda: run_training(bench, results),
                 "workforce": lambda: run_workforce(bench, results),
                 "gateway": lambda: run_gateway(bench, results),
+                "peer": lambda: run_peer(bench, results),
             }
             for part in PARTS:
                 if part in parts:
