@@ -137,13 +137,13 @@ async def test_risk_views_are_recorded_and_agreed_by_both(platform: Platform) ->
     own = platform.tokens.service_user(PERSON)
     record = """mutation ($person: ID!, $areas: JSON!) { recordRiskViews(
       serviceUserId: $person, teamId: "team-a", areas: $areas) { __typename
-      ... on RiskAssessment { id version status } ... on Invalid { message } } }"""
+      ... on RiskAssessment { id localId version status } ... on Invalid { message } } }"""
     drafted = result(await platform.query(staff, record, {"person": PERSON, "areas": [{
         "area": "safety_of_self", "service_user_view": "I know my signs now",
         "clinician_view": "Fewer crises since spring", "views_agree": True}]}),
         "recordRiskViews")
     assert drafted["__typename"] == "RiskAssessment", drafted
-    read = await platform.rest("risk", "GET", f"/v1/risk-assessments/{drafted['id']}", staff)
+    read = await platform.rest("risk", "GET", f"/v1/risk-assessments/{drafted['localId']}", staff)
     agree = """mutation ($id: ID!, $v: Int!, $hash: String!) { agreeRiskAssessment(id: $id,
       ifMatch: $v, contentHash: $hash) { __typename ... on RiskAssessment { missingParties }
       ... on StaleVersion { message } } }"""
@@ -194,7 +194,7 @@ async def test_a_committed_mutation_is_answered_beside_one_whose_service_is_down
     both = """mutation ($person: ID!) {
       proposeGoal(input: {serviceUserId: $person, teamId: "team-a",
                           description: "Walk the coast path"}) {
-        __typename ... on Goal { id description } }
+        __typename ... on Goal { localId description } }
       draftCrisisPlan(serviceUserId: $person, teamId: "team-a",
                       content: {when_well: ["I walk every day"]}) {
         __typename ... on CrisisPlan { id } } }"""
@@ -213,7 +213,7 @@ async def test_a_committed_mutation_is_answered_beside_one_whose_service_is_down
         assert error["extensions"] == {"code": "UPSTREAM_UNAVAILABLE",
                                        "service": "crisis-plans"}
         stored = await platform.rest("goals", "GET", f"/v1/goals?service_user_id={PERSON}", own)
-        assert [g["id"] for g in stored["items"]] == [goal["id"]]
+        assert [g["id"] for g in stored["items"]] == [goal["localId"]]
 
 
 async def test_refusals_through_the_gateway_never_tell_a_plan_out_of_reach_from_none(
@@ -258,14 +258,14 @@ async def test_a_crisis_team_clinician_breaks_the_glass_with_a_reason(
                             token, json={"content_hash": plan["content_hash"]}, etag='"1"',
                             status=201)
     glass = """mutation ($person: ID!, $reason: String!) { breakGlass(serviceUserId: $person,
-      reason: $reason) { __typename ... on CrisisPlan { id version agreedAt }
+      reason: $reason) { __typename ... on CrisisPlan { localId version agreedAt }
       ... on NotAllowed { message } ... on Invalid { message } ... on NotFound { message } } }"""
     reason = "Found at the station at 2am, asking for help"
     responder = platform.tokens.clinician("crisis-7", ["crisis-team"])
 
     read = result(await platform.query(responder, glass, {"person": PERSON, "reason": reason}),
                   "breakGlass")
-    assert read["__typename"] == "CrisisPlan" and read["id"] == plan["id"]
+    assert read["__typename"] == "CrisisPlan" and read["localId"] == plan["id"]
     assert read["agreedAt"] is not None
     no_reason = result(await platform.query(responder, glass, {"person": PERSON,
                                                                "reason": " "}), "breakGlass")

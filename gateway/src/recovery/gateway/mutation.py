@@ -22,6 +22,7 @@ from recovery.gateway.types.arguments import (
 )
 from recovery.gateway.types.crisis_plan import CrisisPlan
 from recovery.gateway.types.goal import Goal
+from recovery.gateway.types.node import local_id
 from recovery.gateway.types.outcomes import Invalid, NotAllowed, NotFound, StaleVersion, refusal_of
 from recovery.gateway.types.records import CareContact, Enrolment, GoalReview, SupervisionSession
 from recovery.gateway.types.risk_assessment import RiskAssessment
@@ -155,7 +156,8 @@ class Mutation:
     async def accept_goal(self, info: Info, id: Annotated[strawberry.ID, record_id("goal")],
                           if_match: IfMatch) -> GoalResult | None:
         async def run() -> Goal:
-            answer = await info.context.call("goals", "POST", f"/v1/goals/{segment(id)}/accept",
+            goal = local_id(id, "Goal")
+            answer = await info.context.call("goals", "POST", f"/v1/goals/{goal}/accept",
                                              json={}, if_match=etag(if_match))
             return Goal.from_service(answer.body)
         result: GoalResult = await attempt(run)
@@ -167,7 +169,8 @@ class Mutation:
                           input: Annotated[GoalReviewInput, strawberry.argument(
                               description="The review.")]) -> GoalReviewResult | None:
         async def run() -> GoalReview:
-            answer = await info.context.call("goals", "POST", f"/v1/goals/{segment(id)}/reviews",
+            goal = local_id(id, "Goal")
+            answer = await info.context.call("goals", "POST", f"/v1/goals/{goal}/reviews",
                                              json=_body(input), if_match=etag(if_match))
             return GoalReview.from_service(answer.body)
         result: GoalReviewResult = await attempt(run)
@@ -196,8 +199,9 @@ class Mutation:
             body: dict[str, Any] = {"content_hash": content_hash}
             if party:
                 body["party"] = party
+            plan = local_id(id, "CrisisPlan")
             answer = await info.context.call("crisis-plans", "POST",
-                                             f"/v1/crisis-plans/{segment(id)}/signatures",
+                                             f"/v1/crisis-plans/{plan}/signatures",
                                              json=body, if_match=etag(if_match))
             return CrisisPlan.from_plan(answer.body)
         result: CrisisPlanResult = await attempt(run)
@@ -208,8 +212,9 @@ class Mutation:
                                    id: Annotated[strawberry.ID, record_id("plan")],
                                    if_match: IfMatch) -> CrisisPlanResult | None:
         async def run() -> CrisisPlan:
+            plan = local_id(id, "CrisisPlan")
             answer = await info.context.call("crisis-plans", "POST",
-                                             f"/v1/crisis-plans/{segment(id)}/withdraw-agreement",
+                                             f"/v1/crisis-plans/{plan}/withdraw-agreement",
                                              json={}, if_match=etag(if_match))
             return CrisisPlan.from_plan(answer.body)
         result: CrisisPlanResult = await attempt(run)
@@ -251,8 +256,9 @@ class Mutation:
                                     if_match: IfMatch,
                                     content_hash: ContentHash) -> RiskAssessmentResult | None:
         async def run() -> RiskAssessment:
+            assessment = local_id(id, "RiskAssessment")
             answer = await info.context.call("risk", "POST",
-                                             f"/v1/risk-assessments/{segment(id)}/signatures",
+                                             f"/v1/risk-assessments/{assessment}/signatures",
                                              json={"content_hash": content_hash},
                                              if_match=etag(if_match))
             return RiskAssessment.from_service(answer.body)
@@ -268,8 +274,9 @@ class Mutation:
             body: dict[str, Any] = {"learner_kind": learner_kind}
             if learner_id:
                 body["learner_id"] = learner_id
+            course_run = local_id(run_id, "CourseRun")
             answer = await info.context.call("training", "POST",
-                                             f"/v1/runs/{segment(run_id)}/enrolments", json=body)
+                                             f"/v1/runs/{course_run}/enrolments", json=body)
             return Enrolment.from_service(answer.body)
         result: EnrolmentResult = await attempt(run)
         return result
@@ -279,8 +286,9 @@ class Mutation:
                               enrolment_id: Annotated[strawberry.ID, record_id("enrolment")],
                               completed_on: CompletedOn) -> EnrolmentResult | None:
         async def run() -> Enrolment:
+            enrolment = local_id(enrolment_id, "Enrolment")
             answer = await info.context.call("training", "POST",
-                                             f"/v1/enrolments/{segment(enrolment_id)}/completion",
+                                             f"/v1/enrolments/{enrolment}/completion",
                                              json={"completed_on": completed_on.isoformat()})
             return Enrolment.from_service(answer.body)
         result: EnrolmentResult = await attempt(run)

@@ -6,6 +6,7 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
+from recovery.gateway.types.node import Node
 from recovery.gateway.types.values import to_date, to_datetime
 
 
@@ -28,8 +29,7 @@ class Signature:
 @strawberry.type(description="A joint crisis plan: the person's treatment preferences for a "
                              "future crisis, made with their care coordinator and "
                              "psychiatrist. The agreed version is the one acted on.")
-class CrisisPlan:
-    id: strawberry.ID = strawberry.field(description="The plan's id.")
+class CrisisPlan(Node):
     service_user_id: strawberry.ID = strawberry.field(description="Whose plan it is.")
     team_id: strawberry.ID = strawberry.field(description="The team that holds it.")
     status: str = strawberry.field(description="Where the version shown stands: `draft` "

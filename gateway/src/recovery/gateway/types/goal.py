@@ -5,13 +5,13 @@ from typing import Any
 
 import strawberry
 
+from recovery.gateway.types.node import Node
 from recovery.gateway.types.values import to_date, to_datetime
 
 
 @strawberry.type(description="A goal of a service user, in their own words. Staff may "
                              "propose one; it becomes active only when the person accepts it.")
-class Goal:
-    id: strawberry.ID = strawberry.field(description="The goal's id.")
+class Goal(Node):
     service_user_id: strawberry.ID = strawberry.field(description="Whose goal it is.")
     team_id: strawberry.ID = strawberry.field(description="The team supporting it.")
     kind: str = strawberry.field(description="`life` or `therapeutic` (a means to an end).")

@@ -6,6 +6,7 @@ from typing import Any
 
 import strawberry
 
+from recovery.gateway.types.node import Node
 from recovery.gateway.types.values import to_date
 
 
@@ -25,8 +26,7 @@ class GoalReview:
 
 
 @strawberry.type(description="A learner's place on a course (or on its waiting list).")
-class Enrolment:
-    id: strawberry.ID = strawberry.field(description="The enrolment's id.")
+class Enrolment(Node):
     course_id: strawberry.ID = strawberry.field(description="The course.")
     run_id: strawberry.ID | None = strawberry.field(description="The run, once placed.")
     learner_id: strawberry.ID = strawberry.field(description="The learner.")

@@ -7,14 +7,14 @@ import strawberry
 from strawberry.scalars import JSON
 
 from recovery.gateway.types.crisis_plan import Signature
+from recovery.gateway.types.node import Node
 from recovery.gateway.types.values import to_date, to_datetime
 
 
 @strawberry.type(description="A risk co-assessment made with the person: for each area their "
                              "view in their words, the clinician's, strengths, and whether "
                              "they agree; and the safety plan they hold. No risk scores.")
-class RiskAssessment:
-    id: strawberry.ID = strawberry.field(description="The co-assessment's id.")
+class RiskAssessment(Node):
     service_user_id: strawberry.ID = strawberry.field(description="Whose it is.")
     team_id: strawberry.ID = strawberry.field(description="The team that holds it.")
     status: str = strawberry.field(description="Where it stands (draft, agreed, …).")

@@ -12,6 +12,7 @@ from recovery.gateway.types.arguments import After, First
 from recovery.gateway.types.connection import Connection, service_list
 from recovery.gateway.types.crisis_plan import CrisisPlan
 from recovery.gateway.types.goal import Goal
+from recovery.gateway.types.node import Node
 from recovery.gateway.types.risk_assessment import RiskAssessment
 from recovery.gateway.upstream import segment
 
@@ -22,8 +23,7 @@ LifecycleStatuses = Annotated[list[str] | None, strawberry.argument(
 @strawberry.type(description="A person who uses services, identified by the EHR's patient "
                              "id. Each field comes from the service that owns it; one that "
                              "cannot be read is null with an error, the others still arrive.")
-class ServiceUser:
-    id: strawberry.ID = strawberry.field(description="The EHR's patient id.")
+class ServiceUser(Node):
 
     @strawberry.field(description="Their goals, newest first.")
     async def goals(self, info: strawberry.Info[GatewayContext, None],

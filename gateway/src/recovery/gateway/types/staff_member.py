@@ -8,6 +8,7 @@ import strawberry
 from recovery.common.auth import Principal
 from recovery.gateway.access import check_training_record
 from recovery.gateway.errors import ErrorCode, GatewayError
+from recovery.gateway.types.node import Node
 from recovery.gateway.types.values import to_date
 
 #: Foundation enrolments by learner, or the error that kept them from being read.
@@ -33,8 +34,7 @@ class TrainingStatus:
 
 @strawberry.type(description="A member of staff as colleagues see them (never a lived "
                              "experience declaration).")
-class StaffMember:
-    id: strawberry.ID = strawberry.field(description="The person's id.")
+class StaffMember(Node):
     team_id: strawberry.ID = strawberry.field(description="Their team.")
     display_name: str = strawberry.field(description="Their name as shown.")
     profession: str = strawberry.field(description="Their profession.")

@@ -10,6 +10,7 @@ from recovery.gateway.context import GatewayContext
 from recovery.gateway.errors import GatewayError
 from recovery.gateway.types.arguments import After, First
 from recovery.gateway.types.connection import Connection, service_list, with_nodes
+from recovery.gateway.types.node import Node
 from recovery.gateway.types.staff_member import FoundationEnrolments, StaffMember
 from recovery.gateway.upstream import segment
 
@@ -76,8 +77,7 @@ class Readiness:
 
 @strawberry.type(description="A team of staff, its skill mix, peer share, training and "
                              "readiness.")
-class Team:
-    id: strawberry.ID = strawberry.field(description="The team's id.")
+class Team(Node):
     name: str = strawberry.field(description="Its name.")
     recovery_lead_staff_id: strawberry.ID | None = strawberry.field(
         description="The named recovery lead.")
@@ -87,7 +87,7 @@ class Team:
                     after: After = None, include_left: IncludeLeft = False
                     ) -> Connection[StaffMember]:
         foundation: FoundationEnrolments | None = None
-        wants_training = _asks_for(info.selected_fields, "trainingStatus")
+        wants_training = asks_for(info.selected_fields, "trainingStatus")
         if wants_training:
             # Both lists at once: the team's enrolments do not wait for its staff list.
             enrolments = info.context.loaders.foundation_enrolments(self.id)
@@ -149,11 +149,11 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _asks_for(selections: Sequence[Any], name: str) -> bool:
+def asks_for(selections: Sequence[Any], name: str) -> bool:
     """Whether the query selects ``name`` anywhere under these fields."""
     for selection in selections:
         if getattr(selection, "name", None) == name:
             return True
-        if _asks_for(getattr(selection, "selections", ()), name):
+        if asks_for(getattr(selection, "selections", ()), name):
             return True
     return False
