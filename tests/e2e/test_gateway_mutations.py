@@ -69,7 +69,7 @@ async def test_staff_propose_a_goal_and_only_the_person_accepts_it_at_the_versio
         "serviceUserId": PERSON, "teamId": "team-a",
         "description": "Take my daughter to the seaside"}}), "proposeGoal")
     assert proposed["__typename"] == "Goal"
-    assert proposed["lifecycleStatus"] == "proposed"
+    assert proposed["lifecycleStatus"] == "PROPOSED"
 
     other = result(await platform.query(platform.tokens.service_user(OTHER), ACCEPT,
                                         {"id": proposed["id"], "v": proposed["version"]}),
@@ -80,7 +80,7 @@ async def test_staff_propose_a_goal_and_only_the_person_accepts_it_at_the_versio
     accepted = result(await platform.query(own, ACCEPT, {"id": proposed["id"],
                                                          "v": proposed["version"]}),
                       "acceptGoal")
-    assert accepted["__typename"] == "Goal" and accepted["lifecycleStatus"] == "active"
+    assert accepted["__typename"] == "Goal" and accepted["lifecycleStatus"] == "ACTIVE"
     stale = result(await platform.query(own, ACCEPT, {"id": proposed["id"],
                                                       "v": proposed["version"]}),
                    "acceptGoal")
@@ -90,7 +90,7 @@ async def test_staff_propose_a_goal_and_only_the_person_accepts_it_at_the_versio
 async def test_a_therapeutic_goal_serving_no_life_goal_is_invalid_not_an_error(
         platform: Platform) -> None:
     refused = result(await platform.query(platform.tokens.service_user(PERSON), PROPOSE, {
-        "input": {"serviceUserId": PERSON, "teamId": "team-a", "kind": "therapeutic",
+        "input": {"serviceUserId": PERSON, "teamId": "team-a", "kind": "THERAPEUTIC",
                   "description": "Fewer side effects"}}), "proposeGoal")
     assert refused["__typename"] == "Invalid"
     assert refused["message"]
@@ -101,11 +101,11 @@ async def test_a_goal_review_is_recorded_at_the_goals_version(platform: Platform
     goal = result(await platform.query(own, PROPOSE, {"input": {
         "serviceUserId": PERSON, "teamId": "team-a", "description": "Run 5k"}}), "proposeGoal")
     review = """mutation ($id: ID!, $v: Int!) { reviewGoal(id: $id, ifMatch: $v,
-      input: {achievementStatus: "improving", rating: 7}) {
+      input: {achievementStatus: IMPROVING, rating: 7}) {
         __typename ... on GoalReview { achievementStatus rating } } }"""
     done = result(await platform.query(own, review, {"id": goal["id"], "v": goal["version"]}),
                   "reviewGoal")
-    assert done == {"__typename": "GoalReview", "achievementStatus": "improving", "rating": 7}
+    assert done == {"__typename": "GoalReview", "achievementStatus": "IMPROVING", "rating": 7}
 
 
 async def test_a_crisis_plan_drafted_and_signed_by_both_is_agreed(platform: Platform) -> None:

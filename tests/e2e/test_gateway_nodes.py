@@ -128,7 +128,7 @@ async def test_node_answers_the_fields_of_its_type_under_the_same_rules(
                                {"id": records["StaffMember"]["id"]})
     assert "errors" not in own, own
     assert own["data"]["node"]["teamId"] == "team-a"
-    assert own["data"]["node"]["trainingStatus"]["status"] in {"enrolled", "not-enrolled"}
+    assert own["data"]["node"]["trainingStatus"]["status"] in {"ENROLLED", "NOT_ENROLLED"}
     colleague = await platform.query(platform.tokens.clinician("someone-else", ["team-a"]),
                                      NODE, {"id": records["StaffMember"]["id"]})
     assert colleague["data"]["node"]["trainingStatus"] is None
@@ -220,4 +220,35 @@ async def test_reads_and_commands_take_the_global_id_or_the_local_one(
         body = await platform.query(own, accept, {"id": goal_id})
         assert body["data"]["acceptGoal"] == {"__typename": "Goal",
                                               "localId": proposed["id"],
-                                              "lifecycleStatus": "active"}, body
+                                              "lifecycleStatus": "ACTIVE"}, body
+
+
+async def test_closed_sets_are_answered_and_given_as_enums(platform: Platform) -> None:
+    staff = platform.tokens.clinician(LEARNER, ["team-a"])
+    propose = """mutation ($person: ID!) { proposeGoal(input: {serviceUserId: $person,
+        teamId: "team-a", description: "Grow tomatoes", kind: LIFE, lifeArea: HOME}) {
+      __typename ... on Goal { localId kind lifeArea expressedBy lifecycleStatus } } }"""
+    body = await platform.query(staff, propose, {"person": PERSON})
+    goal = body["data"]["proposeGoal"]
+    assert {k: v for k, v in goal.items() if k != "localId"} == {
+        "__typename": "Goal", "kind": "LIFE", "lifeArea": "HOME", "expressedBy": "STAFF",
+        "lifecycleStatus": "PROPOSED"}, body
+    stored = await platform.rest("goals", "GET", f"/v1/goals/{goal['localId']}", staff)
+    assert (stored["kind"], stored["life_area"]) == ("life", "home")
+    filtered = """query ($person: ID!, $statuses: [GoalLifecycleStatus!]) {
+      serviceUser(id: $person) { goals(lifecycleStatus: $statuses) {
+        edges { node { localId lifecycleStatus } } }
+        riskAssessments { edges { node { status versionStatus missingParties } } } } }"""
+    body = await platform.query(staff, filtered, {"person": PERSON, "statuses": ["PROPOSED"]})
+    assert "errors" not in body, body
+    person = body["data"]["serviceUser"]
+    listed = edges(person["goals"])
+    assert goal["localId"] in {g["localId"] for g in listed}
+    assert {g["lifecycleStatus"] for g in listed} == {"PROPOSED"}
+    [assessment] = edges(person["riskAssessments"])
+    assert assessment["status"] == "DRAFT" and assessment["versionStatus"] == "DRAFT"
+    assert set(assessment["missingParties"]) <= {"SERVICE_USER", "CLINICIAN"}
+    refused = await platform.query(staff, filtered, {"person": PERSON,
+                                                     "statuses": ["proposed"]})
+    assert refused["data"] is None
+    assert [e["extensions"]["code"] for e in refused["errors"]] == ["INVALID"]

@@ -108,7 +108,7 @@ async def test_a_service_user_sees_their_own_goals_and_active_crisis_plan_throug
           riskAssessments { totalCount } } } }""")
     assert "errors" not in body, body
     me = body["data"]["me"]
-    assert me["personId"] == PERSON and me["roles"] == ["service_user"]
+    assert me["personId"] == PERSON and me["roles"] == ["SERVICE_USER"]
     goals = me["serviceUser"]["goals"]
     assert goals["totalCount"] == 1
     assert goals["edges"][0]["node"] == {"description": "Get back to work in a bakery",
@@ -134,7 +134,7 @@ async def test_service_user_query_composes_goals_plan_and_risk_with_one_call_per
     person = body["data"]["serviceUser"]
     assert person["goals"]["totalCount"] == 1
     assert person["activeCrisisPlan"]["version"] >= 1
-    assert {s["party"] for s in person["activeCrisisPlan"]["signatures"]} >= {"service_user"}
+    assert {s["party"] for s in person["activeCrisisPlan"]["signatures"]} >= {"SERVICE_USER"}
     assert person["riskAssessments"]["totalCount"] == 1
     calls = {k: v - before.get(k, 0) for k, v in platform.upstreams.calls.items()}
     assert {k: v for k, v in calls.items() if v} == {"goals": 1, "crisis-plans": 1, "risk": 1}
@@ -175,7 +175,7 @@ async def test_a_plan_never_agreed_is_listed_under_crisis_plans_for_the_person_a
         plans = found["crisisPlans"]
         assert plans["totalCount"] == 1 and plans["pageInfo"]["hasNextPage"] is False
         assert [e["node"] for e in plans["edges"]] == [{
-            "localId": draft["id"], "status": "draft", "version": 1, "serviceUserId": person}]
+            "localId": draft["id"], "status": "DRAFT", "version": 1, "serviceUserId": person}]
         empty = await platform.query(reader, PLANS_QUERY, {
             "id": person, "after": plans["pageInfo"]["endCursor"]})
         assert empty["data"]["serviceUser"]["crisisPlans"]["edges"] == []
@@ -213,7 +213,7 @@ async def test_crisis_plans_of_another_person_or_team_cannot_be_listed(
     agreed = await platform.query(platform.tokens.service_user(PERSON), PLANS_QUERY,
                                   {"id": PERSON})
     [edge] = agreed["data"]["serviceUser"]["crisisPlans"]["edges"]
-    assert edge["node"]["status"] == "agreed"
+    assert edge["node"]["status"] == "AGREED"
     assert edge["node"]["localId"] == \
         agreed["data"]["serviceUser"]["activeCrisisPlan"]["localId"]
 

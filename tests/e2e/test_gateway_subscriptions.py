@@ -186,7 +186,7 @@ async def test_goal_and_risk_changes_reach_the_person_and_not_another_team(
         assert message["type"] == "next", message
         change = message["payload"]["data"]["goalChanged"]
         assert change["goal"] == {"localId": goal["id"], "serviceUserId": PERSON,
-                                  "lifecycleStatus": "proposed"}
+                                  "lifecycleStatus": "PROPOSED"}
         assessment = await p.rest("risk", "POST", "/v1/risk-assessments", staff, json={
             "service_user_id": PERSON, "team_id": "team-a", "areas": [{
                 "area": "safety_of_self", "service_user_view": "I know my signs",

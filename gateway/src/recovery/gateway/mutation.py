@@ -21,6 +21,14 @@ from recovery.gateway.types.arguments import (
     record_id,
 )
 from recovery.gateway.types.crisis_plan import CrisisPlan
+from recovery.gateway.types.enums import (
+    CareContactMode,
+    GoalAchievementStatus,
+    GoalKind,
+    LearnerKind,
+    LifeArea,
+    SigningParty,
+)
 from recovery.gateway.types.goal import Goal
 from recovery.gateway.types.node import local_id
 from recovery.gateway.types.outcomes import Invalid, NotAllowed, NotFound, StaleVersion, refusal_of
@@ -55,7 +63,7 @@ SupervisionResult = Annotated[
 
 PlanContent = Annotated[JSON, strawberry.argument(
     description="The plan's sections, as the crisis-plans service documents them.")]
-Party = Annotated[str | None, strawberry.argument(
+Party = Annotated[SigningParty | None, strawberry.argument(
     description="The party you sign as, when your role could be more than one.")]
 BreakGlassReason = Annotated[str, strawberry.argument(
     description="Why you need the plan now (at least 10 characters); kept with the record "
@@ -67,8 +75,8 @@ SafetyPlan = Annotated[JSON | None, strawberry.argument(
     description="The safety plan the person holds, if one is made.")]
 LearnerId = Annotated[strawberry.ID | None, strawberry.argument(
     description="Who to enrol (the college); yourself when left out.")]
-LearnerKind = Annotated[str, strawberry.argument(
-    description="`staff`, `service_user` or `carer`.")]
+LearnerKindArgument = Annotated[LearnerKind, strawberry.argument(
+    description="Who the learner is.")]
 CompletedOn = Annotated[date, strawberry.argument(description="The day they completed it.")]
 WHAT_HAPPENED = strawberry.argument(description="What happened.")
 
@@ -90,8 +98,10 @@ class GoalInput:
     service_user_id: strawberry.ID = strawberry.field(description="Whose goal it is.")
     team_id: strawberry.ID = strawberry.field(description="The team supporting it.")
     description: str = strawberry.field(description="The goal in the person's own words.")
-    kind: str = strawberry.field(default="life", description="`life` or `therapeutic`.")
-    life_area: str | None = strawberry.field(default=None, description="The area of life.")
+    kind: GoalKind = strawberry.field(default=GoalKind.LIFE,
+                                      description="A life goal, or a therapeutic one.")
+    life_area: LifeArea | None = strawberry.field(default=None,
+                                              description="The area of life.")
     why_it_matters: str | None = strawberry.field(default=None,
                                                   description="Why it matters to them.")
     target_date: date | None = strawberry.field(default=None, description="When.")
@@ -101,7 +111,8 @@ class GoalInput:
 
 @strawberry.input(description="A progress review of a goal.")
 class GoalReviewInput:
-    achievement_status: str = strawberry.field(description="FHIR Goal achievement status.")
+    achievement_status: GoalAchievementStatus = strawberry.field(
+        description="FHIR Goal achievement status.")
     reviewed_on: date | None = strawberry.field(default=None, description="Defaults to today.")
     rating: int | None = strawberry.field(default=None,
                                           description="The person's own rating, 0 to 10.")
@@ -115,7 +126,8 @@ class CareContactInput:
     service_user_id: strawberry.ID = strawberry.field(description="The EHR's patient id.")
     occurred_on: date = strawberry.field(description="When.")
     minutes: int = strawberry.field(description="How long, 1 to 720.")
-    mode: str = strawberry.field(default="individual", description="individual or group.")
+    mode: CareContactMode = strawberry.field(default=CareContactMode.INDIVIDUAL,
+                                             description="One person, or a group.")
 
 
 @strawberry.input(description="A supervision session.")
@@ -269,7 +281,8 @@ class Mutation:
                                      "the college).")
     async def enrol_on_course(self, info: Info, run_id: Annotated[strawberry.ID, record_id("run")],
                               learner_id: LearnerId = None,
-                              learner_kind: LearnerKind = "staff") -> EnrolmentResult | None:
+                              learner_kind: LearnerKindArgument = LearnerKind.STAFF
+                              ) -> EnrolmentResult | None:
         async def run() -> Enrolment:
             body: dict[str, Any] = {"learner_kind": learner_kind}
             if learner_id:

@@ -11,6 +11,7 @@ from recovery.gateway.refetch import MAX_NODES, read_node, read_nodes
 from recovery.gateway.types.arguments import After, First, record_id
 from recovery.gateway.types.connection import Connection, service_list
 from recovery.gateway.types.course import Course
+from recovery.gateway.types.enums import Role
 from recovery.gateway.types.me import Me
 from recovery.gateway.types.node import Node, local_id
 from recovery.gateway.types.service_user import ServiceUser
@@ -33,7 +34,8 @@ class Query:
     def me(self, info: strawberry.Info[GatewayContext, None]) -> Me:
         principal = info.context.principal
         person = principal.own_person()
-        return Me(sub=strawberry.ID(principal.sub), roles=sorted(principal.roles),
+        return Me(sub=strawberry.ID(principal.sub),
+                  roles=[Role(role) for role in sorted(principal.roles)],
                   team_ids=[strawberry.ID(t) for t in sorted(principal.teams)],
                   person_id=strawberry.ID(person) if person else None)
 

@@ -8,6 +8,7 @@ import strawberry
 from recovery.gateway.context import GatewayContext
 from recovery.gateway.types.arguments import After, First
 from recovery.gateway.types.connection import Connection, service_list
+from recovery.gateway.types.enums import Audience
 from recovery.gateway.types.node import Node
 from recovery.gateway.types.values import to_date
 from recovery.gateway.upstream import segment
@@ -45,7 +46,7 @@ class Course(Node):
     title: str = strawberry.field(description="Its title.")
     summary: str = strawberry.field(description="What it is about.")
     learning_outcomes: list[str] = strawberry.field(description="What learners take away.")
-    audience: list[str] = strawberry.field(description="Who it is for.")
+    audience: list[Audience] = strawberry.field(description="Who it is for.")
     co_produced_with: list[str] = strawberry.field(description="Who made it together.")
     foundation: bool = strawberry.field(description="The foundation course on recovery "
                                                     "principles.")

@@ -10,6 +10,7 @@ from recovery.gateway.context import GatewayContext
 from recovery.gateway.errors import GatewayError
 from recovery.gateway.types.arguments import After, First
 from recovery.gateway.types.connection import Connection, service_list, with_nodes
+from recovery.gateway.types.enums import ReadinessFactorName, ReadinessLevel
 from recovery.gateway.types.node import Node
 from recovery.gateway.types.staff_member import FoundationEnrolments, StaffMember
 from recovery.gateway.upstream import segment
@@ -52,18 +53,18 @@ class TrainingCoverage:
 
 @strawberry.type(description="One of the four interdependent readiness factors.")
 class ReadinessFactor:
-    name: str = strawberry.field(description="Training, supervision, leadership or "
-                                             "innovation culture.")
+    name: ReadinessFactorName = strawberry.field(description="Which factor.")
     score: float = strawberry.field(description="0 to 1.")
-    level: str = strawberry.field(description="The level in words.")
+    level: ReadinessLevel = strawberry.field(description="The level in words.")
     explanation: str = strawberry.field(description="Why, from which records.")
 
 
 @strawberry.type(description="Implementation readiness, limited by the weakest factor.")
 class Readiness:
     score: float = strawberry.field(description="0 to 1: the weakest factor's score.")
-    level: str = strawberry.field(description="The level in words.")
-    weakest_factor: str = strawberry.field(description="The factor that limits the team.")
+    level: ReadinessLevel = strawberry.field(description="The level in words.")
+    weakest_factor: ReadinessFactorName = strawberry.field(
+        description="The factor that limits the team.")
     factors: list[ReadinessFactor] = strawberry.field(description="All four factors.")
 
     @classmethod
