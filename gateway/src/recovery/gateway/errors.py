@@ -21,6 +21,10 @@ class ErrorCode(StrEnum):
     upstream_unavailable = "UPSTREAM_UNAVAILABLE"
     upstream_timeout = "UPSTREAM_TIMEOUT"
     upstream_error = "UPSTREAM_ERROR"
+    #: No trusted document is registered under the hash the request names.
+    persisted_query_not_found = "PERSISTED_QUERY_NOT_FOUND"
+    #: Only registered documents run here, and the request sent text.
+    trusted_document_required = "TRUSTED_DOCUMENT_REQUIRED"
 
 
 #: What an upstream status means for the caller.

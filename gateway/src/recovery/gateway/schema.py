@@ -25,6 +25,7 @@ from recovery.gateway.mutation import Mutation
 from recovery.gateway.query import Query
 from recovery.gateway.settings import GatewaySettings
 from recovery.gateway.subscription import Subscription
+from recovery.gateway.trusted_documents import TrustedDocuments, TrustedDocumentsCheck
 
 log = structlog.get_logger(__name__)
 
@@ -82,7 +83,8 @@ class MaskInternalErrors(MaskErrors):
         return masked
 
 
-def build_schema(settings: GatewaySettings | None = None) -> strawberry.Schema:
+def build_schema(settings: GatewaySettings | None = None,
+                 documents: TrustedDocuments | None = None) -> strawberry.Schema:
     settings = settings or GatewaySettings()
     # The limiters' validation rules are built once: the validation cache is keyed by the
     # rule classes, and a limiter builds new ones each time it is made.
@@ -102,6 +104,10 @@ def build_schema(settings: GatewaySettings | None = None) -> strawberry.Schema:
         lambda: MaskInternalErrors(should_mask_error=lambda error: not _shown(error),
                                    error_message=MASKED_MESSAGE),
     ]
+    if documents is not None and documents.in_use:
+        trusted = documents
+        # Last, so that its verdict stands over the validation cache's.
+        extensions.append(lambda: TrustedDocumentsCheck(trusted))
     return GatewaySchema(
         query=Query,
         mutation=Mutation,
