@@ -20,7 +20,7 @@ TEAM = "team-batch"
 PEOPLE = [f"person-batch-{i}" for i in range(20)]
 COURSES_WITH_RUNS = """query ($first: Int) { prospectus(first: $first) { edges { node { id
   runs { totalCount edges { cursor node { id placesTaken } } pageInfo { hasNextPage } } } } } }"""
-CASELOAD = """query ($ids: [ID!]!) { serviceUsers(ids: $ids) { id
+CASELOAD = """query ($ids: [ID!]!) { serviceUsers(ids: $ids) { localId
   goals(first: 1) { edges { node { id } } pageInfo { hasNextPage endCursor } }
   riskAssessments(first: 5) { edges { node { id status } } }
   crisisPlans(first: 1) { edges { node { id } } pageInfo { hasNextPage } }
@@ -100,7 +100,7 @@ async def test_a_caseload_of_twenty_costs_the_calls_of_a_caseload_of_two(
     counts = []
     for people in (PEOPLE[:2], PEOPLE):
         data, calls = await calls_of(platform, staff, CASELOAD, {"ids": people})
-        assert [p["id"] for p in data["serviceUsers"]] == people
+        assert [p["localId"] for p in data["serviceUsers"]] == people
         assert all(len(p["goals"]["edges"]) == 1 and p["goals"]["pageInfo"]["hasNextPage"]
                    for p in data["serviceUsers"])
         assert all(len(p["riskAssessments"]["edges"]) == 1 for p in data["serviceUsers"])

@@ -69,7 +69,7 @@ async def test_staff_propose_a_goal_and_only_the_person_accepts_it_at_the_versio
         "serviceUserId": PERSON, "teamId": "team-a",
         "description": "Take my daughter to the seaside"}}), "proposeGoal")
     assert proposed["__typename"] == "Goal"
-    assert proposed["lifecycleStatus"] == "proposed"
+    assert proposed["lifecycleStatus"] == "PROPOSED"
 
     other = result(await platform.query(platform.tokens.service_user(OTHER), ACCEPT,
                                         {"id": proposed["id"], "v": proposed["version"]}),
@@ -80,7 +80,7 @@ async def test_staff_propose_a_goal_and_only_the_person_accepts_it_at_the_versio
     accepted = result(await platform.query(own, ACCEPT, {"id": proposed["id"],
                                                          "v": proposed["version"]}),
                       "acceptGoal")
-    assert accepted["__typename"] == "Goal" and accepted["lifecycleStatus"] == "active"
+    assert accepted["__typename"] == "Goal" and accepted["lifecycleStatus"] == "ACTIVE"
     stale = result(await platform.query(own, ACCEPT, {"id": proposed["id"],
                                                       "v": proposed["version"]}),
                    "acceptGoal")
@@ -90,7 +90,7 @@ async def test_staff_propose_a_goal_and_only_the_person_accepts_it_at_the_versio
 async def test_a_therapeutic_goal_serving_no_life_goal_is_invalid_not_an_error(
         platform: Platform) -> None:
     refused = result(await platform.query(platform.tokens.service_user(PERSON), PROPOSE, {
-        "input": {"serviceUserId": PERSON, "teamId": "team-a", "kind": "therapeutic",
+        "input": {"serviceUserId": PERSON, "teamId": "team-a", "kind": "THERAPEUTIC",
                   "description": "Fewer side effects"}}), "proposeGoal")
     assert refused["__typename"] == "Invalid"
     assert refused["message"]
@@ -101,11 +101,11 @@ async def test_a_goal_review_is_recorded_at_the_goals_version(platform: Platform
     goal = result(await platform.query(own, PROPOSE, {"input": {
         "serviceUserId": PERSON, "teamId": "team-a", "description": "Run 5k"}}), "proposeGoal")
     review = """mutation ($id: ID!, $v: Int!) { reviewGoal(id: $id, ifMatch: $v,
-      input: {achievementStatus: "improving", rating: 7}) {
+      input: {achievementStatus: IMPROVING, rating: 7}) {
         __typename ... on GoalReview { achievementStatus rating } } }"""
     done = result(await platform.query(own, review, {"id": goal["id"], "v": goal["version"]}),
                   "reviewGoal")
-    assert done == {"__typename": "GoalReview", "achievementStatus": "improving", "rating": 7}
+    assert done == {"__typename": "GoalReview", "achievementStatus": "IMPROVING", "rating": 7}
 
 
 async def test_a_crisis_plan_drafted_and_signed_by_both_is_agreed(platform: Platform) -> None:
@@ -137,13 +137,13 @@ async def test_risk_views_are_recorded_and_agreed_by_both(platform: Platform) ->
     own = platform.tokens.service_user(PERSON)
     record = """mutation ($person: ID!, $areas: JSON!) { recordRiskViews(
       serviceUserId: $person, teamId: "team-a", areas: $areas) { __typename
-      ... on RiskAssessment { id version status } ... on Invalid { message } } }"""
+      ... on RiskAssessment { id localId version status } ... on Invalid { message } } }"""
     drafted = result(await platform.query(staff, record, {"person": PERSON, "areas": [{
         "area": "safety_of_self", "service_user_view": "I know my signs now",
         "clinician_view": "Fewer crises since spring", "views_agree": True}]}),
         "recordRiskViews")
     assert drafted["__typename"] == "RiskAssessment", drafted
-    read = await platform.rest("risk", "GET", f"/v1/risk-assessments/{drafted['id']}", staff)
+    read = await platform.rest("risk", "GET", f"/v1/risk-assessments/{drafted['localId']}", staff)
     agree = """mutation ($id: ID!, $v: Int!, $hash: String!) { agreeRiskAssessment(id: $id,
       ifMatch: $v, contentHash: $hash) { __typename ... on RiskAssessment { missingParties }
       ... on StaleVersion { message } } }"""
@@ -194,7 +194,7 @@ async def test_a_committed_mutation_is_answered_beside_one_whose_service_is_down
     both = """mutation ($person: ID!) {
       proposeGoal(input: {serviceUserId: $person, teamId: "team-a",
                           description: "Walk the coast path"}) {
-        __typename ... on Goal { id description } }
+        __typename ... on Goal { localId description } }
       draftCrisisPlan(serviceUserId: $person, teamId: "team-a",
                       content: {when_well: ["I walk every day"]}) {
         __typename ... on CrisisPlan { id } } }"""
@@ -213,7 +213,7 @@ async def test_a_committed_mutation_is_answered_beside_one_whose_service_is_down
         assert error["extensions"] == {"code": "UPSTREAM_UNAVAILABLE",
                                        "service": "crisis-plans"}
         stored = await platform.rest("goals", "GET", f"/v1/goals?service_user_id={PERSON}", own)
-        assert [g["id"] for g in stored["items"]] == [goal["id"]]
+        assert [g["id"] for g in stored["items"]] == [goal["localId"]]
 
 
 async def test_refusals_through_the_gateway_never_tell_a_plan_out_of_reach_from_none(
@@ -258,14 +258,14 @@ async def test_a_crisis_team_clinician_breaks_the_glass_with_a_reason(
                             token, json={"content_hash": plan["content_hash"]}, etag='"1"',
                             status=201)
     glass = """mutation ($person: ID!, $reason: String!) { breakGlass(serviceUserId: $person,
-      reason: $reason) { __typename ... on CrisisPlan { id version agreedAt }
+      reason: $reason) { __typename ... on CrisisPlan { localId version agreedAt }
       ... on NotAllowed { message } ... on Invalid { message } ... on NotFound { message } } }"""
     reason = "Found at the station at 2am, asking for help"
     responder = platform.tokens.clinician("crisis-7", ["crisis-team"])
 
     read = result(await platform.query(responder, glass, {"person": PERSON, "reason": reason}),
                   "breakGlass")
-    assert read["__typename"] == "CrisisPlan" and read["id"] == plan["id"]
+    assert read["__typename"] == "CrisisPlan" and read["localId"] == plan["id"]
     assert read["agreedAt"] is not None
     no_reason = result(await platform.query(responder, glass, {"person": PERSON,
                                                                "reason": " "}), "breakGlass")

@@ -149,17 +149,17 @@ async def test_staff_page_by_id_and_a_new_colleague_changes_no_later_page(
     for number in (1, 3, 5, 7):
         await add_staff(f"pages-staff-{number}")
     query = """query ($first: Int, $after: String) { team(id: "team-pages") {
-        staff(first: $first, after: $after) { edges { node { id } }
+        staff(first: $first, after: $after) { edges { node { localId } }
                                               pageInfo { hasNextPage endCursor } } } }"""
     reader = platform.tokens.manager("manager-p", [TEAM])
     with platform.recording("workforce") as sent:
         first = (await platform.query(reader, query, {"first": 2}))["data"]["team"]["staff"]
-    assert [e["node"]["id"] for e in first["edges"]] == ["pages-staff-1", "pages-staff-3"]
+    assert [e["node"]["localId"] for e in first["edges"]] == ["pages-staff-1", "pages-staff-3"]
     assert [r.url.params["limit"] for r in sent if r.url.path.endswith("/staff")] == ["2"]
     await add_staff("pages-staff-2")  # sorts into page 1, which has been read
     second = (await platform.query(reader, query, {
         "first": 2, "after": first["pageInfo"]["endCursor"]}))["data"]["team"]["staff"]
-    assert [e["node"]["id"] for e in second["edges"]] == ["pages-staff-5", "pages-staff-7"]
+    assert [e["node"]["localId"] for e in second["edges"]] == ["pages-staff-5", "pages-staff-7"]
     assert second["pageInfo"]["hasNextPage"] is False
     # Counting a list longer than the page reads it through, the service's largest page a call.
     with platform.recording("workforce") as sent:

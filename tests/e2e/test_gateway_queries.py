@@ -108,7 +108,7 @@ async def test_a_service_user_sees_their_own_goals_and_active_crisis_plan_throug
           riskAssessments { totalCount } } } }""")
     assert "errors" not in body, body
     me = body["data"]["me"]
-    assert me["personId"] == PERSON and me["roles"] == ["service_user"]
+    assert me["personId"] == PERSON and me["roles"] == ["SERVICE_USER"]
     goals = me["serviceUser"]["goals"]
     assert goals["totalCount"] == 1
     assert goals["edges"][0]["node"] == {"description": "Get back to work in a bakery",
@@ -134,7 +134,7 @@ async def test_service_user_query_composes_goals_plan_and_risk_with_one_call_per
     person = body["data"]["serviceUser"]
     assert person["goals"]["totalCount"] == 1
     assert person["activeCrisisPlan"]["version"] >= 1
-    assert {s["party"] for s in person["activeCrisisPlan"]["signatures"]} >= {"service_user"}
+    assert {s["party"] for s in person["activeCrisisPlan"]["signatures"]} >= {"SERVICE_USER"}
     assert person["riskAssessments"]["totalCount"] == 1
     calls = {k: v - before.get(k, 0) for k, v in platform.upstreams.calls.items()}
     assert {k: v for k, v in calls.items() if v} == {"goals": 1, "crisis-plans": 1, "risk": 1}
@@ -153,9 +153,9 @@ async def test_staff_of_another_team_reach_nothing_of_the_person_through_service
 PLANS_QUERY = """
 query ($id: ID!, $first: Int, $after: String) {
   serviceUser(id: $id) {
-    activeCrisisPlan { id }
+    activeCrisisPlan { localId }
     crisisPlans(first: $first, after: $after) { totalCount
-      edges { cursor node { id status version serviceUserId } }
+      edges { cursor node { localId status version serviceUserId } }
       pageInfo { hasNextPage endCursor } }
   }
 }"""
@@ -175,7 +175,7 @@ async def test_a_plan_never_agreed_is_listed_under_crisis_plans_for_the_person_a
         plans = found["crisisPlans"]
         assert plans["totalCount"] == 1 and plans["pageInfo"]["hasNextPage"] is False
         assert [e["node"] for e in plans["edges"]] == [{
-            "id": draft["id"], "status": "draft", "version": 1, "serviceUserId": person}]
+            "localId": draft["id"], "status": "DRAFT", "version": 1, "serviceUserId": person}]
         empty = await platform.query(reader, PLANS_QUERY, {
             "id": person, "after": plans["pageInfo"]["endCursor"]})
         assert empty["data"]["serviceUser"]["crisisPlans"]["edges"] == []
@@ -213,8 +213,9 @@ async def test_crisis_plans_of_another_person_or_team_cannot_be_listed(
     agreed = await platform.query(platform.tokens.service_user(PERSON), PLANS_QUERY,
                                   {"id": PERSON})
     [edge] = agreed["data"]["serviceUser"]["crisisPlans"]["edges"]
-    assert edge["node"]["status"] == "agreed"
-    assert edge["node"]["id"] == agreed["data"]["serviceUser"]["activeCrisisPlan"]["id"]
+    assert edge["node"]["status"] == "AGREED"
+    assert edge["node"]["localId"] == \
+        agreed["data"]["serviceUser"]["activeCrisisPlan"]["localId"]
 
 
 async def test_a_team_of_200_staff_with_training_costs_the_same_calls_as_a_team_of_2(
@@ -285,9 +286,9 @@ async def test_course_reads_one_course_of_the_prospectus(platform: Platform) -> 
 async def test_a_clinician_sees_their_own_training_but_colleagues_training_is_refused(
         platform: Platform) -> None:
     clinician = platform.tokens.clinician("team-a-staff-1", ["team-a"])
-    body = await platform.query(clinician, '{ team(id: "team-a") { staff { edges { node { id '
+    body = await platform.query(clinician, '{ team(id: "team-a") { staff { edges { node { localId '
                                            'trainingStatus { status } } } } } }')
-    edges = {e["node"]["id"]: e["node"]["trainingStatus"]
+    edges = {e["node"]["localId"]: e["node"]["trainingStatus"]
              for e in body["data"]["team"]["staff"]["edges"]}
     assert edges["team-a-staff-1"] is not None
     assert edges["team-a-staff-0"] is None
@@ -324,17 +325,17 @@ async def test_a_service_user_finds_their_courses_under_me(platform: Platform) -
 
 async def test_staff_find_their_teams_under_me(platform: Platform) -> None:
     body = await platform.query(platform.tokens.clinician("staff-1", ["team-a", "team-b"]),
-                                "{ me { personId serviceUser { id } teams { id name } } }")
+                                "{ me { personId serviceUser { id } teams { localId name } } }")
     assert "errors" not in body, body
     me = body["data"]["me"]
     assert me["personId"] is None and me["serviceUser"] is None
-    assert me["teams"] == [{"id": "team-a", "name": "Team-A"},
-                           {"id": "team-b", "name": "Team-B"}]
+    assert me["teams"] == [{"localId": "team-a", "name": "Team-A"},
+                           {"localId": "team-b", "name": "Team-B"}]
 
 
 CASELOAD_QUERY = """
 query ($ids: [ID!]!) {
-  serviceUsers(ids: $ids) { id
+  serviceUsers(ids: $ids) { localId
     goals(first: 5) { edges { node { description } } }
     activeCrisisPlan { version } }
 }"""
@@ -345,7 +346,7 @@ async def test_a_caseload_reads_several_people_in_the_order_asked(platform: Plat
                                 CASELOAD_QUERY, {"ids": [OTHER, PERSON]})
     assert "errors" not in body, body
     people = body["data"]["serviceUsers"]
-    assert [p["id"] for p in people] == [OTHER, PERSON]
+    assert [p["localId"] for p in people] == [OTHER, PERSON]
     assert all(p["activeCrisisPlan"]["version"] >= 1 for p in people)
     assert all(p["goals"]["edges"] for p in people)
 

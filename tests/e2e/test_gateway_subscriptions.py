@@ -165,9 +165,9 @@ async def test_a_team_manager_sees_readiness_follow_a_new_member_of_staff(
 
 
 GOAL_CHANGES = """subscription ($id: ID!) { goalChanged(serviceUserId: $id) {
-  eventType goal { id serviceUserId lifecycleStatus } } }"""
+  eventType goal { localId serviceUserId lifecycleStatus } } }"""
 RISK_CHANGES = """subscription ($id: ID!) { riskAssessmentChanged(serviceUserId: $id) {
-  eventType assessment { id serviceUserId status } } }"""
+  eventType assessment { localId serviceUserId status } } }"""
 
 
 async def test_goal_and_risk_changes_reach_the_person_and_not_another_team(
@@ -185,14 +185,14 @@ async def test_goal_and_risk_changes_reach_the_person_and_not_another_team(
         message = await goals.next()
         assert message["type"] == "next", message
         change = message["payload"]["data"]["goalChanged"]
-        assert change["goal"] == {"id": goal["id"], "serviceUserId": PERSON,
-                                  "lifecycleStatus": "proposed"}
+        assert change["goal"] == {"localId": goal["id"], "serviceUserId": PERSON,
+                                  "lifecycleStatus": "PROPOSED"}
         assessment = await p.rest("risk", "POST", "/v1/risk-assessments", staff, json={
             "service_user_id": PERSON, "team_id": "team-a", "areas": [{
                 "area": "safety_of_self", "service_user_view": "I know my signs",
                 "clinician_view": "Steadier", "views_agree": True}]})
         message = await risk.next()
         assert message["type"] == "next", message
-        assert message["payload"]["data"]["riskAssessmentChanged"]["assessment"]["id"] == \
+        assert message["payload"]["data"]["riskAssessmentChanged"]["assessment"]["localId"] == \
             assessment["id"]
         assert await outsider.nothing_within(1.0)

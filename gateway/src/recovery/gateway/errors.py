@@ -25,6 +25,10 @@ class ErrorCode(StrEnum):
     cost_limit = "COST_LIMIT"
     #: The caller's budget over time is spent for now; ``retryAfter`` says for how long.
     budget_spent = "BUDGET_SPENT"
+    #: No trusted document is registered under the hash the request names.
+    persisted_query_not_found = "PERSISTED_QUERY_NOT_FOUND"
+    #: Only registered documents run here, and the request sent text.
+    trusted_document_required = "TRUSTED_DOCUMENT_REQUIRED"
 
 
 #: What an upstream status means for the caller.

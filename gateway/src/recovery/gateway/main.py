@@ -33,6 +33,7 @@ from recovery.gateway.feed import EventFeed
 from recovery.gateway.fhir import fhir_router
 from recovery.gateway.schema import build_schema
 from recovery.gateway.settings import UPSTREAMS, GatewaySettings
+from recovery.gateway.trusted_documents import TrustedDocuments
 from recovery.gateway.upstream import Upstreams
 
 SERVICE = "gateway"
@@ -53,7 +54,12 @@ class GatewayRouter(GraphQLRouter[GatewayContext, None]):
     """Strawberry's router, answering each request it refuses with a problem document, as
     the kit answers every other refusal (strawberry's own are plain text); a JSON body that
     is not an operation (a number, a string) or not UTF-8 is refused as malformed. A
-    WebSocket is acknowledged only for a caller with a valid token."""
+    WebSocket is acknowledged only for a caller with a valid token. A request may name a
+    trusted document by its hash, over HTTP and WebSocket alike."""
+
+    def __init__(self, *args: Any, trusted_documents: TrustedDocuments, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.trusted_documents = trusted_documents
 
     @overload
     async def run(self, request: Request, context: GatewayContext = UNSET,
@@ -78,7 +84,22 @@ class GatewayRouter(GraphQLRouter[GatewayContext, None]):
                           kind="malformed-json") from exc
         if not isinstance(parsed, dict | list):
             raise Problem(400, "Send the operation as a JSON object with a `query`.")
+        if isinstance(parsed, dict) and self.trusted_documents.in_use:
+            try:
+                return self.trusted_documents.resolve(parsed)
+            except GatewayError as refused:
+                raise Problem(400, refused.message, kind=refused.code.value.lower(),
+                              members={"errors": [refused.formatted]}) from refused
         return parsed
+
+    def decode_json(self, data: str | bytes) -> object:
+        """A WebSocket's `subscribe` may name its document by hash too (every message the
+        socket receives is read here)."""
+        message = super().decode_json(data)
+        if isinstance(message, dict) and message.get("type") == "subscribe" \
+                and isinstance(message.get("payload"), dict) and self.trusted_documents.in_use:
+            message["payload"] = self.trusted_documents.resolve_subscribe(message["payload"])
+        return message
 
     async def on_ws_connect(self, context: GatewayContext
                             ) -> UnsetType | dict[str, object] | None:
@@ -102,6 +123,8 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
     upstreams = Upstreams(gateway, transports)
 
     feed = EventFeed(settings) if settings.events_enabled else None
+    documents = TrustedDocuments.load(gateway.trusted_documents_path,
+                                      only=gateway.trusted_documents_only)
 
     def verified(authorization: str | None) -> Principal | None:
         token = bearer_token(authorization)
@@ -115,9 +138,10 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
                               settings=gateway, feed=feed, verify=verified)
 
     graphql = GatewayRouter(
-        build_schema(gateway), path="/graphql", context_getter=context,
+        build_schema(gateway, documents), path="/graphql", context_getter=context,
         graphql_ide="graphiql" if gateway.graphiql_on else None,
-        allow_queries_via_get=False, multipart_uploads_enabled=False)
+        allow_queries_via_get=False, multipart_uploads_enabled=False,
+        trusted_documents=documents)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

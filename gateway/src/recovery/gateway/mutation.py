@@ -21,7 +21,16 @@ from recovery.gateway.types.arguments import (
     record_id,
 )
 from recovery.gateway.types.crisis_plan import CrisisPlan
+from recovery.gateway.types.enums import (
+    CareContactMode,
+    GoalAchievementStatus,
+    GoalKind,
+    LearnerKind,
+    LifeArea,
+    SigningParty,
+)
 from recovery.gateway.types.goal import Goal
+from recovery.gateway.types.node import local_id
 from recovery.gateway.types.outcomes import Invalid, NotAllowed, NotFound, StaleVersion, refusal_of
 from recovery.gateway.types.records import CareContact, Enrolment, GoalReview, SupervisionSession
 from recovery.gateway.types.risk_assessment import RiskAssessment
@@ -54,7 +63,7 @@ SupervisionResult = Annotated[
 
 PlanContent = Annotated[JSON, strawberry.argument(
     description="The plan's sections, as the crisis-plans service documents them.")]
-Party = Annotated[str | None, strawberry.argument(
+Party = Annotated[SigningParty | None, strawberry.argument(
     description="The party you sign as, when your role could be more than one.")]
 BreakGlassReason = Annotated[str, strawberry.argument(
     description="Why you need the plan now (at least 10 characters); kept with the record "
@@ -66,8 +75,8 @@ SafetyPlan = Annotated[JSON | None, strawberry.argument(
     description="The safety plan the person holds, if one is made.")]
 LearnerId = Annotated[strawberry.ID | None, strawberry.argument(
     description="Who to enrol (the college); yourself when left out.")]
-LearnerKind = Annotated[str, strawberry.argument(
-    description="`staff`, `service_user` or `carer`.")]
+LearnerKindArgument = Annotated[LearnerKind, strawberry.argument(
+    description="Who the learner is.")]
 CompletedOn = Annotated[date, strawberry.argument(description="The day they completed it.")]
 WHAT_HAPPENED = strawberry.argument(description="What happened.")
 
@@ -89,8 +98,10 @@ class GoalInput:
     service_user_id: strawberry.ID = strawberry.field(description="Whose goal it is.")
     team_id: strawberry.ID = strawberry.field(description="The team supporting it.")
     description: str = strawberry.field(description="The goal in the person's own words.")
-    kind: str = strawberry.field(default="life", description="`life` or `therapeutic`.")
-    life_area: str | None = strawberry.field(default=None, description="The area of life.")
+    kind: GoalKind = strawberry.field(default=GoalKind.LIFE,
+                                      description="A life goal, or a therapeutic one.")
+    life_area: LifeArea | None = strawberry.field(default=None,
+                                              description="The area of life.")
     why_it_matters: str | None = strawberry.field(default=None,
                                                   description="Why it matters to them.")
     target_date: date | None = strawberry.field(default=None, description="When.")
@@ -100,7 +111,8 @@ class GoalInput:
 
 @strawberry.input(description="A progress review of a goal.")
 class GoalReviewInput:
-    achievement_status: str = strawberry.field(description="FHIR Goal achievement status.")
+    achievement_status: GoalAchievementStatus = strawberry.field(
+        description="FHIR Goal achievement status.")
     reviewed_on: date | None = strawberry.field(default=None, description="Defaults to today.")
     rating: int | None = strawberry.field(default=None,
                                           description="The person's own rating, 0 to 10.")
@@ -114,7 +126,8 @@ class CareContactInput:
     service_user_id: strawberry.ID = strawberry.field(description="The EHR's patient id.")
     occurred_on: date = strawberry.field(description="When.")
     minutes: int = strawberry.field(description="How long, 1 to 720.")
-    mode: str = strawberry.field(default="individual", description="individual or group.")
+    mode: CareContactMode = strawberry.field(default=CareContactMode.INDIVIDUAL,
+                                             description="One person, or a group.")
 
 
 @strawberry.input(description="A supervision session.")
@@ -155,7 +168,8 @@ class Mutation:
     async def accept_goal(self, info: Info, id: Annotated[strawberry.ID, record_id("goal")],
                           if_match: IfMatch) -> GoalResult | None:
         async def run() -> Goal:
-            answer = await info.context.call("goals", "POST", f"/v1/goals/{segment(id)}/accept",
+            goal = local_id(id, "Goal")
+            answer = await info.context.call("goals", "POST", f"/v1/goals/{goal}/accept",
                                              json={}, if_match=etag(if_match))
             return Goal.from_service(answer.body)
         result: GoalResult = await attempt(run)
@@ -167,7 +181,8 @@ class Mutation:
                           input: Annotated[GoalReviewInput, strawberry.argument(
                               description="The review.")]) -> GoalReviewResult | None:
         async def run() -> GoalReview:
-            answer = await info.context.call("goals", "POST", f"/v1/goals/{segment(id)}/reviews",
+            goal = local_id(id, "Goal")
+            answer = await info.context.call("goals", "POST", f"/v1/goals/{goal}/reviews",
                                              json=_body(input), if_match=etag(if_match))
             return GoalReview.from_service(answer.body)
         result: GoalReviewResult = await attempt(run)
@@ -196,8 +211,9 @@ class Mutation:
             body: dict[str, Any] = {"content_hash": content_hash}
             if party:
                 body["party"] = party
+            plan = local_id(id, "CrisisPlan")
             answer = await info.context.call("crisis-plans", "POST",
-                                             f"/v1/crisis-plans/{segment(id)}/signatures",
+                                             f"/v1/crisis-plans/{plan}/signatures",
                                              json=body, if_match=etag(if_match))
             return CrisisPlan.from_plan(answer.body)
         result: CrisisPlanResult = await attempt(run)
@@ -208,8 +224,9 @@ class Mutation:
                                    id: Annotated[strawberry.ID, record_id("plan")],
                                    if_match: IfMatch) -> CrisisPlanResult | None:
         async def run() -> CrisisPlan:
+            plan = local_id(id, "CrisisPlan")
             answer = await info.context.call("crisis-plans", "POST",
-                                             f"/v1/crisis-plans/{segment(id)}/withdraw-agreement",
+                                             f"/v1/crisis-plans/{plan}/withdraw-agreement",
                                              json={}, if_match=etag(if_match))
             return CrisisPlan.from_plan(answer.body)
         result: CrisisPlanResult = await attempt(run)
@@ -251,8 +268,9 @@ class Mutation:
                                     if_match: IfMatch,
                                     content_hash: ContentHash) -> RiskAssessmentResult | None:
         async def run() -> RiskAssessment:
+            assessment = local_id(id, "RiskAssessment")
             answer = await info.context.call("risk", "POST",
-                                             f"/v1/risk-assessments/{segment(id)}/signatures",
+                                             f"/v1/risk-assessments/{assessment}/signatures",
                                              json={"content_hash": content_hash},
                                              if_match=etag(if_match))
             return RiskAssessment.from_service(answer.body)
@@ -263,13 +281,15 @@ class Mutation:
                                      "the college).")
     async def enrol_on_course(self, info: Info, run_id: Annotated[strawberry.ID, record_id("run")],
                               learner_id: LearnerId = None,
-                              learner_kind: LearnerKind = "staff") -> EnrolmentResult | None:
+                              learner_kind: LearnerKindArgument = LearnerKind.STAFF
+                              ) -> EnrolmentResult | None:
         async def run() -> Enrolment:
             body: dict[str, Any] = {"learner_kind": learner_kind}
             if learner_id:
                 body["learner_id"] = learner_id
+            course_run = local_id(run_id, "CourseRun")
             answer = await info.context.call("training", "POST",
-                                             f"/v1/runs/{segment(run_id)}/enrolments", json=body)
+                                             f"/v1/runs/{course_run}/enrolments", json=body)
             return Enrolment.from_service(answer.body)
         result: EnrolmentResult = await attempt(run)
         return result
@@ -279,8 +299,9 @@ class Mutation:
                               enrolment_id: Annotated[strawberry.ID, record_id("enrolment")],
                               completed_on: CompletedOn) -> EnrolmentResult | None:
         async def run() -> Enrolment:
+            enrolment = local_id(enrolment_id, "Enrolment")
             answer = await info.context.call("training", "POST",
-                                             f"/v1/enrolments/{segment(enrolment_id)}/completion",
+                                             f"/v1/enrolments/{enrolment}/completion",
                                              json={"completed_on": completed_on.isoformat()})
             return Enrolment.from_service(answer.body)
         result: EnrolmentResult = await attempt(run)

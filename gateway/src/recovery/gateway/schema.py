@@ -26,6 +26,7 @@ from recovery.gateway.mutation import Mutation
 from recovery.gateway.query import Query
 from recovery.gateway.settings import GatewaySettings
 from recovery.gateway.subscription import Subscription
+from recovery.gateway.trusted_documents import TrustedDocuments, TrustedDocumentsCheck
 
 log = structlog.get_logger(__name__)
 
@@ -83,7 +84,8 @@ class MaskInternalErrors(MaskErrors):
         return masked
 
 
-def build_schema(settings: GatewaySettings | None = None) -> strawberry.Schema:
+def build_schema(settings: GatewaySettings | None = None,
+                 documents: TrustedDocuments | None = None) -> strawberry.Schema:
     settings = settings or GatewaySettings()
     # The limiters' validation rules are built once: the validation cache is keyed by the
     # rule classes, and a limiter builds new ones each time it is made.
@@ -105,6 +107,10 @@ def build_schema(settings: GatewaySettings | None = None) -> strawberry.Schema:
                                    error_message=MASKED_MESSAGE),
         lambda: OperationCost(cost),
     ]
+    if documents is not None and documents.in_use:
+        trusted = documents
+        # Last, so that its verdict stands over the validation cache's.
+        extensions.append(lambda: TrustedDocumentsCheck(trusted))
     schema = GatewaySchema(
         query=Query,
         mutation=Mutation,

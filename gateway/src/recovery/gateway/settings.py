@@ -1,5 +1,7 @@
 """Gateway-only configuration (prefix ``RECOVERY_``): where the services are, and limits."""
 
+from pathlib import Path
+
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -38,6 +40,10 @@ class GatewaySettings(BaseSettings):
     # None means the environment decides: on in development, off elsewhere.
     graphiql: bool | None = None
     introspection: bool | None = None
+    # Trusted documents: the manifest (hash → document) a request may name by hash, and
+    # whether nothing else may run (production, once the web app registers its operations).
+    trusted_documents_path: Path | None = None
+    trusted_documents_only: bool = False
     # The foundation course on recovery principles, as the training service creates it.
     foundation_course_id: str = "00000000-0000-4000-8000-000000000001"
 

@@ -20,4 +20,4 @@ ContentHash = Annotated[str, strawberry.argument(
 
 def record_id(what: str) -> object:
     """The argument naming one record: ``id: Annotated[strawberry.ID, record_id("goal")]``."""
-    return strawberry.argument(description=f"The {what}'s id.")
+    return strawberry.argument(description=f"The {what}'s global `id`, or its `localId`.")

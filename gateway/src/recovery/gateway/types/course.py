@@ -8,14 +8,15 @@ import strawberry
 from recovery.gateway.context import GatewayContext
 from recovery.gateway.types.arguments import After, First
 from recovery.gateway.types.connection import Connection, first_page, service_list
+from recovery.gateway.types.enums import Audience
+from recovery.gateway.types.node import Node
 from recovery.gateway.types.values import to_date
 from recovery.gateway.upstream import segment
 
 
 @strawberry.type(description="One run of a course, co-delivered by an educator with lived "
                              "experience and one other.")
-class CourseRun:
-    id: strawberry.ID = strawberry.field(description="The run's id.")
+class CourseRun(Node):
     course_id: strawberry.ID = strawberry.field(description="The course it runs.")
     starts_on: date = strawberry.field(description="First day.")
     ends_on: date = strawberry.field(description="Last day.")
@@ -41,12 +42,11 @@ class CourseRun:
 
 @strawberry.type(description="A course of the prospectus: co-produced, open to staff, "
                              "service users and carers.")
-class Course:
-    id: strawberry.ID = strawberry.field(description="The course's id.")
+class Course(Node):
     title: str = strawberry.field(description="Its title.")
     summary: str = strawberry.field(description="What it is about.")
     learning_outcomes: list[str] = strawberry.field(description="What learners take away.")
-    audience: list[str] = strawberry.field(description="Who it is for.")
+    audience: list[Audience] = strawberry.field(description="Who it is for.")
     co_produced_with: list[str] = strawberry.field(description="Who made it together.")
     foundation: bool = strawberry.field(description="The foundation course on recovery "
                                                     "principles.")

@@ -6,12 +6,14 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
+from recovery.gateway.types.enums import CrisisPlanStatus, SigningParty
+from recovery.gateway.types.node import Node
 from recovery.gateway.types.values import to_date, to_datetime
 
 
 @strawberry.type(description="A signature of one party on one version of a plan.")
 class Signature:
-    party: str = strawberry.field(description="Who signed: the service user, a clinician…")
+    party: SigningParty = strawberry.field(description="The part they signed in.")
     signatory: str = strawberry.field(description="The id of the person who signed.")
     version: int = strawberry.field(description="The version signed.")
     signed_at: datetime | None = strawberry.field(description="When they signed.")
@@ -19,7 +21,7 @@ class Signature:
 
     @classmethod
     def from_service(cls, data: dict[str, Any]) -> "Signature":
-        return cls(party=str(data.get("party")), signatory=str(data.get("signatory")),
+        return cls(party=data["party"], signatory=str(data.get("signatory")),
                    version=int(data.get("version") or 0),
                    signed_at=to_datetime(data.get("signed_at")),
                    withdrawn_at=to_datetime(data.get("withdrawn_at")))
@@ -28,13 +30,12 @@ class Signature:
 @strawberry.type(description="A joint crisis plan: the person's treatment preferences for a "
                              "future crisis, made with their care coordinator and "
                              "psychiatrist. The agreed version is the one acted on.")
-class CrisisPlan:
-    id: strawberry.ID = strawberry.field(description="The plan's id.")
+class CrisisPlan(Node):
     service_user_id: strawberry.ID = strawberry.field(description="Whose plan it is.")
     team_id: strawberry.ID = strawberry.field(description="The team that holds it.")
-    status: str = strawberry.field(description="Where the version shown stands: `draft` "
-                                               "(not yet signed by every party), `agreed`, "
-                                               "`withdrawn` or `entered-in-error`.")
+    status: CrisisPlanStatus = strawberry.field(
+        description="Where the version shown stands: DRAFT (not yet signed by every party), "
+                    "AGREED, WITHDRAWN or ENTERED_IN_ERROR.")
     version: int = strawberry.field(description="This version; send it as `ifMatch` to "
                                                 "change or sign the plan.")
     content_hash: str = strawberry.field(description="Fingerprint of exactly what was signed.")
@@ -50,7 +51,7 @@ class CrisisPlan:
         return cls(
             id=strawberry.ID(data["plan_id"]),
             service_user_id=strawberry.ID(data["service_user_id"]),
-            team_id=strawberry.ID(data["team_id"]), status="agreed",
+            team_id=strawberry.ID(data["team_id"]), status=CrisisPlanStatus.AGREED,
             version=int(data["version"]),
             content_hash=data["content_hash"], content=JSON(data.get("content") or {}),
             signatures=[Signature.from_service(s) for s in data.get("signatures") or []],
@@ -63,7 +64,7 @@ class CrisisPlan:
     def from_plan(cls, data: dict[str, Any]) -> "CrisisPlan":
         return cls(
             id=strawberry.ID(data["id"]), service_user_id=strawberry.ID(data["service_user_id"]),
-            team_id=strawberry.ID(data["team_id"]), status=str(data["status"]),
+            team_id=strawberry.ID(data["team_id"]), status=data["status"],
             version=int(data["version"]),
             content_hash=data["content_hash"], content=JSON(data.get("content") or {}),
             signatures=[Signature.from_service(s) for s in data.get("signatures") or []],

@@ -5,30 +5,42 @@ from typing import Any
 
 import strawberry
 
+from recovery.gateway.types.enums import (
+    ChimeTag,
+    ExpressedBy,
+    GoalAchievementStatus,
+    GoalKind,
+    GoalLifecycleStatus,
+    LifeArea,
+)
+from recovery.gateway.types.node import Node
 from recovery.gateway.types.values import to_date, to_datetime
 
 
 @strawberry.type(description="A goal of a service user, in their own words. Staff may "
                              "propose one; it becomes active only when the person accepts it.")
-class Goal:
-    id: strawberry.ID = strawberry.field(description="The goal's id.")
+class Goal(Node):
     service_user_id: strawberry.ID = strawberry.field(description="Whose goal it is.")
     team_id: strawberry.ID = strawberry.field(description="The team supporting it.")
-    kind: str = strawberry.field(description="`life` or `therapeutic` (a means to an end).")
+    kind: GoalKind = strawberry.field(description="A life goal, or a therapeutic one (a "
+                                                  "means to an end).")
     description: str = strawberry.field(description="The goal, in the person's words.")
-    life_area: str | None = strawberry.field(description="The area of life it belongs to.")
-    chime_tags: list[str] = strawberry.field(description="CHIME framework tags.")
+    life_area: LifeArea | None = strawberry.field(description="The area of life it belongs to.")
+    chime_tags: list[ChimeTag] = strawberry.field(description="CHIME framework tags.")
     why_it_matters: str | None = strawberry.field(description="Why it matters to the person.")
     strengths: list[str] = strawberry.field(description="Strengths to draw on.")
     target_date: date | None = strawberry.field(description="When the person aims to get "
                                                             "there.")
     serves_goal_ids: list[strawberry.ID] = strawberry.field(
         description="The life goals a therapeutic goal serves.")
-    expressed_by: str = strawberry.field(description="Whose words: the person's or staff's.")
+    expressed_by: ExpressedBy = strawberry.field(
+        description="Whose words: the person's or staff's.")
     proposed_by: str | None = strawberry.field(description="The member of staff who "
                                                            "proposed it, if any.")
-    lifecycle_status: str = strawberry.field(description="FHIR Goal lifecycle status.")
-    achievement_status: str | None = strawberry.field(description="FHIR Goal achievement.")
+    lifecycle_status: GoalLifecycleStatus = strawberry.field(
+        description="FHIR Goal lifecycle status.")
+    achievement_status: GoalAchievementStatus | None = strawberry.field(
+        description="FHIR Goal achievement.")
     created_at: datetime = strawberry.field(description="When it was written.")
     updated_at: datetime = strawberry.field(description="When it last changed.")
     accepted_at: datetime | None = strawberry.field(description="When the person accepted it.")

@@ -5,6 +5,7 @@ import strawberry
 from recovery.gateway.context import GatewayContext
 from recovery.gateway.types.arguments import After, First
 from recovery.gateway.types.connection import Connection, service_list
+from recovery.gateway.types.enums import Role
 from recovery.gateway.types.records import Enrolment
 from recovery.gateway.types.service_user import ServiceUser
 from recovery.gateway.types.team import Team
@@ -14,7 +15,7 @@ from recovery.gateway.types.team import Team
                              "under `serviceUser`; staff find their teams.")
 class Me:
     sub: strawberry.ID = strawberry.field(description="Their id at the identity provider.")
-    roles: list[str] = strawberry.field(description="Their roles.")
+    roles: list[Role] = strawberry.field(description="Their roles.")
     team_ids: list[strawberry.ID] = strawberry.field(description="The teams their token "
                                                                  "names.")
     person_id: strawberry.ID | None = strawberry.field(

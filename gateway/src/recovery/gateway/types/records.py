@@ -6,6 +6,8 @@ from typing import Any
 
 import strawberry
 
+from recovery.gateway.types.enums import EnrolmentStatus, GoalAchievementStatus
+from recovery.gateway.types.node import Node
 from recovery.gateway.types.values import to_date
 
 
@@ -14,7 +16,8 @@ class GoalReview:
     id: strawberry.ID = strawberry.field(description="The review's id.")
     goal_id: strawberry.ID = strawberry.field(description="The goal reviewed.")
     reviewed_on: date = strawberry.field(description="When.")
-    achievement_status: str = strawberry.field(description="Where the goal stands.")
+    achievement_status: GoalAchievementStatus = strawberry.field(
+        description="Where the goal stands.")
     rating: int | None = strawberry.field(description="The person's own rating, 0 to 10.")
 
     @classmethod
@@ -25,12 +28,11 @@ class GoalReview:
 
 
 @strawberry.type(description="A learner's place on a course (or on its waiting list).")
-class Enrolment:
-    id: strawberry.ID = strawberry.field(description="The enrolment's id.")
+class Enrolment(Node):
     course_id: strawberry.ID = strawberry.field(description="The course.")
     run_id: strawberry.ID | None = strawberry.field(description="The run, once placed.")
     learner_id: strawberry.ID = strawberry.field(description="The learner.")
-    status: str = strawberry.field(description="enrolled, waiting, completed or withdrawn.")
+    status: EnrolmentStatus = strawberry.field(description="Where the enrolment stands.")
     completed_on: date | None = strawberry.field(description="When they completed it.")
 
     @classmethod

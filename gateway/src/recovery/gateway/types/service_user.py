@@ -12,19 +12,20 @@ from recovery.gateway.loaders import PersonRecords
 from recovery.gateway.types.arguments import After, First
 from recovery.gateway.types.connection import Connection, first_page, service_list
 from recovery.gateway.types.crisis_plan import CrisisPlan
+from recovery.gateway.types.enums import GoalLifecycleStatus
 from recovery.gateway.types.goal import Goal
+from recovery.gateway.types.node import Node
 from recovery.gateway.types.risk_assessment import RiskAssessment
 from recovery.gateway.upstream import segment
 
-LifecycleStatuses = Annotated[list[str] | None, strawberry.argument(
-    description="Only goals in these FHIR lifecycle statuses (e.g. `proposed`, `active`).")]
+LifecycleStatuses = Annotated[list[GoalLifecycleStatus] | None, strawberry.argument(
+    description="Only goals in these FHIR lifecycle statuses (e.g. PROPOSED, ACTIVE).")]
 
 
 @strawberry.type(description="A person who uses services, identified by the EHR's patient "
                              "id. Each field comes from the service that owns it; one that "
                              "cannot be read is null with an error, the others still arrive.")
-class ServiceUser:
-    id: strawberry.ID = strawberry.field(description="The EHR's patient id.")
+class ServiceUser(Node):
 
     @strawberry.field(description="Their goals, newest first.")
     async def goals(self, info: strawberry.Info[GatewayContext, None],

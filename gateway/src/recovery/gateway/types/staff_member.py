@@ -8,6 +8,8 @@ import strawberry
 from recovery.common.auth import Principal
 from recovery.gateway.access import check_training_record
 from recovery.gateway.errors import ErrorCode, GatewayError
+from recovery.gateway.types.enums import FoundationTrainingStatus, Profession, RoleType
+from recovery.gateway.types.node import Node
 from recovery.gateway.types.values import to_date
 
 #: Foundation enrolments by learner, or the error that kept them from being read.
@@ -17,15 +19,16 @@ FoundationEnrolments = dict[str, dict[str, Any]] | GatewayError
 @strawberry.type(description="Where a member of staff stands with the foundation course on "
                              "recovery principles.")
 class TrainingStatus:
-    status: str = strawberry.field(description="`completed`, `enrolled`, `waiting`, "
-                                               "`withdrawn` or `not-enrolled`.")
+    status: FoundationTrainingStatus = strawberry.field(
+        description="Their best enrolment's status, or NOT_ENROLLED.")
     completed_on: date | None = strawberry.field(description="When they completed it.")
     run_id: strawberry.ID | None = strawberry.field(description="The run they are on.")
 
     @classmethod
     def from_enrolment(cls, data: dict[str, Any] | None) -> "TrainingStatus":
         if data is None:
-            return cls(status="not-enrolled", completed_on=None, run_id=None)
+            return cls(status=FoundationTrainingStatus.NOT_ENROLLED, completed_on=None,
+                       run_id=None)
         run = data.get("run_id")
         return cls(status=data["status"], completed_on=to_date(data.get("completed_on")),
                    run_id=strawberry.ID(run) if run else None)
@@ -33,14 +36,12 @@ class TrainingStatus:
 
 @strawberry.type(description="A member of staff as colleagues see them (never a lived "
                              "experience declaration).")
-class StaffMember:
-    id: strawberry.ID = strawberry.field(description="The person's id.")
+class StaffMember(Node):
     team_id: strawberry.ID = strawberry.field(description="Their team.")
     display_name: str = strawberry.field(description="Their name as shown.")
-    profession: str = strawberry.field(description="Their profession.")
+    profession: Profession = strawberry.field(description="Their profession.")
     grade: str = strawberry.field(description="Grade or level.")
-    role_type: str = strawberry.field(description="Professional, peer specialist, educator, "
-                                                  "manager.")
+    role_type: RoleType = strawberry.field(description="The kind of role they hold.")
     fte: float = strawberry.field(description="Full-time equivalent.")
     start_date: date = strawberry.field(description="First day in post.")
     end_date: date | None = strawberry.field(description="Last day, if they have left.")

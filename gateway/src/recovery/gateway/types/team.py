@@ -10,6 +10,8 @@ from recovery.gateway.context import GatewayContext
 from recovery.gateway.errors import GatewayError
 from recovery.gateway.types.arguments import After, First
 from recovery.gateway.types.connection import Connection, service_list, with_nodes
+from recovery.gateway.types.enums import ReadinessFactorName, ReadinessLevel
+from recovery.gateway.types.node import Node
 from recovery.gateway.types.staff_member import FoundationEnrolments, StaffMember
 from recovery.gateway.upstream import segment
 
@@ -51,18 +53,18 @@ class TrainingCoverage:
 
 @strawberry.type(description="One of the four interdependent readiness factors.")
 class ReadinessFactor:
-    name: str = strawberry.field(description="Training, supervision, leadership or "
-                                             "innovation culture.")
+    name: ReadinessFactorName = strawberry.field(description="Which factor.")
     score: float = strawberry.field(description="0 to 1.")
-    level: str = strawberry.field(description="The level in words.")
+    level: ReadinessLevel = strawberry.field(description="The level in words.")
     explanation: str = strawberry.field(description="Why, from which records.")
 
 
 @strawberry.type(description="Implementation readiness, limited by the weakest factor.")
 class Readiness:
     score: float = strawberry.field(description="0 to 1: the weakest factor's score.")
-    level: str = strawberry.field(description="The level in words.")
-    weakest_factor: str = strawberry.field(description="The factor that limits the team.")
+    level: ReadinessLevel = strawberry.field(description="The level in words.")
+    weakest_factor: ReadinessFactorName = strawberry.field(
+        description="The factor that limits the team.")
     factors: list[ReadinessFactor] = strawberry.field(description="All four factors.")
 
     @classmethod
@@ -76,8 +78,7 @@ class Readiness:
 
 @strawberry.type(description="A team of staff, its skill mix, peer share, training and "
                              "readiness.")
-class Team:
-    id: strawberry.ID = strawberry.field(description="The team's id.")
+class Team(Node):
     name: str = strawberry.field(description="Its name.")
     recovery_lead_staff_id: strawberry.ID | None = strawberry.field(
         description="The named recovery lead.")
@@ -87,7 +88,7 @@ class Team:
                     after: After = None, include_left: IncludeLeft = False
                     ) -> Connection[StaffMember]:
         foundation: FoundationEnrolments | None = None
-        wants_training = _asks_for(info.selected_fields, "trainingStatus")
+        wants_training = asks_for(info.selected_fields, "trainingStatus")
         if wants_training:
             # Both lists at once: the team's enrolments do not wait for its staff list.
             enrolments = info.context.loaders.foundation_enrolments(self.id)
@@ -149,11 +150,11 @@ def _row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _asks_for(selections: Sequence[Any], name: str) -> bool:
+def asks_for(selections: Sequence[Any], name: str) -> bool:
     """Whether the query selects ``name`` anywhere under these fields."""
     for selection in selections:
         if getattr(selection, "name", None) == name:
             return True
-        if _asks_for(getattr(selection, "selections", ()), name):
+        if asks_for(getattr(selection, "selections", ()), name):
             return True
     return False

@@ -58,6 +58,7 @@ class Problem(StarletteHTTPException):
         title: str | None = None,
         headers: Mapping[str, str] | None = None,
         invalid_params: list[InvalidParam] | None = None,
+        members: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(status, detail, dict(headers) if headers else None)
         self.status = status
@@ -65,6 +66,8 @@ class Problem(StarletteHTTPException):
         self.kind = kind
         self.title = title or HTTPStatus(status).phrase
         self.invalid_params = invalid_params
+        #: RFC 9457 extension members, e.g. the GraphQL `errors` a gateway refusal carries.
+        self.members = dict(members or {})
 
     def document(self, instance: str | None = None) -> dict[str, Any]:
         doc = ProblemDocument(
@@ -75,7 +78,7 @@ class Problem(StarletteHTTPException):
             instance=instance,
             invalid_params=self.invalid_params,
         )
-        return doc.model_dump(by_alias=True, exclude_none=True)
+        return {**self.members, **doc.model_dump(by_alias=True, exclude_none=True)}
 
 
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
