@@ -12,21 +12,23 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request, Response
+from pydantic import BaseModel
 from sqlalchemy import Column, Integer, String, Text, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from recovery.common.data import Transaction
-from recovery.common.db import UTCDateTime
+from recovery.common.db import UTCDateTime, json_text
 from recovery.common.deps import AccessDep
 from recovery.common.http import encoded_json_response
 from recovery.common.kit import ServiceKit
 from recovery.common.problems import Problem
 from recovery.common.timeutil import utcnow
+from recovery.common.versioning import etag
 
 __all__ = ["Answer", "IdempotencyKey", "IdempotentRequest", "KeptAnswer", "Replayed",
            "forget_old_keys", "install_replay_handler", "keep_answer"]
@@ -70,6 +72,14 @@ class Answer:
     body: str
     etag: str | None = None
     location: str | None = None
+
+    @classmethod
+    def of(cls, body: BaseModel | dict[str, Any] | str, *, status: int = 201,
+           version: int | None = None, location: str | None = None) -> "Answer":
+        """The answer with ``body`` (a model, a stored document, or JSON text) as its JSON."""
+        text = (body if isinstance(body, str) else body.model_dump_json()
+                if isinstance(body, BaseModel) else json_text(body))
+        return cls(status, text, etag(version) if version is not None else None, location)
 
     def response(self, *, replayed: bool = False) -> Response:
         response = encoded_json_response(self.body, status_code=self.status,
