@@ -34,6 +34,7 @@ from recovery.common.data import Transaction
 from recovery.common.db import EncodedJSON, UTCDateTime, json_text
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
+from recovery.common.idempotency import Answer, IdempotentRequest, keep_answer
 from recovery.common.ids import new_id
 from recovery.common.pagination import (
     Page,
@@ -280,7 +281,14 @@ def _events(session: AsyncSession, plan: CrisisPlan,
         record_event(session, event.value, plan.id, data)
 
 
-async def create_plan(access: RecordAccess, data: PlanCreate) -> CrisisPlan:
+def created_answer(plan: CrisisPlan) -> Answer:
+    """What starting the plan answers: its document, ETag and address."""
+    return Answer.of(plan.document, version=plan.version,
+                     location=f"/v1/crisis-plans/{plan.id}")
+
+
+async def create_plan(access: RecordAccess, data: PlanCreate,
+                      once: IdempotentRequest | None = None) -> CrisisPlan:
     """A clinician or the person starts the plan; its first version is a draft."""
     principal = access.principal
     plan_id = new_id()
@@ -306,6 +314,7 @@ async def create_plan(access: RecordAccess, data: PlanCreate) -> CrisisPlan:
                                 recorded_by=actor.sub, content=stored, content_hash=digest)
     plan.document = plan_document(plan, version, [])
     async with access.kit.sessions() as session:
+        await keep_answer(once, session, created_answer(plan))
         session.add(plan)
         session.add(version)
         _events(session, plan, [(PlanEvent.created,

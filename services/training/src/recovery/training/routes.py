@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from recovery.common.deps import AccessDep, PrincipalDep, SessionDep, SettingsDep
 from recovery.common.http import Cursor, IfMatch, Limit, json_response
+from recovery.common.idempotency import IdempotencyKey
 from recovery.common.pagination import Page, page_size
 from recovery.common.problems import problem_responses
 from recovery.common.settings import Settings
@@ -170,12 +171,12 @@ async def add_support(educator_id: Id, record: SupportRecord, session: SessionDe
 
 
 @router.post("/runs/{run_id}/enrolments", status_code=201, response_model=EnrolmentPublic,
-             responses=CHANGE, summary="Enrol on a run (a place, or the waiting list)")
+             responses={**CHANGE, **problem_responses(422)},
+             summary="Enrol on a run (a place, or the waiting list)")
 async def enrol(run_id: Id, data: EnrolmentCreate, session: SessionDep,
-                access: AccessDep) -> Response:
-    enrolment = await service.enrol(session, access, run_id, data)
-    return json_response(EnrolmentPublic.model_validate(enrolment), status_code=201,
-                   location=f"/v1/enrolments/{enrolment.id}")
+                access: AccessDep, once: IdempotencyKey) -> Response:
+    enrolment = await service.enrol(session, access, run_id, data, once)
+    return service.enrolment_answer(enrolment).response()
 
 
 @router.get("/enrolments", response_model=Page[EnrolmentPublic],

@@ -14,6 +14,7 @@ from recovery.common.audit import Outcome
 from recovery.common.auth import Principal, Role, Verb, require_scope
 from recovery.common.deps import RecordAccess
 from recovery.common.events import CloudEvent, record_event
+from recovery.common.idempotency import Answer, IdempotentRequest, keep_answer
 from recovery.common.pagination import Page, decode_time_cursor, keyset_page
 from recovery.common.problems import InvalidParam, Problem
 from recovery.common.rules import refuse
@@ -307,8 +308,14 @@ async def _places_taken(session: AsyncSession, run_id: str) -> int:
         col(Enrolment.run_id) == run_id, col(Enrolment.status).in_(HOLDS_PLACE)))).one()
 
 
+def enrolment_answer(enrolment: Enrolment) -> Answer:
+    """What enrolling answers: the enrolment and its address."""
+    return Answer.of(EnrolmentPublic.model_validate(enrolment),
+                     location=f"/v1/enrolments/{enrolment.id}")
+
+
 async def enrol(session: AsyncSession, access: RecordAccess, run_id: str,
-                data: EnrolmentCreate) -> Enrolment:
+                data: EnrolmentCreate, once: IdempotentRequest | None = None) -> Enrolment:
     """A place on a run, or a place on its waiting list when it is full."""
     principal = access.principal
     require_scope(principal, ENROLMENT, Verb.create)
@@ -348,6 +355,7 @@ async def enrol(session: AsyncSession, access: RecordAccess, run_id: str,
                               learner_id=learner_id, team_id=team_id, status=status)
         session.add(enrolment)
         _publish(session, TrainingEvent.enrolment_created, enrolment, course)
+    await keep_answer(once, session, enrolment_answer(enrolment))
     await session.commit()
     _audit_enrolment(access, enrolment.id, enrolment, "create", True)
     return enrolment

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 
 from recovery.common.deps import AccessDep, SessionDep, SettingsDep
 from recovery.common.http import Cursor, IfMatch, Limit, json_response
+from recovery.common.idempotency import Answer, IdempotencyKey
 from recovery.common.pagination import Page, page_size
 from recovery.common.problems import problem_responses
 from recovery.workforce import service
@@ -152,9 +153,9 @@ async def read_lived_experience(staff_id: StaffId, session: SessionDep,
 
 @router.post("/care-contacts", status_code=201, response_model=CareContactPublic,
              responses=CREATE, tags=["care"], summary="Log care delivered by a team member")
-async def log_contact(data: CareContactCreate, access: AccessDep) -> Response:
-    contact = await service.log_contact(access, data)
-    return json_response(contact, status_code=201)
+async def log_contact(data: CareContactCreate, access: AccessDep,
+                      once: IdempotencyKey) -> Response:
+    return Answer.of(await service.log_contact(access, data, once)).response()
 
 
 @router.get("/teams/{team_id}/peer-share", response_model=PeerShare, tags=["figures"],
@@ -218,9 +219,9 @@ async def readiness(team_id: TeamId, access: AccessDep) -> Response:
 @router.post("/supervision-sessions", status_code=201, response_model=SupervisionPublic,
              responses=CREATE, tags=["culture"], summary="Record a supervision session")
 async def record_supervision(data: SupervisionCreate, session: SessionDep,
-                             access: AccessDep) -> Response:
-    row = await service.record_supervision(session, access, data)
-    return json_response(SupervisionPublic.model_validate(row), status_code=201)
+                             access: AccessDep, once: IdempotencyKey) -> Response:
+    row = await service.record_supervision(session, access, data, once)
+    return service.supervision_answer(row).response()
 
 
 @router.get("/staff/{staff_id}/supervision-sessions", response_model=Page[SupervisionPublic],

@@ -33,6 +33,7 @@ from recovery.common.auth import Principal, Role, Verb, can_reach_record, requir
 from recovery.common.data import Reads
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
+from recovery.common.idempotency import Answer, IdempotentRequest, keep_answer
 from recovery.common.ids import new_id
 from recovery.common.pagination import Page, decode_cursor, decode_date_cursor, encode_cursor
 from recovery.common.problems import Problem
@@ -73,6 +74,7 @@ from recovery.workforce.models import (
     StaffPublic,
     StaffUpdate,
     SupervisionCreate,
+    SupervisionPublic,
     SupervisionSession,
     Team,
     TeamCreate,
@@ -412,7 +414,8 @@ ADD_MINUTES = {"postgresql": _add_minutes(pg_insert),
                "sqlite": _add_minutes(sqlite_insert)}
 
 
-async def log_contact(access: RecordAccess, data: CareContactCreate) -> CareContactPublic:
+async def log_contact(access: RecordAccess, data: CareContactCreate,
+                      once: IdempotentRequest | None = None) -> CareContactPublic:
     """Log care delivered by a member of the caller's team; the team's monthly minutes move
     in the same transaction."""
     principal = access.principal
@@ -439,10 +442,12 @@ async def log_contact(access: RecordAccess, data: CareContactCreate) -> CareCont
                    "minutes": data.minutes, "mode": data.mode.value,
                    "by_peer": rules.is_peer(role_type), "recorded_by": principal.sub,
                    "recorded_at": utcnow()}
+        logged = CareContactPublic.model_validate(contact)
+        await keep_answer(once, tx, Answer.of(logged))
         await tx.run(INSERT_CONTACT, contact)
         await tx.run(ADD_MINUTES[tx.dialect],
                      {**contact, "month": rules.month_of(contact["occurred_on"])})
-    return CareContactPublic.model_validate(contact)
+    return logged
 
 
 def _monthly_minutes(*, of_team: bool) -> Executable:
@@ -574,8 +579,14 @@ async def _supervisable(session: AsyncSession, access: RecordAccess, staff_id: s
     return staff
 
 
+def supervision_answer(row: SupervisionSession) -> Answer:
+    """What recording the session answers."""
+    return Answer.of(SupervisionPublic.model_validate(row))
+
+
 async def record_supervision(session: AsyncSession, access: RecordAccess,
-                             data: SupervisionCreate) -> SupervisionSession:
+                             data: SupervisionCreate,
+                             once: IdempotentRequest | None = None) -> SupervisionSession:
     staff = await _supervisable(session, access, data.staff_id, "record-supervision")
     refusal = rules.supervision_refusal(staff_id=staff.id, supervisor_id=data.supervisor_id,
                                         held_on=data.held_on, today=today())
@@ -586,6 +597,7 @@ async def record_supervision(session: AsyncSession, access: RecordAccess,
                              recovery_focused=data.recovery_focused,
                              peer_supervision=data.peer_supervision, quality=data.quality,
                              recorded_by=access.principal.sub)
+    await keep_answer(once, session, supervision_answer(row))
     session.add(row)
     await session.commit()
     return row
