@@ -6,7 +6,7 @@ from fastapi import APIRouter, Body, Path, Response
 
 from recovery.common.deps import AccessDep, SettingsDep
 from recovery.common.http import Cursor, IfMatch, Limit, document_response, json_response
-from recovery.common.idempotency import IdempotencyKey
+from recovery.common.idempotency import Answer, IdempotencyKey
 from recovery.common.pagination import Page, page_size
 from recovery.common.problems import problem_responses
 from recovery.common.rules import EnteredInError
@@ -112,13 +112,14 @@ async def list_versions(plan_id: PlanId, access: AccessDep, settings: SettingsDe
 
 
 @router.post("/crisis-plans/{plan_id}/medication-decisions", status_code=201,
-             response_model=MedicationDecisionPublic, responses=problem_responses(404, 409),
+             response_model=MedicationDecisionPublic,
+             responses=problem_responses(404, 409, 422),
              summary="Record a shared decision on medication, in the person's voice (at a "
                      "review, one that revisits the earlier decision)")
 async def record_medication_decision(plan_id: PlanId, decision: MedicationDecisionCreate,
-                                     access: AccessDep) -> Response:
-    public = await service.record_medication_decision(access, plan_id, decision)
-    return json_response(public, status_code=201)
+                                     access: AccessDep, once: IdempotencyKey) -> Response:
+    public = await service.record_medication_decision(access, plan_id, decision, once)
+    return Answer.of(public).response()
 
 
 @router.get("/crisis-plans/{plan_id}/medication-decisions",

@@ -790,7 +790,8 @@ async def batch_read(access: RecordAccess, request: BatchRead) -> str:
 
 
 async def record_medication_decision(access: RecordAccess, plan_id: str,
-                                     decision: MedicationDecisionCreate
+                                     decision: MedicationDecisionCreate,
+                                     once: IdempotentRequest | None = None
                                      ) -> MedicationDecisionPublic:
     """A shared decision made with the person, kept beside their plan; at a review, a new
     decision that revisits the earlier one, which then stands no longer."""
@@ -819,6 +820,7 @@ async def record_medication_decision(access: RecordAccess, plan_id: str,
                                           recorded_at=row.recorded_at,
                                           **decision.model_dump())
         row.document = public.model_dump(mode="json", exclude={"revisited_by"})
+        await keep_answer(once, session, Answer.of(public))
         session.add(row)
         record_event(session, PlanEvent.decision_recorded.value, plan.id,
                      decision_event_data(plan, row))

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from recovery.common.events.outbox import OUTBOX_TABLE
 from recovery.common.kit import ServiceKit
@@ -45,3 +45,12 @@ async def assert_the_key_is_documented(client: httpx.AsyncClient, *paths: str) -
         parameters = openapi["paths"][path]["post"].get("parameters", [])
         assert any(parameter["name"] == "Idempotency-Key" and parameter["in"] == "header"
                    for parameter in parameters), path
+
+
+async def rows_with(client: httpx.AsyncClient, column: Any, value: Any) -> int:
+    """How many rows of ``column``'s table hold ``value`` there, in the service's database."""
+    kit: ServiceKit = client.app.state.kit  # type: ignore[attr-defined]
+    async with kit.engine.connect() as connection:
+        return int((await connection.execute(
+            select(func.count()).select_from(column.table).where(column == value))
+        ).scalar_one())
