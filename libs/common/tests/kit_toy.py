@@ -17,11 +17,12 @@ from recovery.common.auth import Verb, require_scope
 from recovery.common.db import UTCDateTime
 from recovery.common.deps import AccessDep, PrincipalDep, SessionDep
 from recovery.common.dev_issuer import DevIssuer
+from recovery.common.idempotency import Answer, IdempotencyKey, keep_answer
 from recovery.common.problems import Problem, problem_responses
 from recovery.common.settings import Settings
 from recovery.common.testing.plugin import make_settings
 from recovery.common.timeutil import utcnow
-from recovery.common.versioning import require_if_match, set_etag
+from recovery.common.versioning import etag, require_if_match, set_etag
 
 SERVICE = "toy"
 MIGRATIONS_DIR = Path(__file__).parent / "toy_migrations"
@@ -74,17 +75,20 @@ async def whoami(principal: PrincipalDep) -> Caller:
                   patient=principal.patient)
 
 
-@router.post("/v1/notes", status_code=201, responses=problem_responses(404))
+@router.post("/v1/notes", status_code=201, response_model=NoteOut,
+             responses=problem_responses(404))
 async def create_note(body: NoteIn, access: AccessDep, session: SessionDep,
-                      response: Response) -> NoteOut:
+                      once: IdempotencyKey) -> Response:
     require_scope(access.principal, RESOURCE, Verb.create)
     note = ToyNote(service_user_id=body.service_user_id, team_id=body.team_id, size=body.size)
     access.check(RESOURCE, Verb.create, record_type=RESOURCE, record_id=note.id,
                  service_user_id=note.service_user_id, team_id=note.team_id, action="create")
+    answer = Answer(201, NoteOut.model_validate(note, from_attributes=True).model_dump_json(),
+                    etag(note.version), location=f"/v1/notes/{note.id}")
+    await keep_answer(once, session, answer)
     session.add(note)
     await session.commit()
-    set_etag(response, note.version)
-    return NoteOut.model_validate(note, from_attributes=True)
+    return answer.response()
 
 
 async def _note(session: SessionDep, note_id: str) -> ToyNote:

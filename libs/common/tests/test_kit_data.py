@@ -171,7 +171,7 @@ async def test_the_migrate_command_brings_a_service_database_to_head(database_ur
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("toy: database ")
-    assert lines[0].endswith("at revision 0002")
+    assert lines[0].endswith("at revision 0003")
     engine = create_engine(database_url)
     assert await at_head(engine, MIGRATIONS_DIR)
     async with engine.connect() as connection:

@@ -16,7 +16,16 @@ from recovery.common.audit import AuditEvent
 from recovery.common.db import create_engine
 from recovery.common.events.consumer import ProcessedEvent
 from recovery.common.events.outbox import OutboxEvent
-from recovery.common.migrations import KIT_TABLES, alembic_config, upgrade_to_head
+from recovery.common.idempotency import KeptAnswer
+from recovery.common.migrations import (
+    IDEMPOTENCY_TABLE,
+    KIT_TABLES,
+    alembic_config,
+    upgrade_to_head,
+)
+
+#: The kit's tables: those of the first migration, and the idempotency keys' of a later one.
+OURS = (*KIT_TABLES, IDEMPOTENCY_TABLE)
 
 
 def _tables(connection: Connection) -> set[str]:
@@ -26,11 +35,11 @@ def _tables(connection: Connection) -> set[str]:
 def _differences_from_the_kit_models(connection: Connection) -> list[object]:
     """What autogenerate would change to make the kit's tables match the kit's models."""
     models = MetaData()
-    for model in (AuditEvent, OutboxEvent, ProcessedEvent):
+    for model in (AuditEvent, OutboxEvent, ProcessedEvent, KeptAnswer):
         model.__table__.to_metadata(models)  # type: ignore[attr-defined]
     context = MigrationContext.configure(connection, opts={
         "compare_type": True,
-        "include_name": lambda name, kind, _parents: kind != "table" or name in KIT_TABLES})
+        "include_name": lambda name, kind, _parents: kind != "table" or name in OURS})
     return list(compare_metadata(context, models))
 
 
@@ -40,7 +49,7 @@ async def test_kit_tables_created_by_the_first_migration_match_the_kit_models(
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
-            assert set(KIT_TABLES) <= await connection.run_sync(_tables)
+            assert set(OURS) <= await connection.run_sync(_tables)
             assert await connection.run_sync(_differences_from_the_kit_models) == []
     finally:
         await engine.dispose()
@@ -53,7 +62,7 @@ async def test_downgrading_the_first_migration_drops_the_kit_tables(database_url
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
-            assert not set(KIT_TABLES) & await connection.run_sync(_tables)
+            assert not set(OURS) & await connection.run_sync(_tables)
     finally:
         await engine.dispose()
 

@@ -61,10 +61,12 @@ class GatewayContext(BaseContext):
 
     async def call(self, service: str, method: str, path: str, *, json: Any = None,
                    params: dict[str, Any] | None = None,
-                   if_match: str | None = None) -> UpstreamAnswer:
+                   if_match: str | None = None,
+                   idempotency_key: str | None = None) -> UpstreamAnswer:
         """A call with the caller's own token (never the gateway's)."""
         return await self.upstreams.call(service, method, path, self.principal.token,
-                                         json=json, params=params, if_match=if_match)
+                                         json=json, params=params, if_match=if_match,
+                                         idempotency_key=idempotency_key)
 
     async def every_item(self, service: str, path: str,
                          params: dict[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from strawberry.scalars import JSON
 
 from recovery.gateway.context import GatewayContext
 from recovery.gateway.errors import GatewayError
+from recovery.gateway.idempotency import IdempotencyKeyArgument, idempotency_key_for
 from recovery.gateway.types.arguments import (
     ContentHash,
     IfMatch,
@@ -157,9 +158,13 @@ class Mutation:
                                      "proposed goal waits for the person to accept it.")
     async def propose_goal(self, info: Info,
                            input: Annotated[GoalInput, strawberry.argument(
-                               description="The goal.")]) -> GoalResult | None:
+                               description="The goal.")],
+                           idempotency_key: IdempotencyKeyArgument = None) -> GoalResult | None:
+        key = idempotency_key_for(info, idempotency_key)
+
         async def run() -> Goal:
-            answer = await info.context.call("goals", "POST", "/v1/goals", json=_body(input))
+            answer = await info.context.call("goals", "POST", "/v1/goals", json=_body(input),
+                                             idempotency_key=key)
             return Goal.from_service(answer.body)
         result: GoalResult = await attempt(run)
         return result
@@ -179,11 +184,16 @@ class Mutation:
     async def review_goal(self, info: Info, id: Annotated[strawberry.ID, record_id("goal")],
                           if_match: IfMatch,
                           input: Annotated[GoalReviewInput, strawberry.argument(
-                              description="The review.")]) -> GoalReviewResult | None:
+                              description="The review.")],
+                          idempotency_key: IdempotencyKeyArgument = None
+                          ) -> GoalReviewResult | None:
+        key = idempotency_key_for(info, idempotency_key)
+
         async def run() -> GoalReview:
             goal = local_id(id, "Goal")
             answer = await info.context.call("goals", "POST", f"/v1/goals/{goal}/reviews",
-                                             json=_body(input), if_match=etag(if_match))
+                                             json=_body(input), if_match=etag(if_match),
+                                             idempotency_key=key)
             return GoalReview.from_service(answer.body)
         result: GoalReviewResult = await attempt(run)
         return result
@@ -191,12 +201,16 @@ class Mutation:
     @strawberry.mutation(description="Draft a joint crisis plan (its sections as the "
                                      "crisis-plans service documents them).")
     async def draft_crisis_plan(self, info: Info, service_user_id: ServiceUserId,
-                                team_id: TeamId, content: PlanContent) -> CrisisPlanResult | None:
+                                team_id: TeamId, content: PlanContent,
+                                idempotency_key: IdempotencyKeyArgument = None
+                                ) -> CrisisPlanResult | None:
+        key = idempotency_key_for(info, idempotency_key)
+
         async def run() -> CrisisPlan:
             body = {**(content if isinstance(content, dict) else {}),
                     "service_user_id": service_user_id, "team_id": team_id}
             answer = await info.context.call("crisis-plans", "POST", "/v1/crisis-plans",
-                                             json=body)
+                                             json=body, idempotency_key=key)
             return CrisisPlan.from_plan(answer.body)
         result: CrisisPlanResult = await attempt(run)
         return result
@@ -250,14 +264,18 @@ class Mutation:
                                      "plan) as a new co-assessment, a draft to agree.")
     async def record_risk_views(self, info: Info, service_user_id: ServiceUserId,
                                 team_id: TeamId, areas: RiskAreas,
-                                safety_plan: SafetyPlan = None) -> RiskAssessmentResult | None:
+                                safety_plan: SafetyPlan = None,
+                                idempotency_key: IdempotencyKeyArgument = None
+                                ) -> RiskAssessmentResult | None:
+        key = idempotency_key_for(info, idempotency_key)
+
         async def run() -> RiskAssessment:
             body: dict[str, Any] = {"service_user_id": service_user_id, "team_id": team_id,
                                     "areas": areas}
             if safety_plan is not None:
                 body["safety_plan"] = safety_plan
             answer = await info.context.call("risk", "POST", "/v1/risk-assessments",
-                                             json=body)
+                                             json=body, idempotency_key=key)
             return RiskAssessment.from_service(answer.body)
         result: RiskAssessmentResult = await attempt(run)
         return result
@@ -281,15 +299,19 @@ class Mutation:
                                      "the college).")
     async def enrol_on_course(self, info: Info, run_id: Annotated[strawberry.ID, record_id("run")],
                               learner_id: LearnerId = None,
-                              learner_kind: LearnerKindArgument = LearnerKind.STAFF
+                              learner_kind: LearnerKindArgument = LearnerKind.STAFF,
+                              idempotency_key: IdempotencyKeyArgument = None
                               ) -> EnrolmentResult | None:
+        key = idempotency_key_for(info, idempotency_key)
+
         async def run() -> Enrolment:
             body: dict[str, Any] = {"learner_kind": learner_kind}
             if learner_id:
                 body["learner_id"] = learner_id
             course_run = local_id(run_id, "CourseRun")
             answer = await info.context.call("training", "POST",
-                                             f"/v1/runs/{course_run}/enrolments", json=body)
+                                             f"/v1/runs/{course_run}/enrolments", json=body,
+                                             idempotency_key=key)
             return Enrolment.from_service(answer.body)
         result: EnrolmentResult = await attempt(run)
         return result
@@ -309,22 +331,28 @@ class Mutation:
 
     @strawberry.mutation(description="Log care delivered (counts toward the peer share).")
     async def log_care_contact(self, info: Info,
-                               input: Annotated[CareContactInput, WHAT_HAPPENED]
+                               input: Annotated[CareContactInput, WHAT_HAPPENED],
+                               idempotency_key: IdempotencyKeyArgument = None
                                ) -> CareContactResult | None:
+        key = idempotency_key_for(info, idempotency_key)
+
         async def run() -> CareContact:
             answer = await info.context.call("workforce", "POST", "/v1/care-contacts",
-                                             json=_body(input))
+                                             json=_body(input), idempotency_key=key)
             return CareContact.from_service(answer.body)
         result: CareContactResult = await attempt(run)
         return result
 
     @strawberry.mutation(description="Record a supervision session.")
     async def record_supervision(self, info: Info,
-                                 input: Annotated[SupervisionInput, WHAT_HAPPENED]
+                                 input: Annotated[SupervisionInput, WHAT_HAPPENED],
+                                 idempotency_key: IdempotencyKeyArgument = None
                                  ) -> SupervisionResult | None:
+        key = idempotency_key_for(info, idempotency_key)
+
         async def run() -> SupervisionSession:
             answer = await info.context.call("workforce", "POST", "/v1/supervision-sessions",
-                                             json=_body(input))
+                                             json=_body(input), idempotency_key=key)
             return SupervisionSession.from_service(answer.body)
         result: SupervisionResult = await attempt(run)
         return result

@@ -70,7 +70,8 @@ class Upstreams:
 
     async def call(self, service: str, method: str, path: str, token: str | None, *,
                    json: Any = None, params: Mapping[str, Any] | None = None,
-                   if_match: str | None = None) -> UpstreamAnswer:
+                   if_match: str | None = None,
+                   idempotency_key: str | None = None) -> UpstreamAnswer:
         """One call; any failure becomes a ``GatewayError`` naming the service.
 
         Straight to the client's transport: the client's redirect, auth and cookie machinery
@@ -80,6 +81,8 @@ class Upstreams:
             headers["Authorization"] = f"Bearer {token}"
         if if_match:
             headers["If-Match"] = if_match
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
         base_url = str(self.clients[service].base_url).rstrip("/")
         request = httpx.Request(method, base_url + path, params=params, json=json,
                                 headers=headers, extensions={"timeout": self._timeouts})

@@ -14,12 +14,14 @@ from fastapi.telemetry import TelemetryConfig
 from recovery.common.audit_export import audit_router
 from recovery.common.events.consumer import EventHandler
 from recovery.common.health import health_router
+from recovery.common.idempotency import forget_old_keys, install_replay_handler
 from recovery.common.kit import ServiceKit, build_kit
 from recovery.common.observability import (
     RequestContextMiddleware,
     configure_logging,
     flush_logs,
 )
+from recovery.common.periodic import run_periodically
 from recovery.common.problems import (
     PROBLEM_MEDIA_TYPE,
     PROBLEM_SCHEMA_REF,
@@ -144,6 +146,7 @@ def create_service_app(
                   telemetry=NO_NATIVE_TELEMETRY)
     app.state.kit = kit
     install_problem_handlers(app)
+    install_replay_handler(app)
     for router in (*routers, audit_router, health_router):
         app.include_router(router)
     app.add_middleware(RequestContextMiddleware, service=settings.service,
@@ -153,4 +156,7 @@ def create_service_app(
         return problem_openapi(app)
 
     app.openapi = openapi  # type: ignore[method-assign]
+    run_periodically(app, "idempotency_sweep", forget_old_keys,
+                     every_s=settings.idempotency_sweep_seconds,
+                     first_after_s=settings.idempotency_sweep_seconds)
     return app

@@ -152,3 +152,32 @@ def drop_kit_tables() -> None:
 
     for table in reversed(KIT_TABLES):
         op.drop_table(table)
+
+
+IDEMPOTENCY_TABLE = "idempotency_key"
+
+
+def create_idempotency_table() -> None:
+    """In a service's migration: the answers kept for ``Idempotency-Key`` (``idempotency``)."""
+    from alembic import op
+
+    op.create_table(
+        IDEMPOTENCY_TABLE,
+        sa.Column("subject", sa.String(length=255), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("status", sa.Integer(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("etag", sa.String(length=200), nullable=True),
+        sa.Column("location", sa.String(length=500), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("subject", "key"),
+    )
+    op.create_index(op.f("ix_idempotency_key_created_at"), IDEMPOTENCY_TABLE, ["created_at"],
+                    unique=False)
+
+
+def drop_idempotency_table() -> None:
+    from alembic import op
+
+    op.drop_table(IDEMPOTENCY_TABLE)

@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 256 * 1024
     page_size_default: int = 50
     page_size_max: int = 200
+    # Idempotency-Key answers: kept at least this long, then dropped by a sweep every
+    # idempotency_sweep_seconds (0 turns the sweep off).
+    idempotency_keep_hours: int = Field(default=24, ge=1)
+    idempotency_sweep_seconds: float = 3600.0
     # Events
     outbox_poll_seconds: float = 0.5
     outbox_batch_size: int = 500

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, Path, Response
 
 from recovery.common.deps import AccessDep, SettingsDep
 from recovery.common.http import Cursor, IfMatch, Limit, document_response, json_response
+from recovery.common.idempotency import Answer, IdempotencyKey
 from recovery.common.pagination import Page, page_size
 from recovery.common.problems import problem_responses
 from recovery.common.rules import EnteredInError
@@ -40,17 +41,17 @@ READ = problem_responses(404)
 CHANGE = problem_responses(404, 409, 412, 428)
 
 
-def plan_response(plan: CrisisPlan, *, status_code: int = 200, created: bool = False) -> Response:
+def plan_response(plan: CrisisPlan, *, status_code: int = 200) -> Response:
     """The plan's stored document (written with the change) and its ETag."""
-    return document_response(plan.document, version=plan.version, status_code=status_code,
-                             location=f"/v1/crisis-plans/{plan.id}" if created else None)
+    return document_response(plan.document, version=plan.version, status_code=status_code)
 
 
 @router.post("/crisis-plans", status_code=201, response_model=PlanPublic,
-             responses=problem_responses(409), summary="Start a person's joint crisis plan")
-async def create_plan(data: PlanCreate, access: AccessDep) -> Response:
-    plan = await service.create_plan(access, data)
-    return plan_response(plan, status_code=201, created=True)
+             responses=problem_responses(409, 422),
+             summary="Start a person's joint crisis plan")
+async def create_plan(data: PlanCreate, access: AccessDep, once: IdempotencyKey) -> Response:
+    plan = await service.create_plan(access, data, once)
+    return service.created_answer(plan).response()
 
 
 @router.post("/crisis-plans:batch-read", response_model=BatchReadResult,
@@ -111,13 +112,14 @@ async def list_versions(plan_id: PlanId, access: AccessDep, settings: SettingsDe
 
 
 @router.post("/crisis-plans/{plan_id}/medication-decisions", status_code=201,
-             response_model=MedicationDecisionPublic, responses=problem_responses(404, 409),
+             response_model=MedicationDecisionPublic,
+             responses=problem_responses(404, 409, 422),
              summary="Record a shared decision on medication, in the person's voice (at a "
                      "review, one that revisits the earlier decision)")
 async def record_medication_decision(plan_id: PlanId, decision: MedicationDecisionCreate,
-                                     access: AccessDep) -> Response:
-    public = await service.record_medication_decision(access, plan_id, decision)
-    return json_response(public, status_code=201)
+                                     access: AccessDep, once: IdempotencyKey) -> Response:
+    public = await service.record_medication_decision(access, plan_id, decision, once)
+    return Answer.of(public).response()
 
 
 @router.get("/crisis-plans/{plan_id}/medication-decisions",

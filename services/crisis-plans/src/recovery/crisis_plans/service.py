@@ -35,6 +35,7 @@ from recovery.common.data import Transaction
 from recovery.common.db import EncodedJSON, UTCDateTime, json_text
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
+from recovery.common.idempotency import Answer, IdempotentRequest, keep_answer
 from recovery.common.ids import new_id
 from recovery.common.pagination import (
     Page,
@@ -281,7 +282,14 @@ def _events(session: AsyncSession, plan: CrisisPlan,
         record_event(session, event.value, plan.id, data)
 
 
-async def create_plan(access: RecordAccess, data: PlanCreate) -> CrisisPlan:
+def created_answer(plan: CrisisPlan) -> Answer:
+    """What starting the plan answers: its document, ETag and address."""
+    return Answer.of(plan.document, version=plan.version,
+                     location=f"/v1/crisis-plans/{plan.id}")
+
+
+async def create_plan(access: RecordAccess, data: PlanCreate,
+                      once: IdempotentRequest | None = None) -> CrisisPlan:
     """A clinician or the person starts the plan; its first version is a draft."""
     principal = access.principal
     plan_id = new_id()
@@ -307,6 +315,7 @@ async def create_plan(access: RecordAccess, data: PlanCreate) -> CrisisPlan:
                                 recorded_by=actor.sub, content=stored, content_hash=digest)
     plan.document = plan_document(plan, version, [])
     async with access.kit.sessions() as session:
+        await keep_answer(once, session, created_answer(plan))
         session.add(plan)
         session.add(version)
         _events(session, plan, [(PlanEvent.created,
@@ -827,7 +836,8 @@ async def _first_plans(access: RecordAccess, request: BatchRead
 
 
 async def record_medication_decision(access: RecordAccess, plan_id: str,
-                                     decision: MedicationDecisionCreate
+                                     decision: MedicationDecisionCreate,
+                                     once: IdempotentRequest | None = None
                                      ) -> MedicationDecisionPublic:
     """A shared decision made with the person, kept beside their plan; at a review, a new
     decision that revisits the earlier one, which then stands no longer."""
@@ -856,6 +866,7 @@ async def record_medication_decision(access: RecordAccess, plan_id: str,
                                           recorded_at=row.recorded_at,
                                           **decision.model_dump())
         row.document = public.model_dump(mode="json", exclude={"revisited_by"})
+        await keep_answer(once, session, Answer.of(public))
         session.add(row)
         record_event(session, PlanEvent.decision_recorded.value, plan.id,
                      decision_event_data(plan, row))

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, Path, Query, Response
 
 from recovery.common.deps import AccessDep, SessionDep, SettingsDep
 from recovery.common.http import Cursor, IfMatch, Limit, document_response, json_response
+from recovery.common.idempotency import IdempotencyKey
 from recovery.common.pagination import Page, page_size
 from recovery.common.problems import problem_responses
 from recovery.goals import service
@@ -34,20 +35,20 @@ GoalId = Annotated[str, Path(min_length=1, max_length=64, description="The goal'
 
 READ = problem_responses(404)
 CHANGE = problem_responses(404, 409, 412, 428)
+#: Creating: 409 also for a copy of the request still being answered (Idempotency-Key).
+CREATE = problem_responses(409, 422)
 
 
-def goal_response(goal: Goal, *, status_code: int = 200, created: bool = False) -> Response:
+def goal_response(goal: Goal, *, status_code: int = 200) -> Response:
     """The goal's stored document (written with the change) and its ETag."""
-    return document_response(goal.document, version=goal.version, status_code=status_code,
-                             location=f"/v1/goals/{goal.id}" if created else None)
+    return document_response(goal.document, version=goal.version, status_code=status_code)
 
 
 @router.post("/goals", status_code=201, response_model=GoalPublic,
-             responses=problem_responses(409),
-             summary="Write a goal (the person) or propose one (staff)")
-async def create_goal(data: GoalCreate, access: AccessDep) -> Response:
-    goal = await service.create_goal(access, data)
-    return goal_response(goal, status_code=201, created=True)
+             responses=CREATE, summary="Write a goal (the person) or propose one (staff)")
+async def create_goal(data: GoalCreate, access: AccessDep, once: IdempotencyKey) -> Response:
+    goal = await service.create_goal(access, data, once)
+    return service.created_answer(goal).response()
 
 
 @router.get("/goals", response_model=Page[GoalPublic], responses=READ,
@@ -150,12 +151,13 @@ async def list_reviews(goal_id: GoalId, session: SessionDep, access: AccessDep,
 
 
 @router.post("/goals/{goal_id}/reviews", status_code=201, response_model=ReviewPublic,
-             responses=CHANGE, summary="Record a progress review (If-Match of the goal)")
+             responses={**CHANGE, **CREATE},
+             summary="Record a progress review (If-Match of the goal)")
 async def add_review(goal_id: GoalId, review: ReviewCreate, session: SessionDep,
-                     access: AccessDep, if_match: IfMatch = None) -> Response:
-    row = await service.add_review(session, access, goal_id, if_match, review)
-    return json_response(ReviewPublic.model_validate(row), status_code=201,
-                         version=row.goal_version)
+                     access: AccessDep, once: IdempotencyKey,
+                     if_match: IfMatch = None) -> Response:
+    row = await service.add_review(session, access, goal_id, if_match, review, once)
+    return service.review_answer(row).response()
 
 
 @router.get("/goals/{goal_id}/versions", response_model=Page[GoalVersionPublic],

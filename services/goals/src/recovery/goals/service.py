@@ -32,6 +32,7 @@ from recovery.common.data import Reads, row_of
 from recovery.common.db import UTCDateTime
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
+from recovery.common.idempotency import Answer, IdempotentRequest, keep_answer
 from recovery.common.ids import new_id
 from recovery.common.pagination import (
     Page,
@@ -225,7 +226,18 @@ INSERT_GOAL = Goal.__table__.insert()  # type: ignore[attr-defined]
 INSERT_VERSION = GoalVersion.__table__.insert()  # type: ignore[attr-defined]
 
 
-async def create_goal(access: RecordAccess, data: GoalCreate) -> Goal:
+def created_answer(goal: Goal) -> Answer:
+    """What creating the goal answers: its document, ETag and address."""
+    return Answer.of(goal.document, version=goal.version, location=f"/v1/goals/{goal.id}")
+
+
+def review_answer(review: GoalReview) -> Answer:
+    """What recording the review answers, with the goal's new ETag."""
+    return Answer.of(ReviewPublic.model_validate(review), version=review.goal_version)
+
+
+async def create_goal(access: RecordAccess, data: GoalCreate,
+                      once: IdempotentRequest | None = None) -> Goal:
     """The person writes their own goal (active), or staff propose one (proposed)."""
     principal = access.principal
     goal_id = new_id()
@@ -257,6 +269,7 @@ async def create_goal(access: RecordAccess, data: GoalCreate) -> Goal:
     event = GoalEvent.created if state.agreed else GoalEvent.proposed
     goal.document = public(goal).model_dump(mode="json")
     async with access.kit.writes.transaction() as tx:
+        await keep_answer(once, tx, created_answer(goal))
         await tx.run(INSERT_GOAL, row_of(goal))
         await tx.run(INSERT_VERSION, row_of(_version_of(goal, actor, event)))
         await tx.record_event(event.value, goal.id, goal_event_data(goal, changed_by=actor.sub))
@@ -392,7 +405,8 @@ async def update_step(session: AsyncSession, access: RecordAccess, goal_id: str,
 
 
 async def add_review(session: AsyncSession, access: RecordAccess, goal_id: str,
-                     if_match: str | None, review: ReviewCreate) -> GoalReview:
+                     if_match: str | None, review: ReviewCreate,
+                     once: IdempotentRequest | None = None) -> GoalReview:
     """Record a progress review; the goal takes its achievement status from it."""
     goal = await _goal_for_change(session, access, goal_id, if_match, "review")
     actor = actor_for(access.principal, goal.service_user_id)
@@ -416,6 +430,7 @@ async def add_review(session: AsyncSession, access: RecordAccess, goal_id: str,
                      achievement_status=review.achievement_status.value, rating=review.rating,
                      own_words=review.own_words, recorded_by=actor.sub,
                      recorded_at=goal.updated_at, goal_version=goal.version)
+    await keep_answer(once, session, review_answer(row))
     await _commit_change(session, goal, actor=actor, event=GoalEvent.reviewed,
                          data=goal_event_data(goal, changed_by=actor.sub, review_id=row.id),
                          extra=[row])

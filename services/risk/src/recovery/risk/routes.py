@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from recovery.common.deps import AccessDep, PrincipalDep, SettingsDep
 from recovery.common.http import Cursor, IfMatch, Limit, document_response, json_response
+from recovery.common.idempotency import IdempotencyKey
 from recovery.common.pagination import Page, page_size
 from recovery.common.problems import InvalidParam, Problem, problem_responses
 from recovery.common.rules import EnteredInError
@@ -57,20 +58,19 @@ READ = problem_responses(404)
 CHANGE = problem_responses(404, 409, 412, 428)
 
 
-def assessment_response(assessment: RiskAssessment, *, status_code: int = 200,
-                        created: bool = False) -> Response:
+def assessment_response(assessment: RiskAssessment, *, status_code: int = 200) -> Response:
     """The stored document written with the change, and its ETag."""
-    return document_response(
-        assessment.document, version=assessment.version, status_code=status_code,
-        location=f"/v1/risk-assessments/{assessment.id}" if created else None)
+    return document_response(assessment.document, version=assessment.version,
+                             status_code=status_code)
 
 
 @router.post("/risk-assessments", status_code=201, response_model=AssessmentPublic,
-             responses=problem_responses(409),
+             responses=problem_responses(409, 422),
              summary="Start a co-assessment (a draft until both sides sign)")
-async def create_assessment(data: AssessmentCreate, access: AccessDep) -> Response:
-    assessment = await service.create_assessment(access, data)
-    return assessment_response(assessment, status_code=201, created=True)
+async def create_assessment(data: AssessmentCreate, access: AccessDep,
+                            once: IdempotencyKey) -> Response:
+    assessment = await service.create_assessment(access, data, once)
+    return service.created_answer(assessment).response()
 
 
 @router.get("/risk-assessments", response_model=Page[AssessmentPublic], responses=READ,

@@ -23,6 +23,7 @@ from recovery.common.auth import Principal, Verb, can_reach_record, require_scop
 from recovery.common.db import UTCDateTime
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
+from recovery.common.idempotency import Answer, IdempotentRequest, keep_answer
 from recovery.common.ids import new_id
 from recovery.common.kit import ServiceKit
 from recovery.common.pagination import (
@@ -249,7 +250,14 @@ def _event(session: AsyncSession, assessment: RiskAssessment, event: RiskEvent,
         differing_areas=[a.value for a in rules.differences(content.areas)], party=party))
 
 
-async def create_assessment(access: RecordAccess, data: AssessmentCreate) -> RiskAssessment:
+def created_answer(assessment: RiskAssessment) -> Answer:
+    """What starting the co-assessment answers: its document, ETag and address."""
+    return Answer.of(assessment.document, version=assessment.version,
+                     location=f"/v1/risk-assessments/{assessment.id}")
+
+
+async def create_assessment(access: RecordAccess, data: AssessmentCreate,
+                            once: IdempotentRequest | None = None) -> RiskAssessment:
     """A clinician and the person start a co-assessment; it is a draft until both sign."""
     principal = access.principal
     assessment_id = new_id()
@@ -272,6 +280,7 @@ async def create_assessment(access: RecordAccess, data: AssessmentCreate) -> Ris
             created_by=actor.sub, created_at=now, updated_at=now)
         _new_version(session, assessment, content, actor=actor, change="drafted", now=now)
         assessment.document = build_document(assessment, content, [])
+        await keep_answer(once, session, created_answer(assessment))
         session.add(assessment)
         _event(session, assessment, RiskEvent.drafted, content, actor)
         await session.commit()

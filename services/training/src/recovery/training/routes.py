@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from recovery.common.deps import AccessDep, PrincipalDep, SessionDep, SettingsDep
 from recovery.common.http import Cursor, IfMatch, Limit, json_response
+from recovery.common.idempotency import IdempotencyKey
 from recovery.common.pagination import Page, page_size
 from recovery.common.problems import problem_responses
 from recovery.common.settings import Settings
@@ -59,12 +60,12 @@ async def list_courses(session: SessionDep, principal: PrincipalDep, settings: S
 
 
 @router.post("/courses", status_code=201, response_model=CoursePublic,
-             responses=problem_responses(409), summary="Add a co-produced course (the college)")
-async def create_course(data: CourseCreate, session: SessionDep,
-                        principal: PrincipalDep) -> Response:
-    course = await service.create_course(session, principal, data)
-    return json_response(CoursePublic.model_validate(course), status_code=201,
-                   version=course.version, location=f"/v1/courses/{course.id}")
+             responses=problem_responses(409, 422),
+             summary="Add a co-produced course (the college)")
+async def create_course(data: CourseCreate, session: SessionDep, principal: PrincipalDep,
+                        once: IdempotencyKey) -> Response:
+    course = await service.create_course(session, principal, data, once)
+    return service.course_answer(course).response()
 
 
 @router.get("/courses/{course_id}", response_model=CoursePublic, responses=READ,
@@ -100,13 +101,13 @@ async def batch_read_runs(request: RunsBatchRead, session: SessionDep,
 
 
 @router.post("/courses/{course_id}/runs", status_code=201, response_model=RunPublic,
-             responses=READ,
+             responses=problem_responses(404, 409, 422),
              summary="Schedule a run; refused unless co-delivered by an educator with lived "
                      "experience and another facilitator")
 async def create_run(course_id: Id, data: RunCreate, session: SessionDep,
-                     principal: PrincipalDep) -> Response:
-    run = await service.create_run(session, principal, course_id, data)
-    return json_response(run, status_code=201, location=f"/v1/runs/{run.id}")
+                     principal: PrincipalDep, once: IdempotencyKey) -> Response:
+    run = await service.create_run(session, principal, course_id, data, once)
+    return service.run_answer(run).response()
 
 
 @router.get("/runs/{run_id}", response_model=RunPublic, responses=READ, summary="One run")
@@ -125,12 +126,12 @@ async def record_delivery(run_id: Id, data: RunDelivery, session: SessionDep,
 
 
 @router.post("/educators", status_code=201, response_model=EducatorPublic,
+             responses=problem_responses(409, 422),
              summary="Add an educator (service-user, peer, carer or professional)")
-async def create_educator(data: EducatorCreate, session: SessionDep,
-                          principal: PrincipalDep) -> Response:
-    educator = await service.create_educator(session, principal, data)
-    return json_response(EducatorPublic.model_validate(educator), status_code=201,
-                   location=f"/v1/educators/{educator.id}")
+async def create_educator(data: EducatorCreate, session: SessionDep, principal: PrincipalDep,
+                          once: IdempotencyKey) -> Response:
+    educator = await service.create_educator(session, principal, data, once)
+    return service.educator_answer(educator).response()
 
 
 @router.get("/educators", response_model=Page[EducatorPublic],
@@ -179,12 +180,12 @@ async def add_support(educator_id: Id, record: SupportRecord, session: SessionDe
 
 
 @router.post("/runs/{run_id}/enrolments", status_code=201, response_model=EnrolmentPublic,
-             responses=CHANGE, summary="Enrol on a run (a place, or the waiting list)")
+             responses={**CHANGE, **problem_responses(422)},
+             summary="Enrol on a run (a place, or the waiting list)")
 async def enrol(run_id: Id, data: EnrolmentCreate, session: SessionDep,
-                access: AccessDep) -> Response:
-    enrolment = await service.enrol(session, access, run_id, data)
-    return json_response(EnrolmentPublic.model_validate(enrolment), status_code=201,
-                   location=f"/v1/enrolments/{enrolment.id}")
+                access: AccessDep, once: IdempotencyKey) -> Response:
+    enrolment = await service.enrol(session, access, run_id, data, once)
+    return service.enrolment_answer(enrolment).response()
 
 
 @router.get("/enrolments", response_model=Page[EnrolmentPublic],

@@ -15,6 +15,7 @@ from recovery.common.audit import Outcome
 from recovery.common.auth import Principal, Role, Verb, require_scope
 from recovery.common.deps import RecordAccess
 from recovery.common.events import CloudEvent, record_event
+from recovery.common.idempotency import Answer, IdempotentRequest, keep_answer
 from recovery.common.pagination import Page, decode_time_cursor, keyset_page
 from recovery.common.problems import InvalidParam, Problem
 from recovery.common.rules import refuse
@@ -105,13 +106,20 @@ async def get_course(session: AsyncSession, course_id: str) -> Course:
     return course
 
 
-async def create_course(session: AsyncSession, principal: Principal,
-                        data: CourseCreate) -> Course:
+def course_answer(course: Course) -> Answer:
+    """What adding the course answers: the course, its ETag and address."""
+    return Answer.of(CoursePublic.model_validate(course), version=course.version,
+                     location=f"/v1/courses/{course.id}")
+
+
+async def create_course(session: AsyncSession, principal: Principal, data: CourseCreate,
+                        once: IdempotentRequest | None = None) -> Course:
     require_college(principal, COURSE, Verb.create)
     if data.foundation:
         raise Problem(409, "There is one foundation course on recovery principles already; "
                       "change that one.", kind="foundation-exists")
     course = Course(**data.model_dump(mode="json"), required_for_all_staff=False)
+    await keep_answer(once, session, course_answer(course))
     session.add(course)
     await session.commit()
     return course
@@ -157,8 +165,13 @@ async def _run_public(session: AsyncSession, run: CourseRun) -> RunPublic:
     return _with_places(run, await _places_of_runs(session, [run.id]))
 
 
+def run_answer(run: RunPublic) -> Answer:
+    """What scheduling the run answers: the run and its address."""
+    return Answer.of(run, location=f"/v1/runs/{run.id}")
+
+
 async def create_run(session: AsyncSession, principal: Principal, course_id: str,
-                     data: RunCreate) -> RunPublic:
+                     data: RunCreate, once: IdempotentRequest | None = None) -> RunPublic:
     """Schedule a run; refused unless it is co-delivered."""
     require_college(principal, COURSE, Verb.create)
     await get_course(session, course_id)
@@ -168,9 +181,11 @@ async def create_run(session: AsyncSession, principal: Principal, course_id: str
         raise refuse(refusal)
     run = CourseRun(course_id=course_id, **data.model_dump(
         exclude={"facilitator_ids"}), facilitator_ids=list(dict.fromkeys(data.facilitator_ids)))
+    public = RunPublic.model_validate(run)  # a new run: no places taken, nobody waiting
+    await keep_answer(once, session, run_answer(public))
     session.add(run)
     await session.commit()
-    return await _run_public(session, run)
+    return public
 
 
 async def list_runs(session: AsyncSession, course_id: str, *, cursor: str | None,
@@ -269,10 +284,17 @@ async def record_delivery(session: AsyncSession, principal: Principal, run_id: s
 # --- educators ----------------------------------------------------------------------------
 
 
-async def create_educator(session: AsyncSession, principal: Principal,
-                          data: EducatorCreate) -> Educator:
+def educator_answer(educator: Educator) -> Answer:
+    """What adding the educator answers: the educator and their address."""
+    return Answer.of(EducatorPublic.model_validate(educator),
+                     location=f"/v1/educators/{educator.id}")
+
+
+async def create_educator(session: AsyncSession, principal: Principal, data: EducatorCreate,
+                          once: IdempotentRequest | None = None) -> Educator:
     require_college(principal, EDUCATOR, Verb.create)
     educator = Educator(**data.model_dump(mode="json"))
+    await keep_answer(once, session, educator_answer(educator))
     session.add(educator)
     await session.commit()
     return educator
@@ -353,8 +375,14 @@ async def _places_taken(session: AsyncSession, run_id: str) -> int:
         col(Enrolment.run_id) == run_id, col(Enrolment.status).in_(HOLDS_PLACE)))).one()
 
 
+def enrolment_answer(enrolment: Enrolment) -> Answer:
+    """What enrolling answers: the enrolment and its address."""
+    return Answer.of(EnrolmentPublic.model_validate(enrolment),
+                     location=f"/v1/enrolments/{enrolment.id}")
+
+
 async def enrol(session: AsyncSession, access: RecordAccess, run_id: str,
-                data: EnrolmentCreate) -> Enrolment:
+                data: EnrolmentCreate, once: IdempotentRequest | None = None) -> Enrolment:
     """A place on a run, or a place on its waiting list when it is full."""
     principal = access.principal
     require_scope(principal, ENROLMENT, Verb.create)
@@ -394,6 +422,7 @@ async def enrol(session: AsyncSession, access: RecordAccess, run_id: str,
                               learner_id=learner_id, team_id=team_id, status=status)
         session.add(enrolment)
         _publish(session, TrainingEvent.enrolment_created, enrolment, course)
+    await keep_answer(once, session, enrolment_answer(enrolment))
     await session.commit()
     _audit_enrolment(access, enrolment.id, enrolment, "create", True)
     return enrolment

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 
 from recovery.common.deps import AccessDep, SessionDep, SettingsDep
 from recovery.common.http import Cursor, IfMatch, Limit, json_response
+from recovery.common.idempotency import Answer, IdempotencyKey
 from recovery.common.pagination import Page, page_size
 from recovery.common.problems import problem_responses
 from recovery.workforce import service
@@ -52,10 +53,8 @@ CREATE = problem_responses(404, 409, 422)
 CHANGE = problem_responses(404, 409, 412, 422, 428)
 
 
-def staff_response(staff: Staff, *, status_code: int = 200, created: bool = False) -> Response:
-    return json_response(service.staff_public(staff), status_code=status_code,
-                         version=staff.version,
-                         location=f"/v1/staff/{staff.id}" if created else None)
+def staff_response(staff: Staff) -> Response:
+    return json_response(service.staff_public(staff), version=staff.version)
 
 
 # --- teams and staff ----------------------------------------------------------------------
@@ -63,10 +62,10 @@ def staff_response(staff: Staff, *, status_code: int = 200, created: bool = Fals
 
 @router.post("/teams", status_code=201, response_model=TeamPublic, responses=CREATE,
              tags=["teams"], summary="Set up a team (its managers and admins)")
-async def create_team(data: TeamCreate, session: SessionDep, access: AccessDep) -> Response:
-    team = await service.create_team(session, access, data)
-    return json_response(TeamPublic.model_validate(team), status_code=201, version=team.version,
-                         location=f"/v1/teams/{team.id}")
+async def create_team(data: TeamCreate, session: SessionDep, access: AccessDep,
+                      once: IdempotencyKey) -> Response:
+    team = await service.create_team(session, access, data, once)
+    return service.team_answer(team).response()
 
 
 @router.get("/teams/{team_id}", response_model=TeamPublic, responses=READ, tags=["teams"],
@@ -97,9 +96,10 @@ async def list_staff(team_id: TeamId, session: SessionDep, access: AccessDep,
 
 @router.post("/staff", status_code=201, response_model=StaffPublic, responses=CREATE,
              tags=["staff"], summary="Add a member of staff to a team (publishes staff joined)")
-async def create_staff(data: StaffCreate, session: SessionDep, access: AccessDep) -> Response:
-    staff = await service.create_staff(session, access, data)
-    return staff_response(staff, status_code=201, created=True)
+async def create_staff(data: StaffCreate, session: SessionDep, access: AccessDep,
+                       once: IdempotencyKey) -> Response:
+    staff = await service.create_staff(session, access, data, once)
+    return service.staff_answer(staff).response()
 
 
 @router.get("/staff/{staff_id}", response_model=StaffPublic, responses=READ, tags=["staff"],
@@ -152,9 +152,9 @@ async def read_lived_experience(staff_id: StaffId, session: SessionDep,
 
 @router.post("/care-contacts", status_code=201, response_model=CareContactPublic,
              responses=CREATE, tags=["care"], summary="Log care delivered by a team member")
-async def log_contact(data: CareContactCreate, access: AccessDep) -> Response:
-    contact = await service.log_contact(access, data)
-    return json_response(contact, status_code=201)
+async def log_contact(data: CareContactCreate, access: AccessDep,
+                      once: IdempotencyKey) -> Response:
+    return Answer.of(await service.log_contact(access, data, once)).response()
 
 
 @router.get("/teams/{team_id}/peer-share", response_model=PeerShare, tags=["figures"],
@@ -218,9 +218,9 @@ async def readiness(team_id: TeamId, access: AccessDep) -> Response:
 @router.post("/supervision-sessions", status_code=201, response_model=SupervisionPublic,
              responses=CREATE, tags=["culture"], summary="Record a supervision session")
 async def record_supervision(data: SupervisionCreate, session: SessionDep,
-                             access: AccessDep) -> Response:
-    row = await service.record_supervision(session, access, data)
-    return json_response(SupervisionPublic.model_validate(row), status_code=201)
+                             access: AccessDep, once: IdempotencyKey) -> Response:
+    row = await service.record_supervision(session, access, data, once)
+    return service.supervision_answer(row).response()
 
 
 @router.get("/staff/{staff_id}/supervision-sessions", response_model=Page[SupervisionPublic],
@@ -239,10 +239,10 @@ async def list_supervision(staff_id: StaffId, session: SessionDep, access: Acces
 
 @router.post("/appraisals", status_code=201, response_model=AppraisalPublic, responses=CREATE,
              tags=["culture"], summary="Record an appraisal (managers and admins)")
-async def record_appraisal(data: AppraisalCreate, session: SessionDep,
-                           access: AccessDep) -> Response:
-    row = await service.record_appraisal(session, access, data)
-    return json_response(AppraisalPublic.model_validate(row), status_code=201)
+async def record_appraisal(data: AppraisalCreate, session: SessionDep, access: AccessDep,
+                           once: IdempotencyKey) -> Response:
+    row = await service.record_appraisal(session, access, data, once)
+    return service.appraisal_answer(row).response()
 
 
 @router.get("/staff/{staff_id}/appraisals", response_model=Page[AppraisalPublic],
@@ -262,9 +262,10 @@ async def list_appraisals(staff_id: StaffId, session: SessionDep, access: Access
 @router.post("/recruitment-panels", status_code=201, response_model=PanelPublic,
              responses=CREATE, tags=["culture"],
              summary="Record a recruitment panel and who sat on it")
-async def record_panel(data: PanelCreate, session: SessionDep, access: AccessDep) -> Response:
-    row = await service.record_panel(session, access, data)
-    return json_response(PanelPublic.model_validate(row), status_code=201)
+async def record_panel(data: PanelCreate, session: SessionDep, access: AccessDep,
+                       once: IdempotencyKey) -> Response:
+    row = await service.record_panel(session, access, data, once)
+    return service.panel_answer(row).response()
 
 
 @router.get("/teams/{team_id}/recruitment-panels", response_model=Page[PanelPublic],

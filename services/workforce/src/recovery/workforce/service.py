@@ -33,6 +33,7 @@ from recovery.common.auth import Principal, Role, Verb, can_reach_record, requir
 from recovery.common.data import Reads
 from recovery.common.deps import RecordAccess
 from recovery.common.events import record_event
+from recovery.common.idempotency import Answer, IdempotentRequest, keep_answer
 from recovery.common.ids import new_id
 from recovery.common.pagination import Page, decode_cursor, decode_date_cursor, encode_cursor
 from recovery.common.problems import Problem
@@ -45,6 +46,7 @@ from recovery.workforce.models import (
     CLIMATE_ITEMS,
     Appraisal,
     AppraisalCreate,
+    AppraisalPublic,
     BillingExport,
     BillingLine,
     CareContact,
@@ -61,6 +63,7 @@ from recovery.workforce.models import (
     MonthShare,
     PanelCreate,
     PanelMemberKind,
+    PanelPublic,
     PeerShare,
     Readiness,
     RecoveryLeadAssign,
@@ -73,9 +76,11 @@ from recovery.workforce.models import (
     StaffPublic,
     StaffUpdate,
     SupervisionCreate,
+    SupervisionPublic,
     SupervisionSession,
     Team,
     TeamCreate,
+    TeamPublic,
     TrainingRecord,
 )
 from recovery.workforce.options import WorkforceOptions
@@ -135,7 +140,14 @@ async def _commit(session: AsyncSession, conflict: str) -> None:
 # --- teams --------------------------------------------------------------------------------
 
 
-async def create_team(session: AsyncSession, access: RecordAccess, data: TeamCreate) -> Team:
+def team_answer(team: Team) -> Answer:
+    """What setting up the team answers: the team, its ETag and address."""
+    return Answer.of(TeamPublic.model_validate(team), version=team.version,
+                     location=f"/v1/teams/{team.id}")
+
+
+async def create_team(session: AsyncSession, access: RecordAccess, data: TeamCreate,
+                      once: IdempotentRequest | None = None) -> Team:
     """A manager or admin of the team (as their token names it) sets it up."""
     require_scope(access.principal, TEAM, Verb.create)
     if not decide(access, manages(access.principal, TEAM, Verb.create, data.id),
@@ -144,6 +156,7 @@ async def create_team(session: AsyncSession, access: RecordAccess, data: TeamCre
     if await session.get(Team, data.id) is not None:
         raise Problem(409, "A team with that id exists already.", kind="conflict")
     team = Team(id=data.id, name=data.name)
+    await keep_answer(once, session, team_answer(team))
     session.add(team)
     await _commit(session, "A team with that id exists already.")
     return team
@@ -197,7 +210,14 @@ async def _known_team(session: AsyncSession, team_id: str, field: str) -> None:
                                                         "set it up first.", field))
 
 
-async def create_staff(session: AsyncSession, access: RecordAccess, data: StaffCreate) -> Staff:
+def staff_answer(staff: Staff) -> Answer:
+    """What adding the member of staff answers: them, their ETag and address."""
+    return Answer.of(staff_public(staff), version=staff.version,
+                     location=f"/v1/staff/{staff.id}")
+
+
+async def create_staff(session: AsyncSession, access: RecordAccess, data: StaffCreate,
+                       once: IdempotentRequest | None = None) -> Staff:
     """A manager or admin adds a member of staff to their team; training hears of it."""
     require_scope(access.principal, STAFF, Verb.create)
     staff_id = data.id or new_id()
@@ -210,6 +230,7 @@ async def create_staff(session: AsyncSession, access: RecordAccess, data: StaffC
     staff = Staff(id=staff_id, team_id=data.team_id, display_name=data.display_name,
                   profession=data.profession.value, grade=data.grade,
                   role_type=data.role_type.value, fte=data.fte, start_date=data.start_date)
+    await keep_answer(once, session, staff_answer(staff))
     session.add(staff)
     record_event(session, StaffEvent.joined.value, staff.id,
                  staff_event_data(staff, effective_date=data.start_date))
@@ -412,7 +433,8 @@ ADD_MINUTES = {"postgresql": _add_minutes(pg_insert),
                "sqlite": _add_minutes(sqlite_insert)}
 
 
-async def log_contact(access: RecordAccess, data: CareContactCreate) -> CareContactPublic:
+async def log_contact(access: RecordAccess, data: CareContactCreate,
+                      once: IdempotentRequest | None = None) -> CareContactPublic:
     """Log care delivered by a member of the caller's team; the team's monthly minutes move
     in the same transaction."""
     principal = access.principal
@@ -439,10 +461,12 @@ async def log_contact(access: RecordAccess, data: CareContactCreate) -> CareCont
                    "minutes": data.minutes, "mode": data.mode.value,
                    "by_peer": rules.is_peer(role_type), "recorded_by": principal.sub,
                    "recorded_at": utcnow()}
+        logged = CareContactPublic.model_validate(contact)
+        await keep_answer(once, tx, Answer.of(logged))
         await tx.run(INSERT_CONTACT, contact)
         await tx.run(ADD_MINUTES[tx.dialect],
                      {**contact, "month": rules.month_of(contact["occurred_on"])})
-    return CareContactPublic.model_validate(contact)
+    return logged
 
 
 def _monthly_minutes(*, of_team: bool) -> Executable:
@@ -574,8 +598,14 @@ async def _supervisable(session: AsyncSession, access: RecordAccess, staff_id: s
     return staff
 
 
+def supervision_answer(row: SupervisionSession) -> Answer:
+    """What recording the session answers."""
+    return Answer.of(SupervisionPublic.model_validate(row))
+
+
 async def record_supervision(session: AsyncSession, access: RecordAccess,
-                             data: SupervisionCreate) -> SupervisionSession:
+                             data: SupervisionCreate,
+                             once: IdempotentRequest | None = None) -> SupervisionSession:
     staff = await _supervisable(session, access, data.staff_id, "record-supervision")
     refusal = rules.supervision_refusal(staff_id=staff.id, supervisor_id=data.supervisor_id,
                                         held_on=data.held_on, today=today())
@@ -586,13 +616,19 @@ async def record_supervision(session: AsyncSession, access: RecordAccess,
                              recovery_focused=data.recovery_focused,
                              peer_supervision=data.peer_supervision, quality=data.quality,
                              recorded_by=access.principal.sub)
+    await keep_answer(once, session, supervision_answer(row))
     session.add(row)
     await session.commit()
     return row
 
 
-async def record_appraisal(session: AsyncSession, access: RecordAccess,
-                           data: AppraisalCreate) -> Appraisal:
+def appraisal_answer(row: Appraisal) -> Answer:
+    """What recording the appraisal answers."""
+    return Answer.of(AppraisalPublic.model_validate(row))
+
+
+async def record_appraisal(session: AsyncSession, access: RecordAccess, data: AppraisalCreate,
+                           once: IdempotentRequest | None = None) -> Appraisal:
     staff = await _supervisable(session, access, data.staff_id, "record-appraisal")
     if not manages(access.principal, STAFF, Verb.create, staff.team_id):
         raise forbidden("Appraisals are recorded by the team's managers and admins.")
@@ -603,6 +639,7 @@ async def record_appraisal(session: AsyncSession, access: RecordAccess,
                     service_user_feedback_included=data.service_user_feedback_included,
                     recovery_objectives_set=data.recovery_objectives_set,
                     recorded_by=access.principal.sub)
+    await keep_answer(once, session, appraisal_answer(row))
     session.add(row)
     await session.commit()
     return row
@@ -659,8 +696,13 @@ LIVED_EXPERIENCE_MEMBERS = frozenset({PanelMemberKind.service_user,
                                       PanelMemberKind.peer_specialist})
 
 
-async def record_panel(session: AsyncSession, access: RecordAccess,
-                       data: PanelCreate) -> RecruitmentPanel:
+def panel_answer(row: RecruitmentPanel) -> Answer:
+    """What recording the panel answers."""
+    return Answer.of(PanelPublic.model_validate(row))
+
+
+async def record_panel(session: AsyncSession, access: RecordAccess, data: PanelCreate,
+                       once: IdempotentRequest | None = None) -> RecruitmentPanel:
     require_scope(access.principal, TEAM, Verb.create)
     if not decide(access, manages(access.principal, TEAM, Verb.create, data.team_id),
                   record_type="RecruitmentPanel", record_id=None, action="create"):
@@ -671,6 +713,7 @@ async def record_panel(session: AsyncSession, access: RecordAccess,
                            lived_experience_members=sum(
                                1 for m in data.members if m in LIVED_EXPERIENCE_MEMBERS),
                            recorded_by=access.principal.sub)
+    await keep_answer(once, session, panel_answer(row))
     session.add(row)
     await session.commit()
     return row

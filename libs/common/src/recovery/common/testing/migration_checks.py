@@ -13,7 +13,8 @@ from sqlmodel import SQLModel
 
 import recovery.common.audit
 import recovery.common.events.consumer
-import recovery.common.events.outbox  # noqa: F401
+import recovery.common.events.outbox
+import recovery.common.idempotency  # noqa: F401
 from recovery.common.db import create_engine
 from recovery.common.migrations import at_head, upgrade_to_head
 

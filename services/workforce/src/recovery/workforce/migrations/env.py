@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 import recovery.common.audit
 import recovery.common.events.consumer
 import recovery.common.events.outbox
+import recovery.common.idempotency
 import recovery.workforce.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from recovery.common.migrations import run_migrations
 
