@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any, overload
 
 import httpx
+import orjson
 from cross_web import HTTPException
 from fastapi import APIRouter, FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
@@ -100,6 +101,11 @@ class GatewayRouter(GraphQLRouter[GatewayContext, None]):
                 and isinstance(message.get("payload"), dict) and self.trusted_documents.in_use:
             message["payload"] = self.trusted_documents.resolve_subscribe(message["payload"])
         return message
+
+    def encode_json(self, data: object) -> bytes:
+        """Answers are encoded by orjson, several times faster than the standard library on
+        the long lists a front-end asks for."""
+        return orjson.dumps(data)
 
     async def on_ws_connect(self, context: GatewayContext
                             ) -> UnsetType | dict[str, object] | None:
