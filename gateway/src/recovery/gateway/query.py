@@ -46,7 +46,7 @@ class Query:
                      ) -> ServiceUser | None:
         person = local_id(id, "ServiceUser")
         check_person(info.context.principal, person)
-        return ServiceUser(id=person)
+        return ServiceUser(local_id=strawberry.ID(person))
 
     @strawberry.field(description="Several service users' records at once, in the order "
                                   "asked (a caseload, as the EHR lists it): up to 100 ids, "
@@ -60,7 +60,7 @@ class Query:
         people = [local_id(person, "ServiceUser") for person in ids]
         for person in people:
             check_person(info.context.principal, person)
-        return [ServiceUser(id=person) for person in dict.fromkeys(people)]
+        return [ServiceUser(local_id=strawberry.ID(person)) for person in dict.fromkeys(people)]
 
     @strawberry.field(description="A team: staff with their training, skill mix, peer share, "
                                   "training coverage and readiness (staff of the team).")

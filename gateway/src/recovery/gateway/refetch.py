@@ -8,6 +8,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import strawberry
+
 from recovery.gateway.access import check_person, check_team
 from recovery.gateway.context import GatewayContext
 from recovery.gateway.errors import ErrorCode, GatewayError
@@ -92,7 +94,7 @@ async def _staff_member(context: GatewayContext, local: str,
 
 async def _service_user(context: GatewayContext, local: str, _: Sequence[Any]) -> Node:
     check_person(context.principal, local)
-    return ServiceUser(id=local)
+    return ServiceUser(local_id=strawberry.ID(local))
 
 
 #: How each Node type is read back: the same checks and service calls as its own read path.

@@ -30,7 +30,7 @@ class CourseRun(Node):
     @classmethod
     def from_service(cls, data: dict[str, Any]) -> "CourseRun":
         return cls(
-            id=strawberry.ID(data["id"]), course_id=strawberry.ID(data["course_id"]),
+            local_id=strawberry.ID(data["id"]), course_id=strawberry.ID(data["course_id"]),
             starts_on=to_date(data["starts_on"]),  # type: ignore[arg-type]
             ends_on=to_date(data["ends_on"]),  # type: ignore[arg-type]
             place=data.get("place"), online=bool(data.get("online")),
@@ -56,14 +56,14 @@ class Course(Node):
     @strawberry.field(description="The course's runs, in the order they were scheduled.")
     async def runs(self, info: strawberry.Info[GatewayContext, None], first: First = None,
                    after: After = None) -> Connection[CourseRun]:
-        path = f"/v1/courses/{segment(self.id)}/runs"
+        path = f"/v1/courses/{segment(self.local_id)}/runs"
         if after is None and first != 0:
             # Under the prospectus: every course's first runs in one call.
             async def every_run() -> int:
                 return len(await info.context.every_item("training", path))
 
             return await first_page(
-                lambda size: info.context.loaders.first_runs.load((str(self.id), size)),
+                lambda size: info.context.loaders.first_runs.load((str(self.local_id), size)),
                 CourseRun.from_service, first, every_run)
         return await service_list(info.context, "training", path, CourseRun.from_service,
                                   first, after)
@@ -71,7 +71,7 @@ class Course(Node):
     @classmethod
     def from_service(cls, data: dict[str, Any]) -> "Course":
         return cls(
-            id=strawberry.ID(data["id"]), title=data["title"], summary=data["summary"],
+            local_id=strawberry.ID(data["id"]), title=data["title"], summary=data["summary"],
             learning_outcomes=list(data.get("learning_outcomes") or []),
             audience=list(data.get("audience") or []),
             co_produced_with=list(data.get("co_produced_with") or []),

@@ -49,7 +49,7 @@ class CrisisPlan(Node):
     @classmethod
     def from_active(cls, data: dict[str, Any]) -> "CrisisPlan":
         return cls(
-            id=strawberry.ID(data["plan_id"]),
+            local_id=strawberry.ID(data["plan_id"]),
             service_user_id=strawberry.ID(data["service_user_id"]),
             team_id=strawberry.ID(data["team_id"]), status=CrisisPlanStatus.AGREED,
             version=int(data["version"]),
@@ -63,7 +63,8 @@ class CrisisPlan(Node):
     @classmethod
     def from_plan(cls, data: dict[str, Any]) -> "CrisisPlan":
         return cls(
-            id=strawberry.ID(data["id"]), service_user_id=strawberry.ID(data["service_user_id"]),
+            local_id=strawberry.ID(data["id"]),
+            service_user_id=strawberry.ID(data["service_user_id"]),
             team_id=strawberry.ID(data["team_id"]), status=data["status"],
             version=int(data["version"]),
             content_hash=data["content_hash"], content=JSON(data.get("content") or {}),

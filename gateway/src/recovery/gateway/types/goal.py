@@ -51,7 +51,8 @@ class Goal(Node):
     @classmethod
     def from_service(cls, data: dict[str, Any]) -> "Goal":
         return cls(
-            id=strawberry.ID(data["id"]), service_user_id=strawberry.ID(data["service_user_id"]),
+            local_id=strawberry.ID(data["id"]),
+            service_user_id=strawberry.ID(data["service_user_id"]),
             team_id=strawberry.ID(data["team_id"]), kind=data["kind"],
             description=data["description"], life_area=data.get("life_area"),
             chime_tags=list(data.get("chime_tags") or []),

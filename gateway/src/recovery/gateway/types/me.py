@@ -23,7 +23,7 @@ class Me:
 
     @strawberry.field(description="Their own goals, crisis plan and risk co-assessments.")
     def service_user(self) -> ServiceUser | None:
-        return ServiceUser(id=self.person_id) if self.person_id else None
+        return ServiceUser(local_id=self.person_id) if self.person_id else None
 
     @strawberry.field(description="Their courses: enrolments, places and completions, "
                                   "oldest first.")

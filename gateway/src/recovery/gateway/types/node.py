@@ -74,19 +74,17 @@ def local_id(value: object, type_name: str) -> str:
                                   "with `node(id:)` or `nodes(ids:)` (Relay Global Object "
                                   "Identification).")
 class Node:
-    #: The record's id in its own service; the GraphQL `id` is made from it.
-    id: strawberry.Private[str]
+    #: Made from the local id when the record is built: a plain value, so answering it
+    #: costs a lookup, not a resolver call, on every record of a long list.
+    id: strawberry.ID = strawberry.field(
+        default=strawberry.ID(""),
+        description="Opaque global id: pass it to `node(id:)`, or as the `id` of a mutation "
+                    "on this record. Keep it as it is; never build or parse it.")
+    local_id: strawberry.ID = strawberry.field(
+        description="The id this record has in its own service: the one its REST and FHIR "
+                    "paths use, and that fields such as `goalId` or `serviceUserId` hold (for "
+                    "a service user the EHR's patient id, for a team or a member of staff the "
+                    "organisation's).")
 
-    @strawberry.field(name="id", description="Opaque global id: pass it to `node(id:)`, or "
-                                             "as the `id` of a mutation on this record. "
-                                             "Keep it as it is; never build or parse it.")
-    def global_id(self) -> strawberry.ID:
-        return strawberry.ID(GlobalId(type(self).__name__, self.id).encode())
-
-    @strawberry.field(description="The id this record has in its own service: the one its "
-                                  "REST and FHIR paths use, and that fields such as "
-                                  "`goalId` or `serviceUserId` hold (for a service user the "
-                                  "EHR's patient id, for a team or a member of staff the "
-                                  "organisation's).")
-    def local_id(self) -> strawberry.ID:
-        return strawberry.ID(self.id)
+    def __post_init__(self) -> None:
+        self.id = strawberry.ID(GlobalId(type(self).__name__, self.local_id).encode())

@@ -38,7 +38,7 @@ class Enrolment(Node):
     @classmethod
     def from_service(cls, data: dict[str, Any]) -> "Enrolment":
         run = data.get("run_id")
-        return cls(id=strawberry.ID(data["id"]), course_id=strawberry.ID(data["course_id"]),
+        return cls(local_id=strawberry.ID(data["id"]), course_id=strawberry.ID(data["course_id"]),
                    run_id=strawberry.ID(run) if run else None,
                    learner_id=strawberry.ID(data["learner_id"]), status=data["status"],
                    completed_on=to_date(data.get("completed_on")))

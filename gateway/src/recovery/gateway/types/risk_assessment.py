@@ -44,7 +44,8 @@ class RiskAssessment(Node):
     @classmethod
     def from_service(cls, data: dict[str, Any]) -> "RiskAssessment":
         return cls(
-            id=strawberry.ID(data["id"]), service_user_id=strawberry.ID(data["service_user_id"]),
+            local_id=strawberry.ID(data["id"]),
+            service_user_id=strawberry.ID(data["service_user_id"]),
             team_id=strawberry.ID(data["team_id"]), status=data["status"],
             version=int(data["version"]), version_status=data["version_status"],
             content=JSON(data.get("content") or {}),

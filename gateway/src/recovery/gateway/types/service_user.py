@@ -31,7 +31,7 @@ class ServiceUser(Node):
     async def goals(self, info: strawberry.Info[GatewayContext, None],
                     first: First = None, after: After = None,
                     lifecycle_status: LifecycleStatuses = None) -> Connection[Goal] | None:
-        person = str(self.id)
+        person = str(self.local_id)
         params: dict[str, Any] = {"service_user_id": person}
         if lifecycle_status:
             params["status"] = lifecycle_status
@@ -53,7 +53,7 @@ class ServiceUser(Node):
     @strawberry.field(description="The agreed crisis plan a crisis team acts on, if any.")
     async def active_crisis_plan(self, info: strawberry.Info[GatewayContext, None]
                                  ) -> CrisisPlan | None:
-        plan = await info.context.loaders.active_plan_of_person.load(str(self.id))
+        plan = await info.context.loaders.active_plan_of_person.load(str(self.local_id))
         return CrisisPlan.from_active(plan) if plan else None
 
     @strawberry.field(description="Their crisis plans, newest first, each as it stands (its "
@@ -63,19 +63,19 @@ class ServiceUser(Node):
                            first: First = None, after: After = None
                            ) -> Connection[CrisisPlan] | None:
         if after is None and first != 0:
-            person = str(self.id)
+            person = str(self.local_id)
             return await first_page(
                 lambda size: info.context.loaders.first_crisis_plans.load((person, size)),
                 CrisisPlan.from_plan, first, partial(_count_plans, info, person))
         return await service_list(info.context, "crisis-plans",
-                                  f"/v1/people/{segment(self.id)}/crisis-plans",
+                                  f"/v1/people/{segment(self.local_id)}/crisis-plans",
                                   CrisisPlan.from_plan, first, after)
 
     @strawberry.field(description="Their risk co-assessments, newest first.")
     async def risk_assessments(self, info: strawberry.Info[GatewayContext, None],
                                first: First = None, after: After = None
                                ) -> Connection[RiskAssessment] | None:
-        person = str(self.id)
+        person = str(self.local_id)
         params: dict[str, Any] = {"service_user_id": person}
 
         async def count() -> int:

@@ -76,7 +76,7 @@ class StaffMember(Node):
             except GatewayError as refused:
                 training = refused
         return cls(
-            id=strawberry.ID(staff_id), team_id=strawberry.ID(team_id),
+            local_id=strawberry.ID(staff_id), team_id=strawberry.ID(team_id),
             display_name=data["display_name"], profession=data["profession"],
             grade=data["grade"], role_type=data["role_type"], fte=float(data["fte"]),
             start_date=to_date(data["start_date"]),  # type: ignore[arg-type]

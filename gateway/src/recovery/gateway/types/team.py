@@ -91,9 +91,9 @@ class Team(Node):
         wants_training = asks_for(info.selected_fields, "trainingStatus")
         if wants_training:
             # Both lists at once: the team's enrolments do not wait for its staff list.
-            enrolments = info.context.loaders.foundation_enrolments(self.id)
+            enrolments = info.context.loaders.foundation_enrolments(self.local_id)
         page = await service_list(info.context, "workforce",
-                                  f"/v1/teams/{segment(self.id)}/staff", _row, first, after,
+                                  f"/v1/teams/{segment(self.local_id)}/staff", _row, first, after,
                                   {"include_left": include_left})
         if wants_training:
             try:
@@ -108,7 +108,7 @@ class Team(Node):
     @strawberry.field(description="FTE by profession and role type.")
     async def skill_mix(self, info: strawberry.Info[GatewayContext, None]) -> SkillMix | None:
         body = (await info.context.call("workforce", "GET",
-                                        f"/v1/teams/{segment(self.id)}/skill-mix")).body
+                                        f"/v1/teams/{segment(self.local_id)}/skill-mix")).body
         return SkillMix(
             staff_in_post=body["staff_in_post"], fte_total=body["fte_total"],
             fte_by_profession=body["fte_by_profession"],
@@ -119,7 +119,7 @@ class Team(Node):
     @strawberry.field(description="Peer share of care delivery over recent months.")
     async def peer_share(self, info: strawberry.Info[GatewayContext, None]) -> PeerShare | None:
         body = (await info.context.call("workforce", "GET",
-                                        f"/v1/teams/{segment(self.id)}/peer-share")).body
+                                        f"/v1/teams/{segment(self.local_id)}/peer-share")).body
         return PeerShare(share=body.get("share"), target=body["target"],
                          meets_target=body.get("meets_target"),
                          peer_minutes=body["peer_minutes"], total_minutes=body["total_minutes"],
@@ -129,20 +129,20 @@ class Team(Node):
     async def training_coverage(self, info: strawberry.Info[GatewayContext, None]
                                 ) -> TrainingCoverage | None:
         body = (await info.context.call("training", "GET",
-                                        f"/v1/teams/{segment(self.id)}/foundation-coverage")).body
+                                        f"/v1/teams/{segment(self.local_id)}/foundation-coverage")).body
         return TrainingCoverage(staff=body["staff"], completed=body["completed"],
                                 coverage=body["coverage"], by_group=JSON(body.get("by_team") or []))
 
     @strawberry.field(description="Implementation readiness from the four factors.")
     async def readiness(self, info: strawberry.Info[GatewayContext, None]) -> Readiness | None:
         body = (await info.context.call("workforce", "GET",
-                                        f"/v1/teams/{segment(self.id)}/readiness")).body
+                                        f"/v1/teams/{segment(self.local_id)}/readiness")).body
         return Readiness.from_service(body)
 
     @classmethod
     def from_service(cls, data: dict[str, Any]) -> "Team":
         lead = data.get("recovery_lead_staff_id")
-        return cls(id=strawberry.ID(data["id"]), name=data["name"],
+        return cls(local_id=strawberry.ID(data["id"]), name=data["name"],
                    recovery_lead_staff_id=strawberry.ID(lead) if lead else None)
 
 
