@@ -88,7 +88,7 @@ token: $(INSTALLED)
 
 # The whole check, as CI runs it: lint first (seconds), then every test, then the kit's tests
 # again on the oldest FastAPI it supports.
-test: lint $(CHECKOV)
+test: lint $(CHECKOV) $(PEER_INSTALLED)
 	$(BIN)/pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-fastapi-floor
 

@@ -3,8 +3,9 @@ translation of their answers (problem documents, outages) into typed errors."""
 
 import asyncio
 import re
+import ssl
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -36,6 +37,78 @@ class UpstreamAnswer:
         self.etag = etag
 
 
+def one_connection(tls: ssl.SSLContext) -> Callable[[], httpx.AsyncBaseTransport]:
+    """Transports of one connection each, sharing one TLS context (a context of its own
+    loads the CA bundle again: tens of milliseconds a lane)."""
+    return lambda: httpx.AsyncHTTPTransport(
+        verify=tls, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+
+
+class Lanes(httpx.AsyncBaseTransport):
+    """Calls to one service over ``count`` lanes, each a transport of one connection: a call
+    takes a free lane (the one freed last, whose connection is warm) and gives it back when
+    its answer is closed; a call finding none free waits its turn here, in order.
+
+    Why not one pool of ``count`` connections: whenever a request starts or ends, httpcore's
+    pool checks every connection it holds (each idle one with a readability syscall), and
+    rescans every queued request against them, so under 16 concurrent calls one pool of 16
+    connections cost each call twice the CPU of a pool of one. Each lane's pool holds one."""
+
+    def __init__(self, count: int,
+                 make: Callable[[], httpx.AsyncBaseTransport]) -> None:
+        self.count = count
+        self.make = make
+        #: Lanes are made as calls need them, up to ``count``.
+        self.lanes: list[httpx.AsyncBaseTransport] = []
+        self.free: asyncio.LifoQueue[httpx.AsyncBaseTransport] = asyncio.LifoQueue()
+
+    @classmethod
+    def over(cls, count: int, transport: httpx.AsyncBaseTransport) -> "Lanes":
+        """``count`` lanes over one transport (tests reach services in process)."""
+        return cls(count, lambda: transport)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.free.empty() and len(self.lanes) < self.count:
+            lane = self.make()
+            self.lanes.append(lane)
+        else:
+            lane = await self.free.get()
+        try:
+            response = await lane.handle_async_request(request)
+        except BaseException:
+            self.free.put_nowait(lane)
+            raise
+        stream = response.stream
+        assert isinstance(stream, httpx.AsyncByteStream)
+        return httpx.Response(response.status_code, headers=response.headers,
+                              stream=_Returning(stream, lambda: self.free.put_nowait(lane)),
+                              extensions=response.extensions)
+
+    async def aclose(self) -> None:
+        for lane in dict.fromkeys(self.lanes):  # a transport given for tests is every lane
+            await lane.aclose()
+
+
+class _Returning(httpx.AsyncByteStream):
+    """An answer's body that gives its lane back once it is closed."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self.inner = inner
+        self.release: Callable[[], None] | None = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.inner:
+            yield chunk
+
+    async def aclose(self) -> None:
+        release, self.release = self.release, None
+        try:
+            await self.inner.aclose()
+        finally:
+            if release is not None:
+                release()
+
+
 class Upstreams:
     """One client per service; the caller's token is forwarded as is on every call."""
 
@@ -43,26 +116,21 @@ class Upstreams:
                  transports: Mapping[str, httpx.AsyncBaseTransport] | None = None) -> None:
         self.settings = settings
         self.timeout = settings.upstream_timeout_seconds
-        limits = httpx.Limits(max_connections=settings.upstream_max_connections,
-                              max_keepalive_connections=settings.upstream_max_connections)
         self._timeouts = httpx.Timeout(self.timeout).as_dict()
+        lanes = settings.upstream_max_connections
+        tls = httpx.create_ssl_context()
         #: A client per service for the occasional call (health, FHIR passthrough); the
         #: GraphQL resolvers' calls go straight to its transport (see ``call``).
         self.clients: dict[str, httpx.AsyncClient] = {}
         self.transports: dict[str, httpx.AsyncBaseTransport] = {}
         for service in UPSTREAMS:
-            transport = (transports or {}).get(service) or httpx.AsyncHTTPTransport(
-                limits=limits)
+            given = (transports or {}).get(service)
+            transport = Lanes(lanes, one_connection(tls)) if given is None else \
+                Lanes.over(lanes, given)
             self.transports[service] = transport
             self.clients[service] = httpx.AsyncClient(
                 base_url=settings.url_of(service), transport=transport,
                 timeout=httpx.Timeout(self.timeout))
-        #: Calls in flight per service, at most one per pooled connection: the rest wait
-        #: here, in a FIFO that costs nothing per waiter, not in httpcore's pool, which
-        #: rescans every queued request against every connection each time one is freed
-        #: (a caseload's fan-out of hundreds of calls made that scan the gateway's work).
-        self._slots = {service: asyncio.Semaphore(settings.upstream_max_connections)
-                       for service in UPSTREAMS}
         #: Calls made per service since start (tests and the benchmark read it).
         self.calls: Counter[str] = Counter()
 
@@ -90,7 +158,7 @@ class Upstreams:
         self.calls[service] += 1
         try:
             # The transport's timeout bounds each phase; this bounds the whole call.
-            async with asyncio.timeout(self.timeout), self._slots[service]:
+            async with asyncio.timeout(self.timeout):
                 response = await self.transports[service].handle_async_request(request)
                 try:
                     await response.aread()
