@@ -54,28 +54,45 @@ OURS = {
 }
 _GOALS_PAGE = "goals_Page_LEFT_SQUARE_BRACE_GoalPublic_RIGHT_SQUARE_BRACE_"
 _PLANS_PAGE = "crisis_plans_Page_LEFT_SQUARE_BRACE_PlanPublic_RIGHT_SQUARE_BRACE_"
-_ID = json.dumps(person(0))
-_GOALS = (f"goals_list_goals_v1_goals_get(service_user_id: {_ID}, limit: 20) {{ ... on "
-          f"{_GOALS_PAGE} {{ items {{ id description lifecycle_status version }} }} }}")
-#: The same data through the peer's composed schema: the services' operations by their
-#: operation ids, each answer a union of the page and a problem document. The ids are
-#: literals: the composition gives each service's id parameters a scalar of their own.
-PEER = {
-    "goals": f"{{ {_GOALS} }}",
-    "goals_and_plans": f"""{{ {_GOALS}
+#: Each query is sent in 20 variants (each person; the caseload in 20 orders), the same
+#: set to both gateways: identical requests in flight at once could be answered by one
+#: service call (the peer may share them), which would not measure a front-end's load.
+VARIANTS = PEOPLE
+
+
+def caseload(variant: int) -> list[str]:
+    return CASELOAD[variant:] + CASELOAD[:variant]
+
+
+def _goals(who: str) -> str:
+    return (f"goals_list_goals_v1_goals_get(service_user_id: {json.dumps(who)}, limit: 20) "
+            f"{{ ... on {_GOALS_PAGE} {{ items {{ id description lifecycle_status version }} }} }}")
+
+
+def peer_query(query: str, variant: int) -> str:
+    """The same data through the peer's composed schema: the services' operations by their
+    operation ids, each answer a union of the page and a problem document. The ids are
+    literals: the composition gives each service's id parameters a scalar of their own."""
+    who = person(variant)
+    if query == "goals":
+        return f"{{ {_goals(who)} }}"
+    if query == "goals_and_plans":
+        return f"""{{ {_goals(who)}
   crisis_plans_list_person_plans_v1_people__service_user_id__crisis_plans_get(
-    service_user_id: {_ID}, limit: 20) {{ ... on {_PLANS_PAGE} {{
-      items {{ id status version agreed_at }} }} }} }}""",
-    "caseload": f"""{{
+    service_user_id: {json.dumps(who)}, limit: 20) {{ ... on {_PLANS_PAGE} {{
+      items {{ id status version agreed_at }} }} }} }}"""
+    people = json.dumps(caseload(variant))
+    return f"""{{
   goals_batch_read_v1_goals_batch_read_post(
-    input: {{service_user_ids: {json.dumps(CASELOAD)}, limit_per_person: {CASELOAD_GOALS}}}) {{
+    input: {{service_user_ids: {people}, limit_per_person: {CASELOAD_GOALS}}}) {{
     ... on goals_BatchReadResult {{ results {{ service_user_id
       goals {{ id description lifecycle_status version }} }} }} }}
   crisis_plans_batch_read_v1_crisis_plans_batch_read_post(
-    input: {{service_user_ids: {json.dumps(CASELOAD)}}}) {{
+    input: {{service_user_ids: {people}}}) {{
     ... on crisis_plans_BatchReadResult {{ results {{ service_user_id
-      active_plan {{ plan_id version agreed_at }} }} }} }} }}""",
-}
+      active_plan {{ plan_id version agreed_at }} }} }} }} }}"""
+
+
 TITLES = {
     "goals": "a person's 20 goals (one service call)",
     "goals_and_plans": "their goals and crisis plans (two service calls)",
@@ -84,8 +101,8 @@ TITLES = {
 }
 
 
-def variables(query: str) -> dict[str, Any]:
-    return {"ids": CASELOAD} if query == "caseload" else {"id": person(0)}
+def variables(query: str, variant: int = 0) -> dict[str, Any]:
+    return {"ids": caseload(variant)} if query == "caseload" else {"id": person(variant)}
 
 
 def peer_installed() -> bool:
@@ -209,11 +226,13 @@ def run_peer(bench: Any, results: dict[str, Any]) -> None:
         for query in OURS:
             scenarios[f"ours_{query}"] = bench.load(
                 f"ours: {TITLES[query]}", ours.process, samplers["ours"],
-                [graphql_request(OURS[query], variables(query))], as_json, expect_data,
+                [graphql_request(OURS[query], variables(query, v)) for v in range(VARIANTS)],
+                as_json, expect_data,
                 connections=connections)
             peer_results[query] = bench.load(
                 f"peer: {TITLES[query]}", peer, samplers["peer"],
-                [graphql_request(PEER[query])], as_json, _expect_peer_data,
+                [graphql_request(peer_query(query, v)) for v in range(VARIANTS)],
+                as_json, _expect_peer_data,
                 connections=connections)
             scenarios[f"ours_{query}"]["versus_peer"] = figures = versus(
                 scenarios[f"ours_{query}"], peer_results[query])
