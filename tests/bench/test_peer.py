@@ -17,6 +17,7 @@ from graphql.language import Visitor
 from bench.config import PEER_QUERIES, TARGETS
 from bench.peer import OURS, PEER_SOURCE, TITLES, VARIANTS, peer_installed, peer_query
 from bench.servers import REPO
+from recovery.common.testing.plugin import running_in_ci
 from recovery.common.testing.processes import postgres_binaries
 from recovery.gateway.schema import build_schema as gateway_schema
 from recovery.gateway.settings import UPSTREAMS
@@ -86,6 +87,8 @@ def test_each_query_has_a_cpu_and_a_throughput_target_against_the_peer() -> None
 @pytest.mark.integration
 def test_a_tiny_run_answers_every_query_through_both_gateways(tmp_path: Path) -> None:
     if not peer_installed():
+        if running_in_ci():
+            pytest.fail("the peer is required in CI: `make test` installs it (npm ci)")
         pytest.skip("the peer is not installed: `make peer` installs it into var/peer")
     if postgres_binaries() is None:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found")
