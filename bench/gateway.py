@@ -10,6 +10,7 @@ import contextlib
 import json
 import time
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,6 +36,25 @@ PLAN_CHANGES = """subscription ($id: ID!) { crisisPlanChanged(serviceUserId: $id
   eventType plan { id version } } }"""
 #: Queries sent one after another to count the service calls a query costs.
 COUNTED_QUERIES = 10
+
+
+def start_platform(stack: contextlib.ExitStack, bench: Any, results: dict[str, Any],
+                   platform: dict[str, Any], folder: Path
+                   ) -> tuple[dict[str, ServiceUnderTest], dict[str, str], ServiceUnderTest]:
+    """NATS, the five services on the load cores and the gateway over them, as `make run`
+    starts them, each stopped when ``stack`` closes: the services, their URLs, the gateway."""
+    nats = NatsServer(store_dir=folder / "nats")
+    nats.start()
+    stack.callback(nats.stop)
+    services = {name: stack.enter_context(ServiceUnderTest(
+        bench, platform, name, nats=nats, folder=folder, cpus=bench.cpus.load))
+        for name in UPSTREAMS}
+    urls = {name: service.process.base_url for name, service in services.items()}
+    gateway = stack.enter_context(ServiceUnderTest(
+        bench, results, "gateway", nats=nats, folder=folder, has_migrations=False,
+        environment={f"RECOVERY_{name.upper().replace('-', '_')}_URL": url
+                     for name, url in urls.items()}))
+    return services, urls, gateway
 
 
 def graphql_request(query: str, variables: dict[str, Any] | None = None) -> Request:
@@ -152,7 +172,8 @@ def gateway_bound_ms(scenarios: dict[str, Any]) -> float | None:
     3 ms (the fan-out is parallel)."""
     if not all(key in scenarios for key in DIRECT_CALLS):
         return None
-    return 1.5 * max(scenarios[key]["latency_ms"]["p50"] for key in DIRECT_CALLS) + 3
+    slowest: float = max(scenarios[key]["latency_ms"]["p50"] for key in DIRECT_CALLS)
+    return 1.5 * slowest + 3
 
 
 def gateway_share(scenarios: dict[str, Any]) -> float | None:
@@ -160,7 +181,8 @@ def gateway_share(scenarios: dict[str, Any]) -> float | None:
     bound = gateway_bound_ms(scenarios)
     if bound is None or "gateway_service_user" not in scenarios:
         return None
-    return round(scenarios["gateway_service_user"]["latency_ms"]["p50"] / bound, 3)
+    p50: float = scenarios["gateway_service_user"]["latency_ms"]["p50"]
+    return round(p50 / bound, 3)
 
 
 def run_gateway(bench: Any, results: dict[str, Any]) -> None:
@@ -185,18 +207,8 @@ def run_gateway(bench: Any, results: dict[str, Any]) -> None:
     as_json = {"Content-Type": "application/json"}
     team_size = BIG_TEAM_SIZE if bench.scale.name != "tiny" else 20
     platform: dict[str, Any] = results.setdefault("gateway_platform", {})
-    nats = NatsServer(store_dir=folder / "nats")
     with contextlib.ExitStack() as stack:
-        nats.start()
-        stack.callback(nats.stop)
-        services = {name: stack.enter_context(ServiceUnderTest(
-            bench, platform, name, nats=nats, folder=folder, cpus=bench.cpus.load))
-            for name in UPSTREAMS}
-        urls = {name: service.process.base_url for name, service in services.items()}
-        gateway = stack.enter_context(ServiceUnderTest(
-            bench, results, "gateway", nats=nats, folder=folder, has_migrations=False,
-            environment={f"RECOVERY_{name.upper().replace('-', '_')}_URL": url
-                         for name, url in urls.items()}))
+        services, urls, gateway = start_platform(stack, bench, results, platform, folder)
         run_async(_seed(urls, tokens, team_size))
         samplers = {name: service.sample_memory() for name, service in services.items()}
         sampler = gateway.sample_memory()

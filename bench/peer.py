@@ -14,11 +14,10 @@ from typing import Any
 
 import httpx
 
-from bench.gateway import calls_per_query, expect_data, graphql_request
-from bench.servers import REPO, RssSampler, ServerProcess, ServiceUnderTest
+from bench.gateway import calls_per_query, expect_data, graphql_request, start_platform
+from bench.servers import REPO, RssSampler, ServerProcess
 from recovery.common.dev_issuer import DevIssuer
-from recovery.common.testing.processes import NatsServer, free_port
-from recovery.gateway.settings import UPSTREAMS
+from recovery.common.testing.processes import free_port
 
 #: What is committed (package.json, package-lock.json, the mesh config) and where make
 #: installs it (`npm ci`).
@@ -206,18 +205,8 @@ def run_peer(bench: Any, results: dict[str, Any]) -> None:
         role="clinician", sub="bench-peer-clinician", teams=[TEAM], ttl_seconds=4 * 3600)}
     as_json = {**staff, "Content-Type": "application/json"}
     platform: dict[str, Any] = results.setdefault("peer_platform", {})
-    nats = NatsServer(store_dir=folder / "nats")
     with contextlib.ExitStack() as stack:
-        nats.start()
-        stack.callback(nats.stop)
-        services = {name: stack.enter_context(ServiceUnderTest(
-            bench, platform, name, nats=nats, folder=folder, cpus=bench.cpus.load))
-            for name in UPSTREAMS}
-        urls = {name: service.process.base_url for name, service in services.items()}
-        ours = stack.enter_context(ServiceUnderTest(
-            bench, results, "gateway", nats=nats, folder=folder, has_migrations=False,
-            environment={f"RECOVERY_{name.upper().replace('-', '_')}_URL": url
-                         for name, url in urls.items()}))
+        _, urls, ours = start_platform(stack, bench, results, platform, folder)
         run_async(_seed(urls, issuer, staff))
         supergraph = compose(urls, folder)
         peer = peer_gateway(supergraph, bench.cpus.server, folder)
