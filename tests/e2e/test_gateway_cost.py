@@ -149,6 +149,17 @@ async def test_a_caseload_costs_in_proportion_to_the_people_asked_for(
     assert cost_of(twenty) - cost_of(ten) == cost_of(ten) - 10
 
 
+async def test_each_record_refetched_by_nodes_costs_a_service_call(
+        defaults: Gateway, tokens: TokenFactory) -> None:
+    """`nodes` reads each id with a call of its own: ten more ids, ten more calls (10 each)
+    and ten more objects (1 each)."""
+    token = tokens.clinician("staff-1", ["team-a"])
+    query = "query ($ids: [ID!]!) { nodes(ids: $ids) { id } }"
+    one = await defaults.query(query, token, {"ids": ["R29hbDpnLTA"]})
+    eleven = await defaults.query(query, token, {"ids": [f"R29hbDpnLT{i}" for i in range(11)]})
+    assert cost_of(eleven) - cost_of(one) == 10 * (10 + 1)
+
+
 @pytest.mark.parametrize(("query", "variables"), [
     (TEAM_VIEW, {"id": "team-a"}),
     (CASELOAD_VIEW, {"ids": [f"p-{i}" for i in range(100)]}),

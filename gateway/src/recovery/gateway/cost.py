@@ -51,6 +51,8 @@ SERVICE_FIELDS = frozenset({
     "Team.skillMix", "Team.peerShare", "Team.trainingCoverage", "Team.readiness",
     "Course.runs",
 })
+#: Lists whose every item is read by a call of its own (a record refetched by its id).
+CALL_PER_ITEM = frozenset({"Query.nodes"})
 #: Counting a list past its first page may read it through from its service.
 COUNTED_FIELDS = frozenset({"totalCount"})
 #: Subjects whose budgets one replica keeps; the least recently seen are forgotten first.
@@ -122,6 +124,8 @@ class _Walk:
             ids = arguments.get("ids")
             count = len(ids) if isinstance(ids, list) else page if page is not None \
                 else SHORT_LIST
+            if name in CALL_PER_ITEM:
+                own += (count - 1) * CALL
         return own + count * (OBJECT + self.selections(item, node.selection_set,
                                                        page=inner_page))
 
