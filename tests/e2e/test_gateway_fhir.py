@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.testing.plugin import TokenFactory
@@ -26,6 +27,9 @@ async def test_metadata_merges_every_services_resource_types(platform: Platform)
     assert response.status_code == 200
     statement = response.json()
     assert statement["resourceType"] == "CapabilityStatement"
+    # cpb-14: a statement of kind `instance` names its implementation.
+    assert statement["kind"] == "instance" and statement["implementation"]["description"]
+    CapabilityStatement.model_validate(statement)
     types = {r["type"] for r in statement["rest"][0]["resource"]}
     assert {"Goal", "CarePlan", "RiskAssessment", "Practitioner", "PractitionerRole",
             "CareTeam"} <= types

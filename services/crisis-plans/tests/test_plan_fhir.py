@@ -49,6 +49,7 @@ async def test_agreement_is_a_provenance_with_one_signature_per_party_on_the_has
     (entry,) = bundle["entry"]  # the unsigned draft has no provenance yet
     provenance = entry["resource"]
     Provenance.model_validate(provenance)
+    assert entry["fullUrl"] == f"http://test/fhir/Provenance/{provenance['id']}"
     assert provenance["target"][0]["reference"] == f"CarePlan/{plan['id']}/_history/1"
     assert {s["who"]["reference"] for s in provenance["signature"]} == {
         f"Patient/{person}", "Practitioner/staff-1"}

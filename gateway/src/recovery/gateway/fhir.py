@@ -108,6 +108,9 @@ def merged_capability(statements: list[dict[str, Any]]) -> dict[str, Any]:
         "date": utcnow().isoformat(),
         "kind": "instance",
         "software": {"name": "Recovery Platform gateway"},
+        # kind `instance` describes this deployment: FHIR's cpb-14 requires it be named.
+        "implementation": {"description": "Recovery Platform gateway: the services' FHIR "
+                                          "resources at one base"},
         "fhirVersion": first.get("fhirVersion", "4.0.1"),
         "format": ["application/fhir+json", "json"],
         "rest": [{"mode": "server",

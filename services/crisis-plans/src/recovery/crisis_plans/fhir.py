@@ -152,6 +152,8 @@ async def search_provenance(
         raise Problem(400, "target must be CarePlan/<id>.", kind="invalid-search")
     page = await service.list_versions(access, plan_id, cursor=cursor, limit=count)
     resources = [provenance_resource(plan_id, v) for v in page.items]
+    base = str(request.base_url).rstrip("/")
     return FhirResponse(fhir.paged_searchset(
-        [fhir.match(r) for r in resources if r], url=request.url,
+        [fhir.match(r, f"{base}/fhir/Provenance/{r['id']}") for r in resources if r],
+        url=request.url,
         next_cursor=page.next_cursor, first_page=cursor is None))
