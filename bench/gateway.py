@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -69,19 +70,28 @@ def expect_data(answer: httpx.Response) -> None:
         raise RuntimeError(f"the gateway answered {answer.status_code}: {answer.text[:300]}")
 
 
+def seeding(http: httpx.AsyncClient, urls: dict[str, str]
+            ) -> Callable[..., Awaitable[Any]]:
+    """A REST call to one of the services for seeding: its JSON answer, or an error that
+    says which call was refused and why."""
+    async def rest(service: str, method: str, path: str, headers: dict[str, str],
+                   **kw: Any) -> Any:
+        answer = await http.request(method, urls[service] + path, headers=headers, **kw)
+        if answer.status_code >= 400:
+            raise RuntimeError(f"seeding {method} {path} answered {answer.status_code}: "
+                               f"{answer.text[:300]}")
+        return answer.json()
+
+    return rest
+
+
 async def _seed(urls: dict[str, str], tokens: dict[str, dict[str, str]],
                 team_size: int) -> None:
     """The person's goal, agreed crisis plan and co-assessment; a team of 2 and a big one,
     whose staff-joined events the training service turns into foundation enrolments."""
     person, staff, admin = tokens["person"], tokens["staff"], tokens["admin"]
     async with httpx.AsyncClient(timeout=30) as http:
-        async def rest(service: str, method: str, path: str, headers: dict[str, str],
-                       **kw: Any) -> Any:
-            answer = await http.request(method, urls[service] + path, headers=headers, **kw)
-            if answer.status_code >= 400:
-                raise RuntimeError(f"seeding {method} {path} answered {answer.status_code}: "
-                                   f"{answer.text[:300]}")
-            return answer.json()
+        rest = seeding(http, urls)
 
         await rest("goals", "POST", "/v1/goals", person, json={
             "service_user_id": PERSON, "team_id": TEAM, "description": "Cook for friends"})

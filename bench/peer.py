@@ -14,7 +14,13 @@ from typing import Any
 
 import httpx
 
-from bench.gateway import calls_per_query, expect_data, graphql_request, start_platform
+from bench.gateway import (
+    calls_per_query,
+    expect_data,
+    graphql_request,
+    seeding,
+    start_platform,
+)
 from bench.servers import REPO, RssSampler, ServerProcess
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.testing.processes import free_port
@@ -139,13 +145,7 @@ def peer_gateway(supergraph: Path, cpus: set[int], folder: Path) -> ServerProces
 async def _seed(urls: dict[str, str], issuer: DevIssuer, staff: dict[str, str]) -> None:
     """Each of the people writes their goals and agrees a crisis plan with a clinician."""
     async with httpx.AsyncClient(timeout=30) as http:
-        async def rest(service: str, method: str, path: str, headers: dict[str, str],
-                       **kw: Any) -> Any:
-            answer = await http.request(method, urls[service] + path, headers=headers, **kw)
-            if answer.status_code >= 400:
-                raise RuntimeError(f"seeding {method} {path} answered {answer.status_code}: "
-                                   f"{answer.text[:300]}")
-            return answer.json()
+        rest = seeding(http, urls)
 
         async def one(number: int) -> None:
             who = person(number)

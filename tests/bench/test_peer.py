@@ -91,6 +91,8 @@ def test_a_tiny_run_answers_every_query_through_both_gateways(tmp_path: Path) ->
             pytest.fail("the peer is required in CI: `make test` installs it (npm ci)")
         pytest.skip("the peer is not installed: `make peer` installs it into var/peer")
     if postgres_binaries() is None:
+        if running_in_ci():
+            pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) are required in CI")
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found")
     finished = subprocess.run(
         [sys.executable, "-m", "bench", "--scale", "tiny", "--only", "peer",
