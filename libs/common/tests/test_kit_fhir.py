@@ -11,6 +11,7 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.provenance import Provenance
 
 from recovery.common import fhir
+from recovery.common.settings import Settings
 
 SIGNED = datetime(2026, 3, 4, 10, 30, 15, 123456, tzinfo=UTC)
 
@@ -28,7 +29,7 @@ def test_a_concept_repeats_its_display_as_text_only_when_asked() -> None:
 
 def test_the_capability_statement_names_the_service_and_its_resources() -> None:
     statement = fhir.capability_statement(
-        service="goals", scopes_on="user/ Goal",
+        service="goals", settings=Settings(jwt_issuer="https://idp.example"),
         resources=[{"type": "Goal", "interaction": [{"code": "read"}]}])
     parsed = CapabilityStatement.model_validate(statement)
     assert parsed.software.name == "recovery-goals"
@@ -36,6 +37,10 @@ def test_the_capability_statement_names_the_service_and_its_resources() -> None:
     rest = parsed.rest[0]
     assert [r.type for r in rest.resource] == ["Goal"]
     assert rest.security.service[0].coding[0].code == "SMART-on-FHIR"
+    oauth = {e.url: e.valueUri for e in rest.security.extension[0].extension}
+    assert rest.security.extension[0].url == fhir.OAUTH_URIS
+    assert oauth == {"authorize": "https://idp.example/authorize",
+                     "token": "https://idp.example/token"}
 
 
 def test_a_provenance_binds_a_version_of_its_target_to_the_signed_content() -> None:

@@ -1,19 +1,25 @@
 """One FHIR R4 base URL for EHRs: each request goes, with the caller's token, to the service
-that owns its resource type; ``/fhir/metadata`` merges the services' CapabilityStatements."""
+that owns its resource type; ``/fhir/metadata`` merges the services' CapabilityStatements.
+
+Every service answers with links at the public base the gateway tells it (``Forwarded``), so
+no link leads to a service's internal address.
+"""
 
 import asyncio
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from recovery.common.problems import Problem
+from recovery.common import fhir
+from recovery.common.fhir import FHIR_JSON
+from recovery.common.problems import RETRY_AFTER_SECONDS, Problem
+from recovery.common.settings import Settings
 from recovery.common.timeutil import utcnow
-from recovery.gateway.settings import UPSTREAMS
+from recovery.gateway.settings import UPSTREAMS, GatewaySettings
 from recovery.gateway.upstream import Upstreams
 
-FHIR_JSON = "application/fhir+json"
 #: Resource type -> the service that owns it.
 OWNERS = {
     "Goal": "goals",
@@ -23,10 +29,26 @@ OWNERS = {
     "PractitionerRole": "workforce",
     "CareTeam": "workforce",
 }
+#: A person's Patient is served by each service holding records of them: asked of all three.
+PATIENT_HOLDERS = ("goals", "crisis-plans", "risk")
 #: Provenance (the signatures agreeing a version) lives with the record it is about.
 PROVENANCE_TARGETS = frozenset({"CarePlan", "RiskAssessment"})
 #: Request headers passed to the service as they came.
-FORWARDED = ("authorization", "accept", "content-type", "if-match", "if-none-match")
+FORWARDED = ("authorization", "accept", "content-type", "if-match", "if-none-match",
+             "if-none-exist", "prefer")
+#: Response headers passed back to the client as the service gave them.
+RETURNED = ("content-type", "etag", "last-modified", "location", "www-authenticate",
+            "retry-after", "allow")
+
+
+def fhir_base(request: Request, settings: GatewaySettings) -> str:
+    """The public FHIR base: configured, else from our ingress's forwarded headers when they
+    are trusted, else this gateway's own address as the caller reached it."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + "/fhir"
+    if settings.forwarded_headers_trusted:
+        return fhir.public_base(request)
+    return str(request.base_url).rstrip("/") + "/fhir"
 
 
 def owner_of(resource_type: str, request: Request) -> str:
@@ -41,8 +63,10 @@ def owner_of(resource_type: str, request: Request) -> str:
     raise Problem(404, f"No service here holds {resource_type} resources.", kind="not-found")
 
 
-def fhir_router(upstreams: Upstreams) -> APIRouter:
-    router = APIRouter(prefix="/fhir", tags=["fhir"])
+def fhir_router(upstreams: Upstreams, settings: Settings,
+                gateway: GatewaySettings) -> APIRouter:
+    router = APIRouter(prefix="/fhir", tags=["fhir"],
+                       dependencies=[Depends(fhir.acceptable_format)])
 
     @router.get("/metadata", summary="One CapabilityStatement for the whole platform")
     async def metadata() -> JSONResponse:
@@ -55,7 +79,57 @@ def fhir_router(upstreams: Upstreams) -> APIRouter:
             return body
 
         statements = [s for s in await asyncio.gather(*(one(s) for s in UPSTREAMS)) if s]
-        return JSONResponse(merged_capability(statements), media_type=FHIR_JSON)
+        return JSONResponse(merged_capability(statements, settings), media_type=FHIR_JSON)
+
+    @router.get("/.well-known/smart-configuration",
+                summary="SMART on FHIR discovery: the authorization server and scopes")
+    async def smart_configuration() -> JSONResponse:
+        return JSONResponse(fhir.smart_configuration(settings))
+
+    async def send(request: Request, service: str, path: str) -> httpx.Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED}
+        headers.update(fhir.forwarding_headers(fhir_base(request, gateway)))
+        upstreams.calls[service] += 1
+        try:
+            return await upstreams.clients[service].request(
+                request.method, path, params=request.query_params, headers=headers,
+                content=await request.body())
+        except httpx.TimeoutException as exc:
+            raise Problem(504, f"The {service} service did not answer in time.",
+                          kind="upstream-timeout") from exc
+        except httpx.HTTPError as exc:
+            raise Problem(503, f"The {service} service is unavailable; try again shortly.",
+                          kind="upstream-unavailable",
+                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from exc
+
+    def returned(response: httpx.Response) -> Response:
+        kept = {k: v for k, v in response.headers.items() if k.lower() in RETURNED}
+        return Response(response.content, status_code=response.status_code, headers=kept)
+
+    @router.api_route("/Patient/{rest:path}", methods=["GET"], include_in_schema=False)
+    @router.api_route("/Patient", methods=["GET"], include_in_schema=False)
+    async def patient(request: Request, rest: str = "") -> Response:
+        """A person's Patient from whichever services hold their records: the first that
+        answers it, or the union of their searches."""
+        if rest and ("/" in rest or rest in {".", ".."}):
+            raise Problem(404, "Patient is read as Patient/<id>.", kind="not-found")
+        path = "/fhir/Patient" + (f"/{rest}" if rest else "")
+        answers = await asyncio.gather(*(send(request, s, path) for s in PATIENT_HOLDERS),
+                                       return_exceptions=True)
+        good = [a for a in answers if isinstance(a, httpx.Response) and a.status_code == 200]
+        if rest and good:
+            return returned(good[0])
+        failed = [a for a in answers
+                  if not isinstance(a, httpx.Response) or a.status_code >= 500]
+        if failed:
+            # Without every holder's answer the person might be missed: say so, not 404.
+            raise Problem(503, "A service holding people's records is unavailable; try "
+                               "again shortly.", kind="upstream-unavailable",
+                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        if rest or not good:
+            refusal = next(a for a in answers if isinstance(a, httpx.Response))
+            return returned(refusal)
+        return JSONResponse(merged_search([a.json() for a in good]), media_type=FHIR_JSON)
 
     @router.api_route("/{resource_type}/{rest:path}", methods=["GET", "POST", "PUT"],
                       include_in_schema=False)
@@ -67,26 +141,22 @@ def fhir_router(upstreams: Upstreams) -> APIRouter:
             raise Problem(400, "A FHIR path holds no '.' or '..' segments.",
                           kind="invalid-path")
         path = f"/fhir/{resource_type}" + (f"/{rest}" if rest else "")
-        headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED}
-        upstreams.calls[service] += 1
-        try:
-            response = await upstreams.clients[service].request(
-                request.method, path, params=request.query_params, headers=headers,
-                content=await request.body())
-        except httpx.TimeoutException as exc:
-            raise Problem(504, f"The {service} service did not answer in time.",
-                          kind="upstream-timeout") from exc
-        except httpx.HTTPError as exc:
-            raise Problem(502, f"The {service} service is unavailable.",
-                          kind="upstream-unavailable") from exc
-        kept = {k: v for k, v in response.headers.items()
-                if k.lower() in {"content-type", "etag", "location", "www-authenticate"}}
-        return Response(response.content, status_code=response.status_code, headers=kept)
+        return returned(await send(request, service, path))
 
     return router
 
 
-def merged_capability(statements: list[dict[str, Any]]) -> dict[str, Any]:
+def merged_search(bundles: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several services' searchsets for the same search as one, each resource once."""
+    entries = {entry["fullUrl"]: entry for bundle in bundles for entry in bundle.get("entry", [])}
+    first = bundles[0]
+    merged = {**first, "entry": list(entries.values())}
+    if "total" in first:
+        merged["total"] = len(entries)
+    return merged
+
+
+def merged_capability(statements: list[dict[str, Any]], settings: Settings) -> dict[str, Any]:
     """The services' server capabilities as one: every resource type each one supports."""
     resources: dict[str, dict[str, Any]] = {}
     for statement in statements:
@@ -112,8 +182,8 @@ def merged_capability(statements: list[dict[str, Any]]) -> dict[str, Any]:
         "implementation": {"description": "Recovery Platform gateway: the services' FHIR "
                                           "resources at one base"},
         "fhirVersion": first.get("fhirVersion", "4.0.1"),
-        "format": ["application/fhir+json", "json"],
+        "format": ["json"],
         "rest": [{"mode": "server",
-                  "security": (first.get("rest") or [{}])[0].get("security", {}),
+                  "security": fhir.security(settings),
                   "resource": sorted(resources.values(), key=lambda r: r["type"])}],
     }

@@ -183,7 +183,7 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
     app.routes.extend([Route("/graphql", graphql, methods=["GET", "POST"],
                              include_in_schema=False),
                        WebSocketRoute("/graphql", graphql)])
-    app.include_router(fhir_router(upstreams))
+    app.include_router(fhir_router(upstreams, settings, gateway))
     app.include_router(_health_router(upstreams, feed))
     app.add_middleware(RequestContextMiddleware, service=settings.service,
                        max_body_bytes=settings.max_body_bytes)

@@ -44,6 +44,13 @@ class GatewaySettings(BaseSettings):
     # whether nothing else may run (production, once the web app registers its operations).
     trusted_documents_path: Path | None = None
     trusted_documents_only: bool = False
+    # Where EHRs reach the platform (e.g. https://recovery.trust.example): every FHIR link,
+    # fullUrl and Location is made from it. Empty: from trusted forwarded headers (below),
+    # else the gateway's own address as the request reached it.
+    public_url: str = ""
+    # Whether Forwarded / X-Forwarded-Host, -Proto and -Prefix come from our own ingress (which
+    # sets them) and so may say where the caller reached us.
+    forwarded_headers_trusted: bool = False
     # The foundation course on recovery principles, as the training service creates it.
     foundation_course_id: str = "00000000-0000-4000-8000-000000000001"
 

@@ -23,6 +23,8 @@ from recovery.common.observability import (
 )
 from recovery.common.periodic import run_periodically
 from recovery.common.problems import (
+    FHIR_MEDIA_TYPE,
+    OUTCOME_SCHEMA_REF,
     PROBLEM_MEDIA_TYPE,
     PROBLEM_SCHEMA_REF,
     InvalidParam,
@@ -34,6 +36,19 @@ from recovery.common.settings import Settings, report_unknown_variables
 __all__ = ["ServiceKit", "build_kit", "create_service_app"]
 
 _PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}}
+_OUTCOME_CONTENT = {FHIR_MEDIA_TYPE: {"schema": {"$ref": OUTCOME_SCHEMA_REF}}}
+#: The shape of an OperationOutcome as the kit writes it (``problems.operation_outcome``).
+OPERATION_OUTCOME_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["resourceType", "issue"],
+    "properties": {
+        "resourceType": {"const": "OperationOutcome"},
+        "issue": {"type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["severity", "code"],
+            "properties": {"severity": {"type": "string"}, "code": {"type": "string"},
+                           "details": {"type": "object"}, "diagnostics": {"type": "string"},
+                           "expression": {"type": "array", "items": {"type": "string"}}}}},
+    },
+}
 #: FastAPI's own OpenTelemetry hooks, off: the kit's metrics and logs are the platform's, and
 #: with the hooks on, every request first asks OpenTelemetry's global providers (reading the
 #: environment) whether anyone is listening.
@@ -68,7 +83,9 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
         by_alias=True, ref_template="#/components/schemas/{model}")
     components["ProblemDocument"].pop("$defs", None)
     components[InvalidParam.__name__] = InvalidParam.model_json_schema()
-    for path_item in schema.get("paths", {}).values():
+    components["OperationOutcome"] = OPERATION_OUTCOME_SCHEMA
+    for path, path_item in schema.get("paths", {}).items():
+        fhir = path == "/fhir" or path.startswith("/fhir/")
         for method, operation in path_item.items():
             if method not in _HTTP_METHODS:
                 continue
@@ -79,8 +96,11 @@ def problem_openapi(app: FastAPI) -> dict[str, Any]:
                 if not status.isdigit() or int(status) < 400:
                     continue
                 content = response.get("content", {})
-                # Statuses a route declared without a body of its own answer with a problem.
-                if not content or ("application/json" in content and _is_default(content)):
+                # Statuses a route declared without a body of its own answer with a problem
+                # (an OperationOutcome under /fhir).
+                if fhir:
+                    response["content"] = _OUTCOME_CONTENT
+                elif not content or ("application/json" in content and _is_default(content)):
                     response["content"] = _PROBLEM_CONTENT
     app.openapi_schema = schema
     return schema

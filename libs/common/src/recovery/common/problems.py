@@ -1,4 +1,5 @@
-"""Errors as RFC 9457 problem documents (``application/problem+json``), validation included."""
+"""Errors as RFC 9457 problem documents (``application/problem+json``), validation included;
+under ``/fhir`` the same errors as FHIR R4 OperationOutcome (``application/fhir+json``)."""
 
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -20,6 +21,14 @@ from recovery.common.db import is_outage
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://recovery-platform.org/problems/"
 PROBLEM_SCHEMA_REF = "#/components/schemas/ProblemDocument"
+FHIR_MEDIA_TYPE = "application/fhir+json"
+OUTCOME_SCHEMA_REF = "#/components/schemas/OperationOutcome"
+#: FHIR's issue type (http://hl7.org/fhir/issue-type) for each status an error can have.
+ISSUE_TYPES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found",
+               405: "not-supported", 406: "not-supported", 409: "conflict", 410: "deleted",
+               412: "conflict", 413: "too-long", 415: "not-supported", 422: "processing",
+               428: "required", 429: "throttled", 500: "exception", 502: "transient",
+               503: "transient", 504: "timeout"}
 
 log = structlog.get_logger(__name__)
 
@@ -81,7 +90,30 @@ class Problem(StarletteHTTPException):
         return {**self.members, **doc.model_dump(by_alias=True, exclude_none=True)}
 
 
+def operation_outcome(problem: Problem) -> dict[str, Any]:
+    """The problem as a FHIR R4 OperationOutcome: one issue saying what went wrong, and one
+    per invalid parameter, each with FHIR's issue type for the status."""
+    code = ISSUE_TYPES.get(problem.status, "processing" if problem.status < 500 else "exception")
+    severity = "error" if problem.status < 500 else "fatal"
+    issues: list[dict[str, Any]] = [{
+        "severity": severity, "code": code,
+        "details": {"text": problem.title}, "diagnostics": problem.detail}]
+    issues.extend({"severity": severity, "code": "invalid" if code == "processing" else code,
+                   "details": {"text": param.reason}, "expression": [param.name]}
+                  for param in problem.invalid_params or ())
+    return {"resourceType": "OperationOutcome", "issue": issues}
+
+
+def under_fhir(request: Request) -> bool:
+    """Whether the request is to a FHIR base (``/fhir``), whose errors are OperationOutcome."""
+    path: str = request.scope.get("path", "")
+    return path == "/fhir" or path.startswith("/fhir/")
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
+    if request is not None and under_fhir(request):
+        return JSONResponse(operation_outcome(problem), status_code=problem.status,
+                            media_type=FHIR_MEDIA_TYPE, headers=problem.headers)
     instance = request.url.path if request is not None else None
     return JSONResponse(
         problem.document(instance),

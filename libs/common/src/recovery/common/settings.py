@@ -38,7 +38,7 @@ OTHER_PARTS_VARIABLES = frozenset({
     "RECOVERY_FOUNDATION_COURSE_ID",
     "RECOVERY_COST_LIMIT", "RECOVERY_COST_BUDGET", "RECOVERY_COST_BUDGET_PER_SECOND",
     "RECOVERY_TRUSTED_DOCUMENTS_PATH",
-    "RECOVERY_TRUSTED_DOCUMENTS_ONLY",
+    "RECOVERY_TRUSTED_DOCUMENTS_ONLY", "RECOVERY_PUBLIC_URL", "RECOVERY_FORWARDED_HEADERS_TRUSTED",
     "RECOVERY_WORKFORCE_PEER_SHARE_TARGET", "RECOVERY_WORKFORCE_BILLING_HCPCS",
     "RECOVERY_WORKFORCE_BILLING_GROUP_MODIFIER", "RECOVERY_WORKFORCE_BILLING_UNIT_MINUTES",
     "RECOVERY_WORKFORCE_BILLING_ROUNDING", "RECOVERY_WORKFORCE_BILLING_DAILY_CAP_UNITS",
@@ -113,6 +113,14 @@ class Settings(BaseSettings):
     jwks_file: str = ""
     jwks_url: str = ""
     jwt_leeway_seconds: int = 30
+    # SMART on FHIR discovery (``/fhir/.well-known/smart-configuration``): the identity
+    # provider's endpoints. Empty means the issuer's ``/authorize`` and ``/token``.
+    smart_authorization_endpoint: str = ""
+    smart_token_endpoint: str = ""
+    # The identifier system of the EHR's patient ids, which are the platform's person ids
+    # (the EHR is the master patient index): e.g. the EHR's MRN system, or
+    # https://fhir.nhs.uk/Id/nhs-number where the EHR keys people by NHS number.
+    fhir_patient_identifier_system: str = "https://recovery-platform.org/fhir/sid/patient-id"
     # HTTP limits
     max_body_bytes: int = 256 * 1024
     page_size_default: int = 50

@@ -22,6 +22,7 @@ from recovery.common.fhir import (
     signed_content,
 )
 from recovery.common.problems import Problem, problem_responses
+from recovery.common.settings import Settings
 from recovery.crisis_plans import service
 from recovery.crisis_plans.models import Party, PlanPublic, PlanStatus, VersionPublic
 
@@ -116,14 +117,14 @@ def provenance_resource(plan_id: str, version: VersionPublic) -> dict[str, Any] 
         } for s in standing])
 
 
-def capability_statement() -> dict[str, Any]:
+def capability_statement(settings: Settings) -> list[dict[str, Any]]:
     """What this service offers over FHIR: CarePlan read, Provenance search."""
-    return fhir.capability_statement(service="crisis-plans", scopes_on="CarePlan", resources=[
+    return [
         {"type": "CarePlan", "versioning": "versioned", "interaction": [{"code": "read"}]},
         {"type": "Provenance", "interaction": [{"code": "search-type"}],
          "searchParam": [{"name": "target", "type": "reference",
                           "documentation": "CarePlan/<id>"}]},
-    ])
+    ]
 
 
 router = fhir.fhir_router("crisis-plans", capability_statement)
@@ -152,8 +153,8 @@ async def search_provenance(
         raise Problem(400, "target must be CarePlan/<id>.", kind="invalid-search")
     page = await service.list_versions(access, plan_id, cursor=cursor, limit=count)
     resources = [provenance_resource(plan_id, v) for v in page.items]
-    base = str(request.base_url).rstrip("/")
+    base = fhir.public_base(request)
     return FhirResponse(fhir.paged_searchset(
-        [fhir.match(r, f"{base}/fhir/Provenance/{r['id']}") for r in resources if r],
-        url=request.url,
+        [fhir.match(r, f"{base}/Provenance/{r['id']}") for r in resources if r],
+        url=f"{base}/Provenance?{request.url.query}",
         next_cursor=page.next_cursor, first_page=cursor is None))

@@ -22,6 +22,7 @@ from recovery.common.fhir import (
 )
 from recovery.common.pagination import page_size
 from recovery.common.problems import Problem, problem_responses
+from recovery.common.settings import Settings
 from recovery.goals import service
 from recovery.goals.models import ExpressedBy, GoalPublic, LifecycleStatus
 
@@ -96,7 +97,7 @@ def goal_resource(goal: GoalPublic) -> dict[str, Any]:
     return resource
 
 
-def capability_statement() -> dict[str, Any]:
+def capability_statement(settings: Settings) -> list[dict[str, Any]]:
     """What this service offers over FHIR: Goal read and search."""
     goal = {
         "type": "Goal",
@@ -111,8 +112,7 @@ def capability_statement() -> dict[str, Any]:
             {"name": "_count", "type": "number"},
         ],
     }
-    return fhir.capability_statement(service="goals", scopes_on="patient/, user/, system/ Goal",
-                                     resources=[goal])
+    return [goal]
 
 
 router = fhir.fhir_router("goals", capability_statement)
@@ -165,7 +165,7 @@ async def search_goals(
     page = await service.list_goals(
         access, service_user_id=person, team_id=None,
         statuses=_statuses(lifecycle_status), kind=None, cursor=cursor, limit=size)
-    base = str(request.base_url).rstrip("/")
+    base = fhir.public_base(request).removesuffix("/fhir")
     params = {k: v for k, v in {"patient": person, "lifecycle-status": lifecycle_status,
                                  "_count": str(size)}.items() if v}
     links = [{"relation": "self", "url": f"{base}/fhir/Goal?{urlencode(params)}"}]

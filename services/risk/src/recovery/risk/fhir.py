@@ -20,6 +20,7 @@ from recovery.common.fhir import (
     signed_content,
 )
 from recovery.common.problems import Problem, problem_responses
+from recovery.common.settings import Settings
 from recovery.risk import service
 from recovery.risk.models import AssessmentPublic, Party, VersionPublic, VersionStatus
 from recovery.risk.routes import refuse_predictive_scores
@@ -111,14 +112,14 @@ def provenance_resource(assessment_id: str, service_user_id: str,
         } for s in standing])
 
 
-def capability_statement() -> dict[str, Any]:
+def capability_statement(settings: Settings) -> list[dict[str, Any]]:
     """What this service offers over FHIR: RiskAssessment read, Provenance search."""
-    return fhir.capability_statement(service="risk", scopes_on="RiskAssessment", resources=[
+    return [
         {"type": "RiskAssessment", "versioning": "versioned", "interaction": [{"code": "read"}]},
         {"type": "Provenance", "interaction": [{"code": "search-type"}],
          "searchParam": [{"name": "target", "type": "reference",
                           "documentation": "RiskAssessment/<id>"}]},
-    ])
+    ]
 
 
 router = fhir.fhir_router("risk", capability_statement)
@@ -149,9 +150,10 @@ async def search_provenance(
     page = await service.list_versions(access, assessment_id, cursor=cursor, limit=count)
     document = (await service.read_document(access, assessment_id))[1]
     person = AssessmentPublic.model_validate_json(document).service_user_id
-    base = str(request.base_url).rstrip("/")
+    base = fhir.public_base(request)
     entries = [provenance_resource(assessment_id, person, v) for v in page.items
                if any(s.withdrawn_at is None for s in v.signatures)]
     return FhirResponse(fhir.paged_searchset(
-        [fhir.match(e, f"{base}/fhir/Provenance/{e['id']}") for e in entries],
-        url=request.url, next_cursor=page.next_cursor, first_page=cursor is None))
+        [fhir.match(e, f"{base}/Provenance/{e['id']}") for e in entries],
+        url=f"{base}/Provenance?{request.url.query}", next_cursor=page.next_cursor,
+        first_page=cursor is None))

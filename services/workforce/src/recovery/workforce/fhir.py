@@ -3,38 +3,29 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
-from fastapi.responses import JSONResponse
+from fastapi import Path
 from sqlmodel import col, select
 
+from recovery.common import fhir
 from recovery.common.auth import Verb
 from recovery.common.deps import AccessDep, SessionDep
+from recovery.common.fhir import BASE, TEAM_SYSTEM, FhirResponse
 from recovery.common.problems import problem_responses
+from recovery.common.settings import Settings
 from recovery.workforce import service
 from recovery.workforce.models import RoleType, Staff, StaffPublic, Team
 
-FHIR_VERSION = "4.0.1"
-BASE = "https://recovery-platform.org/fhir"
-FHIR_JSON = "application/fhir+json"
 NUCC = "http://nucc.org/provider-taxonomy"
 ROLE_TYPE_SYSTEM = f"{BASE}/CodeSystem/workforce-role-type"
 PROFESSION_SYSTEM = f"{BASE}/CodeSystem/profession"
 GRADE_SYSTEM = f"{BASE}/CodeSystem/grade"
-TEAM_SYSTEM = f"{BASE}/team"
 STAFF_SYSTEM = f"{BASE}/staff"
 #: NUCC Health Care Provider Taxonomy: Peer Specialist.
 PEER_SPECIALIST_NUCC = "175T00000X"
 
 
-class FhirResponse(JSONResponse):
-    media_type = FHIR_JSON
-
-
 def _concept(system: str, code: str, display: str | None = None) -> dict[str, Any]:
-    coding = {"system": system, "code": code}
-    if display:
-        coding["display"] = display
-    return {"coding": [coding]}
+    return fhir.concept(system, code, display)
 
 
 def _period(staff: StaffPublic) -> dict[str, str]:
@@ -88,47 +79,15 @@ def care_team_resource(team: Team, members: list[StaffPublic]) -> dict[str, Any]
     }
 
 
-def capability_statement() -> dict[str, Any]:
-    read = [{"code": "read"}]
-    return {
-        "resourceType": "CapabilityStatement",
-        "status": "active",
-        "date": "2026-01-01",
-        "publisher": "Recovery Platform",
-        "kind": "instance",
-        "software": {"name": "recovery-workforce"},
-        "implementation": {"description": "Recovery Platform workforce service"},
-        "fhirVersion": FHIR_VERSION,
-        "format": ["json"],
-        "rest": [{
-            "mode": "server",
-            "security": {
-                "service": [_concept(
-                    "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                    "SMART-on-FHIR")],
-                "description": "Bearer JWT with SMART v2 scopes (user/ or system/ Practitioner,"
-                               " CareTeam)",
-            },
-            "resource": [{"type": kind, "interaction": read}
-                         for kind in ("Practitioner", "PractitionerRole", "CareTeam")],
-        }],
-    }
+def capability_statement(settings: Settings) -> list[dict[str, Any]]:
+    """What this service offers over FHIR: reads of staff, their roles and teams."""
+    return [{"type": kind, "interaction": [{"code": "read"}]}
+            for kind in ("Practitioner", "PractitionerRole", "CareTeam")]
 
 
-router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse)
-
-_FHIR_OK: dict[int | str, dict[str, Any]] = {200: {"description": "A FHIR resource",
-                  "content": {FHIR_JSON: {"schema": {
-                      "type": "object", "required": ["resourceType"],
-                      "properties": {"resourceType": {"type": "string"}}}}}}}
-_READ = {**_FHIR_OK, **problem_responses(404)}
+router = fhir.fhir_router("workforce", capability_statement)
+_READ = {**fhir.FHIR_OK, **problem_responses(404)}
 ResourceId = Annotated[str, Path(min_length=1, max_length=64)]
-
-
-@router.get("/metadata", response_model=None, responses=_FHIR_OK,
-            summary="CapabilityStatement of the workforce service")
-async def metadata() -> FhirResponse:
-    return FhirResponse(capability_statement())
 
 
 @router.get("/Practitioner/{staff_id}", response_model=None, responses=_READ,
