@@ -11,6 +11,7 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.provenance import Provenance
 
 from recovery.common import fhir
+from recovery.common.deps import get_settings
 from recovery.common.settings import Settings
 
 SIGNED = datetime(2026, 3, 4, 10, 30, 15, 123456, tzinfo=UTC)
@@ -80,14 +81,19 @@ def test_a_fhir_response_is_fhir_json() -> None:
 
 
 async def test_a_service_fhir_router_answers_metadata_with_its_capability_statement() -> None:
-    statement = fhir.capability_statement(service="toy", scopes_on="user/ Observation",
-                                          resources=[{"type": "Observation",
-                                                      "interaction": [{"code": "read"}]}])
     app = FastAPI()
-    app.include_router(fhir.fhir_router("toy", lambda: statement))
+    app.include_router(fhir.fhir_router(
+        "toy", lambda settings: [{"type": "Observation", "interaction": [{"code": "read"}]}]))
+    app.dependency_overrides[get_settings] = lambda: Settings(jwt_issuer="https://idp.example")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://test") as client:
         answer = await client.get("/fhir/metadata")
+        smart = await client.get("/fhir/.well-known/smart-configuration")
+        xml = await client.get("/fhir/metadata", headers={"Accept": "application/fhir+xml"})
+    assert smart.status_code == 200 and smart.headers["content-type"] == "application/json"
+    assert smart.json()["token_endpoint"] == "https://idp.example/token"
+    assert "client_credentials" in smart.json()["grant_types_supported"]
+    assert xml.status_code == 406
     assert answer.status_code == 200
     assert answer.headers["content-type"] == fhir.FHIR_JSON
     assert CapabilityStatement.model_validate(answer.json()).software.name == "recovery-toy"

@@ -665,7 +665,8 @@ def fhir_router(service: str,
                                                  resources=capability(settings)))
 
     @router.get("/.well-known/smart-configuration", response_model=None,
-                response_class=JSONResponse, summary="SMART on FHIR discovery: the authorization server and scopes")
+                response_class=JSONResponse,
+                summary="SMART on FHIR discovery: the authorization server and scopes")
     async def smart(settings: SettingsDep) -> JSONResponse:
         return JSONResponse(smart_configuration(settings))
 
