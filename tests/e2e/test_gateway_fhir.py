@@ -5,13 +5,21 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.patient import Patient
 
 from recovery.common.dev_issuer import DevIssuer
+from recovery.common.testing.access import assert_outcome
 from recovery.common.testing.plugin import TokenFactory
+from recovery.gateway.settings import GatewaySettings
 from recovery.gateway.testing import Platform, running_platform
 
 PERSON, OTHER = "person-fhir-1", "person-fhir-2"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
@@ -32,7 +40,122 @@ async def test_metadata_merges_every_services_resource_types(platform: Platform)
     CapabilityStatement.model_validate(statement)
     types = {r["type"] for r in statement["rest"][0]["resource"]}
     assert {"Goal", "CarePlan", "RiskAssessment", "Practitioner", "PractitionerRole",
-            "CareTeam"} <= types
+            "CareTeam", "Patient"} <= types
+    # SMART: where a client gets its token, as the oauth-uris extension says it.
+    security = statement["rest"][0]["security"]
+    assert security["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
+    oauth = security["extension"][0]
+    assert oauth["url"] == "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+    assert {e["url"] for e in oauth["extension"]} == {"authorize", "token"}
+    assert_outcome(await platform.gateway.get("/fhir/metadata",
+                                              headers={"Accept": "application/fhir+xml"}), 406)
+    assert_outcome(await platform.gateway.get("/fhir/metadata", params={"_format": "xml"}), 406)
+
+
+async def test_smart_discovery_is_at_the_gateway_and_every_fhir_base(platform: Platform) -> None:
+    answers = [await platform.gateway.get("/fhir/.well-known/smart-configuration")]
+    for service in ("goals", "crisis-plans", "risk", "workforce"):
+        answers.append(await platform.services[service].get(
+            "/fhir/.well-known/smart-configuration"))
+    for answer in answers:
+        assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+        smart = answer.json()
+        assert smart == answers[0].json()
+        assert {"issuer", "authorization_endpoint", "token_endpoint", "scopes_supported",
+                "capabilities", "grant_types_supported"} <= set(smart)
+        assert "client_credentials" in smart["grant_types_supported"]
+        assert "system/*.rs" in smart["scopes_supported"]
+        assert "permission-v2" in smart["capabilities"]
+
+
+async def test_a_patient_is_found_by_the_ehrs_identifier_under_the_same_access(
+        platform: Platform) -> None:
+    own = platform.tokens.service_user(PERSON)
+    await platform.rest("goals", "POST", "/v1/goals", own, json={
+        "service_user_id": PERSON, "team_id": "team-a", "description": "Cook for friends"})
+    system = platform.services["goals"].app.state.kit.settings.fhir_patient_identifier_system
+    clinician = platform.tokens.clinician("staff-1", ["team-a"])
+    for token in (own, clinician):
+        read = await platform.gateway.get(f"/fhir/Patient/{PERSON}", headers=bearer(token))
+        assert read.status_code == 200, read.text
+        patient = Patient.model_validate(read.json())
+        assert (patient.id, patient.identifier[0].system, patient.identifier[0].value) == (
+            PERSON, system, PERSON)
+        assert read.json()["text"]["status"] == "generated"
+        assert read.headers["etag"] == 'W/"1"'
+        found = await platform.gateway.get("/fhir/Patient", headers=bearer(token),
+                                           params={"identifier": f"{system}|{PERSON}"})
+        bundle = Bundle.model_validate(found.json())
+        assert [e.resource.id for e in bundle.entry] == [PERSON] and bundle.total == 1
+        assert bundle.entry[0].fullUrl == f"http://gateway/fhir/Patient/{PERSON}"
+        by_id = await platform.gateway.get("/fhir/Patient", headers=bearer(token),
+                                           params={"_id": f"{PERSON},nobody"})
+        assert [e["resource"]["id"] for e in by_id.json()["entry"]] == [PERSON]
+    other_system = await platform.gateway.get(
+        "/fhir/Patient", headers=bearer(clinician),
+        params={"identifier": f"https://fhir.nhs.uk/Id/nhs-number|{PERSON}"})
+    assert other_system.json()["entry"] == []
+    # Someone with no claim on the person, and someone who does not exist, look the same.
+    outsider = platform.tokens.clinician("staff-9", ["team-z"])
+    refused = await platform.gateway.get(f"/fhir/Patient/{PERSON}", headers=bearer(outsider))
+    missing = await platform.gateway.get("/fhir/Patient/nobody", headers=bearer(clinician))
+    assert assert_outcome(refused, 404) == assert_outcome(missing, 404)
+    unseen = await platform.gateway.get("/fhir/Patient", headers=bearer(outsider),
+                                        params={"_id": PERSON})
+    assert unseen.json()["entry"] == [] and unseen.json()["total"] == 0
+    assert_outcome(await platform.gateway.get("/fhir/Patient", headers=bearer(clinician)), 400)
+
+
+async def test_a_patient_is_not_denied_while_a_service_holding_records_is_down(
+        dev_issuer: DevIssuer, tokens: TokenFactory, tmp_path: Path) -> None:
+    async with running_platform(databases=lambda n: f"sqlite+aiosqlite:///{tmp_path / n}.db",
+                                jwks_file=dev_issuer.jwks_path, tokens=tokens,
+                                stopped=("risk",)) as platform:
+        token = platform.tokens.clinician("staff-1", ["team-a"])
+        answer = await platform.gateway.get("/fhir/Patient/someone", headers=bearer(token))
+        assert_outcome(answer, 503)
+        assert answer.headers["retry-after"]
+
+
+@pytest.mark.parametrize(("gateway", "headers", "base"), [
+    (GatewaySettings(environment="test", public_url="https://recovery.example/api/"), {},
+     "https://recovery.example/api/fhir"),
+    (GatewaySettings(environment="test", forwarded_headers_trusted=True),
+     {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "ehr-gw.trust.example"},
+     "https://ehr-gw.trust.example/fhir"),
+    # Untrusted, such headers say nothing: the links are the gateway's own address.
+    (GatewaySettings(environment="test"),
+     {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "elsewhere.example"},
+     "http://gateway/fhir"),
+])
+async def test_every_link_points_at_the_public_base(
+        dev_issuer: DevIssuer, tokens: TokenFactory, tmp_path: Path,
+        gateway: GatewaySettings, headers: dict[str, str], base: str) -> None:
+    async with running_platform(databases=lambda n: f"sqlite+aiosqlite:///{tmp_path / n}.db",
+                                jwks_file=dev_issuer.jwks_path, tokens=tokens,
+                                gateway=gateway) as platform:
+        own = platform.tokens.service_user(PERSON)
+        for text in ("Paint", "Run", "Sing"):
+            await platform.rest("goals", "POST", "/v1/goals", own, json={
+                "service_user_id": PERSON, "team_id": "team-a", "description": text})
+        url: str | None = "/fhir/Goal"
+        params: dict[str, str] | None = {"patient": f"Patient/{PERSON}", "_count": "2"}
+        seen = []
+        while url:
+            page = await platform.gateway.get(url, params=params,
+                                              headers={**headers, **bearer(own)})
+            assert page.status_code == 200, page.text
+            bundle = page.json()
+            links = {link["relation"]: link["url"] for link in bundle["link"]}
+            assert all(link.startswith(base + "/Goal?") for link in links.values()), links
+            for entry in bundle["entry"]:
+                assert entry["fullUrl"] == f"{base}/Goal/{entry['resource']['id']}"
+                seen.append(entry["resource"]["id"])
+            # Through the gateway alone: the next link's path and query, at the gateway.
+            following = links.get("next")
+            url = "/fhir" + following.removeprefix(base) if following else None
+            params = None
+        assert len(seen) == len(set(seen)) == 3
 
 
 async def test_a_goal_is_read_through_the_gateway_with_the_callers_own_access(
@@ -53,10 +176,9 @@ async def test_a_goal_is_read_through_the_gateway_with_the_callers_own_access(
     assert anonymous.status_code == 401
 
 
-async def test_a_resource_type_no_service_holds_is_a_404_problem(platform: Platform) -> None:
-    response = await platform.gateway.get("/fhir/Observation/1")
-    assert response.status_code == 404
-    assert response.headers["content-type"].startswith("application/problem+json")
+async def test_a_resource_type_no_service_holds_is_a_404_operation_outcome(
+        platform: Platform) -> None:
+    assert_outcome(await platform.gateway.get("/fhir/Observation/1"), 404)
 
 
 async def test_provenance_goes_to_the_service_of_its_target(platform: Platform) -> None:
@@ -78,6 +200,5 @@ async def test_a_path_that_would_climb_out_of_the_services_fhir_base_is_a_400(
     # Encoded dots reach the router as "..", as a client that sends the path as-is would.
     response = await platform.gateway.get("/fhir/Goal/%2E%2E/%2E%2E/v1/goals",
                                           headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 400
-    assert response.headers["content-type"].startswith("application/problem+json")
+    assert_outcome(response, 400)
     assert platform.upstreams.calls == before

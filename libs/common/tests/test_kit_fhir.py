@@ -8,10 +8,13 @@ import httpx
 from fastapi import FastAPI
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.provenance import Provenance
+from starlette.requests import Request
 
 from recovery.common import fhir
 from recovery.common.deps import get_settings
+from recovery.common.problems import Problem, install_problem_handlers
 from recovery.common.settings import Settings
 
 SIGNED = datetime(2026, 3, 4, 10, 30, 15, 123456, tzinfo=UTC)
@@ -98,3 +101,147 @@ async def test_a_service_fhir_router_answers_metadata_with_its_capability_statem
     assert answer.headers["content-type"] == fhir.FHIR_JSON
     assert CapabilityStatement.model_validate(answer.json()).software.name == "recovery-toy"
     assert "CapabilityStatement of the toy service" in str(app.openapi())
+
+
+def _request(query: str = "", headers: dict[str, str] | None = None,
+             path: str = "/fhir/Goal") -> Request:
+    return Request({"type": "http", "method": "GET", "scheme": "http", "path": path,
+                    "root_path": "", "query_string": query.encode(),
+                    "server": ("goals.internal", 8001),
+                    "headers": [(k.lower().encode(), v.encode())
+                                for k, v in {"host": "goals.internal:8001",
+                                             **(headers or {})}.items()]})
+
+
+GOAL_SEARCH = (fhir.ID, fhir.LAST_UPDATED,
+               fhir.SearchParam("patient", "reference", "The person"))
+
+
+def _search(query: str, headers: dict[str, str] | None = None) -> fhir.Search:
+    return fhir.parse_search(_request(query, headers), "Goal", GOAL_SEARCH,
+                             default_count=50, max_count=200)
+
+
+def test_the_public_base_is_where_the_gateway_says_the_caller_reached_us() -> None:
+    assert fhir.public_base(_request()) == "http://goals.internal:8001/fhir"
+    told = fhir.forwarding_headers("https://ehr-api.trust.example/recovery/fhir")
+    assert fhir.public_base(_request(headers=told)) == "https://ehr-api.trust.example/recovery/fhir"
+    ingress = {"x-forwarded-proto": "https", "x-forwarded-host": "api.example"}
+    assert fhir.public_base(_request(headers=ingress)) == "https://api.example/fhir"
+    # Nonsense is not believed: the links would lead nowhere.
+    for bad in ({"forwarded": "proto=javascript;host=x"},
+                {"forwarded": 'host="a/b"'}, {"x-forwarded-prefix": "/../x"}):
+        assert fhir.public_base(_request(headers=bad)) == "http://goals.internal:8001/fhir"
+
+
+def test_a_search_caps_its_count_and_counts_only_when_asked() -> None:
+    assert _search("_count=5000").count == 200
+    assert _search("_count=0").count_only
+    assert _search("_summary=count").count_only and _search("_summary=count").wants_total
+    assert _search("_total=accurate").wants_total and not _search("").wants_total
+    for bad in ("_count=-1", "_count=ten", "_total=some", "patient="):
+        try:
+            _search(bad)
+        except Problem as problem:
+            assert problem.status == 400
+        else:
+            raise AssertionError(f"{bad} was accepted")
+
+
+def test_an_unknown_parameter_is_dropped_or_refused_when_strict() -> None:
+    lenient = _search("patient=Patient/su-1&colour=blue&_count=10")
+    assert lenient.url() == "http://goals.internal:8001/fhir/Goal?patient=Patient%2Fsu-1&_count=10"
+    try:
+        _search("patient=su-1&colour=blue", {"prefer": "handling=strict"})
+    except Problem as problem:
+        assert problem.status == 400 and "colour" in problem.detail
+    else:
+        raise AssertionError("strict handling accepted an unknown parameter")
+
+
+def test_a_search_bundle_links_its_pages_at_the_public_base() -> None:
+    search = _search("_id=a,b&_count=1&_cursor=c1",
+                     fhir.forwarding_headers("https://api.example/fhir"))
+    assert search.ids == ["a", "b"] and search.cursor == "c1"
+    bundle = search.bundle([{"resourceType": "Basic", "id": "a",
+                             "code": {"text": "x"}}], next_cursor="c2")
+    parsed = Bundle.model_validate(bundle)
+    assert [link.url for link in parsed.link] == [
+        "https://api.example/fhir/Goal?_id=a%2Cb&_count=1",
+        "https://api.example/fhir/Goal?_id=a%2Cb&_count=1&_cursor=c2"]
+    assert parsed.entry[0].fullUrl == "https://api.example/fhir/Goal/a"
+    assert parsed.entry[0].resource.text.status == "generated"
+    assert parsed.total is None  # a later page: the total is not known without a count
+    counted = _search("_summary=count").bundle([], total=7)
+    assert counted["total"] == 7 and counted["entry"] == []
+
+
+def test_last_updated_prefixes_and_precisions_make_one_range() -> None:
+    day = datetime(2026, 2, 1, tzinfo=UTC)
+    assert fhir.date_bounds(["2026-02-01"]) == (day, day + timedelta(days=1))
+    assert fhir.date_bounds(["ge2026-02", "lt2026-03-01T00:00:00Z"]) == (
+        day, datetime(2026, 3, 1, tzinfo=UTC))
+    assert fhir.date_bounds(["gt2026"]) == (datetime(2027, 1, 1, tzinfo=UTC), None)
+    assert fhir.date_bounds(["le2026-12"]) == (None, datetime(2027, 1, 1, tzinfo=UTC))
+    assert fhir.date_bounds(["sa2026-02-01T10:00:00+01:00"]) == (
+        datetime(2026, 2, 1, 9, 0, 1, tzinfo=UTC), None)
+    assert fhir.date_bounds(["eb2026-02-01T10:00:00.5Z"])[1] == datetime(
+        2026, 2, 1, 10, 0, 0, 500000, tzinfo=UTC)
+    for bad in ("ne2026-01-01", "2026-13-01", "yesterday", "ge2026-02-30"):
+        try:
+            fhir.date_bounds([bad], "_lastUpdated")
+        except Problem as problem:
+            assert problem.status == 400 and "_lastUpdated" in problem.detail
+        else:
+            raise AssertionError(f"{bad} was accepted")
+
+
+def test_a_read_carries_its_version_and_answers_304_to_a_client_that_has_it() -> None:
+    goal = {"resourceType": "Basic", "id": "g1", "code": {"text": "<b>walk</b>"},
+            "meta": {"versionId": "3", "lastUpdated": "2026-02-01T10:00:00.000Z"}}
+    answer = fhir.read_response(_request(), goal)
+    assert answer.headers["etag"] == 'W/"3"'
+    assert answer.headers["last-modified"] == "Sun, 01 Feb 2026 10:00:00 GMT"
+    body = json.loads(answer.body)
+    assert list(body)[:4] == ["resourceType", "id", "meta", "text"]
+    assert "&lt;b&gt;walk&lt;/b&gt;" in body["text"]["div"]  # escaped, never markup
+    assert fhir.read_response(_request(headers={"if-none-match": 'W/"3"'}), goal
+                              ).status_code == 304
+    assert fhir.read_response(_request(headers={"if-none-match": 'W/"2"'}), goal
+                              ).status_code == 200
+
+
+def test_a_history_bundle_says_how_each_version_was_made() -> None:
+    versions = [{"resourceType": "Basic", "id": "g1", "code": {"text": "x"},
+                 "meta": {"versionId": str(v), "lastUpdated": "2026-02-01T10:00:00.000Z"}}
+                for v in (2, 1)]
+    bundle = Bundle.model_validate(fhir.history(
+        "https://api.example/fhir", "Basic", versions,
+        self_url="https://api.example/fhir/Basic/g1/_history"))
+    assert bundle.type == "history"
+    assert [(e.request.method, e.response.status) for e in bundle.entry] == [
+        ("PUT", "200 OK"), ("POST", "201 Created")]
+
+
+async def test_errors_under_fhir_are_operation_outcomes_and_elsewhere_problems() -> None:
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/fhir/Thing/{thing}")
+    @app.get("/v1/things/{thing}")
+    async def thing(thing: int) -> dict[str, int]:
+        raise Problem(404, "No Thing with that id is available to you.", kind="not-found")
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://test") as client:
+        fhir_missing = await client.get("/fhir/Thing/1")
+        fhir_invalid = await client.get("/fhir/Thing/one")
+        rest_missing = await client.get("/v1/things/1")
+    assert fhir_missing.headers["content-type"] == fhir.FHIR_JSON
+    outcome = OperationOutcome.model_validate(fhir_missing.json())
+    assert (outcome.issue[0].code, outcome.issue[0].diagnostics) == (
+        "not-found", "No Thing with that id is available to you.")
+    invalid = OperationOutcome.model_validate(fhir_invalid.json())
+    assert fhir_invalid.status_code == 422 and invalid.issue[1].expression == ["path.thing"]
+    assert rest_missing.headers["content-type"] == "application/problem+json"
+    assert rest_missing.json()["status"] == 404

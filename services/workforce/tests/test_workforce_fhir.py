@@ -7,9 +7,10 @@ from fhir.resources.R4B.careteam import CareTeam
 from fhir.resources.R4B.practitioner import Practitioner
 from fhir.resources.R4B.practitionerrole import PractitionerRole
 from sqlmodel import col, select
-from workforce_api import WorkforceApi, auth, problem_of, unique
+from workforce_api import WorkforceApi, auth, unique
 
 from recovery.common.audit import AuditEvent
+from recovery.common.testing.access import assert_outcome
 from recovery.workforce import fhir
 
 
@@ -50,10 +51,34 @@ async def test_staff_and_teams_read_as_valid_fhir_without_lived_experience(
         assert "lived" not in body.lower() and "declared" not in body
 
     outsider = api.tokens.clinician("c-out", [unique("team")])
-    problem_of(await api.client.get(f"/fhir/Practitioner/{peer['id']}", headers=auth(outsider)),
-               404, "not-found")
-    problem_of(await api.client.get(f"/fhir/CareTeam/{team}", headers=auth(outsider)),
-               404, "not-found")
+    assert_outcome(await api.client.get(f"/fhir/Practitioner/{peer['id']}",
+                                        headers=auth(outsider)), 404)
+    assert_outcome(await api.client.get(f"/fhir/CareTeam/{team}", headers=auth(outsider)), 404)
+
+
+async def test_each_read_carries_its_version_narrative_and_answers_304(
+        api: WorkforceApi) -> None:
+    team = await api.team(name="Early intervention")
+    nurse = await api.staff(team)
+    colleague = auth(api.tokens.clinician("c-2", [team]))
+    for path in (f"/fhir/Practitioner/{nurse['id']}", f"/fhir/PractitionerRole/{nurse['id']}",
+                 f"/fhir/CareTeam/{team}"):
+        first = await api.client.get(path, headers=colleague)
+        body = first.json()
+        assert first.headers["etag"] == f'W/"{body["meta"]["versionId"]}"', path
+        assert body["text"]["status"] == "generated" and "Early" not in path
+        again = await api.client.get(path, headers={**colleague,
+                                                    "If-None-Match": first.headers["etag"]})
+        assert (again.status_code, again.content) == (304, b""), path
+        assert_outcome(await api.client.get(path, headers={**colleague,
+                                                           "Accept": "application/fhir+xml"}),
+                       406, path)
+    # A new member changes the CareTeam a client holds, though not the team record.
+    before = (await api.client.get(f"/fhir/CareTeam/{team}", headers=colleague)).headers["etag"]
+    await api.staff(team)
+    changed = await api.client.get(f"/fhir/CareTeam/{team}",
+                                   headers={**colleague, "If-None-Match": before})
+    assert changed.status_code == 200 and len(changed.json()["participant"]) == 2
 
 
 async def test_the_capability_statement_offers_the_three_reads(api: WorkforceApi) -> None:

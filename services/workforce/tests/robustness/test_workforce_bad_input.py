@@ -4,7 +4,9 @@ and changes nothing, on both databases."""
 from typing import Any
 
 import pytest
-from workforce_api import PROBLEM, WorkforceApi, auth, unique
+from workforce_api import WorkforceApi, auth, unique
+
+from recovery.common.testing.access import error_media_type
 
 #: Each body-taking operation with a valid body; {team}, {other} and {staff} are filled in.
 VALID: dict[str, dict[str, Any]] = {
@@ -91,7 +93,7 @@ async def _snapshot(api: WorkforceApi, names: dict[str, str]) -> tuple[str, ...]
 
 def _assert_refused(response: Any, what: str) -> None:
     assert 400 <= response.status_code < 500, f"{what}: {response.status_code} {response.text}"
-    assert response.headers["content-type"] == PROBLEM, what
+    assert response.headers["content-type"] == error_media_type(response), what
 
 
 @pytest.mark.parametrize("operation", sorted(VALID))

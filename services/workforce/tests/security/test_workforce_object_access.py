@@ -13,13 +13,14 @@ import httpx
 import pytest
 from workforce_api import MANAGE, WorkforceApi, auth, unique
 from workforce_operations import (
-    PROBLEM,
     Operation,
     fill_path,
     protected_operations,
     query_for,
     valid_body,
 )
+
+from recovery.common.testing.access import error_media_type, problem_kind
 
 #: Every operation, and how an outsider is refused: 404 where a record is named (records of
 #: others are not revealed), 403 where the caller asks to create in, or count, a team.
@@ -161,7 +162,7 @@ async def test_the_refusal_table_names_every_operation_the_service_documents(
 
 def _assert_problem(response: httpx.Response, status: int, what: str) -> None:
     assert response.status_code == status, f"{what}: {response.status_code} {response.text}"
-    assert response.headers["content-type"] == PROBLEM, what
+    assert response.headers["content-type"] == error_media_type(response), what
     assert "etag" not in response.headers, what
 
 
@@ -199,7 +200,7 @@ async def test_a_token_without_the_scope_is_403_even_for_an_admin_of_the_team(
     response = await api.client.request(method, path, json=body, params=params,
                                         headers=auth(token, '"1"'))
     _assert_problem(response, 403, operation)
-    assert response.json()["type"].endswith("/insufficient-scope")
+    assert problem_kind(response) == "insufficient-scope", operation
     assert await place.read_back() == before
 
 

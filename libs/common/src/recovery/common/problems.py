@@ -95,9 +95,13 @@ def operation_outcome(problem: Problem) -> dict[str, Any]:
     per invalid parameter, each with FHIR's issue type for the status."""
     code = ISSUE_TYPES.get(problem.status, "processing" if problem.status < 500 else "exception")
     severity = "error" if problem.status < 500 else "fatal"
+    details: dict[str, Any] = {"text": problem.title}
+    if problem.kind:
+        # The problem type a /v1 client would see, for clients that tell problems apart.
+        details["coding"] = [{"system": PROBLEM_TYPE_BASE.rstrip("/"), "code": problem.kind}]
     issues: list[dict[str, Any]] = [{
-        "severity": severity, "code": code,
-        "details": {"text": problem.title}, "diagnostics": problem.detail}]
+        "severity": severity, "code": code, "details": details,
+        "diagnostics": problem.detail}]
     issues.extend({"severity": severity, "code": "invalid" if code == "processing" else code,
                    "details": {"text": param.reason}, "expression": [param.name]}
                   for param in problem.invalid_params or ())

@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from recovery.common.dev_issuer import DevIssuer
+from recovery.common.testing.access import error_media_type, problem_kind
 from recovery.common.testing.forged_tokens import bad_credentials
-from recovery.common.testing.openapi_operations import PROBLEM, Operation, undeclared_security
+from recovery.common.testing.openapi_operations import Operation, undeclared_security
 from recovery.common.testing.plugin import TokenFactory
 
 
@@ -26,11 +27,12 @@ class Call:
 
 
 def is_unauthorized_problem(response: httpx.Response) -> bool:
-    if response.status_code != 401 or response.headers.get("content-type") != PROBLEM:
+    """A 401 as the contract has it: a problem document (an OperationOutcome under /fhir) of
+    type unauthorized, with the Bearer challenge."""
+    if (response.status_code != 401
+            or response.headers.get("content-type") != error_media_type(response)):
         return False
-    problem = response.json()
-    return (isinstance(problem, dict) and problem.get("status") == 401
-            and str(problem.get("type", "")).endswith("/unauthorized")
+    return (problem_kind(response) == "unauthorized"
             and response.headers.get("www-authenticate", "").startswith("Bearer "))
 
 
