@@ -507,6 +507,8 @@ def patient_resource(person: str, settings: Settings) -> dict[str, Any]:
     """The platform's Patient: the person's id and the EHR identifier it is, nothing more (the
     EHR is the master index and holds everything demographic)."""
     return {"resourceType": "Patient", "id": person,
+            # Nothing about the person changes here: there is one version.
+            "meta": {"versionId": "1"},
             "identifier": [{"use": "usual", "system": settings.fhir_patient_identifier_system,
                             "value": person}],
             "active": True}
