@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
@@ -36,12 +36,6 @@ OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-u
 #: The versions one page of a Provenance or history read holds: ``_count``'s default and most.
 PROVENANCE_PAGE = 100
 PROVENANCE_VERSIONS = 1000
-
-#: A search's page size (``_count``) and where it goes on (``_cursor``, from a next link).
-SearchCount = Annotated[int, Query(alias="_count", ge=1, le=PROVENANCE_VERSIONS,
-                                   description="Versions read for this page")]
-SearchCursor = Annotated[str | None, Query(alias="_cursor", min_length=1, max_length=200,
-                                           description="From the Bundle's next link")]
 
 #: The OpenAPI answer of a FHIR route: some resource, in FHIR's media type.
 FHIR_OK: dict[int | str, dict[str, Any]] = {200: {
@@ -510,19 +504,6 @@ def searchset(entries: Iterable[dict[str, Any]], *, links: Sequence[dict[str, st
         bundle["total"] = total
     bundle["entry"] = list(entries)
     return bundle
-
-
-def paged_searchset(entries: Sequence[dict[str, Any]], *, url: str,
-                    next_cursor: str | None, first_page: bool) -> dict[str, Any]:
-    """One page of a searchset: a self link, a next link while there is more (the same
-    search with ``_cursor``), and the total when this one page holds everything."""
-    links = [{"relation": "self", "url": url}]
-    if next_cursor is not None:
-        glue = "&" if "?" in url else "?"
-        links.append({"relation": "next",
-                      "url": f"{url}{glue}{urlencode({'_cursor': next_cursor})}"})
-    whole = first_page and next_cursor is None
-    return searchset(entries, links=links, total=len(entries) if whole else None)
 
 
 # -- Provenance --------------------------------------------------------------------------------
