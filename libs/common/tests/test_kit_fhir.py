@@ -5,6 +5,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
@@ -245,3 +246,50 @@ async def test_errors_under_fhir_are_operation_outcomes_and_elsewhere_problems()
     assert fhir_invalid.status_code == 422 and invalid.issue[1].expression == ["path.thing"]
     assert rest_missing.headers["content-type"] == "application/problem+json"
     assert rest_missing.json()["status"] == 404
+
+
+def test_a_date_with_a_fraction_of_a_second_stands_for_as_much_time_as_it_writes() -> None:
+    """``meta.lastUpdated`` shows milliseconds: searching for it finds the change made in
+    that millisecond, and ``gt`` it finds only later ones."""
+    shown = fhir.instant(SIGNED)  # 2026-03-04T10:30:15.123Z
+    assert fhir.date_bounds([shown]) == (SIGNED.replace(microsecond=123000),
+                                         SIGNED.replace(microsecond=124000))
+    assert fhir.date_bounds([f"gt{shown}"]) == (SIGNED.replace(microsecond=124000), None)
+    assert fhir.date_bounds(["le2026-03-04T10:30:15.123456Z"]) == (
+        None, SIGNED + timedelta(microseconds=1))
+
+
+def test_a_search_reads_token_and_reference_lists_as_any_of_each_and_all_of_them() -> None:
+    search = fhir.Search("CarePlan", "https://api.example/fhir", values={
+        "status": ["draft,active", "active,revoked"],
+        "patient": ["Patient/a,https://ehr.example/fhir/Patient/b", "b"],
+        "subject": ["a,b"]})
+    assert search.codes("status") == {"active"}
+    assert search.codes("category") is None
+    assert search.referenced(("patient", "subject"), "Patient") == {"b"}
+    assert search.referenced(("performer",), "Patient") is None
+    many = fhir.Search("CarePlan", "https://api.example/fhir",
+                       values={"patient": [",".join(f"p{i}" for i in range(3))]})
+    with pytest.raises(Problem):
+        many.referenced(("patient",), "Patient", at_most=2)
+    with pytest.raises(Problem):
+        fhir.Search("CarePlan", "x", values={"patient": ["Goal/1"]}).referenced(
+            ("patient",), "Patient")
+
+
+def test_a_search_that_counts_only_holds_no_page_and_links_its_history() -> None:
+    search = fhir.Search("CarePlan", "https://api.example/fhir", kept=[("_count", "2")],
+                         count=2)
+    assert search.page_size == 2
+    assert search.history_url("p-1", _cursor="c") == (
+        "https://api.example/fhir/CarePlan/p-1/_history?_count=2&_cursor=c")
+    assert fhir.Search("CarePlan", "https://x/fhir").history_url("p-1") == (
+        "https://x/fhir/CarePlan/p-1/_history")
+    search.count_only = True
+    assert search.page_size == 0
+
+
+def test_a_search_route_describes_its_parameters_without_validating_them() -> None:
+    described = fhir.search_openapi([fhir.ID])["parameters"]
+    assert [p["name"] for p in described] == ["_id", "_count", "_summary", "_total", "_cursor"]
+    assert all(p["in"] == "query" and not p["required"] for p in described)

@@ -5,11 +5,42 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from fhir.resources.R4B import get_fhir_model_class
 
 from recovery.common.testing.plugin import TokenFactory, unique
 from recovery.common.testing.plugin import auth as bearer
 
-__all__ = ["PLAN_CONTENT", "SHARED_DECISION", "PlansApi", "unique"]
+__all__ = ["FHIR_JSON", "PLAN_CONTENT", "SHARED_DECISION", "PlansApi", "fhir_valid", "links",
+           "outcome", "unique"]
+
+FHIR_JSON = "application/fhir+json"
+
+
+def fhir_valid(response: httpx.Response, status: int = 200) -> dict[str, Any]:
+    """The FHIR resource answered, checked with fhir.resources (a Bundle's entries too), with
+    a generated narrative wherever FHIR allows one."""
+    assert response.status_code == status, f"{response.status_code} {response.text}"
+    assert response.headers["content-type"].startswith(FHIR_JSON), response.headers
+    body: dict[str, Any] = response.json()
+    get_fhir_model_class(body["resourceType"]).model_validate(body)
+    resources = ([entry["resource"] for entry in body.get("entry", [])]
+                 if body["resourceType"] == "Bundle" else [body])
+    for resource in resources:
+        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+        if resource["resourceType"] not in {"OperationOutcome", "CapabilityStatement"}:
+            assert resource["text"]["status"] == "generated", resource
+    return body
+
+
+def outcome(response: httpx.Response, status: int) -> dict[str, Any]:
+    """A refusal under /fhir: an OperationOutcome, never a problem document."""
+    body = fhir_valid(response, status)
+    assert body["resourceType"] == "OperationOutcome", body
+    return body
+
+
+def links(bundle: dict[str, Any]) -> dict[str, str]:
+    return {link["relation"]: link["url"] for link in bundle.get("link", [])}
 
 #: A plan with something personal in every section a crisis team reads first (no copy-holders:
 #: the person chooses those, and most plans here are started by a clinician).
@@ -86,6 +117,15 @@ class PlansApi:
     async def plans_of(self, token: str, person: str, **params: Any) -> httpx.Response:
         return await self.client.get(f"/v1/people/{person}/crisis-plans", params=params,
                                      headers=self.auth(token))
+
+    async def fhir(self, token: str | None, path: str, params: Any = None,
+                   **headers: str) -> httpx.Response:
+        """A FHIR request (``path`` under /fhir, or a link the service gave)."""
+        sent = {name.replace("_", "-"): value for name, value in headers.items()}
+        if token is not None:
+            sent.update(self.auth(token))
+        url = path if path.startswith("http") else f"/fhir/{path}"
+        return await self.client.get(url, params=params, headers=sent)
 
     async def mark_in_error(self, token: str, plan_id: str, etag: str | None,
                             reason: str = "duplicate") -> httpx.Response:

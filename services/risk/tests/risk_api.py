@@ -7,11 +7,44 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from fhir.resources.R4B import get_fhir_model_class
 
 from recovery.common.testing.plugin import TokenFactory, unique
 from recovery.common.testing.plugin import auth as bearer
 
-__all__ = ["RiskApi", "area", "unique"]
+__all__ = ["FHIR_JSON", "RiskApi", "area", "fhir_valid", "links", "outcome", "unique"]
+
+FHIR_JSON = "application/fhir+json"
+
+
+def fhir_valid(response: httpx.Response, status: int = 200) -> dict[str, Any]:
+    """The FHIR resource answered, checked with fhir.resources (a Bundle's entries too), with
+    a generated narrative wherever FHIR allows one and none where it forbids one (contained
+    resources, dom-1)."""
+    assert response.status_code == status, f"{response.status_code} {response.text}"
+    assert response.headers["content-type"].startswith(FHIR_JSON), response.headers
+    body: dict[str, Any] = response.json()
+    get_fhir_model_class(body["resourceType"]).model_validate(body)
+    resources = ([entry["resource"] for entry in body.get("entry", [])]
+                 if body["resourceType"] == "Bundle" else [body])
+    for resource in resources:
+        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+        if resource["resourceType"] not in {"OperationOutcome", "CapabilityStatement"}:
+            assert resource["text"]["status"] == "generated", resource
+        for contained in resource.get("contained", []):
+            assert "text" not in contained and "meta" not in contained, contained
+    return body
+
+
+def outcome(response: httpx.Response, status: int) -> dict[str, Any]:
+    """A refusal under /fhir: an OperationOutcome, never a problem document."""
+    body = fhir_valid(response, status)
+    assert body["resourceType"] == "OperationOutcome", body
+    return body
+
+
+def links(bundle: dict[str, Any]) -> dict[str, str]:
+    return {link["relation"]: link["url"] for link in bundle.get("link", [])}
 
 
 def area(name: str = "safety_of_self", *, person: str | None = "I know my signs now",
@@ -58,6 +91,15 @@ class RiskApi:
                    json: Any = None) -> httpx.Response:
         return await self.client.request(method, path, json=json,
                                          headers=self.auth(token, etag))
+
+    async def fhir(self, token: str | None, path: str, params: Any = None,
+                   **headers: str) -> httpx.Response:
+        """A FHIR request (``path`` under /fhir, or a link the service gave)."""
+        sent = {name.replace("_", "-"): value for name, value in headers.items()}
+        if token is not None:
+            sent.update(self.auth(token))
+        url = path if path.startswith("http") else f"/fhir/{path}"
+        return await self.client.get(url, params=params, headers=sent)
 
     async def agreed(self, person: str, team: str, staff: str = "clin-1",
                      **body: Any) -> dict[str, Any]:

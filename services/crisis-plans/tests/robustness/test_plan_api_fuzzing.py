@@ -42,7 +42,8 @@ class FuzzTarget:
 
     def aim(self, case: Any) -> dict[str, str]:
         """Point the case at the seeded plan, and answer with the headers to send."""
-        aim_path(case, {"plan_id": self.plan_id, "service_user_id": PERSON, "team_id": TEAM})
+        aim_path(case, {"plan_id": self.plan_id, "service_user_id": PERSON, "team_id": TEAM,
+                        "person": PERSON, "version_id": "1"})
         return {"Authorization": f"Bearer {self.token_for(case.operation.path)}"}
 
 

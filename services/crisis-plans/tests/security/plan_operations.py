@@ -4,14 +4,68 @@ wrong."""
 
 from typing import Any
 
-from recovery.common.testing import openapi_operations as kit
-from recovery.common.testing.openapi_operations import HTTP_METHODS, PROBLEM, Operation
+import httpx
 
-__all__ = ["HTTP_METHODS", "MEDICATION_DECISION", "PROBLEM", "PUBLIC", "Operation",
-           "fill_path", "protected_operations", "query_for", "valid_body"]
+from recovery.common.problems import ISSUE_TYPES
+from recovery.common.testing import openapi_operations as kit
+from recovery.common.testing.access import assert_problem
+from recovery.common.testing.openapi_operations import HTTP_METHODS, PROBLEM, Operation
+from recovery.common.testing.token_matrix import TokenMatrix
+
+__all__ = ["HTTP_METHODS", "MEDICATION_DECISION", "PROBLEM", "PUBLIC", "FhirAwareMatrix",
+           "Operation", "assert_refused", "fill_path", "protected_operations", "query_for",
+           "valid_body"]
+
+FHIR_JSON = "application/fhir+json"
 
 #: Routes that answer without a token, and why. Nothing else may.
-PUBLIC = {**kit.OPERATIONAL_ROUTES, **kit.FHIR_METADATA}
+PUBLIC = {**kit.OPERATIONAL_ROUTES, **kit.FHIR_METADATA,
+          "/fhir/.well-known/smart-configuration": "SMART discovery: where to get a token"}
+
+
+def under_fhir(path: str) -> bool:
+    return path.startswith("/fhir/")
+
+
+def assert_refused(response: httpx.Response, status: int, kind: str, what: str) -> None:
+    """A refusal as the path's API gives it: a problem document of that kind under /v1, an
+    OperationOutcome of FHIR's issue type for the status under /fhir."""
+    if not under_fhir(response.request.url.path):
+        assert_problem(response, status, kind, what)
+        return
+    assert response.status_code == status, f"{what}: {response.status_code} {response.text}"
+    assert response.headers["content-type"] == FHIR_JSON, what
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome", what
+    assert body["issue"][0]["code"] == ISSUE_TYPES[status], f"{what}: {body}"
+
+
+def is_unauthorized_outcome(response: httpx.Response) -> bool:
+    """401 under /fhir: an OperationOutcome of issue type login, with a Bearer challenge."""
+    if response.status_code != 401 or response.headers.get("content-type") != FHIR_JSON:
+        return False
+    body = response.json()
+    return (body.get("resourceType") == "OperationOutcome"
+            and body["issue"][0]["code"] == "login"
+            and response.headers.get("www-authenticate", "").startswith("Bearer "))
+
+
+class FhirAwareMatrix(TokenMatrix):
+    """The kit's token matrix, whose refusals it knows as problem documents, with the FHIR
+    operations checked for the OperationOutcome they answer with instead."""
+
+    async def not_refused(self, authorization: str | None) -> list[str]:
+        rest = [op for op in self.operations if not under_fhir(op.template)]
+        wrong = await TokenMatrix(self.client, rest, self.call_for).not_refused(authorization)
+        for operation in self.operations:
+            if operation in rest:
+                continue
+            response = await self._send(operation, authorization)
+            if not is_unauthorized_outcome(response):
+                wrong.append(f"{operation} -> {response.status_code} {response.text[:200]}")
+            if authorization is not None and authorization.split(" ", 1)[-1] in response.text:
+                wrong.append(f"{operation} echoes the token")
+        return wrong
 
 #: POSTs that only read.
 READING_POSTS = frozenset({"POST /v1/crisis-plans:batch-read",
@@ -35,14 +89,16 @@ def protected_operations(openapi: dict[str, Any]) -> list[Operation]:
 
 def fill_path(template: str, *, plan_id: str, service_user_id: str, team_id: str) -> str:
     return kit.fill_path(template, plan_id=plan_id, service_user_id=service_user_id,
-                         team_id=team_id)
+                         team_id=team_id, person=service_user_id, version_id="1")
 
 
-def query_for(operation: Operation, *, plan_id: str) -> dict[str, str] | None:
-    """Query parameters an operation needs (FHIR searches name their target)."""
-    if operation.template == "/fhir/Provenance":
-        return {"target": f"CarePlan/{plan_id}"}
-    return None
+def query_for(operation: Operation, *, plan_id: str,
+              service_user_id: str = "su-1") -> dict[str, str] | None:
+    """Query parameters an operation needs (FHIR searches name what they look for)."""
+    queries = {"/fhir/Provenance": {"target": f"CarePlan/{plan_id}"},
+               "/fhir/CarePlan": {"patient": f"Patient/{service_user_id}"},
+               "/fhir/Patient": {"_id": service_user_id}}
+    return queries.get(operation.template)
 
 
 def valid_body(operation: Operation, *, service_user_id: str, team_id: str,

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from plan_operations import (
     Operation,
+    assert_refused,
     fill_path,
     protected_operations,
     query_for,
@@ -18,7 +19,7 @@ from plan_operations import (
 )
 from sqlmodel import col, func, select
 
-from recovery.common.testing.access import assert_problem, intruders
+from recovery.common.testing.access import intruders
 from recovery.common.testing.plugin import TokenFactory, auth, unique
 from recovery.crisis_plans.models import BreakGlassAccess
 
@@ -105,18 +106,20 @@ async def household(api: PlansClient) -> Household:
 async def _operations(api: PlansClient) -> list[Operation]:
     openapi = (await api.client.get("/openapi.json")).json()
     operations = [op for op in protected_operations(openapi) if not op.is_audit]
-    assert len(operations) == 18
+    assert len(operations) == 23
     return operations
 
 
 #: What an intruder gets from each operation: records of others are not revealed (404), a
 #: plan for someone else is not written (403), break-glass is for crisis teams (403), and a
-#: batch read answers with nothing for the person.
+#: batch read or a FHIR search answers with nothing for the person.
 INTRUDER_ANSWERS = {
     "POST /v1/crisis-plans": (403, "forbidden"),
     "POST /v1/people/{service_user_id}/crisis-plan:break-glass": (
         403, "not-a-crisis-team-clinician"),
     "POST /v1/crisis-plans:batch-read": (200, ""),
+    "GET /fhir/CarePlan": (200, ""),
+    "GET /fhir/Patient": (200, ""),
 }
 #: The person's plan list: 404 for callers who reach nobody by it (other service users,
 #: staff of no team); staff of other teams get the empty page a person without a plan gives.
@@ -140,16 +143,20 @@ async def test_nobody_outside_the_persons_reach_uses_any_operation_and_nothing_c
             for etag in (f'"{home.plan["version"]}"', '"999"', None):
                 response = await api.client.request(
                     operation.method, path, json=body, headers=auth(token, etag),
-                    params=query_for(operation, plan_id=home.plan["id"]))
+                    params=query_for(operation, plan_id=home.plan["id"],
+                                     service_user_id=home.alice))
                 what = f"{operation} by {intruder} ({etag})"
                 if str(operation) == PERSON_LIST and response.status_code == 200:
                     assert "clinician" in intruder or "admin" in intruder, what
                     assert response.json() == {"items": [], "next_cursor": None}, what
+                elif status == 200 and operation.template.startswith("/fhir/"):
+                    assert response.status_code == 200, what
+                    assert response.json()["entry"] == [], what
                 elif status == 200:
                     assert response.status_code == 200, what
                     assert response.json()["results"][0]["active_plan"] is None, what
                 else:
-                    assert_problem(response, status, kind, what)
+                    assert_refused(response, status, kind, what)
                 assert SECRET_WORDS not in response.text, what
                 assert "etag" not in response.headers, what
     assert await home.read_back() == before
@@ -181,8 +188,11 @@ async def test_the_person_and_their_team_reach_every_operation(api: PlansClient,
         response = await api.client.request(operation.method, home.path(operation.template),
                                             json=body,
                                             headers=auth(token, f'"{current["version"]}"'),
-                                            params=query_for(operation, plan_id=home.plan["id"]))
+                                            params=query_for(operation, plan_id=home.plan["id"],
+                                                             service_user_id=home.alice))
         assert response.status_code in (200, 201), f"{caller}: {operation}: {response.text}"
+        if operation.template in {"/fhir/CarePlan", "/fhir/Patient"}:
+            assert response.json()["entry"], f"{caller}: {operation} found nothing"
 
 
 async def test_break_glass_reaches_the_active_plan_for_a_crisis_team_clinician_only(
@@ -195,7 +205,7 @@ async def test_break_glass_reaches_the_active_plan_for_a_crisis_team_clinician_o
     assert allowed.status_code == 200, allowed.text
     assert allowed.json()["plan"]["version"] == 1  # the agreed version, not the new draft
     # Through break-glass only: the same clinician still cannot read the plan directly.
-    assert_problem(await api.client.get(f"/v1/crisis-plans/{home.plan['id']}",
+    assert_refused(await api.client.get(f"/v1/crisis-plans/{home.plan['id']}",
                                         headers=auth(responder)), 404, "not-found", "direct")
 
 
@@ -206,9 +216,9 @@ async def test_nobody_writes_a_plan_for_another_person_or_into_another_team(
     body = {"service_user_id": carol, "team_id": home.team}
     for intruder, token in home.intruders().items():
         refused = await api.client.post("/v1/crisis-plans", json=body, headers=auth(token))
-        assert_problem(refused, 403, "forbidden", f"a plan for Carol written by {intruder}")
+        assert_refused(refused, 403, "forbidden", f"a plan for Carol written by {intruder}")
     staff = auth(home.team_staff)
-    assert_problem(await api.client.get(f"/v1/people/{carol}/crisis-plan", headers=staff),
+    assert_refused(await api.client.get(f"/v1/people/{carol}/crisis-plan", headers=staff),
                    404, "not-found", "Carol has no plan yet")
     made = await api.client.post("/v1/crisis-plans", json=body, headers=staff)
     assert made.status_code == 201, made.text
@@ -227,10 +237,10 @@ async def test_a_token_without_a_care_plan_scope_gets_403_on_every_operation(
         response = await api.client.request(
             operation.method, home.path(operation.template),
             headers=auth(token, f'"{home.plan["version"]}"'),
-            params=query_for(operation, plan_id=home.plan["id"]),
+            params=query_for(operation, plan_id=home.plan["id"], service_user_id=home.alice),
             json=valid_body(operation, service_user_id=home.alice, team_id=home.team,
                             content_hash=home.plan["content_hash"]))
-        assert_problem(response, 403, "insufficient-scope", str(operation))
+        assert_refused(response, 403, "insufficient-scope", str(operation))
     assert await home.read_back() == before
 
 
@@ -246,7 +256,7 @@ async def test_a_read_only_scope_cannot_change_anything(api: PlansClient) -> Non
             headers=auth(token, f'"{home.plan["version"]}"'),
             json=valid_body(operation, service_user_id=home.alice, team_id=home.team,
                             content_hash=home.plan["content_hash"]))
-        assert_problem(response, 403, "insufficient-scope", str(operation))
+        assert_refused(response, 403, "insufficient-scope", str(operation))
     assert await home.read_back() == before
     assert (await api.client.get(f"/v1/crisis-plans/{home.plan['id']}",
                                  headers=auth(token))).status_code == 200

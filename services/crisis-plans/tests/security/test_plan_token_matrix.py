@@ -10,6 +10,7 @@ import httpx
 import pytest
 from plan_operations import (
     PUBLIC,
+    FhirAwareMatrix,
     Operation,
     fill_path,
     protected_operations,
@@ -48,7 +49,7 @@ class World:
 
     @property
     def matrix(self) -> TokenMatrix:
-        return TokenMatrix(self.client, self.operations, lambda operation: Call(
+        return FhirAwareMatrix(self.client, self.operations, lambda operation: Call(
             self.path(operation), headers={"If-Match": f'"{self.plan["version"]}"'},
             params=query_for(operation, plan_id=self.plan["id"]),
             json=valid_body(operation, service_user_id="su-1", team_id="team-a",
@@ -105,7 +106,10 @@ def test_the_matrix_covers_every_operation_the_service_documents(world: World) -
         "GET /v1/teams/{team_id}/crisis-plans",
         "GET /v1/teams/{team_id}/crisis-plans:overdue-review",
         "GET /v1/teams/{team_id}/medication-decisions:review-due",
-        "GET /fhir/CarePlan/{plan_id}", "GET /fhir/Provenance",
+        "GET /fhir/CarePlan/{plan_id}", "GET /fhir/Provenance", "GET /fhir/CarePlan",
+        "GET /fhir/CarePlan/{plan_id}/_history",
+        "GET /fhir/CarePlan/{plan_id}/_history/{version_id}",
+        "GET /fhir/Patient", "GET /fhir/Patient/{person}",
         "GET /v1/audit-events", "GET /fhir/AuditEvent",
     }
     assert unfilled(world.operations, world.path) == []

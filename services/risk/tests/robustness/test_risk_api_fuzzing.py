@@ -34,7 +34,8 @@ class FuzzTarget:
         return self.clinician
 
     def aim(self, case: Any) -> dict[str, str]:
-        aim_path(case, {"assessment_id": self.assessment_id, "team_id": TEAM})
+        aim_path(case, {"assessment_id": self.assessment_id, "team_id": TEAM,
+                        "person": PERSON, "version_id": "1"})
         if case.operation.path == "/fhir/Provenance" and isinstance(case.query, dict):
             case.query["target"] = f"RiskAssessment/{self.assessment_id}"
         return {"Authorization": f"Bearer {self.token_for(case.operation.path)}"}

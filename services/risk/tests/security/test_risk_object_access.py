@@ -10,8 +10,8 @@ import httpx
 import pytest
 from risk_api import RiskApi, area, unique
 from risk_operations import (
-    PROBLEM,
     Operation,
+    assert_refused,
     fill_path,
     protected_operations,
     query_for,
@@ -88,8 +88,8 @@ async def _send(home: Household, operation: Operation, token: str, etag: str | N
     record = home.assessment
     return await home.api.client.request(
         operation.method, fill_path(operation.template, assessment_id=record["id"],
-                                    team_id=home.team),
-        params=query_for(operation, assessment_id=record["id"]),
+                                    team_id=home.team, service_user_id=home.alice),
+        params=query_for(operation, assessment_id=record["id"], service_user_id=home.alice),
         headers=auth(token, etag),
         json=valid_body(operation, service_user_id=home.alice, team_id=home.team,
                         content_hash=record["content_hash"]))
@@ -108,12 +108,13 @@ async def test_every_operation_refuses_everyone_outside_alices_reach_and_reveals
                 assert SECRET_WORDS not in response.text, what
                 assert "etag" not in response.headers, what
                 if response.status_code == 200:
-                    # Lists and batch reads answer, without Alice's record in them.
-                    assert home.assessment["id"] not in _ids(response.json()), what
+                    # Lists, batch reads and searches answer, without Alice's record in them.
+                    found = _ids(response.json())
+                    assert home.assessment["id"] not in found and home.alice not in found, what
                     continue
-                assert response.headers["content-type"] == PROBLEM, what
                 expected = 403 if str(operation) == "POST /v1/risk-assessments" else 404
-                assert response.status_code == expected, f"{what}: {response.text}"
+                assert_refused(response, expected, "forbidden" if expected == 403
+                               else "not-found", what)
     assert await home.read_back() == before
 
 
@@ -129,6 +130,8 @@ async def test_alice_and_her_team_reach_every_read_operation(api: RiskApi) -> No
                 assert response.status_code == 404  # the team's list is staff's
                 continue
             assert response.status_code == 200, f"{operation} by {who}: {response.text}"
+            if operation.template in {"/fhir/RiskAssessment", "/fhir/Patient"}:
+                assert response.json()["entry"], f"{operation} by {who} found nothing"
 
 
 async def test_a_service_user_lists_and_batch_reads_only_their_own(api: RiskApi) -> None:
@@ -153,8 +156,7 @@ async def test_a_token_without_the_risk_assessment_scope_gets_403_everywhere(
     before = await home.read_back()
     for operation in await _operations(api):
         response = await _send(home, operation, token, '"1"')
-        assert response.status_code == 403, f"{operation}: {response.text}"
-        assert response.json()["type"].endswith("/insufficient-scope"), str(operation)
+        assert_refused(response, 403, "insufficient-scope", str(operation))
     assert await home.read_back() == before
 
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from risk_operations import (
     PUBLIC,
+    FhirAwareMatrix,
     Operation,
     fill_path,
     protected_operations,
@@ -46,7 +47,7 @@ class World:
 
     @property
     def matrix(self) -> TokenMatrix:
-        return TokenMatrix(self.client, self.operations, lambda operation: Call(
+        return FhirAwareMatrix(self.client, self.operations, lambda operation: Call(
             self.path(operation), headers={"If-Match": '"1"'},
             params=query_for(operation, assessment_id=self.assessment_id),
             json=valid_body(operation, service_user_id="su-1", team_id="team-a")))
@@ -92,6 +93,9 @@ def test_the_matrix_covers_every_risk_operation_the_service_documents(world: Wor
         "GET /v1/risk-assessments/{assessment_id}/versions/{version}",
         "GET /v1/teams/{team_id}/risk-reviews-due",
         "GET /fhir/RiskAssessment/{assessment_id}", "GET /fhir/Provenance",
+        "GET /fhir/RiskAssessment", "GET /fhir/RiskAssessment/{assessment_id}/_history",
+        "GET /fhir/RiskAssessment/{assessment_id}/_history/{version_id}",
+        "GET /fhir/Patient", "GET /fhir/Patient/{person}",
         "GET /v1/audit-events", "GET /fhir/AuditEvent",
     }
     assert unfilled(world.operations, world.path) == [], \

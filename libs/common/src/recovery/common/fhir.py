@@ -14,11 +14,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
 
+from recovery.common.audit import Outcome
+from recovery.common.auth import Verb, require_scope
 from recovery.common.deps import AccessDep, RecordAccess, SettingsDep
 from recovery.common.problems import FHIR_MEDIA_TYPE, Problem
+from recovery.common.reach import reach_condition, reach_of
 from recovery.common.settings import Settings
 
 FHIR_VERSION = "4.0.1"
@@ -32,12 +36,6 @@ OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-u
 #: The versions one page of a Provenance or history read holds: ``_count``'s default and most.
 PROVENANCE_PAGE = 100
 PROVENANCE_VERSIONS = 1000
-
-#: A search's page size (``_count``) and where it goes on (``_cursor``, from a next link).
-SearchCount = Annotated[int, Query(alias="_count", ge=1, le=PROVENANCE_VERSIONS,
-                                   description="Versions read for this page")]
-SearchCursor = Annotated[str | None, Query(alias="_cursor", min_length=1, max_length=200,
-                                           description="From the Bundle's next link")]
 
 #: The OpenAPI answer of a FHIR route: some resource, in FHIR's media type.
 FHIR_OK: dict[int | str, dict[str, Any]] = {200: {
@@ -287,6 +285,36 @@ class Search:
         values = self.values.get(name)
         return values[0] if values else None
 
+    def codes(self, name: str) -> set[str] | None:
+        """The codes a token parameter asks for: any of a comma list, each repetition
+        narrowing further (None when the parameter is not given)."""
+        found: set[str] | None = None
+        for value in self.values.get(name, []):
+            asked = {code for code in value.split(",") if code}
+            found = asked if found is None else found & asked
+        return found
+
+    def referenced(self, names: Sequence[str], resource_type: str, *,
+                   at_most: int = 100) -> set[str] | None:
+        """The ids reference parameters ``names`` name (``Type/id``, a URL ending so, or
+        ``id``): any of a comma list, each parameter and repetition narrowing further (None
+        when none is given); 400 beyond ``at_most`` ids."""
+        found: set[str] | None = None
+        for name in names:
+            for value in self.values.get(name, []):
+                asked = {reference_id(ref, resource_type, name)
+                         for ref in value.split(",") if ref}
+                if len(asked) > at_most:
+                    raise Problem(400, f"{name} names at most {at_most} {resource_type}s.",
+                                  kind="invalid-search")
+                found = asked if found is None else found & asked
+        return found
+
+    @property
+    def page_size(self) -> int:
+        """How many matches the page holds: none when only the count is asked for."""
+        return 0 if self.count_only else self.count
+
     @property
     def wants_total(self) -> bool:
         """Whether the Bundle must carry ``total`` (a count the service must make)."""
@@ -294,6 +322,12 @@ class Search:
 
     def url(self, **extra: str) -> str:
         return f"{self.base}/{self.resource_type}?{urlencode([*self.kept, *extra.items()])}"
+
+    def history_url(self, record_id: str, **extra: str) -> str:
+        """A link to one record's history with the parameters used (and ``extra``)."""
+        query = urlencode([*self.kept, *extra.items()])
+        return (f"{self.base}/{self.resource_type}/{record_id}/_history"
+                + (f"?{query}" if query else ""))
 
     def bundle(self, resources: Iterable[dict[str, Any]], *, next_cursor: str | None = None,
                total: int | None = None) -> dict[str, Any]:
@@ -309,6 +343,20 @@ class Search:
         if self.total == "none" and not self.count_only:
             total = None
         return searchset(entries, links=links, total=total)
+
+
+def search_openapi(params: Sequence[SearchParam] = ()) -> dict[str, Any]:
+    """A search route's ``openapi_extra``: its parameters and the paging ones, described for
+    clients but read by ``parse_search`` (so a bad value is FHIR's 400, never a 422)."""
+    paging = [("_count", "integer", "Matches a page (0: the count only); capped at the most"),
+              ("_summary", "string", "count: the total only"),
+              ("_total", "string", "accurate: the Bundle says how many match"),
+              ("_cursor", "string", "From the Bundle's next link")]
+    return {"parameters": [
+        *({"name": p.name, "in": "query", "required": False, "description": p.documentation,
+           "schema": {"type": "string"}} for p in params),
+        *({"name": name, "in": "query", "required": False, "description": about,
+           "schema": {"type": kind}} for name, kind, about in paging)]}
 
 
 def strict_handling(request: Request) -> bool:
@@ -383,9 +431,11 @@ def _period(match: re.Match[str]) -> tuple[datetime, datetime]:
         text = f"{year}-{month}-{day}{clock}".replace("Z", "+00:00")
         start = datetime.fromisoformat(text)
         start = start if start.tzinfo else start.replace(tzinfo=UTC)
-        precise = "." in clock
+        # As precise as it is written: ``.123`` is that whole millisecond, as a client read
+        # it in ``meta.lastUpdated``.
+        fraction = re.search(r"\.(\d+)", clock)
         seconds = clock.count(":") >= 2
-        step = (timedelta(microseconds=1) if precise else
+        step = (timedelta(microseconds=10 ** (6 - len(fraction[1]))) if fraction else
                 timedelta(seconds=1) if seconds else timedelta(minutes=1))
         return start.astimezone(UTC), start.astimezone(UTC) + step
     if day:
@@ -454,19 +504,6 @@ def searchset(entries: Iterable[dict[str, Any]], *, links: Sequence[dict[str, st
         bundle["total"] = total
     bundle["entry"] = list(entries)
     return bundle
-
-
-def paged_searchset(entries: Sequence[dict[str, Any]], *, url: str,
-                    next_cursor: str | None, first_page: bool) -> dict[str, Any]:
-    """One page of a searchset: a self link, a next link while there is more (the same
-    search with ``_cursor``), and the total when this one page holds everything."""
-    links = [{"relation": "self", "url": url}]
-    if next_cursor is not None:
-        glue = "&" if "?" in url else "?"
-        links.append({"relation": "next",
-                      "url": f"{url}{glue}{urlencode({'_cursor': next_cursor})}"})
-    whole = first_page and next_cursor is None
-    return searchset(entries, links=links, total=len(entries) if whole else None)
 
 
 # -- Provenance --------------------------------------------------------------------------------
@@ -544,6 +581,27 @@ def _people(search: Search, settings: Settings) -> list[str]:
         raise Problem(400, f"A Patient search names at most {PATIENTS_AT_MOST} people.",
                       kind="invalid-search")
     return list(dict.fromkeys(p for p in people if p and len(p) <= 64))
+
+
+async def holds_records_of(access: RecordAccess, person: str, *, resource: str,
+                           person_column: Any, team_column: Any) -> bool:
+    """Whether the caller may read at least one of the person's ``resource`` records (rows of
+    ``person_column``'s table, kept to the caller's reach as a list is): what makes a
+    service answer for that person's Patient. Needs the Patient read scope; audited."""
+    principal = access.principal
+    require_scope(principal, "Patient", Verb.read)
+    reach = reach_condition(reach_of(principal, resource, Verb.read),
+                            person_column=person_column, team_column=team_column,
+                            service_user_id=person, team_id=None)
+    held = False
+    if reach is not False:
+        query = select(person_column).where(person_column == person)
+        if reach is not None:
+            query = query.where(reach)
+        held = bool(await access.kit.reads.all(query.limit(1)))
+    access.audit(record_type="Patient", record_id=person[:64], service_user_id=person,
+                 action="read", outcome=Outcome.allowed if held else Outcome.denied)
+    return held
 
 
 def add_patient_routes(router: APIRouter, holds: HoldsPerson) -> None:

@@ -5,7 +5,8 @@ Each rule answers ``None`` when the action is fine, or a ``Refusal`` saying why 
 
 import re
 from collections.abc import Iterable
-from datetime import date
+from dataclasses import replace
+from datetime import date, datetime
 from typing import Any
 
 from recovery.common.cosign import Signature, is_agreed
@@ -92,6 +93,25 @@ def status_of(*, newest_agreed: bool, active_version: int | None,
     if newest_agreed:
         return PlanStatus.agreed
     if withdrawn and active_version is None:
+        return PlanStatus.withdrawn
+    return PlanStatus.draft
+
+
+def signatures_then(signatures: Iterable[Signature], until: datetime) -> list[Signature]:
+    """A version's signatures as they stood at ``until``: a withdrawal made later had not
+    happened yet. (Signatures are made only while their version is the newest.)"""
+    return [replace(s, withdrawn_at=None) if s.withdrawn_at and s.withdrawn_at >= until else s
+            for s in signatures]
+
+
+def past_status(signatures: Iterable[Signature], *, version: int, version_hash: str,
+                required: Iterable[str]) -> PlanStatus:
+    """Where a version a later one replaced stood by its own signatures when it was
+    replaced: agreed, withdrawn by the person, or a draft."""
+    standing = list(signatures)
+    if agreed(standing, version=version, version_hash=version_hash, required=required):
+        return PlanStatus.agreed
+    if any(s.withdrawn and s.party == Party.service_user.value for s in standing):
         return PlanStatus.withdrawn
     return PlanStatus.draft
 

@@ -3,6 +3,7 @@
 import json
 import typing
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -12,6 +13,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     cast,
+    distinct,
     exists,
     func,
     literal,
@@ -25,10 +27,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import QueryableAttribute, aliased, defer
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from recovery.common import cosign
+from recovery.common import cosign, fhir
 from recovery.common.audit import Outcome
 from recovery.common.auth import Role, Verb, require_scope
 from recovery.common.data import Transaction
@@ -625,6 +628,28 @@ async def break_glass(access: RecordAccess, service_user_id: str,
                                 plan=ActivePlan.model_validate(plan.active_document))
 
 
+async def _versions_between(session: AsyncSession, plan_id: str, low: int,
+                            high: int) -> list[VersionPublic]:
+    """A plan's versions ``low`` to ``high`` with their signatures, oldest first."""
+    in_range = (col(CrisisPlanVersion.version) >= low, col(CrisisPlanVersion.version) <= high)
+    versions = (await session.exec(
+        select(CrisisPlanVersion).where(col(CrisisPlanVersion.plan_id) == plan_id, *in_range)
+        .order_by(col(CrisisPlanVersion.version)))).all()
+    signatures = (await session.exec(
+        select(CrisisPlanSignature).where(
+            col(CrisisPlanSignature.plan_id) == plan_id,
+            col(CrisisPlanSignature.version) >= low, col(CrisisPlanSignature.version) <= high)
+        .order_by(col(CrisisPlanSignature.signed_at), col(CrisisPlanSignature.id)))).all()
+    by_version: dict[int, list[CrisisPlanSignature]] = {}
+    for signature in signatures:
+        by_version.setdefault(signature.version, []).append(signature)
+    return [VersionPublic(plan_id=v.plan_id, version=v.version, recorded_at=v.recorded_at,
+                          recorded_by=v.recorded_by, content_hash=v.content_hash,
+                          content=PlanContent.model_validate(v.content),
+                          signatures=_signatures_public(by_version.get(v.version, [])))
+            for v in versions]
+
+
 async def list_versions(access: RecordAccess, plan_id: str, *, cursor: str | None,
                         limit: int) -> Page[VersionPublic]:
     """A page of a plan's versions with their hashes and signatures, oldest first."""
@@ -632,26 +657,46 @@ async def list_versions(access: RecordAccess, plan_id: str, *, cursor: str | Non
     async with access.kit.sessions() as session:
         plan = await _plan_for(session, access, plan_id, verb=Verb.read, action="read-history")
         last = min(plan.version, after + limit)
-        in_page = (col(CrisisPlanVersion.version) > after, col(CrisisPlanVersion.version) <= last)
-        versions = (await session.exec(
-            select(CrisisPlanVersion).where(col(CrisisPlanVersion.plan_id) == plan.id, *in_page)
-            .order_by(col(CrisisPlanVersion.version)))).all()
-        signatures = (await session.exec(
-            select(CrisisPlanSignature).where(
-                col(CrisisPlanSignature.plan_id) == plan.id,
-                col(CrisisPlanSignature.version) > after,
-                col(CrisisPlanSignature.version) <= last)
-            .order_by(col(CrisisPlanSignature.signed_at), col(CrisisPlanSignature.id)))).all()
-    by_version: dict[int, list[CrisisPlanSignature]] = {}
-    for signature in signatures:
-        by_version.setdefault(signature.version, []).append(signature)
-    items = [VersionPublic(plan_id=v.plan_id, version=v.version, recorded_at=v.recorded_at,
-                           recorded_by=v.recorded_by, content_hash=v.content_hash,
-                           content=PlanContent.model_validate(v.content),
-                           signatures=_signatures_public(by_version.get(v.version, [])))
-             for v in versions]
+        items = await _versions_between(session, plan.id, after + 1, last)
     next_cursor = encode_cursor(last, plan.id) if last < plan.version else None
     return Page[VersionPublic](items=items, next_cursor=next_cursor)
+
+
+@dataclass(frozen=True)
+class PlanVersions:
+    """A plan as it stands and some of its versions, newest first; ``replaced_at`` says when
+    each one but the newest was replaced by the next."""
+
+    plan: PlanPublic
+    versions: list[VersionPublic]
+    replaced_at: dict[int, datetime]
+
+
+async def read_versions(access: RecordAccess, plan_id: str, *, newest: int | None,
+                        count: int, action: str) -> PlanVersions:
+    """Up to ``count`` versions of a plan, from ``newest`` (the plan's newest when None)
+    down, each with when the next one replaced it (a FHIR vread or history)."""
+    async with access.kit.sessions() as session:
+        plan = await _plan_for(session, access, plan_id, verb=Verb.read, action=action)
+        await session.refresh(plan, ["document"])
+        top = plan.version if newest is None else min(newest, plan.version)
+        low = max(1, top - count + 1)
+        # One version more than asked: when it was written is when the last one was replaced.
+        versions = (await _versions_between(session, plan.id, low, top + 1)) if count else []
+    replaced_at = {v.version - 1: v.recorded_at for v in versions}
+    return PlanVersions(plan=PlanPublic.model_validate(plan.document),
+                        versions=[v for v in reversed(versions) if v.version <= top],
+                        replaced_at=replaced_at)
+
+
+async def signed_versions(access: RecordAccess, plan_id: str) -> int:
+    """How many of a plan's versions have a standing signature (its Provenance)."""
+    async with access.kit.sessions() as session:
+        plan = await _plan_for(session, access, plan_id, verb=Verb.read, action="read-history")
+        return (await session.exec(
+            select(func.count(distinct(col(CrisisPlanSignature.version)))).where(
+                col(CrisisPlanSignature.plan_id) == plan.id,
+                col(CrisisPlanSignature.withdrawn_at).is_(None)))).one()
 
 
 def _team_reach(access: RecordAccess, team_id: str, action: str) -> None:
@@ -718,9 +763,9 @@ async def decision_reviews_due(access: RecordAccess, team_id: str, *,
 
 
 async def _plans_page(access: RecordAccess, query: Any, *, cursor: str | None,
-                      limit: int) -> str:
-    """One page of plans, newest first, as ``Page[PlanPublic]`` JSON from the stored
-    documents; ``query`` selects (created_at, id, document)."""
+                      limit: int) -> tuple[list[str], str | None]:
+    """One page of plans, newest first: their stored documents (JSON) and the cursor after
+    them while there are more; ``query`` selects (created_at, id, document)."""
     if cursor:
         after: tuple[datetime, str] = decode_time_cursor(cursor)
         query = query.where(tuple_(col(CrisisPlan.created_at), col(CrisisPlan.id))
@@ -731,8 +776,12 @@ async def _plans_page(access: RecordAccess, query: Any, *, cursor: str | None,
         .limit(limit + 1))
     next_cursor = (encode_cursor(rows[limit - 1][0], rows[limit - 1][1])
                    if len(rows) > limit else None)
-    return (f'{{"items":[{",".join(row[2] for row in rows[:limit])}],'
-            f'"next_cursor":{json.dumps(next_cursor)}}}')
+    return [row[2] for row in rows[:limit]], next_cursor
+
+
+def _page_json(documents: list[str], next_cursor: str | None) -> str:
+    """``Page[PlanPublic]`` JSON of stored documents."""
+    return f'{{"items":[{",".join(documents)}],"next_cursor":{json.dumps(next_cursor)}}}'
 
 
 async def list_team_plans(access: RecordAccess, team_id: str, *,
@@ -745,7 +794,48 @@ async def list_team_plans(access: RecordAccess, team_id: str, *,
         col(CrisisPlan.team_id) == team_id, IN_USE)
     if not_individualised is not None:
         query = query.where(col(CrisisPlan.not_individualised) == not_individualised)
-    return await _plans_page(access, query, cursor=cursor, limit=limit)
+    return _page_json(*await _plans_page(access, query, cursor=cursor, limit=limit))
+
+
+@dataclass(frozen=True)
+class PlanSearch:
+    """Which plans a list or search asks for, within the caller's reach (None: any)."""
+
+    people: frozenset[str] | None = None
+    statuses: frozenset[PlanStatus] | None = None
+    ids: frozenset[str] | None = None
+    changed_since: datetime | None = None
+    changed_before: datetime | None = None
+    include_entered_in_error: bool = False
+
+
+def _plans_where(access: RecordAccess, search: PlanSearch) -> list[ColumnElement[bool]]:
+    """The WHERE of a list or search of plans: the person sees all of theirs, staff those of
+    their teams, partner systems what their scopes allow (no break-glass here), audited;
+    404 when the caller reaches none of it."""
+    people = search.people
+    person = next(iter(people)) if people is not None and len(people) == 1 else None
+    condition = list_condition(access, RESOURCE, record_type=RECORD,
+                               person_column=col(CrisisPlan.service_user_id),
+                               team_column=col(CrisisPlan.team_id),
+                               service_user_id=person, team_id=None, what="crisis plans")
+    where: list[ColumnElement[bool]] = [] if condition is None else [condition]
+    if person is not None:
+        where.append(col(CrisisPlan.service_user_id) == person)
+    elif people is not None:
+        where.append(col(CrisisPlan.service_user_id).in_(sorted(people)))
+    if search.statuses is not None:
+        where.append(col(CrisisPlan.status).in_(sorted(s.value for s in search.statuses)))
+    if not search.include_entered_in_error:
+        where.append(IN_USE)
+    if search.ids is not None:
+        where.append(col(CrisisPlan.id).in_(sorted(search.ids)))
+    # The plan's last change: an edit, a signature, a withdrawal or the mark of an error.
+    if search.changed_since is not None:
+        where.append(col(CrisisPlan.updated_at) >= literal(search.changed_since, UTCDateTime()))
+    if search.changed_before is not None:
+        where.append(col(CrisisPlan.updated_at) < literal(search.changed_before, UTCDateTime()))
+    return where
 
 
 async def list_person_plans(access: RecordAccess, service_user_id: str, *,
@@ -754,18 +844,50 @@ async def list_person_plans(access: RecordAccess, service_user_id: str, *,
     """A person's plans, newest first (those marked entered-in-error only when asked for): the
     person sees all of theirs, staff those of their teams (no break-glass here);
     ``Page[PlanPublic]`` JSON from the stored documents."""
-    condition = list_condition(access, RESOURCE, record_type=RECORD,
-                               person_column=col(CrisisPlan.service_user_id),
-                               team_column=col(CrisisPlan.team_id),
-                               service_user_id=service_user_id, team_id=None,
-                               what="crisis plans")
-    query = select(col(CrisisPlan.created_at), col(CrisisPlan.id), DOCUMENT).where(
-        col(CrisisPlan.service_user_id) == service_user_id)
-    if condition is not None:
-        query = query.where(condition)
-    if not include_entered_in_error:
-        query = query.where(IN_USE)
-    return await _plans_page(access, query, cursor=cursor, limit=limit)
+    where = _plans_where(access, PlanSearch(people=frozenset({service_user_id}),
+                                            include_entered_in_error=include_entered_in_error))
+    query = select(col(CrisisPlan.created_at), col(CrisisPlan.id), DOCUMENT).where(*where)
+    return _page_json(*await _plans_page(access, query, cursor=cursor, limit=limit))
+
+
+@dataclass(frozen=True)
+class PlansFound:
+    """One page of a search: the plans' stored documents (JSON), the cursor after them while
+    there are more, and how many match in all when that was asked for."""
+
+    documents: list[str]
+    next_cursor: str | None
+    total: int | None
+
+
+async def search_plans(access: RecordAccess, search: PlanSearch, *, cursor: str | None,
+                       limit: int, total: bool) -> PlansFound:
+    """Plans as the person's list has them (the same reach, newest first, the same cursor),
+    narrowed by ``search``; ``limit`` 0 counts only. A search that reaches nobody finds
+    nothing, rather than being refused."""
+    try:
+        where = _plans_where(access, search)
+    except Problem as refusal:
+        if refusal.status != 404:
+            raise
+        return PlansFound([], None, 0 if total else None)
+    documents: list[str] = []
+    next_cursor = None
+    if limit:
+        query = select(col(CrisisPlan.created_at), col(CrisisPlan.id), DOCUMENT).where(*where)
+        documents, next_cursor = await _plans_page(access, query, cursor=cursor, limit=limit)
+    counted = None
+    if total:
+        rows = await access.kit.reads.all(select(func.count(col(CrisisPlan.id))).where(*where))
+        counted = int(rows[0][0])
+    return PlansFound(documents, next_cursor, counted)
+
+
+async def holds_plans_of(access: RecordAccess, person: str) -> bool:
+    """Whether the caller may read at least one of the person's plans (their Patient here)."""
+    return await fhir.holds_records_of(access, person, resource=RESOURCE,
+                                       person_column=col(CrisisPlan.service_user_id),
+                                       team_column=col(CrisisPlan.team_id))
 
 
 async def batch_read(access: RecordAccess, request: BatchRead) -> str:

@@ -5,7 +5,8 @@ Each rule answers ``None`` when the action is fine, or a ``Refusal`` saying why 
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
+from dataclasses import replace
+from datetime import date, datetime
 from typing import Any
 
 from recovery.common import cosign
@@ -83,6 +84,24 @@ def agreed_status(areas: Sequence[AreaView]) -> VersionStatus:
     """What an agreed version is called: agreed, or agreed with differences recorded."""
     return (VersionStatus.agreed_with_differences if differences(areas)
             else VersionStatus.agreed)
+
+
+def signatures_then(signatures: Iterable[cosign.Signature],
+                    until: datetime) -> list[cosign.Signature]:
+    """A version's signatures as they stood at ``until`` (when the next version was written):
+    a withdrawal made later had not happened yet."""
+    return [replace(s, withdrawn_at=None) if s.withdrawn_at and s.withdrawn_at >= until else s
+            for s in signatures]
+
+
+def past_status(signatures: Iterable[cosign.Signature], *, version: int, version_hash: str,
+                areas: Sequence[AreaView]) -> VersionStatus:
+    """Where a version a later one replaced stood by its own signatures when it was
+    replaced: agreed by both (with or without differences), or a draft."""
+    if cosign.is_agreed(signatures, version=version, version_hash=version_hash,
+                        required=REQUIRED_PARTIES):
+        return agreed_status(areas)
+    return VersionStatus.draft
 
 
 def readiness_refusal(areas: Sequence[AreaView]) -> Refusal | None:

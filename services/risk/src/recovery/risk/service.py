@@ -8,16 +8,31 @@ version gets 412, while two signatures racing on the same version both count.
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import String, Text, bindparam, cast, literal, or_, tuple_
+from sqlalchemy import (
+    String,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    distinct,
+    false,
+    func,
+    literal,
+    or_,
+    tuple_,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from recovery.common import cosign
+from recovery.common import cosign, fhir
 from recovery.common.audit import Outcome
 from recovery.common.auth import Principal, Verb, can_reach_record, require_scope
 from recovery.common.db import UTCDateTime
@@ -172,21 +187,44 @@ async def _signatures(session: AsyncSession, assessment_id: str,
     return list((await session.exec(query.order_by(col(RiskSignature.signed_at)))).all())
 
 
+async def _versions_between(session: AsyncSession, assessment: RiskAssessment, low: int,
+                            high: int) -> list[VersionPublic]:
+    """The versions ``low`` to ``high`` with their signatures, oldest first."""
+    rows = (await session.exec(
+        select(RiskAssessmentVersion).where(
+            col(RiskAssessmentVersion.assessment_id) == assessment.id,
+            col(RiskAssessmentVersion.version) >= low, col(RiskAssessmentVersion.version) <= high)
+        .order_by(col(RiskAssessmentVersion.version)))).all()
+    signed = (await session.exec(
+        select(RiskSignature).where(col(RiskSignature.assessment_id) == assessment.id,
+                                    col(RiskSignature.version) >= low,
+                                    col(RiskSignature.version) <= high)
+        .order_by(col(RiskSignature.signed_at)))).all()
+    by_version: dict[int, list[RiskSignature]] = {}
+    for signature in signed:
+        by_version.setdefault(signature.version, []).append(signature)
+    versions = []
+    for row in rows:
+        content = AssessmentContent.model_validate(row.content)
+        signatures = by_version.get(row.version, [])
+        agreed = cosign.is_agreed([_as_cosign(s) for s in signatures], version=row.version,
+                                  version_hash=row.content_hash,
+                                  required=rules.REQUIRED_PARTIES)
+        versions.append(VersionPublic(
+            assessment_id=assessment.id, version=row.version,
+            status=rules.agreed_status(content.areas) if agreed else VersionStatus.draft,
+            content_hash=row.content_hash, content=content,
+            signatures=[SignaturePublic.model_validate(s) for s in signatures],
+            recorded_by=row.recorded_by, recorded_at=row.recorded_at, change=row.change))
+    return versions
+
+
 async def _version_public(session: AsyncSession, assessment: RiskAssessment,
                           version: int) -> VersionPublic:
-    row = await session.get(RiskAssessmentVersion, (assessment.id, version))
-    if row is None:
+    found = await _versions_between(session, assessment, version, version)
+    if not found:
         raise Problem(404, "The co-assessment has no such version.", kind="not-found")
-    content = AssessmentContent.model_validate(row.content)
-    signatures = await _signatures(session, assessment.id, version)
-    agreed = cosign.is_agreed([_as_cosign(s) for s in signatures], version=version,
-                              version_hash=row.content_hash, required=rules.REQUIRED_PARTIES)
-    return VersionPublic(
-        assessment_id=assessment.id, version=version,
-        status=rules.agreed_status(content.areas) if agreed else VersionStatus.draft,
-        content_hash=row.content_hash, content=content,
-        signatures=[SignaturePublic.model_validate(s) for s in signatures],
-        recorded_by=row.recorded_by, recorded_at=row.recorded_at, change=row.change)
+    return found[0]
 
 
 async def read_version(access: RecordAccess, assessment_id: str, version: int) -> VersionPublic:
@@ -214,10 +252,46 @@ async def list_versions(access: RecordAccess, assessment_id: str, *, cursor: str
                                           action="read-history")
         after = decode_version_cursor(cursor) if cursor else 0
         last = min(assessment.version, after + limit)
-        items = [await _version_public(session, assessment, v) for v in range(after + 1,
-                                                                              last + 1)]
+        items = await _versions_between(session, assessment, after + 1, last)
         next_cursor = encode_cursor(last, assessment.id) if last < assessment.version else None
         return Page[VersionPublic](items=items, next_cursor=next_cursor)
+
+
+@dataclass(frozen=True)
+class AssessmentVersions:
+    """A co-assessment as it stands and some of its versions, newest first; ``replaced_at``
+    says when each one but the newest was replaced by the next."""
+
+    assessment: AssessmentPublic
+    versions: list[VersionPublic]
+    replaced_at: dict[int, datetime]
+
+
+async def read_versions(access: RecordAccess, assessment_id: str, *, newest: int | None,
+                        count: int, action: str) -> AssessmentVersions:
+    """Up to ``count`` versions, from ``newest`` (the latest when None) down, each with when
+    the next one replaced it (a FHIR vread or history)."""
+    async with access.kit.sessions() as session:
+        assessment = await get_assessment(session, access, assessment_id, action=action)
+        top = assessment.version if newest is None else min(newest, assessment.version)
+        low = max(1, top - count + 1)
+        # One version more than asked: when it was written is when the last one was replaced.
+        versions = await _versions_between(session, assessment, low, top + 1) if count else []
+    return AssessmentVersions(
+        assessment=AssessmentPublic.model_validate(assessment.document),
+        versions=[v for v in reversed(versions) if v.version <= top],
+        replaced_at={v.version - 1: v.recorded_at for v in versions})
+
+
+async def signed_versions(access: RecordAccess, assessment_id: str) -> int:
+    """How many versions have a standing signature (its Provenance)."""
+    async with access.kit.sessions() as session:
+        assessment = await get_assessment(session, access, assessment_id,
+                                          action="read-history")
+        return (await session.exec(
+            select(func.count(distinct(col(RiskSignature.version)))).where(
+                col(RiskSignature.assessment_id) == assessment.id,
+                col(RiskSignature.withdrawn_at).is_(None)))).one()
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -498,22 +572,78 @@ def _page_json(documents: Sequence[str], next_cursor: str | None) -> str:
     return f'{{"items":[{",".join(documents)}],"next_cursor":{json.dumps(next_cursor)}}}'
 
 
-async def list_assessments(access: RecordAccess, *, service_user_id: str | None,
-                           team_id: str | None, cursor: str | None, limit: int) -> str:
-    """Co-assessments the caller may reach, newest first (``Page[AssessmentPublic]`` JSON)."""
+class Standing(StrEnum):
+    """Where a co-assessment's latest version stands, as a search asks for it."""
+
+    draft = "draft"  # not agreed, or no longer in force
+    agreed = "agreed"  # agreed by both and in force (with or without differences)
+    entered_in_error = "entered-in-error"
+
+
+#: The SQL for each standing (the latest version is in force when it is the active one).
+_IN_FORCE = col(RiskAssessment.active_version) == col(RiskAssessment.version)
+_STANDING = {
+    Standing.entered_in_error: col(RiskAssessment.status) == IN_ERROR,
+    Standing.agreed: and_(col(RiskAssessment.status) != IN_ERROR, _IN_FORCE),
+    Standing.draft: and_(col(RiskAssessment.status) != IN_ERROR,
+                         or_(col(RiskAssessment.active_version).is_(None), ~_IN_FORCE)),
+}
+
+
+@dataclass(frozen=True)
+class AssessmentSearch:
+    """Which co-assessments a list or search asks for, within the caller's reach (None:
+    any)."""
+
+    people: frozenset[str] | None = None
+    team_id: str | None = None
+    standing: frozenset[Standing] | None = None
+    ids: frozenset[str] | None = None
+    changed_since: datetime | None = None
+    changed_before: datetime | None = None
+    include_entered_in_error: bool = False
+
+
+def _assessments_where(access: RecordAccess,
+                       search: AssessmentSearch) -> list[ColumnElement[bool]]:
+    """The WHERE of a list or search: the person sees their own, staff their teams',
+    partner systems what their scopes allow, audited; 404 when the caller reaches none."""
+    people = search.people
+    person = next(iter(people)) if people is not None and len(people) == 1 else None
     condition = list_condition(access, RESOURCE, record_type=RECORD,
                                person_column=col(RiskAssessment.service_user_id),
                                team_column=col(RiskAssessment.team_id),
-                               service_user_id=service_user_id, team_id=team_id,
+                               service_user_id=person, team_id=search.team_id,
                                what="co-assessments")
-    query = select(col(RiskAssessment.created_at), col(RiskAssessment.id), DOCUMENT)
-    query = query.where(col(RiskAssessment.status) != IN_ERROR)
-    if service_user_id is not None:
-        query = query.where(col(RiskAssessment.service_user_id) == service_user_id)
-    if team_id is not None:
-        query = query.where(col(RiskAssessment.team_id) == team_id)
-    if condition is not None:
-        query = query.where(condition)
+    where: list[ColumnElement[bool]] = [] if condition is None else [condition]
+    if not search.include_entered_in_error:
+        where.append(col(RiskAssessment.status) != IN_ERROR)
+    if person is not None:
+        where.append(col(RiskAssessment.service_user_id) == person)
+    elif people is not None:
+        where.append(col(RiskAssessment.service_user_id).in_(sorted(people)))
+    if search.team_id is not None:
+        where.append(col(RiskAssessment.team_id) == search.team_id)
+    if search.standing is not None:
+        where.append(or_(false(), *(_STANDING[s] for s in sorted(search.standing))))
+    if search.ids is not None:
+        where.append(col(RiskAssessment.id).in_(sorted(search.ids)))
+    # The record's last change: an edit, a signature, a withdrawal or the mark of an error.
+    if search.changed_since is not None:
+        where.append(col(RiskAssessment.updated_at)
+                     >= literal(search.changed_since, UTCDateTime()))
+    if search.changed_before is not None:
+        where.append(col(RiskAssessment.updated_at)
+                     < literal(search.changed_before, UTCDateTime()))
+    return where
+
+
+async def _assessments_page(access: RecordAccess, where: list[ColumnElement[bool]], *,
+                            cursor: str | None, limit: int) -> tuple[list[str], str | None]:
+    """One page of co-assessments, newest first: their stored documents (JSON) and the
+    cursor after them while there are more."""
+    query = select(col(RiskAssessment.created_at), col(RiskAssessment.id), DOCUMENT).where(
+        *where)
     if cursor:
         moment, after_id = decode_time_cursor(cursor)
         query = query.where(tuple_(col(RiskAssessment.created_at), col(RiskAssessment.id))
@@ -524,7 +654,59 @@ async def list_assessments(access: RecordAccess, *, service_user_id: str | None,
     rows = await access.kit.reads.all(query)
     next_cursor = (encode_cursor(rows[limit - 1][0], rows[limit - 1][1])
                    if len(rows) > limit else None)
-    return _page_json([row[2] for row in rows[:limit]], next_cursor)
+    return [row[2] for row in rows[:limit]], next_cursor
+
+
+async def list_assessments(access: RecordAccess, *, service_user_id: str | None,
+                           team_id: str | None, cursor: str | None, limit: int) -> str:
+    """Co-assessments the caller may reach, newest first (``Page[AssessmentPublic]`` JSON)."""
+    where = _assessments_where(access, AssessmentSearch(
+        people=None if service_user_id is None else frozenset({service_user_id}),
+        team_id=team_id))
+    return _page_json(*await _assessments_page(access, where, cursor=cursor, limit=limit))
+
+
+@dataclass(frozen=True)
+class AssessmentsFound:
+    """One page of a search: the stored documents (JSON), the cursor after them while there
+    are more, and how many match in all when that was asked for."""
+
+    documents: list[str]
+    next_cursor: str | None
+    total: int | None
+
+
+async def search_assessments(access: RecordAccess, search: AssessmentSearch, *,
+                             cursor: str | None, limit: int,
+                             total: bool) -> AssessmentsFound:
+    """Co-assessments as the list has them (the same reach, newest first, the same cursor),
+    narrowed by ``search``; ``limit`` 0 counts only. A search that reaches nobody finds
+    nothing, rather than being refused."""
+    try:
+        where = _assessments_where(access, search)
+    except Problem as refusal:
+        if refusal.status != 404:
+            raise
+        return AssessmentsFound([], None, 0 if total else None)
+    documents: list[str] = []
+    next_cursor = None
+    if limit:
+        documents, next_cursor = await _assessments_page(access, where, cursor=cursor,
+                                                         limit=limit)
+    counted = None
+    if total:
+        rows = await access.kit.reads.all(
+            select(func.count(col(RiskAssessment.id))).where(*where))
+        counted = int(rows[0][0])
+    return AssessmentsFound(documents, next_cursor, counted)
+
+
+async def holds_assessments_of(access: RecordAccess, person: str) -> bool:
+    """Whether the caller may read at least one of the person's co-assessments (their
+    Patient here)."""
+    return await fhir.holds_records_of(access, person, resource=RESOURCE,
+                                       person_column=col(RiskAssessment.service_user_id),
+                                       team_column=col(RiskAssessment.team_id))
 
 
 async def batch_read(access: RecordAccess, request: BatchRead) -> str:
