@@ -22,9 +22,12 @@ OPERATIONAL_ROUTES: dict[str, str] = {
     "/docs": "the API description",
 }
 
-#: FHIR clients read the CapabilityStatement before they have a token, to learn how to get
-#: one; it describes the server and holds no record.
-FHIR_METADATA: dict[str, str] = {"/fhir/metadata": "FHIR CapabilityStatement"}
+#: FHIR clients read the CapabilityStatement and SMART discovery before they have a token, to
+#: learn how to get one; they describe the server and hold no record.
+FHIR_METADATA: dict[str, str] = {
+    "/fhir/metadata": "FHIR CapabilityStatement",
+    "/fhir/.well-known/smart-configuration": "SMART on FHIR discovery",
+}
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The token matrix every service runs: each protected operation, sent with a bad or missing
-credential, answers 401 with a problem document and a Bearer challenge, and never echoes the
-token; the same operations with a good token get past authentication."""
+credential, answers 401 with a problem document (an OperationOutcome under ``/fhir``) and a
+Bearer challenge, and never echoes the token; the same operations with a good token get past
+authentication."""
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from recovery.common.dev_issuer import DevIssuer
+from recovery.common.problems import FHIR_MEDIA_TYPE
 from recovery.common.testing.forged_tokens import bad_credentials
 from recovery.common.testing.openapi_operations import PROBLEM, Operation, undeclared_security
 from recovery.common.testing.plugin import TokenFactory
@@ -26,12 +28,20 @@ class Call:
 
 
 def is_unauthorized_problem(response: httpx.Response) -> bool:
-    if response.status_code != 401 or response.headers.get("content-type") != PROBLEM:
+    """401 with a Bearer challenge and a problem document: under ``/fhir`` the same problem
+    as an OperationOutcome (``problems.operation_outcome``)."""
+    if response.status_code != 401 \
+            or not response.headers.get("www-authenticate", "").startswith("Bearer "):
         return False
-    problem = response.json()
-    return (isinstance(problem, dict) and problem.get("status") == 401
-            and str(problem.get("type", "")).endswith("/unauthorized")
-            and response.headers.get("www-authenticate", "").startswith("Bearer "))
+    body = response.json()
+    if not isinstance(body, dict):
+        return False
+    if response.request.url.path.startswith("/fhir/"):
+        return (response.headers.get("content-type") == FHIR_MEDIA_TYPE
+                and body.get("resourceType") == "OperationOutcome"
+                and body["issue"][0].get("code") == "login")
+    return (response.headers.get("content-type") == PROBLEM and body.get("status") == 401
+            and str(body.get("type", "")).endswith("/unauthorized"))
 
 
 @dataclass
