@@ -85,4 +85,4 @@ async def test_the_capability_statement_is_valid_fhir(api: RiskApi) -> None:
     response = await api.client.get("/fhir/metadata")
     CapabilityStatement.model_validate(response.json())
     types = {r["type"] for r in response.json()["rest"][0]["resource"]}
-    assert types == {"RiskAssessment", "Provenance"}
+    assert types == {"RiskAssessment", "Provenance", "AuditEvent"}
