@@ -212,6 +212,13 @@ async def test_an_audit_event_is_read_by_id_from_whichever_service_holds_it(
                                          headers=_auditor(platform))
     assert missing.status_code == 404
     assert missing.json()["resourceType"] == "OperationOutcome"
+    # An id is one segment at every service, whatever the caller encoded in it.
+    odd = await platform.gateway.get(f"/fhir/AuditEvent/{event_id}%3F_count%3D1",
+                                     headers=_auditor(platform))
+    assert odd.status_code == 404
+    nested = await platform.gateway.get(f"/fhir/AuditEvent/{event_id}/_history",
+                                        headers=_auditor(platform))
+    assert nested.status_code == 404
 
 
 async def test_an_unknown_parameter_is_dropped_or_a_400_under_strict_handling(

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 from fastapi import Request, Response
@@ -92,8 +93,12 @@ def _failed(answers: Mapping[str, httpx.Response | BaseException]) -> list[str]:
 async def _ask_all(request: Request, send: Send, path: str,
                    params: Sequence[tuple[str, str]] | None = None
                    ) -> dict[str, httpx.Response | BaseException]:
+    """Every service's answer, or the problem ``send`` made of not reaching it."""
     answers = await asyncio.gather(*(send(request, service, path, params)
                                      for service in AUDIT_HOLDERS), return_exceptions=True)
+    for answer in answers:
+        if isinstance(answer, BaseException) and not isinstance(answer, Problem):
+            raise answer  # our own fault, not a service's unavailability
     return dict(zip(AUDIT_HOLDERS, answers, strict=True))
 
 
@@ -130,7 +135,8 @@ async def read(request: Request, event_id: str, *, send: Send,
                returned: Returned) -> Response:
     """``GET /fhir/AuditEvent/<id>``: ids are unique across services, so the one holding it
     answers. Not found means every service said so: while one cannot be asked, 503."""
-    answers = await _ask_all(request, send, f"{PATH}/{event_id}")
+    # Quoted: an id is one path segment at the service, whatever the caller encoded in it.
+    answers = await _ask_all(request, send, f"{PATH}/{quote(event_id, safe='')}")
     responses = [a for a in answers.values() if isinstance(a, httpx.Response)]
     found = next((a for a in responses if a.status_code == 200), None)
     if found is not None:
