@@ -140,7 +140,7 @@ async def test_the_audit_trail_exports_as_a_valid_fhir_r4_searchset_bundle(
     note_id = await _create_note(toy, tokens)
     await toy.get(f"/v1/notes/{note_id}", headers=tokens.header(tokens.service_user("su-2")))
     response = await toy.get("/fhir/AuditEvent", headers=_admin(tokens),
-                             params={"entity": f"Observation/{note_id}"})
+                             params={"patient": "Patient/su-1"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/fhir+json")
     bundle = Bundle.model_validate(response.json())
@@ -149,13 +149,15 @@ async def test_the_audit_trail_exports_as_a_valid_fhir_r4_searchset_bundle(
     for entry in bundle.entry or []:
         assert entry.resource is not None
         resources.append(FhirAuditEvent.model_validate(entry.resource.model_dump()))
-    assert [r.action for r in resources] == ["C", "R"]
-    assert [r.outcome for r in resources] == ["0", "4"]
-    denied = resources[1]
+    assert [r.action for r in resources] == ["R", "C"]  # newest first
+    assert [r.outcome for r in resources] == ["4", "0"]
+    denied = resources[0]
     assert denied.agent[0].who.identifier.value == "su-2"
     assert denied.agent[0].requestor is True
-    assert {e.what.reference for e in denied.entity if e.what.reference} == {
-        f"Observation/{note_id}", "Patient/su-1"}
+    # The toy's notes are no FHIR resource of the platform: named by identifier and display.
+    assert {(e.what.identifier.value, e.what.display) for e in denied.entity
+            if e.what.display} == {(note_id, "Observation")}
+    assert {e.what.reference for e in denied.entity if e.what.reference} == {"Patient/su-1"}
     assert denied.source.site == "toy"
     assert denied.type.code == "rest"
     assert any(c.code == "read" for c in denied.subtype)

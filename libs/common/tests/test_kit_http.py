@@ -15,6 +15,7 @@ from kit_toy import ToyNote
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlmodel import func, select
 
+from recovery.common.fhir import FHIR_JSON
 from recovery.common.observability import (
     RequestFigures,
     configure_logging,
@@ -288,9 +289,11 @@ def test_every_operation_documents_its_errors_as_problem_documents(
         responses = operation["responses"]
         for status in ("400", "413", "422", "500"):
             assert status in responses, (path, method, status)
+        # Under /fhir the same errors are OperationOutcome (problems.py).
+        error_media = FHIR_JSON if path.startswith("/fhir/") else PROBLEM
         for status, response in responses.items():
             if int(status) >= 400 and not (path == "/readyz" and status == "503"):
-                assert list(response["content"]) == [PROBLEM], (path, method, status)
+                assert list(response["content"]) == [error_media], (path, method, status)
         if operation.get("security"):
             assert {"401", "403"} <= set(responses), (path, method)
         if "{" in path:

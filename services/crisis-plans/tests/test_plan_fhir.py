@@ -440,7 +440,7 @@ async def test_the_capability_statement_says_what_is_offered_and_is_public(
         api: PlansApi) -> None:
     statement = fhir_valid(await api.fhir(None, "metadata"))
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
-    assert set(resources) == {"CarePlan", "Provenance", "Patient"}
+    assert set(resources) == {"CarePlan", "Provenance", "Patient", "AuditEvent"}
     care_plan = resources["CarePlan"]
     assert (care_plan["versioning"], care_plan["readHistory"]) == ("versioned", True)
     assert [i["code"] for i in care_plan["interaction"]] == [

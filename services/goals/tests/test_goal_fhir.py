@@ -122,7 +122,8 @@ async def test_capability_statement_describes_goal_read_and_search(api: GoalsApi
     statement = response.json()
     CapabilityStatement.model_validate(statement)
     assert statement["fhirVersion"] == "4.0.1"
-    (goal,) = statement["rest"][0]["resource"]
+    goal, audit = statement["rest"][0]["resource"]
+    assert audit["type"] == "AuditEvent"  # every service's trail (the kit's)
     assert goal["type"] == "Goal"
     assert {i["code"] for i in goal["interaction"]} == {"read", "search-type"}
     assert {"patient", "lifecycle-status"} <= {p["name"] for p in goal["searchParam"]}

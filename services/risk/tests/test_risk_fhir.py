@@ -441,7 +441,7 @@ async def test_the_capability_statement_says_what_is_offered_and_is_public(
         api: RiskApi) -> None:
     statement = fhir_valid(await api.fhir(None, "metadata"))
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
-    assert set(resources) == {"RiskAssessment", "Provenance", "Patient"}
+    assert set(resources) == {"RiskAssessment", "Provenance", "Patient", "AuditEvent"}
     assessment = resources["RiskAssessment"]
     assert (assessment["versioning"], assessment["readHistory"]) == ("versioned", True)
     assert [i["code"] for i in assessment["interaction"]] == [

@@ -86,7 +86,7 @@ async def test_the_capability_statement_offers_the_three_reads(api: WorkforceApi
     statement = CapabilityStatement.model_validate(response.json())
     assert statement.fhirVersion == "4.0.1"
     assert {r["type"] for r in response.json()["rest"][0]["resource"]} == {
-        "Practitioner", "PractitionerRole", "CareTeam"}
+        "Practitioner", "PractitionerRole", "CareTeam", "AuditEvent"}
 
 
 async def test_access_decisions_on_staff_records_are_audited_allowed_and_denied(

@@ -6,6 +6,7 @@ no link leads to a service's internal address.
 """
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from recovery.common.fhir import FHIR_JSON
 from recovery.common.problems import RETRY_AFTER_SECONDS, Problem
 from recovery.common.settings import Settings
 from recovery.common.timeutil import utcnow
+from recovery.gateway import fhir_audit
 from recovery.gateway.settings import UPSTREAMS, GatewaySettings
 from recovery.gateway.upstream import Upstreams
 
@@ -86,14 +88,16 @@ def fhir_router(upstreams: Upstreams, settings: Settings,
     async def smart_configuration() -> JSONResponse:
         return JSONResponse(fhir.smart_configuration(settings))
 
-    async def send(request: Request, service: str, path: str) -> httpx.Response:
+    async def send(request: Request, service: str, path: str,
+                   params: Sequence[tuple[str, str]] | None = None) -> httpx.Response:
+        """The request to ``service`` at ``path``, with its own query or ``params``."""
         headers = {k: v for k, v in request.headers.items() if k.lower() in FORWARDED}
         headers.update(fhir.forwarding_headers(fhir_base(request, gateway)))
         upstreams.calls[service] += 1
         try:
             return await upstreams.clients[service].request(
-                request.method, path, params=request.query_params, headers=headers,
-                content=await request.body())
+                request.method, path, headers=headers, content=await request.body(),
+                params=request.query_params if params is None else tuple(params))
         except httpx.TimeoutException as exc:
             raise Problem(504, f"The {service} service did not answer in time.",
                           kind="upstream-timeout") from exc
@@ -130,6 +134,22 @@ def fhir_router(upstreams: Upstreams, settings: Settings,
             refusal = next(a for a in answers if isinstance(a, httpx.Response))
             return returned(refusal)
         return JSONResponse(merged_search([a.json() for a in good]), media_type=FHIR_JSON)
+
+    @router.api_route("/AuditEvent/{rest:path}", methods=["GET", "POST", "PUT"],
+                      include_in_schema=False)
+    @router.api_route("/AuditEvent", methods=["GET", "POST"], include_in_schema=False)
+    async def audit_event(request: Request, rest: str = "") -> Response:
+        """Every service's audit trail: searched at the owner of the record named, else at
+        all of them and merged; read at whichever holds the entry (``fhir_audit``)."""
+        if request.method != "GET":
+            raise Problem(405, "The audit trail is read only.", headers={"Allow": "GET"})
+        if rest and ("/" in rest or rest in {".", ".."}):
+            raise Problem(404, "AuditEvent is read as AuditEvent/<id>.", kind="not-found")
+        if rest:
+            return await fhir_audit.read(request, rest, send=send, returned=returned)
+        return await fhir_audit.search(request, send=send, returned=returned,
+                                       base=fhir_base(request, gateway), settings=settings,
+                                       owners=OWNERS)
 
     @router.api_route("/{resource_type}/{rest:path}", methods=["GET", "POST", "PUT"],
                       include_in_schema=False)

@@ -11,7 +11,7 @@ __all__ = ["HTTP_METHODS", "PROBLEM", "PUBLIC", "Operation", "Records",
            "protected_operations", "valid_body"]
 
 #: Routes that answer without a token, and why. Nothing else may.
-PUBLIC = dict(kit.OPERATIONAL_ROUTES)
+PUBLIC = {**kit.OPERATIONAL_ROUTES, **kit.FHIR_METADATA}
 
 
 def protected_operations(openapi: dict[str, Any]) -> list[Operation]:

@@ -631,6 +631,30 @@ def add_patient_routes(router: APIRouter, holds: HoldsPerson) -> None:
             total=len(found)))
 
 
+# -- The audit trail -----------------------------------------------------------------------------
+
+#: What every service's audit trail answers to as ``AuditEvent`` (``audit_export.py``), and
+#: what the gateway fans out: the one list the search parses and the statements declare.
+AUDIT_EVENT_SEARCH = (
+    ID,
+    SearchParam("entity", "reference",
+                "The record accessed, as Type/id (CarePlan, Goal, RiskAssessment, "
+                "Practitioner, CareTeam, AuditEvent); Patient/<id> finds every entry about "
+                "that person"),
+    SearchParam("patient", "reference", "The person the record is about (Patient/<id> or <id>)"),
+    SearchParam("agent", "reference",
+                "Who acted: their token's sub, bare or as Practitioner/<sub> or Patient/<sub>"),
+    SearchParam("date", "date",
+                "When it was recorded; prefixes eq, gt, ge, lt, le, sa, eb; repeat for a range"),
+    SearchParam("outcome", "token", "0 (allowed) or 4 (denied)"),
+)
+
+
+def audit_capability() -> dict[str, Any]:
+    return {"type": "AuditEvent", "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": searched_by(AUDIT_EVENT_SEARCH)}
+
+
 # -- Discovery ---------------------------------------------------------------------------------
 
 #: The SMART v2 scopes the platform understands (``auth.py``), for clients to ask for.
@@ -714,7 +738,8 @@ def searched_by(params: Sequence[SearchParam]) -> list[dict[str, str]]:
 def fhir_router(service: str,
                 capability: Callable[[Settings], Sequence[dict[str, Any]]]) -> APIRouter:
     """A service's ``/fhir`` router: JSON only (406 otherwise), ``/metadata`` with the
-    resources ``capability`` lists, and SMART discovery."""
+    resources ``capability`` lists and the audit trail (every service app serves it, see
+    ``app.py``), and SMART discovery."""
     router = APIRouter(prefix="/fhir", tags=["fhir"], default_response_class=FhirResponse,
                        dependencies=[Depends(acceptable_format)])
 
@@ -722,7 +747,8 @@ def fhir_router(service: str,
                 summary=f"CapabilityStatement of the {service} service")
     async def metadata(settings: SettingsDep) -> FhirResponse:
         return FhirResponse(capability_statement(service=service, settings=settings,
-                                                 resources=capability(settings)))
+                                                 resources=[*capability(settings),
+                                                            audit_capability()]))
 
     @router.get("/.well-known/smart-configuration", response_model=None,
                 response_class=JSONResponse,

@@ -30,13 +30,13 @@ def handlers() -> list[EventHandler]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The training app; without settings, they are read from the environment."""
-    from recovery.training import routes
+    from recovery.training import fhir, routes
 
     return create_service_app(
         settings=settings or Settings(service=SERVICE),
         title="Recovery Platform: training",
         description=DESCRIPTION,
-        routers=[routes.router],
+        routers=[routes.router, fhir.router],
         migrations_dir=MIGRATIONS_DIR,
         handlers=handlers(),
     )

@@ -1,6 +1,7 @@
 """The token matrix every service runs: each protected operation, sent with a bad or missing
-credential, answers 401 with a problem document and a Bearer challenge, and never echoes the
-token; the same operations with a good token get past authentication."""
+credential, answers 401 with a problem document (an OperationOutcome under ``/fhir``) and a
+Bearer challenge, and never echoes the token; the same operations with a good token get past
+authentication."""
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
