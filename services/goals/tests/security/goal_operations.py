@@ -3,14 +3,20 @@ each: the security tests send them with the wrong caller, so nothing but the cal
 
 from typing import Any
 
+import httpx
+from conftest import assert_outcome
+
 from recovery.common.testing import openapi_operations as kit
+from recovery.common.testing.access import assert_problem
 from recovery.common.testing.openapi_operations import HTTP_METHODS, PROBLEM, Operation
 
-__all__ = ["HTTP_METHODS", "PROBLEM", "PUBLIC", "Operation", "fill_path",
+__all__ = ["HTTP_METHODS", "PROBLEM", "PUBLIC", "Operation", "assert_refused", "fill_path",
            "protected_operations", "valid_body"]
 
 #: Routes that answer without a token, and why. Nothing else may.
-PUBLIC = {**kit.OPERATIONAL_ROUTES, **kit.FHIR_METADATA}
+PUBLIC = {**kit.OPERATIONAL_ROUTES, **kit.FHIR_METADATA,
+          "/fhir/.well-known/smart-configuration":
+              "SMART discovery: where to get a token; it holds no record"}
 
 #: POSTs that only read.
 READING_POSTS = frozenset({"POST /v1/goals:batch-read"})
@@ -21,8 +27,19 @@ def protected_operations(openapi: dict[str, Any]) -> list[Operation]:
     return kit.protected_operations(openapi, public=PUBLIC, reading_posts=READING_POSTS)
 
 
-def fill_path(template: str, *, goal_id: str, step_id: str, team_id: str) -> str:
-    return kit.fill_path(template, goal_id=goal_id, step_id=step_id, team_id=team_id)
+def fill_path(template: str, *, goal_id: str, step_id: str, team_id: str,
+              person: str = "su-1") -> str:
+    return kit.fill_path(template, goal_id=goal_id, step_id=step_id, team_id=team_id,
+                         version_id="1", person=person)
+
+
+def assert_refused(response: httpx.Response, status: int, kind: str, what: str) -> None:
+    """A refusal as the path's API gives it: a problem document under /v1, an
+    OperationOutcome (whose issue type stands for the status) under /fhir."""
+    if response.request.url.path.startswith("/fhir/"):
+        assert_outcome(response, status, what)
+    else:
+        assert_problem(response, status, kind, what)
 
 
 def valid_body(operation: Operation, *, service_user_id: str, team_id: str) -> Any:

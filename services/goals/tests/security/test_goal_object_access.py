@@ -10,7 +10,14 @@ from typing import Any, Protocol
 
 import httpx
 import pytest
-from goal_operations import PROBLEM, Operation, fill_path, protected_operations, valid_body
+from goal_operations import (
+    PROBLEM,
+    Operation,
+    assert_refused,
+    fill_path,
+    protected_operations,
+    valid_body,
+)
 
 from recovery.common.testing.access import assert_problem, intruders
 from recovery.common.testing.plugin import TokenFactory, auth, unique
@@ -102,6 +109,9 @@ READS = {
     "its reviews": "/v1/goals/{goal_id}/reviews",
     "its versions": "/v1/goals/{goal_id}/versions",
     "the FHIR Goal": "/fhir/Goal/{goal_id}",
+    "a version of the FHIR Goal": "/fhir/Goal/{goal_id}/_history/1",
+    "the FHIR Goal's history": "/fhir/Goal/{goal_id}/_history",
+    "the person as a FHIR Patient": "/fhir/Patient/{person}",
 }
 
 
@@ -109,17 +119,19 @@ READS = {
 async def test_nobody_but_the_person_and_their_team_reads_a_goal(api: GoalsClient,
                                                                  what: str) -> None:
     home = await household(api)
-    path = READS[what].replace("{goal_id}", home.goal["id"])
+    path = READS[what].replace("{goal_id}", home.goal["id"]).replace("{person}", home.alice)
     for caller, token in (("Alice", home.alice_token), ("her team", home.team_staff)):
         allowed = await api.client.get(path, headers=auth(token))
         assert allowed.status_code == 200, f"{caller}: {allowed.text}"
-    # Refused reads look exactly like reads of a goal that does not exist.
-    nowhere = await api.client.get(READS[what].replace("{goal_id}", str(uuid.uuid4())),
-                                   headers=auth(home.team_staff))
-    assert_problem(nowhere, 404, "not-found", f"{what} of no goal")
+    # Refused reads look exactly like reads of a goal (or person) that does not exist.
+    unknown = str(uuid.uuid4())
+    nowhere = await api.client.get(
+        READS[what].replace("{goal_id}", unknown).replace("{person}", unknown),
+        headers=auth(home.team_staff))
+    assert_refused(nowhere, 404, "not-found", f"{what} of no goal")
     for intruder, token in home.intruders().items():
         refused = await api.client.get(path, headers=auth(token))
-        assert_problem(refused, 404, "not-found", f"{what} read by {intruder}")
+        assert_refused(refused, 404, "not-found", f"{what} read by {intruder}")
         assert SECRET_WORDS not in refused.text and home.alice not in refused.text
         assert "etag" not in refused.headers, f"{what} read by {intruder} shows a version"
         assert _without_instance(refused.json()) == _without_instance(nowhere.json())
@@ -167,17 +179,18 @@ async def test_nobody_outside_the_persons_reach_changes_a_goal_and_it_stays_as_i
     if goal["steps"]:
         path = path.replace("{step_id}", goal["steps"][0]["id"])
     etag = f'"{goal["version"]}"'
+    body = change.body
     before = await home.read_back(goal["id"])
     for intruder, token in home.intruders().items():
         # A stale or missing If-Match must not give the goal away with a 412 or 428 either.
         for sent_etag in (etag, '"999"', None):
-            refused = await api.client.request(change.method, path, json=change.body,
+            refused = await api.client.request(change.method, path, json=body,
                                                headers=auth(token, sent_etag))
-            assert_problem(refused, 404, "not-found", f"{what} by {intruder} ({sent_etag})")
+            assert_refused(refused, 404, "not-found", f"{what} by {intruder} ({sent_etag})")
             assert SECRET_WORDS not in refused.text and "etag" not in refused.headers
     assert await home.read_back(goal["id"]) == before
     # The control: the very same request from Alice goes through.
-    done = await api.client.request(change.method, path, json=change.body,
+    done = await api.client.request(change.method, path, json=body,
                                     headers=auth(home.alice_token, etag))
     assert done.status_code in (200, 201), done.text
     assert await home.read_back(goal["id"]) != before
@@ -226,7 +239,7 @@ async def test_a_service_user_cannot_list_search_or_batch_read_another_persons_g
     if searched.status_code == 200:
         assert not await _ids(searched, "FHIR search") & alices
     else:
-        assert_problem(searched, 404, "not-found", "FHIR search by patient")
+        assert_refused(searched, 404, "not-found", "FHIR search by patient")
     assert not await _ids(await client.get("/fhir/Goal", headers=bob), "FHIR search") & alices
     batch = await client.post("/v1/goals:batch-read", headers=bob,
                               json={"service_user_ids": [home.alice, home.bob]})
@@ -311,6 +324,18 @@ async def _goal_operations(api: GoalsClient) -> list[Operation]:
     return operations
 
 
+async def _send(api: GoalsClient, home: Household, operation: Operation,
+                token: str) -> httpx.Response:
+    """The operation on Alice's goal with a valid request from ``token``."""
+    path = fill_path(operation.template, goal_id=home.goal["id"],
+                     step_id=home.goal["steps"][0]["id"], team_id=home.team, person=home.alice)
+    # A Patient search names someone, or it is refused as malformed before any access check.
+    params = {"_id": home.alice} if str(operation) == "GET /fhir/Patient" else None
+    return await api.client.request(
+        operation.method, path, params=params, headers=auth(token, f'"{home.goal["version"]}"'),
+        json=valid_body(operation, service_user_id=home.alice, team_id=home.team))
+
+
 @pytest.mark.parametrize("holder", ["staff", "service user"])
 async def test_a_token_without_a_goal_scope_gets_403_on_every_goal_operation(
         api: GoalsClient, holder: str) -> None:
@@ -320,12 +345,8 @@ async def test_a_token_without_a_goal_scope_gets_403_on_every_goal_operation(
              api.tokens.service_user(home.alice, scope="patient/CarePlan.cruds"))
     before = await home.read_back(home.goal["id"])
     for operation in await _goal_operations(api):
-        path = fill_path(operation.template, goal_id=home.goal["id"],
-                         step_id=home.goal["steps"][0]["id"], team_id=home.team)
-        response = await api.client.request(
-            operation.method, path, headers=auth(token, f'"{home.goal["version"]}"'),
-            json=valid_body(operation, service_user_id=home.alice, team_id=home.team))
-        assert_problem(response, 403, "insufficient-scope", str(operation))
+        response = await _send(api, home, operation, token)
+        assert_refused(response, 403, "insufficient-scope", str(operation))
     assert await home.read_back(home.goal["id"]) == before
 
 
@@ -336,12 +357,8 @@ async def test_a_read_only_goal_scope_cannot_change_anything(api: GoalsClient) -
     changing = [op for op in await _goal_operations(api) if op.changes]
     assert len(changing) >= 8
     for operation in changing:
-        path = fill_path(operation.template, goal_id=home.goal["id"],
-                         step_id=home.goal["steps"][0]["id"], team_id=home.team)
-        response = await api.client.request(
-            operation.method, path, headers=auth(token, f'"{home.goal["version"]}"'),
-            json=valid_body(operation, service_user_id=home.alice, team_id=home.team))
-        assert_problem(response, 403, "insufficient-scope", str(operation))
+        response = await _send(api, home, operation, token)
+        assert_refused(response, 403, "insufficient-scope", str(operation))
     assert await home.read_back(home.goal["id"]) == before
     assert (await api.client.get(f"/v1/goals/{home.goal['id']}",
                                  headers=auth(token))).status_code == 200
