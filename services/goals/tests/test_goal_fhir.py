@@ -229,8 +229,9 @@ async def test_the_capability_statement_says_what_the_goal_routes_do(api: GoalsA
     assert set(resources) == {"Goal", "Patient"}
     goal = resources["Goal"]
     assert {i["code"] for i in goal["interaction"]} == {
-        "read", "vread", "history-instance", "search-type"}
-    assert goal["versioning"] == "versioned" and goal["readHistory"] is True
+        "read", "vread", "history-instance", "search-type", "create", "update"}
+    assert goal["versioning"] == "versioned-update" and goal["readHistory"] is True
+    assert goal["conditionalCreate"] is True and goal["updateCreate"] is False
     # Declared from the very parameters the search reads, and nothing else.
     assert [p["name"] for p in goal["searchParam"]] == [p.name for p in fhir.GOAL_SEARCH]
     assert {p["name"] for p in goal["searchParam"]} == {

@@ -14,6 +14,7 @@ from goal_operations import (
     PROBLEM,
     Operation,
     assert_refused,
+    fhir_goal,
     fill_path,
     protected_operations,
     valid_body,
@@ -148,8 +149,17 @@ def _without_instance(problem: dict[str, Any]) -> dict[str, Any]:
 class Change:
     method: str
     path: str
-    body: Any
+    body: Any  # or a function of the household and the goal changed
     of_proposal: bool = False  # accept and decline answer a proposal
+
+    def body_for(self, home: "Household", goal: dict[str, Any]) -> Any:
+        return self.body(home, goal) if callable(self.body) else self.body
+
+
+def _fhir_replacement(home: "Household", goal: dict[str, Any]) -> dict[str, Any]:
+    """Alice's goal as a FHIR Goal, with a new target date."""
+    return fhir_goal(service_user_id=home.alice, team_id=home.team, id=goal["id"],
+                     description=goal["description"], target=[{"dueDate": "2031-01-01"}])
 
 
 CHANGES = {
@@ -166,6 +176,7 @@ CHANGES = {
     "mark a step done": Change("PATCH", "/v1/goals/{goal_id}/steps/{step_id}", {"done": True}),
     "record a review": Change("POST", "/v1/goals/{goal_id}/reviews",
                               {"achievement_status": "worsening", "own_words": "Bad week"}),
+    "replace it through FHIR": Change("PUT", "/fhir/Goal/{goal_id}", _fhir_replacement),
 }
 
 
@@ -179,7 +190,7 @@ async def test_nobody_outside_the_persons_reach_changes_a_goal_and_it_stays_as_i
     if goal["steps"]:
         path = path.replace("{step_id}", goal["steps"][0]["id"])
     etag = f'"{goal["version"]}"'
-    body = change.body
+    body = change.body_for(home, goal)
     before = await home.read_back(goal["id"])
     for intruder, token in home.intruders().items():
         # A stale or missing If-Match must not give the goal away with a 412 or 428 either.
@@ -201,13 +212,18 @@ async def test_nobody_writes_a_goal_for_another_person_or_into_another_team(
     home = await household(api)
     before = await home.goal_ids_of_alice()
     body = {"service_user_id": home.alice, "team_id": home.team, "description": "Move out"}
+    resource = fhir_goal(service_user_id=home.alice, team_id=home.team, description="Move out")
     for intruder, token in home.intruders().items():
         refused = await api.client.post("/v1/goals", json=body, headers=auth(token))
         assert_problem(refused, 403, "forbidden", f"a goal for Alice written by {intruder}")
+        refused = await api.client.post("/fhir/Goal", json=resource, headers=auth(token))
+        assert_refused(refused, 403, "forbidden", f"a FHIR Goal for Alice sent by {intruder}")
     assert await home.goal_ids_of_alice() == before
-    # The control: her team's staff may propose the very same goal.
+    # The control: her team's staff may propose the very same goal, either way.
     own_team = await api.client.post("/v1/goals", headers=auth(home.team_staff), json=body)
     assert own_team.status_code == 201, own_team.text
+    from_ehr = await api.client.post("/fhir/Goal", headers=auth(home.team_staff), json=resource)
+    assert from_ehr.status_code == 201, from_ehr.text
 
 
 # --- lists, searches and batch reads ------------------------------------------------------
@@ -333,7 +349,8 @@ async def _send(api: GoalsClient, home: Household, operation: Operation,
     params = {"_id": home.alice} if str(operation) == "GET /fhir/Patient" else None
     return await api.client.request(
         operation.method, path, params=params, headers=auth(token, f'"{home.goal["version"]}"'),
-        json=valid_body(operation, service_user_id=home.alice, team_id=home.team))
+        json=valid_body(operation, service_user_id=home.alice, team_id=home.team,
+                        goal_id=home.goal["id"]))
 
 
 @pytest.mark.parametrize("holder", ["staff", "service user"])

@@ -65,7 +65,8 @@ class World:
 
     def call(self, operation: Operation) -> Call:
         return Call(self.path(operation), headers={"If-Match": "*"},
-                    json=valid_body(operation, service_user_id="su-1", team_id="team-a"))
+                    json=valid_body(operation, service_user_id="su-1", team_id="team-a",
+                                    goal_id=self.goal_id))
 
     @property
     def matrix(self) -> TokenMatrix:
@@ -114,7 +115,7 @@ def test_the_matrix_covers_every_goal_operation_the_service_documents(world: Wor
         "POST /v1/goals/{goal_id}/reviews", "GET /v1/goals/{goal_id}/versions",
         "GET /v1/teams/{team_id}/figures", "GET /fhir/Goal/{goal_id}", "GET /fhir/Goal",
         "GET /fhir/Goal/{goal_id}/_history", "GET /fhir/Goal/{goal_id}/_history/{version_id}",
-        "GET /fhir/Patient",
+        "POST /fhir/Goal", "PUT /fhir/Goal/{goal_id}", "GET /fhir/Patient",
         "GET /fhir/Patient/{person}", "GET /v1/audit-events", "GET /fhir/AuditEvent",
     }
     assert unfilled([*world.operations, *world.fhir_operations], world.path) == [], \

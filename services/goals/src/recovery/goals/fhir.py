@@ -1,21 +1,27 @@
-"""FHIR R4 Goal: our goals as FHIR Goals, and the ``/fhir`` routes an EHR uses: read, vread,
-history and search; Patient.
+"""FHIR R4 Goal: our goals as FHIR Goals and back, and the ``/fhir`` routes an EHR uses: read,
+vread, history, search, create (a practitioner's proposal) and update; Patient.
 
 Our own code systems and extensions live under ``https://recovery-platform.org/fhir/``;
 ``docs/fhir-mapping.md`` lists them and says what each route does.
 """
 
-from collections.abc import Sequence
-from typing import Annotated, Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlencode
 
-from fastapi import Path, Request
+from fastapi import Body, Depends, Header, Path, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
 
 from recovery.common import fhir
-from recovery.common.deps import AccessDep, RecordAccess, SettingsDep
+from recovery.common.auth import Principal
+from recovery.common.db import json_text
+from recovery.common.deps import AccessDep, RecordAccess, SessionDep, SettingsDep
 from recovery.common.fhir import (
     BASE,
+    FHIR_JSON,
     FHIR_OK,
     ID,
     LAST_UPDATED,
@@ -26,10 +32,26 @@ from recovery.common.fhir import (
     concept,
     instant,
 )
-from recovery.common.problems import Problem, problem_responses
+from recovery.common.http import IfMatch
+from recovery.common.idempotency import (
+    HEADER,
+    REPLAYED_HEADER,
+    Answer,
+    IdempotentRequest,
+    Replayed,
+    idempotent_request,
+)
+from recovery.common.problems import InvalidParam, Problem, problem_responses
 from recovery.common.settings import Settings
 from recovery.goals import service
-from recovery.goals.models import ExpressedBy, GoalPublic, LifecycleStatus
+from recovery.goals.models import (
+    ExpressedBy,
+    Goal,
+    GoalCreate,
+    GoalPublic,
+    GoalUpdate,
+    LifecycleStatus,
+)
 
 GOAL_KIND_SYSTEM = f"{BASE}/CodeSystem/goal-kind"
 LIFE_AREA_SYSTEM = f"{BASE}/CodeSystem/life-area"
@@ -51,6 +73,23 @@ LIFE_AREA_DISPLAY = {
     "identity": "Identity",
     "community_and_citizenship": "Community and citizenship",
 }
+
+#: Where each field of ours lives in a FHIR Goal: refusals under /fhir name the element.
+ELEMENTS = {
+    "service_user_id": "Goal.subject",
+    "team_id": f"Goal.extension('{TEAM}')",
+    "description": "Goal.description.text",
+    "kind": "Goal.category",
+    "life_area": "Goal.category",
+    "chime_tags": "Goal.category",
+    "target_date": "Goal.target.dueDate",
+    "why_it_matters": f"Goal.extension('{WHY_IT_MATTERS}')",
+    "strengths": f"Goal.extension('{STRENGTH}')",
+    "serves_goal_ids": f"Goal.extension('{SERVES_LIFE_GOAL}')",
+    "lifecycle_status": "Goal.lifecycleStatus",
+    "achievement_status": "Goal.achievementStatus",
+}
+
 
 # --- our goal as a FHIR Goal ------------------------------------------------------------------
 
@@ -200,6 +239,375 @@ async def matching_goals(access: RecordAccess, search: fhir.Search, *, limit: in
         updated_before=search.before, cursor=search.cursor, limit=limit, counted=counted)
 
 
+def _conditions(request: Request, criteria: str) -> fhir.Search:
+    """The search an ``If-None-Exist`` header names, parsed as a search with that query is,
+    and strictly: a parameter left out would make the condition match more than was meant."""
+    query = criteria.strip().split("?", 1)[-1]
+    headers = [(k, v) for k, v in request.scope["headers"] if k != b"prefer"]
+    scope = {**request.scope, "query_string": query.encode(),
+             "headers": [*headers, (b"prefer", b"handling=strict")]}
+    search = fhir.parse_search(Request(scope), "Goal", GOAL_SEARCH, default_count=2,
+                               max_count=2)
+    if not search.values:
+        raise Problem(400, "If-None-Exist names the Goal to look for with Goal search "
+                      "parameters, e.g. patient=Patient/<id>&_id=<id>.", kind="invalid-search")
+    return search
+
+
+# --- a FHIR Goal sent to us ---------------------------------------------------------------
+
+
+class _Element(BaseModel):
+    """A FHIR datatype as sent, each of its R4 elements named: an element R4 does not have
+    is refused, as a misspelt one would look kept and be lost."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel)
+
+    id: str | None = None
+    extension: list[dict[str, Any]] | None = None  # extensions on datatypes are not kept
+
+
+class FhirIdentifier(_Element):
+    use: str | None = None
+    type: dict[str, Any] | None = None
+    system: str | None = None
+    value: str | None = None
+    period: dict[str, Any] | None = None
+    assigner: dict[str, Any] | None = None
+
+
+class FhirReference(_Element):
+    reference: str | None = None
+    type: str | None = None
+    identifier: FhirIdentifier | None = None
+    display: str | None = None
+
+
+class FhirCoding(_Element):
+    system: str | None = None
+    version: str | None = None
+    code: str | None = None
+    display: str | None = None
+    user_selected: bool | None = None
+
+
+class FhirConcept(_Element):
+    coding: list[FhirCoding] = Field(default_factory=list, max_length=50)
+    text: str | None = None
+
+
+class FhirExtension(BaseModel):
+    """An extension: ours are read by their URL; any other is not kept (FHIR lets a server
+    ignore extensions that are not modifiers), whatever its value's type."""
+
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel)
+
+    url: str
+    value_string: str | None = None
+    value_identifier: FhirIdentifier | None = None
+    value_reference: FhirReference | None = None
+
+
+def _no_modifiers(value: Any) -> Any:
+    if value:
+        raise ValueError("modifiers change what the goal means and are not understood here")
+    return value
+
+
+class FhirTarget(_Element):
+    modifier_extension: list[dict[str, Any]] | None = None
+    measure: dict[str, Any] | None = None
+    detail_quantity: dict[str, Any] | None = None
+    detail_range: dict[str, Any] | None = None
+    detail_codeable_concept: dict[str, Any] | None = None
+    detail_string: str | None = None
+    detail_boolean: bool | None = None
+    detail_integer: int | None = None
+    detail_ratio: dict[str, Any] | None = None
+    due_date: str | None = None
+    due_duration: dict[str, Any] | None = None
+
+    _understood = field_validator("modifier_extension")(_no_modifiers)
+
+
+class FhirGoal(BaseModel):
+    """A FHIR R4 Goal as an EHR sends it, every R4 element named. We keep its subject,
+    description, categories in our code systems, target due date and our extensions; we set
+    its status, dates and who expressed it; priority, notes, addresses, outcomes, identifiers
+    and other extensions are not kept."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, title="FhirGoal")
+
+    resource_type: Literal["Goal"]
+    id: str | None = Field(default=None, max_length=64)
+    meta: dict[str, Any] | None = None
+    implicit_rules: str | None = None
+    language: str | None = None
+    text: dict[str, Any] | None = None
+    contained: list[dict[str, Any]] | None = None
+    extension: list[FhirExtension] = Field(default_factory=list, max_length=100)
+    modifier_extension: list[dict[str, Any]] | None = None
+    identifier: list[dict[str, Any]] | None = None
+    lifecycle_status: str | None = None
+    achievement_status: FhirConcept | None = None
+    category: list[FhirConcept] = Field(default_factory=list, max_length=20)
+    priority: dict[str, Any] | None = None
+    description: FhirConcept
+    subject: FhirReference
+    start_date: str | None = None
+    start_codeable_concept: dict[str, Any] | None = None
+    target: list[FhirTarget] = Field(default_factory=list, max_length=1,
+                                     description="At most one: the goal's due date")
+    status_date: str | None = None
+    status_reason: str | None = None
+    expressed_by: dict[str, Any] | None = None
+    addresses: list[dict[str, Any]] | None = None
+    note: list[dict[str, Any]] | None = None
+    outcome_code: list[dict[str, Any]] | None = None
+    outcome_reference: list[dict[str, Any]] | None = None
+
+    _understood = field_validator("implicit_rules", "modifier_extension")(_no_modifiers)
+
+
+FhirGoalBody = Annotated[FhirGoal, Body(media_type=FHIR_JSON,
+                                        description="A FHIR R4 Goal (application/fhir+json)")]
+
+
+def _invalid(expression: str, detail: str) -> Problem:
+    return Problem(422, detail, kind="invalid-resource",
+                   invalid_params=[InvalidParam(name=expression, reason=detail)])
+
+
+def _subject(subject: FhirReference, settings: Settings) -> str:
+    """The person a Goal is about: a literal reference to their Patient, or the EHR's
+    identifier for them, or both naming the same person."""
+    named: set[str] = set()
+    if subject.type not in (None, "Patient"):
+        raise _invalid("Goal.subject.type", "A goal is about a Patient.")
+    if subject.reference is not None:
+        try:
+            named.add(fhir.reference_id(subject.reference, "Patient", "subject"))
+        except Problem as exc:
+            raise _invalid("Goal.subject.reference",
+                           "subject.reference is Patient/<id>.") from exc
+    if subject.identifier is not None:
+        system = settings.fhir_patient_identifier_system
+        if subject.identifier.system != system or not subject.identifier.value:
+            raise _invalid("Goal.subject.identifier",
+                           f"subject.identifier is the EHR's patient id, in system {system}.")
+        named.add(subject.identifier.value)
+    if len(named) != 1:
+        raise _invalid("Goal.subject", "subject names one Patient, by reference or identifier."
+                       if not named else "subject's reference and identifier name two people.")
+    return named.pop()
+
+
+def _our_extensions(goal: FhirGoal) -> dict[str, list[str]]:
+    """The values of our own extensions, by URL; other extensions are not kept."""
+    found: dict[str, list[str]] = {TEAM: [], WHY_IT_MATTERS: [], STRENGTH: [],
+                                   SERVES_LIFE_GOAL: []}
+    for index, extension in enumerate(goal.extension):
+        where = f"Goal.extension[{index}]"
+        if extension.url == TEAM:
+            team = extension.value_identifier
+            if team is None or not team.value or team.system not in (None, TEAM_SYSTEM):
+                raise _invalid(where, f"The team extension holds a valueIdentifier in system "
+                               f"{TEAM_SYSTEM}.")
+            found[TEAM].append(team.value)
+        elif extension.url in (WHY_IT_MATTERS, STRENGTH):
+            if extension.value_string is None:
+                raise _invalid(where, f"The extension {extension.url} holds a valueString.")
+            found[extension.url].append(extension.value_string)
+        elif extension.url == SERVES_LIFE_GOAL:
+            served = extension.value_reference
+            try:
+                found[SERVES_LIFE_GOAL].append(
+                    fhir.reference_id((served.reference if served else None) or "", "Goal",
+                                      "serves-life-goal"))
+            except Problem as exc:
+                raise _invalid(where, "serves-life-goal holds a valueReference to Goal/<id>."
+                               ) from exc
+    return found
+
+
+def _categories(goal: FhirGoal) -> dict[str, list[str]]:
+    """Codes of our code systems among the categories; codings of other systems are not
+    kept. A goal has one kind and at most one life area."""
+    found: dict[str, list[str]] = {GOAL_KIND_SYSTEM: [], LIFE_AREA_SYSTEM: [], CHIME_SYSTEM: []}
+    for category in goal.category:
+        for coding in category.coding:
+            if coding.system in found:
+                if not coding.code:
+                    raise _invalid("Goal.category", f"A coding in {coding.system} has a code.")
+                if coding.code not in found[coding.system]:
+                    found[coding.system].append(coding.code)
+    for system, what in ((GOAL_KIND_SYSTEM, "kind"), (LIFE_AREA_SYSTEM, "life area")):
+        if len(found[system]) > 1:
+            raise _invalid("Goal.category", f"A goal has one {what}.")
+    return found
+
+
+def _one(values: list[str], field: str) -> str | None:
+    if len(set(values)) > 1:
+        raise _invalid(ELEMENTS[field], f"{ELEMENTS[field]} is given once.")
+    return values[0] if values else None
+
+
+def _described(goal: FhirGoal) -> str:
+    if not goal.description.text:
+        raise _invalid("Goal.description.text",
+                       "description.text holds the goal in the person's own words.")
+    return goal.description.text
+
+
+def _due(goal: FhirGoal) -> str | None:
+    return goal.target[0].due_date if goal.target else None
+
+
+Shape = TypeVar("Shape", GoalCreate, GoalUpdate)
+
+
+def _validated(shape: type[Shape], fields: dict[str, Any]) -> Shape:
+    """``fields`` as the goals API's own input, refused (422) as it would refuse them, each
+    field named by its FHIR element."""
+    try:
+        return shape.model_validate(fields)
+    except ValidationError as exc:
+        params = [InvalidParam(name=ELEMENTS.get(str(error["loc"][0]) if error["loc"] else "",
+                                                 "Goal"), reason=error["msg"])
+                  for error in exc.errors()]
+        raise Problem(422, "The Goal holds values the goals service does not accept; see "
+                      "each issue's expression.", kind="invalid-resource",
+                      invalid_params=params) from exc
+
+
+def _token_team(principal: Principal) -> str:
+    """The team of a proposal that names none: the one team the practitioner's token holds."""
+    if len(principal.teams) != 1:
+        raise _invalid(ELEMENTS["team_id"], "Name the goal's team with the team extension "
+                       "(valueIdentifier in " + TEAM_SYSTEM + "): your token holds "
+                       + ("several teams." if principal.teams else "no team."))
+    return next(iter(principal.teams))
+
+
+def proposal(goal: FhirGoal, principal: Principal, settings: Settings) -> GoalCreate:
+    """A Goal an EHR sends as what the goals API creates. Its status, dates and author are
+    ours to set: it becomes a proposal of the practitioner sending it."""
+    ours, categories = _our_extensions(goal), _categories(goal)
+    fields: dict[str, Any] = {
+        "service_user_id": _subject(goal.subject, settings),
+        "team_id": _one(ours[TEAM], "team_id") or _token_team(principal),
+        "description": _described(goal),
+        "target_date": _due(goal),
+        "chime_tags": categories[CHIME_SYSTEM],
+        "strengths": ours[STRENGTH],
+        "serves_goal_ids": ours[SERVES_LIFE_GOAL],
+    }
+    for name, value in (("kind", _one(categories[GOAL_KIND_SYSTEM], "kind")),
+                        ("life_area", _one(categories[LIFE_AREA_SYSTEM], "life_area")),
+                        ("why_it_matters", _one(ours[WHY_IT_MATTERS], "why_it_matters"))):
+        if value is not None:
+            fields[name] = value
+    return _validated(GoalCreate, fields)
+
+
+def replacement(goal: FhirGoal, goal_id: str,
+                settings: Settings) -> tuple[GoalUpdate, dict[str, str]]:
+    """A whole Goal sent to replace the one stored, as what the goals API updates, and what
+    it says about what an update never changes (person, team, statuses).
+
+    Core elements are replaced as FHIR's update says (a target left out clears the due
+    date); our extensions change only when the Goal carries them, so an EHR that does not
+    keep them does not erase the person's words."""
+    if goal.id != goal_id:
+        raise Problem(400, "The Goal's id must be the id in the URL.", kind="id-mismatch")
+    ours, categories = _our_extensions(goal), _categories(goal)
+    fields: dict[str, Any] = {
+        "description": _described(goal),
+        "life_area": _one(categories[LIFE_AREA_SYSTEM], "life_area"),
+        "chime_tags": categories[CHIME_SYSTEM],
+        "target_date": _due(goal),
+    }
+    if kind := _one(categories[GOAL_KIND_SYSTEM], "kind"):
+        fields["kind"] = kind
+    if why := _one(ours[WHY_IT_MATTERS], "why_it_matters"):
+        fields["why_it_matters"] = why
+    for url, name in ((STRENGTH, "strengths"), (SERVES_LIFE_GOAL, "serves_goal_ids")):
+        if ours[url]:
+            fields[name] = ours[url]
+    stated = {"service_user_id": _subject(goal.subject, settings)}
+    if team := _one(ours[TEAM], "team_id"):
+        stated["team_id"] = team
+    if goal.lifecycle_status is not None:
+        stated["lifecycle_status"] = goal.lifecycle_status
+    achieved = [c.code for c in (goal.achievement_status.coding if goal.achievement_status
+                                 else []) if c.system == ACHIEVEMENT_SYSTEM and c.code]
+    if achieved:
+        stated["achievement_status"] = achieved[0]
+    return _validated(GoalUpdate, fields), stated
+
+
+@contextmanager
+def in_fhir_terms() -> Iterator[None]:
+    """The goals API's refusals name its fields; under /fhir they name the Goal's elements."""
+    try:
+        yield
+    except Problem as problem:
+        if problem.invalid_params:
+            problem.invalid_params = [
+                InvalidParam(name=ELEMENTS.get(p.name, p.name), reason=p.reason)
+                for p in problem.invalid_params]
+        raise
+
+
+# --- answers --------------------------------------------------------------------------------
+
+
+def resource_response(resource: dict[str, Any], *, status: int = 200) -> FhirResponse:
+    """A Goal as a write (or a conditional create that found it) answers it."""
+    return FhirResponse(fhir.with_text(resource), status_code=status,
+                        headers=fhir.version_headers(resource))
+
+
+def created_answer(goal: Goal, base: str, settings: Settings) -> Answer:
+    """What creating the goal answers, kept for a retry under the same Idempotency-Key."""
+    resource = fhir.with_text(stored_resource(goal.document, settings))
+    return Answer(201, json_text(resource), fhir.etag(goal.version),
+                  f"{base}/Goal/{goal.id}/_history/{goal.version}")
+
+
+def answer_response(answer: Answer, *, replayed: bool = False) -> Response:
+    """A create's answer, the first time and (``replayed``) for a retry under its key."""
+    headers = {name: value for name, value in (("ETag", answer.etag),
+                                               ("Location", answer.location)) if value}
+    if replayed:
+        headers[REPLAYED_HEADER] = "true"
+    return Response(answer.body, status_code=answer.status, media_type=FHIR_JSON,
+                    headers=headers)
+
+
+async def fhir_idempotency(
+        request: Request, access: AccessDep,
+        key: Annotated[str | None, Header(
+            alias=HEADER, description="As on POST /v1/goals: a retry with the same key and "
+            "body answers what the first did (Idempotent-Replayed: true) and creates nothing "
+            "more; with another body, 422.")] = None,
+) -> IdempotentRequest | Answer | None:
+    """The kit's ``Idempotency-Key`` handling, with a retry's kept answer handed to the route
+    to answer as FHIR JSON."""
+    try:
+        return await idempotent_request(request, access, key)
+    except Replayed as replayed:
+        return replayed.answer
+
+
+FhirIdempotencyKey = Annotated[IdempotentRequest | Answer | None, Depends(fhir_idempotency)]
+IfNoneExist = Annotated[str | None, Header(
+    alias="If-None-Exist", max_length=1000,
+    description="Conditional create: Goal search parameters, e.g. patient=Patient/<id>&_id=<id>;"
+                " one match answers it (200) and creates nothing, several are 412")]
+
+
 # --- the CapabilityStatement and the routes ---------------------------------------------------
 
 
@@ -209,10 +617,15 @@ def capability_statement(settings: Settings) -> list[dict[str, Any]]:
         "type": "Goal",
         "profile": "http://hl7.org/fhir/StructureDefinition/Goal",
         "interaction": [{"code": code} for code in ("read", "vread", "history-instance",
-                                                    "search-type")],
-        "versioning": "versioned",
+                                                    "search-type", "create", "update")],
+        # Updates must name the version they change (If-Match): version-aware updates.
+        "versioning": "versioned-update",
         "readHistory": True,
+        "updateCreate": False,
+        "conditionalCreate": True,
         "conditionalRead": "not-match",
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
         "searchParam": fhir.searched_by(GOAL_SEARCH),
     }
     return [goal, fhir.patient_capability()]
@@ -224,6 +637,8 @@ fhir.add_patient_routes(router, service.holds_person)
 GoalId = Annotated[str, Path(min_length=1, max_length=64, description="The goal's id")]
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not Modified: If-None-Match names this version"}}
+CREATED: dict[int | str, dict[str, Any]] = {
+    201: {"description": "Created: the Goal proposed", "content": FHIR_OK[200]["content"]}}
 
 
 @router.get("/Goal/{goal_id}", response_model=None,
@@ -275,3 +690,44 @@ async def search_goals(request: Request, access: AccessDep,
                                 counted=search.wants_total)
     return FhirResponse(search.bundle((stored_resource(d, settings) for d in page.documents),
                                       next_cursor=page.next_cursor, total=page.total))
+
+
+@router.post("/Goal", status_code=201, response_model=None,
+             responses={**CREATED, **FHIR_OK, **problem_responses(400, 404, 409, 412, 422)},
+             summary="Propose a Goal from an EHR (a practitioner's proposal the person then "
+                     "accepts or declines); conditional with If-None-Exist")
+async def create_goal(request: Request, goal: FhirGoalBody, access: AccessDep,
+                      settings: SettingsDep, once: FhirIdempotencyKey,
+                      if_none_exist: IfNoneExist = None) -> Response:
+    if isinstance(once, Answer):
+        return answer_response(once, replayed=True)
+    data = proposal(goal, access.principal, settings)
+    if if_none_exist is not None:
+        found = await matching_goals(access, _conditions(request, if_none_exist), limit=2,
+                                     counted=False)
+        if len(found.documents) > 1:
+            raise Problem(412, "If-None-Exist matches more than one Goal; name one.",
+                          kind="several-matches")
+        if found.documents:
+            return resource_response(stored_resource(found.documents[0], settings))
+    base = fhir.public_base(request)
+    with in_fhir_terms():
+        created = await service.create_goal(
+            access, data, once, answer=lambda new: created_answer(new, base, settings),
+            proposal_only=True)
+    return answer_response(created_answer(created, base, settings))
+
+
+@router.put("/Goal/{goal_id}", response_model=None,
+            responses={**FHIR_OK, **problem_responses(400, 404, 409, 412, 422, 428)},
+            summary="Update a Goal (If-Match with its version): what the goals API lets the "
+                    "caller change")
+async def update_goal(goal_id: GoalId, goal: FhirGoalBody, session: SessionDep,
+                      access: AccessDep, settings: SettingsDep,
+                      if_match: IfMatch = None) -> FhirResponse:
+    change, stated = replacement(goal, goal_id, settings)
+    with in_fhir_terms():
+        updated = await service.update_goal(session, access, goal_id, if_match, change,
+                                            stated=stated)
+    return resource_response(stored_resource(updated.document, settings))
+
