@@ -4,12 +4,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from fhir.resources.R4B.operationoutcome import OperationOutcome
 
+from recovery.common.problems import ISSUE_TYPES
 from recovery.common.testing.plugin import TokenFactory, service_api_fixture, unique
 from recovery.common.testing.plugin import auth as bearer
 from recovery.goals.main import MIGRATIONS_DIR, SERVICE, create_app
 
-__all__ = ["GoalsApi", "unique"]
+__all__ = ["FHIR_JSON", "GoalsApi", "assert_outcome", "unique"]
+
+FHIR_JSON = "application/fhir+json"
+
+
+def assert_outcome(response: httpx.Response, status: int, what: str = "") -> dict[str, Any]:
+    """An error under /fhir: a valid FHIR OperationOutcome, in FHIR's media type, whose first
+    issue has FHIR's issue type for the status."""
+    assert response.status_code == status, f"{what}: {response.status_code} {response.text}"
+    assert response.headers["content-type"] == FHIR_JSON, what
+    outcome: dict[str, Any] = response.json()
+    OperationOutcome.model_validate(outcome)
+    assert outcome["issue"][0]["code"] == ISSUE_TYPES[status], f"{what}: {outcome}"
+    return outcome
 
 
 @dataclass

@@ -143,6 +143,35 @@ async def test_each_change_publishes_exactly_one_documented_event_without_goal_t
     assert declined_event["data"]["lifecycle_status"] == "rejected"
 
 
+async def test_goals_proposed_and_updated_through_fhir_publish_the_documented_events(
+        live: tuple[GoalsApi, Received]) -> None:
+    api, received = live
+    contract = AsyncApiDocument.load(ASYNCAPI)
+    person, staff = unique("su"), api.tokens.clinician("staff-1", ["team-a"])
+    created = await api.client.post("/fhir/Goal", headers=api.auth(staff), json={
+        "resourceType": "Goal", "lifecycleStatus": "active",
+        "description": {"text": GOAL_TEXT[0]}, "subject": {"reference": f"Patient/{person}"}})
+    assert created.status_code == 201, created.text
+    goal = created.json()
+    changed = {**goal, "description": {"text": GOAL_TEXT[3]},
+               "target": [{"dueDate": "2031-03-01"}]}
+    updated = await api.client.put(f"/fhir/Goal/{goal['id']}", json=changed,
+                                   headers=api.auth(staff, 'W/"1"'))
+    assert updated.status_code == 200, updated.text
+    messages = await received.wait_for(goal["id"], 2)
+    await asyncio.sleep(0.5)  # anything extra would arrive now
+    assert received.types(goal["id"]) == ["recovery.goals.goal.proposed",
+                                          "recovery.goals.goal.updated"]
+    events = [json.loads(msg.data) for msg in messages]
+    for number, event in enumerate(events, start=1):
+        contract.validate(event)
+        assert (event["source"], event["subject"]) == ("goals", goal["id"])
+        assert event["data"]["version"] == number and event["data"]["changed_by"] == "staff-1"
+        assert GOAL_TEXT[0] not in json.dumps(event) and GOAL_TEXT[3] not in json.dumps(event)
+    assert events[0]["data"]["lifecycle_status"] == "proposed"
+    assert events[1]["data"]["changed_fields"] == ["description", "target_date"]
+
+
 async def test_a_new_goal_is_on_nats_within_a_second(live: tuple[GoalsApi, Received]) -> None:
     api, received = live
     goal = await api.create(api.tokens.clinician(), service_user_id=unique("su"),

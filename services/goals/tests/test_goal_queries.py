@@ -54,3 +54,21 @@ async def test_a_status_filter_keeps_the_keyset_order_from_the_index(database_ur
     finally:
         await engine.dispose()
     assert "Sort" not in explained and "TEMP B-TREE" not in explained, explained
+
+
+async def test_a_fhir_search_page_keeps_the_keyset_order_from_the_index(
+        database_url: str) -> None:
+    """A person's goals filtered by _id, _lastUpdated and lifecycle-status too: still an
+    index range in keyset order, the extra filters applied to the rows it walks."""
+    await asyncio.to_thread(upgrade_to_head, MIGRATIONS_DIR, database_url)
+    engine = create_engine(database_url)
+    try:
+        query = page_query(service_user_id="su-1", team_id=None, condition=None,
+                           statuses=[LifecycleStatus.active, LifecycleStatus.proposed],
+                           kind=None, after=AFTER, ids=["g-1", "g-2"],
+                           updated_since=datetime(2026, 1, 1, tzinfo=UTC),
+                           updated_before=datetime(2027, 1, 1, tzinfo=UTC))
+        explained = await query_plan(engine, query.limit(51))
+    finally:
+        await engine.dispose()
+    assert "Sort" not in explained and "TEMP B-TREE" not in explained, explained

@@ -256,3 +256,32 @@ def test_a_life_goal_that_therapeutic_goals_serve_stays_a_life_goal() -> None:
     assert refusal is not None and (refusal.status, refusal.field) == (409, "kind")
     assert rules.kind_change_refusal(GoalKind.life, GoalKind.therapeutic, []) is None
     assert rules.kind_change_refusal(GoalKind.therapeutic, GoalKind.life, ["g-t"]) is None
+
+
+def test_a_goal_sent_from_an_ehr_is_a_practitioners_proposal() -> None:
+    assert rules.proposal_refusal(STAFF) is None
+    # The person's own goal is theirs from the first word, never someone's proposal.
+    mine = rules.proposal_refusal(PERSON)
+    assert mine is not None and (mine.status, mine.kind) == (403, "proposals-come-from-staff")
+    partner = rules.proposal_refusal(SYSTEM)
+    assert partner is not None and partner.status == 403
+
+
+def test_an_update_that_states_the_goal_as_it_is_is_fine() -> None:
+    current = {"service_user_id": "su-1", "team_id": "team-a", "lifecycle_status": "active",
+               "achievement_status": None}
+    assert rules.unchangeable_refusal({}, current) is None
+    assert rules.unchangeable_refusal({"service_user_id": "su-1", "team_id": "team-a",
+                                       "lifecycle_status": "active"}, current) is None
+
+
+@pytest.mark.parametrize(("field", "value"), [("service_user_id", "su-2"),
+                                              ("team_id", "team-b"),
+                                              ("lifecycle_status", "completed"),
+                                              ("achievement_status", "achieved")])
+def test_an_update_does_not_move_a_goal_or_change_its_status(field: str, value: str) -> None:
+    current = {"service_user_id": "su-1", "team_id": "team-a", "lifecycle_status": "active",
+               "achievement_status": "in-progress"}
+    refusal = rules.unchangeable_refusal({**current, field: value}, current)
+    assert refusal is not None
+    assert (refusal.status, refusal.kind, refusal.field) == (422, "not-changed-by-update", field)

@@ -6,6 +6,8 @@ goals, versions, reviews and outbox rows are counted before and after.
 Unknown body fields are rejected, everywhere and at every depth: a misspelt field silently
 ignored would look saved to the caller and be lost. Unknown query parameters are ignored, as
 HTTP servers usually do.
+
+The same under /fhir, where refusals are OperationOutcomes: test_goal_fhir_bad_input.py.
 """
 
 import json
@@ -430,9 +432,9 @@ BAD_CURSORS = {
 
 
 @pytest.mark.parametrize("where", ["/v1/goals", "/v1/goals/{goal_id}/reviews",
-                                   "/v1/goals/{goal_id}/versions", "/fhir/Goal"])
+                                   "/v1/goals/{goal_id}/versions"])
 async def test_an_invalid_cursor_is_a_400_problem(target: Target, where: str) -> None:
-    name = "_cursor" if where.startswith("/fhir") else "cursor"
+    name = "cursor"
     refused = []
     for what, cursor in BAD_CURSORS.items():
         if where.endswith("/versions") and what == "a time that is not a time":
@@ -462,8 +464,6 @@ BAD_QUERIES: list[tuple[str, dict[str, Any], str]] = [
     ("/v1/goals", {"team_id": ""}, "query.team_id"),
     ("/v1/goals/{goal_id}/reviews", {"limit": "1.5"}, "query.limit"),
     ("/v1/goals/{goal_id}/versions", {"limit": "all"}, "query.limit"),
-    ("/fhir/Goal", {"_count": 0}, "query._count"),
-    ("/fhir/Goal", {"_count": "many"}, "query._count"),
     ("/v1/teams/{team}/figures", {"reviewed_within_days": 0}, "query.reviewed_within_days"),
     ("/v1/teams/{team}/figures", {"reviewed_within_days": "a month"},
      "query.reviewed_within_days"),
@@ -479,18 +479,6 @@ async def test_a_bad_query_parameter_is_a_422_problem_naming_it(
         target.path(where).replace("{team}", target.team), params=params,
         headers=target.headers(content_type=None, token=token))
     validation_problem(response, f"{where} {params}", field)
-
-
-async def test_bad_fhir_search_values_are_4xx_problems(target: Target) -> None:
-    for params in ({"lifecycle-status": "finished"}, {"patient": "Patient/a/b"},
-                   {"patient": target.person, "subject": "Patient/someone-else"}):
-        response = await target.api.client.get("/fhir/Goal", params=params,
-                                                headers=target.headers(content_type=None))
-        # Refused either by the search itself (400) or by its documented pattern (422).
-        if response.status_code == 422:
-            validation_problem(response, str(params), f"query.{next(iter(params))}")
-        else:
-            assert problem(response, 400, str(params))["type"].endswith("/invalid-search")
 
 
 async def test_a_goal_id_that_is_too_long_or_strange_gets_a_4xx_problem(target: Target) -> None:

@@ -10,7 +10,15 @@ from typing import Any, Protocol
 
 import httpx
 import pytest
-from goal_operations import PROBLEM, Operation, fill_path, protected_operations, valid_body
+from goal_operations import (
+    PROBLEM,
+    Operation,
+    assert_refused,
+    fhir_goal,
+    fill_path,
+    protected_operations,
+    valid_body,
+)
 
 from recovery.common.testing.access import assert_problem, intruders
 from recovery.common.testing.plugin import TokenFactory, auth, unique
@@ -102,6 +110,9 @@ READS = {
     "its reviews": "/v1/goals/{goal_id}/reviews",
     "its versions": "/v1/goals/{goal_id}/versions",
     "the FHIR Goal": "/fhir/Goal/{goal_id}",
+    "a version of the FHIR Goal": "/fhir/Goal/{goal_id}/_history/1",
+    "the FHIR Goal's history": "/fhir/Goal/{goal_id}/_history",
+    "the person as a FHIR Patient": "/fhir/Patient/{person}",
 }
 
 
@@ -109,17 +120,19 @@ READS = {
 async def test_nobody_but_the_person_and_their_team_reads_a_goal(api: GoalsClient,
                                                                  what: str) -> None:
     home = await household(api)
-    path = READS[what].replace("{goal_id}", home.goal["id"])
+    path = READS[what].replace("{goal_id}", home.goal["id"]).replace("{person}", home.alice)
     for caller, token in (("Alice", home.alice_token), ("her team", home.team_staff)):
         allowed = await api.client.get(path, headers=auth(token))
         assert allowed.status_code == 200, f"{caller}: {allowed.text}"
-    # Refused reads look exactly like reads of a goal that does not exist.
-    nowhere = await api.client.get(READS[what].replace("{goal_id}", str(uuid.uuid4())),
-                                   headers=auth(home.team_staff))
-    assert_problem(nowhere, 404, "not-found", f"{what} of no goal")
+    # Refused reads look exactly like reads of a goal (or person) that does not exist.
+    unknown = str(uuid.uuid4())
+    nowhere = await api.client.get(
+        READS[what].replace("{goal_id}", unknown).replace("{person}", unknown),
+        headers=auth(home.team_staff))
+    assert_refused(nowhere, 404, "not-found", f"{what} of no goal")
     for intruder, token in home.intruders().items():
         refused = await api.client.get(path, headers=auth(token))
-        assert_problem(refused, 404, "not-found", f"{what} read by {intruder}")
+        assert_refused(refused, 404, "not-found", f"{what} read by {intruder}")
         assert SECRET_WORDS not in refused.text and home.alice not in refused.text
         assert "etag" not in refused.headers, f"{what} read by {intruder} shows a version"
         assert _without_instance(refused.json()) == _without_instance(nowhere.json())
@@ -136,8 +149,17 @@ def _without_instance(problem: dict[str, Any]) -> dict[str, Any]:
 class Change:
     method: str
     path: str
-    body: Any
+    body: Any  # or a function of the household and the goal changed
     of_proposal: bool = False  # accept and decline answer a proposal
+
+    def body_for(self, home: "Household", goal: dict[str, Any]) -> Any:
+        return self.body(home, goal) if callable(self.body) else self.body
+
+
+def _fhir_replacement(home: "Household", goal: dict[str, Any]) -> dict[str, Any]:
+    """Alice's goal as a FHIR Goal, with a new target date."""
+    return fhir_goal(service_user_id=home.alice, team_id=home.team, id=goal["id"],
+                     description=goal["description"], target=[{"dueDate": "2031-01-01"}])
 
 
 CHANGES = {
@@ -154,6 +176,7 @@ CHANGES = {
     "mark a step done": Change("PATCH", "/v1/goals/{goal_id}/steps/{step_id}", {"done": True}),
     "record a review": Change("POST", "/v1/goals/{goal_id}/reviews",
                               {"achievement_status": "worsening", "own_words": "Bad week"}),
+    "replace it through FHIR": Change("PUT", "/fhir/Goal/{goal_id}", _fhir_replacement),
 }
 
 
@@ -167,17 +190,18 @@ async def test_nobody_outside_the_persons_reach_changes_a_goal_and_it_stays_as_i
     if goal["steps"]:
         path = path.replace("{step_id}", goal["steps"][0]["id"])
     etag = f'"{goal["version"]}"'
+    body = change.body_for(home, goal)
     before = await home.read_back(goal["id"])
     for intruder, token in home.intruders().items():
         # A stale or missing If-Match must not give the goal away with a 412 or 428 either.
         for sent_etag in (etag, '"999"', None):
-            refused = await api.client.request(change.method, path, json=change.body,
+            refused = await api.client.request(change.method, path, json=body,
                                                headers=auth(token, sent_etag))
-            assert_problem(refused, 404, "not-found", f"{what} by {intruder} ({sent_etag})")
+            assert_refused(refused, 404, "not-found", f"{what} by {intruder} ({sent_etag})")
             assert SECRET_WORDS not in refused.text and "etag" not in refused.headers
     assert await home.read_back(goal["id"]) == before
     # The control: the very same request from Alice goes through.
-    done = await api.client.request(change.method, path, json=change.body,
+    done = await api.client.request(change.method, path, json=body,
                                     headers=auth(home.alice_token, etag))
     assert done.status_code in (200, 201), done.text
     assert await home.read_back(goal["id"]) != before
@@ -188,13 +212,18 @@ async def test_nobody_writes_a_goal_for_another_person_or_into_another_team(
     home = await household(api)
     before = await home.goal_ids_of_alice()
     body = {"service_user_id": home.alice, "team_id": home.team, "description": "Move out"}
+    resource = fhir_goal(service_user_id=home.alice, team_id=home.team, description="Move out")
     for intruder, token in home.intruders().items():
         refused = await api.client.post("/v1/goals", json=body, headers=auth(token))
         assert_problem(refused, 403, "forbidden", f"a goal for Alice written by {intruder}")
+        refused = await api.client.post("/fhir/Goal", json=resource, headers=auth(token))
+        assert_refused(refused, 403, "forbidden", f"a FHIR Goal for Alice sent by {intruder}")
     assert await home.goal_ids_of_alice() == before
-    # The control: her team's staff may propose the very same goal.
+    # The control: her team's staff may propose the very same goal, either way.
     own_team = await api.client.post("/v1/goals", headers=auth(home.team_staff), json=body)
     assert own_team.status_code == 201, own_team.text
+    from_ehr = await api.client.post("/fhir/Goal", headers=auth(home.team_staff), json=resource)
+    assert from_ehr.status_code == 201, from_ehr.text
 
 
 # --- lists, searches and batch reads ------------------------------------------------------
@@ -226,7 +255,7 @@ async def test_a_service_user_cannot_list_search_or_batch_read_another_persons_g
     if searched.status_code == 200:
         assert not await _ids(searched, "FHIR search") & alices
     else:
-        assert_problem(searched, 404, "not-found", "FHIR search by patient")
+        assert_refused(searched, 404, "not-found", "FHIR search by patient")
     assert not await _ids(await client.get("/fhir/Goal", headers=bob), "FHIR search") & alices
     batch = await client.post("/v1/goals:batch-read", headers=bob,
                               json={"service_user_ids": [home.alice, home.bob]})
@@ -311,6 +340,19 @@ async def _goal_operations(api: GoalsClient) -> list[Operation]:
     return operations
 
 
+async def _send(api: GoalsClient, home: Household, operation: Operation,
+                token: str) -> httpx.Response:
+    """The operation on Alice's goal with a valid request from ``token``."""
+    path = fill_path(operation.template, goal_id=home.goal["id"],
+                     step_id=home.goal["steps"][0]["id"], team_id=home.team, person=home.alice)
+    # A Patient search names someone, or it is refused as malformed before any access check.
+    params = {"_id": home.alice} if str(operation) == "GET /fhir/Patient" else None
+    return await api.client.request(
+        operation.method, path, params=params, headers=auth(token, f'"{home.goal["version"]}"'),
+        json=valid_body(operation, service_user_id=home.alice, team_id=home.team,
+                        goal_id=home.goal["id"]))
+
+
 @pytest.mark.parametrize("holder", ["staff", "service user"])
 async def test_a_token_without_a_goal_scope_gets_403_on_every_goal_operation(
         api: GoalsClient, holder: str) -> None:
@@ -320,12 +362,8 @@ async def test_a_token_without_a_goal_scope_gets_403_on_every_goal_operation(
              api.tokens.service_user(home.alice, scope="patient/CarePlan.cruds"))
     before = await home.read_back(home.goal["id"])
     for operation in await _goal_operations(api):
-        path = fill_path(operation.template, goal_id=home.goal["id"],
-                         step_id=home.goal["steps"][0]["id"], team_id=home.team)
-        response = await api.client.request(
-            operation.method, path, headers=auth(token, f'"{home.goal["version"]}"'),
-            json=valid_body(operation, service_user_id=home.alice, team_id=home.team))
-        assert_problem(response, 403, "insufficient-scope", str(operation))
+        response = await _send(api, home, operation, token)
+        assert_refused(response, 403, "insufficient-scope", str(operation))
     assert await home.read_back(home.goal["id"]) == before
 
 
@@ -336,12 +374,8 @@ async def test_a_read_only_goal_scope_cannot_change_anything(api: GoalsClient) -
     changing = [op for op in await _goal_operations(api) if op.changes]
     assert len(changing) >= 8
     for operation in changing:
-        path = fill_path(operation.template, goal_id=home.goal["id"],
-                         step_id=home.goal["steps"][0]["id"], team_id=home.team)
-        response = await api.client.request(
-            operation.method, path, headers=auth(token, f'"{home.goal["version"]}"'),
-            json=valid_body(operation, service_user_id=home.alice, team_id=home.team))
-        assert_problem(response, 403, "insufficient-scope", str(operation))
+        response = await _send(api, home, operation, token)
+        assert_refused(response, 403, "insufficient-scope", str(operation))
     assert await home.read_back(home.goal["id"]) == before
     assert (await api.client.get(f"/v1/goals/{home.goal['id']}",
                                  headers=auth(token))).status_code == 200

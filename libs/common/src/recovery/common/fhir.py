@@ -184,21 +184,31 @@ def _tags(header: str) -> set[str]:
     return {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")}
 
 
+def version_headers(resource: Mapping[str, Any]) -> dict[str, str]:
+    """``ETag`` (its ``meta.versionId``) and ``Last-Modified`` of a resource, as a read and
+    a write (create, update) answer them."""
+    meta = resource.get("meta") or {}
+    headers: dict[str, str] = {}
+    if "versionId" in meta:
+        headers["ETag"] = etag(meta["versionId"])
+    if "lastUpdated" in meta:
+        changed = datetime.fromisoformat(meta["lastUpdated"].replace("Z", "+00:00"))
+        headers["Last-Modified"] = changed.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return headers
+
+
 def read_response(request: Request, resource: dict[str, Any], *, status: int = 200,
                   headers: Mapping[str, str] | None = None) -> Response:
     """One resource with its narrative, ``ETag`` (its ``meta.versionId``) and
     ``Last-Modified``; 304 when the client's ``If-None-Match`` already names this version."""
     meta = resource.get("meta") or {}
-    answer_headers = dict(headers or {})
-    if "versionId" in meta:
-        answer_headers["ETag"] = etag(meta["versionId"])
-        wanted = request.headers.get("if-none-match")
-        if wanted and status == 200 and ({"*", str(meta["versionId"])} & _tags(wanted)):
-            return Response(status_code=304, headers=answer_headers)
-    if "lastUpdated" in meta:
-        changed = datetime.fromisoformat(meta["lastUpdated"].replace("Z", "+00:00"))
-        answer_headers["Last-Modified"] = changed.strftime("%a, %d %b %Y %H:%M:%S GMT")
-    return FhirResponse(with_text(resource), status_code=status, headers=answer_headers)
+    wanted = request.headers.get("if-none-match")
+    if ("versionId" in meta and wanted and status == 200
+            and ({"*", str(meta["versionId"])} & _tags(wanted))):
+        return Response(status_code=304,
+                        headers={**(headers or {}), "ETag": etag(meta["versionId"])})
+    return FhirResponse(with_text(resource), status_code=status,
+                        headers={**(headers or {}), **version_headers(resource)})
 
 
 def version_number(text: str) -> int:

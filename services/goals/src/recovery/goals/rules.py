@@ -66,6 +66,35 @@ def initial_state(actor: Actor) -> InitialState | Refusal:
     return Refusal(403, "forbidden", "Goals are written by the person or proposed by staff.")
 
 
+def proposal_refusal(actor: Actor) -> Refusal | None:
+    """A goal an EHR sends is a practitioner's proposal. The person's own goal is theirs from
+    the first word, written by them (active): never recorded as someone else's proposal."""
+    if actor.kind is ActorKind.staff:
+        return None
+    if actor.kind is ActorKind.person:
+        return Refusal(403, "proposals-come-from-staff",
+                       "A goal sent as a FHIR Goal is a practitioner's proposal; the person "
+                       "writes their own goals through the goals API (POST /v1/goals).")
+    return Refusal(403, "forbidden", "Goals are written by the person or proposed by staff.")
+
+
+#: The fields an update never changes: a goal stays with its person and team, and its status
+#: moves only along its lifecycle (accept, decline, status changes, reviews).
+UNCHANGEABLE = ("service_user_id", "team_id", "lifecycle_status", "achievement_status")
+
+
+def unchangeable_refusal(stated: Mapping[str, str | None],
+                         current: Mapping[str, str | None]) -> Refusal | None:
+    """A whole goal sent to replace it (a FHIR update) names its person, team and statuses;
+    saying they are other than they are would be a move or a status change in disguise."""
+    for name in UNCHANGEABLE:
+        if name in stated and stated[name] != current.get(name):
+            return Refusal(422, "not-changed-by-update",
+                           f"An update does not change {name}; send it as the goal holds it.",
+                           name)
+    return None
+
+
 def therapeutic_link_refusal(kind: GoalKind, service_user_id: str, serves_goal_ids: list[str],
                              linked: Mapping[str, LinkedGoal]) -> Refusal | None:
     """A therapeutic goal is a means to an end: it must serve life goals of the same person."""

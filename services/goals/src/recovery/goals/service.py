@@ -1,7 +1,7 @@
 """What the goals service does: plain functions over a session and the caller's access."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -12,6 +12,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    false,
     func,
     literal,
     tuple_,
@@ -127,18 +128,55 @@ def _unknown_goal(access: RecordAccess, goal_id: str, action: str) -> Problem:
     return Problem(404, "No Goal with that id is available to you.", kind="not-found")
 
 
-async def read_goal_document(access: RecordAccess, goal_id: str) -> tuple[int, str]:
+async def read_goal_document(access: RecordAccess, goal_id: str, *,
+                             action: str = "read") -> tuple[int, str]:
     """The version and stored JSON of one goal the caller may reach: one indexed query."""
     require_scope(access.principal, RESOURCE, Verb.read)
     rows = (await access.kit.reads.all(READ_ONE, {"goal_id": goal_id})
             if len(goal_id) <= 36 else [])
     row = rows[0] if rows else None
     if row is None:
-        raise _unknown_goal(access, goal_id, "read")
+        raise _unknown_goal(access, goal_id, action)
     service_user_id, team_id, version, document = row
     access.check(RESOURCE, Verb.read, record_type=RESOURCE, record_id=goal_id,
-                 service_user_id=service_user_id, team_id=team_id, action="read")
+                 service_user_id=service_user_id, team_id=team_id, action=action)
     return version, document
+
+
+#: One earlier version of a goal as it was, and a page of its versions newest first.
+SNAPSHOT = cast(col(GoalVersion.snapshot), Text)
+READ_VERSION = select(SNAPSHOT).where(col(GoalVersion.goal_id) == bindparam("goal_id"),
+                                      col(GoalVersion.version) == bindparam("version"))
+VERSIONS_BEFORE = (select(col(GoalVersion.version), SNAPSHOT)
+                   .where(col(GoalVersion.goal_id) == bindparam("goal_id"),
+                          col(GoalVersion.version) < bindparam("before"))
+                   .order_by(col(GoalVersion.version).desc()).limit(bindparam("limit")))
+
+
+async def read_goal_version(access: RecordAccess, goal_id: str, version: int) -> str:
+    """The stored JSON of one version of a goal the caller may reach; 404 for a version it
+    never had."""
+    current, document = await read_goal_document(access, goal_id, action="read-version")
+    if version == current:
+        return document  # the newest version's snapshot is the goal's document
+    rows = (await access.kit.reads.all(READ_VERSION, {"goal_id": goal_id, "version": version})
+            if version < current else [])
+    if not rows:
+        raise Problem(404, f"The goal has no version {version}.", kind="not-found")
+    snapshot: str = rows[0][0]
+    return snapshot
+
+
+async def goal_history(access: RecordAccess, goal_id: str, *, cursor: str | None,
+                       limit: int) -> "GoalDocuments":
+    """A page of a goal's versions, newest first, and how many it has (versions are
+    numbered from 1 without gaps, so its current version)."""
+    current, _ = await read_goal_document(access, goal_id, action="read-history")
+    before = decode_version_cursor(cursor) if cursor else current + 1
+    rows = (await access.kit.reads.all(VERSIONS_BEFORE, {
+        "goal_id": goal_id, "before": before, "limit": limit + 1}) if limit > 0 else [])
+    next_cursor = encode_cursor(rows[limit - 1][0], goal_id) if len(rows) > limit else None
+    return GoalDocuments([row[1] for row in rows[:limit]], next_cursor, total=current)
 
 
 async def _goal_for_change(session: AsyncSession, access: RecordAccess, goal_id: str,
@@ -237,14 +275,22 @@ def review_answer(review: GoalReview) -> Answer:
 
 
 async def create_goal(access: RecordAccess, data: GoalCreate,
-                      once: IdempotentRequest | None = None) -> Goal:
-    """The person writes their own goal (active), or staff propose one (proposed)."""
+                      once: IdempotentRequest | None = None, *,
+                      answer: Callable[[Goal], Answer] = created_answer,
+                      proposal_only: bool = False) -> Goal:
+    """The person writes their own goal (active), or staff propose one (proposed).
+
+    ``answer`` is what a retry under the same Idempotency-Key gets (the FHIR route keeps its
+    resource); ``proposal_only`` refuses a caller whose goal would not be a staff proposal.
+    """
     principal = access.principal
     goal_id = new_id()
     require_create_access(access, RESOURCE, record_type=RESOURCE, record_id=goal_id,
                           service_user_id=data.service_user_id, team_id=data.team_id,
                           what="goals")
     actor = actor_for(principal, data.service_user_id)
+    if proposal_only and (refusal := rules.proposal_refusal(actor)) is not None:
+        raise refuse(refusal)
     state = rules.initial_state(actor)
     if isinstance(state, rules.Refusal):
         raise refuse(state)
@@ -269,7 +315,7 @@ async def create_goal(access: RecordAccess, data: GoalCreate,
     event = GoalEvent.created if state.agreed else GoalEvent.proposed
     goal.document = public(goal).model_dump(mode="json")
     async with access.kit.writes.transaction() as tx:
-        await keep_answer(once, tx, created_answer(goal))
+        await keep_answer(once, tx, answer(goal))
         await tx.run(INSERT_GOAL, row_of(goal))
         await tx.run(INSERT_VERSION, row_of(_version_of(goal, actor, event)))
         await tx.record_event(event.value, goal.id, goal_event_data(goal, changed_by=actor.sub))
@@ -277,10 +323,19 @@ async def create_goal(access: RecordAccess, data: GoalCreate,
 
 
 async def update_goal(session: AsyncSession, access: RecordAccess, goal_id: str,
-                      if_match: str | None, change: GoalUpdate) -> Goal:
-    """Change what the goal says; the person's own words stay theirs once agreed."""
+                      if_match: str | None, change: GoalUpdate, *,
+                      stated: Mapping[str, str] | None = None) -> Goal:
+    """Change what the goal says; the person's own words stay theirs once agreed.
+
+    ``stated``: what the caller says fields an update never changes hold (a whole FHIR Goal
+    names its person, team and status); 422 when they hold something else.
+    """
     goal = await _goal_for_change(session, access, goal_id, if_match, "update")
     actor = actor_for(access.principal, goal.service_user_id)
+    stated = stated or {}
+    refusal = rules.unchangeable_refusal(stated, {name: getattr(goal, name) for name in stated})
+    if refusal is not None:
+        raise refuse(refusal)
     fields = change.model_dump(mode="json", exclude_unset=True)
     if change.supporters is not None:
         fields["supporters"] = [s.model_dump(mode="json", exclude_none=True)
@@ -442,10 +497,12 @@ async def add_review(session: AsyncSession, access: RecordAccess, goal_id: str,
 
 @dataclass(frozen=True)
 class GoalDocuments:
-    """A page of goals as their stored JSON documents."""
+    """A page of goals (or of a goal's versions) as their stored JSON documents, and how many
+    there are in all when that was asked for."""
 
     documents: list[str]
     next_cursor: str | None
+    total: int | None = None
 
     def json(self) -> str:
         """The page as ``Page[GoalPublic]`` JSON, joined rather than re-serialised."""
@@ -460,26 +517,53 @@ class GoalDocuments:
 _in = one_of
 
 
+def goal_filters(*, service_user_id: str | None, team_id: str | None,
+                 condition: ColumnElement[bool] | None, statuses: list[LifecycleStatus] | None,
+                 kind: GoalKind | None, ids: Sequence[str] | None = None,
+                 updated_since: datetime | None = None,
+                 updated_before: datetime | None = None) -> list[ColumnElement[bool]]:
+    """The WHERE of a list, its count and a FHIR search alike: the caller's reach
+    (``condition``), the filters asked for, and entered-in-error left out unless named.
+    ``statuses`` or ``ids`` empty (not None) match nothing."""
+    where: list[ColumnElement[bool]] = []
+    if service_user_id is not None:
+        where.append(col(Goal.service_user_id) == service_user_id)
+    if team_id is not None:
+        where.append(col(Goal.team_id) == team_id)
+    if condition is not None:
+        where.append(condition)
+    if statuses is None:
+        where.append(col(Goal.lifecycle_status) != S.entered_in_error.value)
+    else:
+        where.append(one_of(col(Goal.lifecycle_status), frozenset(s.value for s in statuses))
+                     if statuses else false())
+    if kind is not None:
+        where.append(col(Goal.kind) == kind.value)
+    if ids is not None:
+        where.append(col(Goal.id).in_(sorted(set(ids))) if ids else false())
+    if updated_since is not None:
+        where.append(col(Goal.updated_at) >= updated_since)
+    if updated_before is not None:
+        where.append(col(Goal.updated_at) < updated_before)
+    return where
+
+
 def page_query(*, service_user_id: str | None, team_id: str | None,
                condition: ColumnElement[bool] | None, statuses: list[LifecycleStatus] | None,
-               kind: GoalKind | None, after: tuple[datetime, str] | None
-               ) -> Select[str, str, str]:
+               kind: GoalKind | None, after: tuple[datetime, str] | None,
+               ids: Sequence[str] | None = None, updated_since: datetime | None = None,
+               updated_before: datetime | None = None) -> Select[str, str, str]:
     """Newest first after the cursor position: an index range scan, never a sort, as long as
     the filter and the (filter, created_at, id) indexes agree."""
-    query = select(RAW_CREATED_AT, col(Goal.id), DOCUMENT)
-    if service_user_id is not None:
-        query = query.where(col(Goal.service_user_id) == service_user_id)
-    if team_id is not None:
-        query = query.where(col(Goal.team_id) == team_id)
-    if condition is not None:
-        query = query.where(condition)
-    if statuses:
-        query = query.where(one_of(col(Goal.lifecycle_status),
-                                   frozenset(s.value for s in statuses)))
-    else:
-        query = query.where(col(Goal.lifecycle_status) != S.entered_in_error.value)
-    if kind is not None:
-        query = query.where(col(Goal.kind) == kind.value)
+    return _page(goal_filters(service_user_id=service_user_id, team_id=team_id,
+                              condition=condition, statuses=statuses, kind=kind, ids=ids,
+                              updated_since=updated_since, updated_before=updated_before),
+                 after)
+
+
+def _page(where: list[ColumnElement[bool]],
+          after: tuple[datetime, str] | None) -> Select[str, str, str]:
+    query = select(RAW_CREATED_AT, col(Goal.id), DOCUMENT).where(*where)
     if after is not None:
         query = query.where(tuple_(col(Goal.created_at), col(Goal.id))
                             < tuple_(literal(after[0], UTCDateTime()),
@@ -490,19 +574,44 @@ def page_query(*, service_user_id: str | None, team_id: str | None,
 async def list_goals(access: RecordAccess, *,
                      service_user_id: str | None, team_id: str | None,
                      statuses: list[LifecycleStatus] | None, kind: GoalKind | None,
-                     cursor: str | None, limit: int) -> "GoalDocuments":
-    """Goals the caller may reach, newest first, by keyset over (created_at, id)."""
+                     cursor: str | None, limit: int, ids: Sequence[str] | None = None,
+                     updated_since: datetime | None = None,
+                     updated_before: datetime | None = None,
+                     counted: bool = False) -> GoalDocuments:
+    """Goals the caller may reach, newest first, by keyset over (created_at, id); with
+    ``counted``, also how many match in all (a COUNT under the same conditions). A
+    ``limit`` of 0 reads no page, only the count."""
     condition = list_condition(access, RESOURCE, record_type=RESOURCE,
                                person_column=col(Goal.service_user_id),
                                team_column=col(Goal.team_id),
                                service_user_id=service_user_id, team_id=team_id, what="goals")
-    query = page_query(service_user_id=service_user_id, team_id=team_id,
-                       condition=condition, statuses=statuses, kind=kind,
-                       after=decode_time_cursor(cursor) if cursor else None)
-    rows = await access.kit.reads.all(query.limit(limit + 1))
+    after = decode_time_cursor(cursor) if cursor else None
+    where = goal_filters(service_user_id=service_user_id, team_id=team_id, condition=condition,
+                         statuses=statuses, kind=kind, ids=ids, updated_since=updated_since,
+                         updated_before=updated_before)
+    rows: Sequence[Any] = []
+    if limit > 0:
+        rows = await access.kit.reads.all(_page(where, after).limit(limit + 1))
     next_cursor = (encode_cursor(stored_time(rows[limit - 1][0]), rows[limit - 1][1])
                    if len(rows) > limit else None)
-    return GoalDocuments([row[2] for row in rows[:limit]], next_cursor)
+    total = None
+    if counted:
+        count = select(func.count()).select_from(Goal).where(*where)
+        total = int((await access.kit.reads.all(count))[0][0])
+    return GoalDocuments([row[2] for row in rows[:limit]], next_cursor, total)
+
+
+async def holds_person(access: RecordAccess, person: str) -> bool:
+    """Whether the caller may read at least one goal of this person (a Patient read): the
+    list's access condition, one row at most; audited as that list is."""
+    try:
+        page = await list_goals(access, service_user_id=person, team_id=None, statuses=None,
+                                kind=None, cursor=None, limit=1)
+    except Problem as refused:
+        if refused.status == 404:  # the person lies outside the caller's reach
+            return False
+        raise
+    return bool(page.documents)
 
 
 async def batch_read(access: RecordAccess, request: BatchRead) -> str:
