@@ -24,6 +24,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
 
+from recovery.common import fhir
 from recovery.common.audit import Outcome
 from recovery.common.auth import (
     Verb,
@@ -602,16 +603,10 @@ async def list_goals(access: RecordAccess, *,
 
 
 async def holds_person(access: RecordAccess, person: str) -> bool:
-    """Whether the caller may read at least one goal of this person (a Patient read): the
-    list's access condition, one row at most; audited as that list is."""
-    try:
-        page = await list_goals(access, service_user_id=person, team_id=None, statuses=None,
-                                kind=None, cursor=None, limit=1)
-    except Problem as refused:
-        if refused.status == 404:  # the person lies outside the caller's reach
-            return False
-        raise
-    return bool(page.documents)
+    """Whether the caller may read at least one of the person's goals (their Patient here)."""
+    return await fhir.holds_records_of(access, person, resource=RESOURCE,
+                                       person_column=col(Goal.service_user_id),
+                                       team_column=col(Goal.team_id))
 
 
 async def batch_read(access: RecordAccess, request: BatchRead) -> str:
