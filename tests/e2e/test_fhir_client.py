@@ -14,6 +14,7 @@ import pytest
 import requests
 from fhir.resources.R4B import get_fhir_model_class
 from fhirclient import client as fhir_client
+from fhirclient.models.auditevent import AuditEvent as ClientAuditEvent
 from fhirclient.models.bundle import Bundle as ClientBundle
 from fhirclient.models.goal import Goal as ClientGoal
 from fhirclient.models.patient import Patient as ClientPatient
@@ -217,3 +218,81 @@ async def test_a_read_is_versioned_and_a_client_that_has_it_gets_304(ehr: Ehr) -
         f"Goal/{goal['id']}/_history", smart.server))
     valid(history.as_json())
     assert history.type == "history" and history.entry[-1].resource.meta.versionId == "1"
+
+
+def proposal(person: str, text: str) -> dict[str, Any]:
+    """A Goal as the EHR sends a clinician's proposal: the person by the EHR's identifier."""
+    return {"resourceType": "Goal", "lifecycleStatus": "proposed",
+            "description": {"text": text},
+            "subject": {"reference": f"Patient/{person}"}}
+
+
+async def test_a_clinician_proposes_a_goal_from_the_ehr_once_and_updates_it_safely(
+        ehr: Ehr) -> None:
+    await goals_of(ehr, PERSON, "Something to start the record")
+    clinician = ehr.platform.tokens.clinician("staff-ehr", [TEAM], scope="user/*.cruds")
+    smart = await off_loop(lambda: ehr.client(clinician))
+    created = await off_loop(lambda: ClientGoal(proposal(PERSON, "Back to the allotment"))
+                             .create(smart.server))
+    valid(created)
+    assert created["lifecycleStatus"] == "proposed"  # the person still accepts it
+    assert created["expressedBy"]["reference"] == "Practitioner/staff-ehr"
+
+    # Conditional create: the EHR's retry finds the goal rather than making a second.
+    condition = {"If-None-Exist": f"patient={PERSON}&_id={created['id']}",
+                 "Content-Type": "application/fhir+json"}
+    again = await off_loop(lambda: ehr.request("POST", clinician, "Goal", headers=condition,
+                                               json=proposal(PERSON, "Back to the allotment")))
+    assert again.status_code == 200 and valid(again.json())["id"] == created["id"]
+    fresh = await off_loop(lambda: ehr.request(
+        "POST", clinician, "Goal", json=proposal(PERSON, "Learn to cook"),
+        headers={**condition, "If-None-Exist": f"patient={PERSON}&_id=no-such-goal"}))
+    assert fresh.status_code == 201
+    assert fresh.headers["location"] == f"{ehr.base}/Goal/{fresh.json()['id']}/_history/1"
+
+    # A retry under the same Idempotency-Key gets the first answer, through the gateway.
+    keyed = {"Idempotency-Key": "ehr-order-77", "Content-Type": "application/fhir+json"}
+    once, twice = [await off_loop(lambda: ehr.request(
+        "POST", clinician, "Goal", json=proposal(PERSON, "Swim on Fridays"), headers=keyed))
+        for _ in range(2)]
+    assert (once.status_code, twice.status_code) == (201, 201)
+    assert twice.headers["idempotent-replayed"] == "true"
+    assert twice.json()["id"] == once.json()["id"]
+
+    # An update names the version it changes: a stale one is refused and changes nothing.
+    body = {**created, "description": {"text": "Back to the allotment on Saturdays"}}
+    stale = await off_loop(lambda: ehr.request("PUT", clinician, f"Goal/{created['id']}",
+                                               json=body, headers={"If-Match": 'W/"9"'}))
+    assert stale.status_code == 412 and valid(stale.json())["resourceType"] == "OperationOutcome"
+    blind = await off_loop(lambda: ehr.request("PUT", clinician, f"Goal/{created['id']}",
+                                               json=body))
+    assert blind.status_code == 428 and valid(blind.json())["resourceType"] == "OperationOutcome"
+    updated = await off_loop(lambda: ehr.request("PUT", clinician, f"Goal/{created['id']}",
+                                                 json=body, headers={"If-Match": 'W/"1"'}))
+    assert updated.status_code == 200, updated.text
+    assert updated.headers["etag"] == 'W/"2"'
+    assert valid(updated.json())["description"]["text"] == "Back to the allotment on Saturdays"
+    first = await off_loop(lambda: ClientGoal.read_from(f"Goal/{created['id']}/_history/1",
+                                                        smart.server))
+    assert first.description.text == "Back to the allotment"
+
+
+async def test_who_read_a_record_is_found_by_the_record_read(ehr: Ehr) -> None:
+    goal = (await goals_of(ehr, PERSON, "Visit my brother"))[0]
+    reader = ehr.platform.tokens.clinician("staff-reader", [TEAM])
+    smart = await off_loop(lambda: ehr.client(reader))
+    for _ in range(3):
+        await off_loop(lambda: ClientGoal.read(goal["id"], smart.server))
+    auditor = ehr.platform.tokens.system("audit-system", scope="system/AuditEvent.rs")
+    auditing = await off_loop(lambda: ehr.client(auditor))
+    pages = await off_loop(lambda: list(ClientAuditEvent.where(
+        {"entity": f"Goal/{goal['id']}", "agent": "staff-reader", "_count": "2"}
+    ).perform_iter(auditing.server)))
+    events = [entry.resource for page in pages for entry in page.entry or []]
+    assert len(events) == 3 and len(pages) == 2
+    for page in pages:
+        valid(page.as_json())
+    for event in events:
+        assert event.outcome == "0"
+        assert {e.what.reference for e in event.entity if e.what.reference} == {
+            f"Goal/{goal['id']}", f"Patient/{PERSON}"}

@@ -37,10 +37,10 @@ PATIENT_HOLDERS = ("goals", "crisis-plans", "risk")
 PROVENANCE_TARGETS = frozenset({"CarePlan", "RiskAssessment"})
 #: Request headers passed to the service as they came.
 FORWARDED = ("authorization", "accept", "content-type", "if-match", "if-none-match",
-             "if-none-exist", "prefer")
+             "if-none-exist", "prefer", "idempotency-key")
 #: Response headers passed back to the client as the service gave them.
 RETURNED = ("content-type", "etag", "last-modified", "location", "www-authenticate",
-            "retry-after", "allow")
+            "retry-after", "allow", "idempotent-replayed")
 
 
 def fhir_base(request: Request, settings: GatewaySettings) -> str:
