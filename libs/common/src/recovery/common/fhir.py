@@ -674,8 +674,7 @@ SMART_SCOPES = ["openid", "fhirUser", "launch", "launch/patient", "offline_acces
                 "patient/RiskAssessment.rs", "patient/Patient.rs", "user/Goal.cruds",
                 "user/CarePlan.rs", "user/RiskAssessment.rs", "user/Patient.rs",
                 "user/AuditEvent.rs", "system/Goal.rs", "system/CarePlan.rs",
-                "system/RiskAssessment.rs", "system/Patient.rs", "system/AuditEvent.rs",
-                "system/Subscription.cruds"]
+                "system/RiskAssessment.rs", "system/Patient.rs", "system/AuditEvent.rs"]
 
 
 def oauth_endpoints(settings: Settings) -> tuple[str, str]:
