@@ -1,9 +1,11 @@
 """Gateway-only configuration (prefix ``RECOVERY_``): where the services are, and limits."""
 
+import json
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from recovery.common.settings import LOCAL_PORTS, Environment
 
@@ -53,6 +55,11 @@ class GatewaySettings(BaseSettings):
     forwarded_headers_trusted: bool = False
     # The foundation course on recovery principles, as the training service creates it.
     foundation_course_id: str = "00000000-0000-4000-8000-000000000001"
+    # FHIR subscriptions (fhir_subscriptions/): the endpoint prefixes a subscriber may name
+    # (comma-separated or a JSON list; empty allows any in development and none elsewhere),
+    # and the pauses between a notification's attempts (one attempt more than pauses).
+    fhir_subscription_endpoints: Annotated[list[str], NoDecode] = []
+    fhir_subscription_retry_seconds: list[float] = [1.0, 5.0, 30.0]
 
     @model_validator(mode="after")
     def _budget_holds_an_operation(self) -> "GatewaySettings":
@@ -60,6 +67,16 @@ class GatewaySettings(BaseSettings):
             raise ValueError("RECOVERY_COST_BUDGET must hold at least one operation of "
                              "RECOVERY_COST_LIMIT")
         return self
+
+    @field_validator("fhir_subscription_endpoints", mode="before")
+    @classmethod
+    def _comma_separated_or_json(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     def url_of(self, service: str) -> str:
         return str(getattr(self, f"{service.replace('-', '_')}_url")).rstrip("/")
