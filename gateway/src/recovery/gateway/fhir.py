@@ -19,6 +19,7 @@ from recovery.common.problems import RETRY_AFTER_SECONDS, Problem
 from recovery.common.settings import Settings
 from recovery.common.timeutil import utcnow
 from recovery.gateway import fhir_audit
+from recovery.gateway.fhir_subscriptions.resources import with_subscription_topics
 from recovery.gateway.settings import UPSTREAMS, GatewaySettings
 from recovery.gateway.upstream import Upstreams
 
@@ -192,7 +193,7 @@ def merged_capability(statements: list[dict[str, Any]], settings: Settings) -> d
                     if params:
                         held["searchParam"] = list(params.values())
     first = statements[0] if statements else {}
-    return {
+    return with_subscription_topics({
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": utcnow().isoformat(),
@@ -206,4 +207,4 @@ def merged_capability(statements: list[dict[str, Any]], settings: Settings) -> d
         "rest": [{"mode": "server",
                   "security": fhir.security(settings),
                   "resource": sorted(resources.values(), key=lambda r: r["type"])}],
-    }
+    })

@@ -34,6 +34,8 @@ from recovery.gateway.context import GatewayContext
 from recovery.gateway.errors import GatewayError
 from recovery.gateway.feed import EventFeed
 from recovery.gateway.fhir import fhir_router
+from recovery.gateway.fhir_subscriptions.routes import subscriptions_router
+from recovery.gateway.fhir_subscriptions.service import Subscriptions
 from recovery.gateway.schema import build_schema
 from recovery.gateway.settings import UPSTREAMS, GatewaySettings
 from recovery.gateway.trusted_documents import TrustedDocuments
@@ -157,17 +159,22 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
 
     graphql = GatewayGraphQL(build_schema(gateway, documents), context=context,
                              trusted_documents=documents, graphiql=gateway.graphiql_on)
+    # FHIR subscriptions share the feed's NATS connection (one per process).
+    fhir_subscriptions = Subscriptions.build(settings, gateway, upstreams,
+                                             feed.bus if feed is not None else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if feed is not None:
             feed.start()
+        fhir_subscriptions.start()
         # As every service does: without it, full collections over the frameworks' objects
         # paused requests (a team of 200 builds thousands of objects per answer).
         settle_garbage_collector()
         try:
             yield
         finally:
+            await fhir_subscriptions.stop()
             if feed is not None:
                 await feed.stop()
             await upstreams.close()
@@ -178,11 +185,14 @@ def create_app(settings: Settings | None = None, gateway: GatewaySettings | None
     app.state.upstreams = upstreams
     app.state.gateway_settings = gateway
     app.state.feed = feed
+    app.state.fhir_subscriptions = fhir_subscriptions
     install_problem_handlers(app)
     # Strawberry's app as the routes' endpoint: Starlette hands it the request as it came.
     app.routes.extend([Route("/graphql", graphql, methods=["GET", "POST"],
                              include_in_schema=False),
                        WebSocketRoute("/graphql", graphql)])
+    # Before fhir_router, whose /fhir/{resource_type} routes would take Subscription.
+    app.include_router(subscriptions_router(fhir_subscriptions, verified))
     app.include_router(fhir_router(upstreams, settings, gateway))
     app.include_router(_health_router(upstreams, feed))
     app.add_middleware(RequestContextMiddleware, service=settings.service,
