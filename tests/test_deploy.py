@@ -308,6 +308,9 @@ def test_nats_is_a_jetstream_cluster_on_file_storage(rendered: Rendered) -> None
     for service in SERVICES:
         config = rendered.one("ConfigMap", f"{service}-config")["data"]
         assert config["RECOVERY_STREAM_REPLICAS"] == str(nats["spec"]["replicas"]), service
+    # and the gateway's bucket of FHIR subscriptions
+    gateway = rendered.one("ConfigMap", "gateway-config")["data"]
+    assert gateway["RECOVERY_STREAM_REPLICAS"] == str(nats["spec"]["replicas"])
     (claim,) = nats["spec"]["volumeClaimTemplates"]
     (data,) = [m for m in pod_spec(nats)["containers"][0]["volumeMounts"]
                if m["name"] == claim["metadata"]["name"]]
