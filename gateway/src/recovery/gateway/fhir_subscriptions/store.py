@@ -53,6 +53,8 @@ class SubscriptionStore:
         self.held: dict[str, StoredSubscription] = {}
         self._seen_revision = 0
         self._initialised = asyncio.Event()
+        #: Set when the copy did not catch up in time: the watch is made afresh.
+        self._stale = False
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -99,9 +101,9 @@ class SubscriptionStore:
                 await asyncio.sleep(0.5)
                 continue
             self._initialised.clear()
-            self.held, self._seen_revision = {}, 0
+            self.held, self._seen_revision, self._stale = {}, 0, False
             try:
-                while self.bus.generation == generation:
+                while self.bus.generation == generation and not self._stale:
                     try:
                         # nats-py leaves its KeyWatcher's methods untyped.
                         entry = await watcher.updates(timeout=1.0)  # type: ignore[no-untyped-call]
@@ -143,6 +145,7 @@ class SubscriptionStore:
         deadline = time.monotonic() + CATCH_UP_SECONDS
         while self._seen_revision < last or not self._initialised.is_set():
             if time.monotonic() > deadline:
+                self._stale = True
                 raise StoreUnavailableError("the watch fell behind")
             await asyncio.sleep(0.005)
 
