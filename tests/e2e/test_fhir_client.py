@@ -16,13 +16,16 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhirclient import client as fhir_client
 from fhirclient.models.auditevent import AuditEvent as ClientAuditEvent
 from fhirclient.models.bundle import Bundle as ClientBundle
+from fhirclient.models.careplan import CarePlan as ClientCarePlan
 from fhirclient.models.goal import Goal as ClientGoal
 from fhirclient.models.patient import Patient as ClientPatient
+from fhirclient.models.subscription import Subscription as ClientSubscription
 
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.testing.plugin import TokenFactory
 from recovery.common.testing.processes import NatsServer
-from recovery.gateway.testing import Platform, running_platform, serving
+from recovery.gateway.settings import GatewaySettings
+from recovery.gateway.testing import Platform, Receiver, receiving, running_platform, serving
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +50,8 @@ class Ehr:
     platform: Platform
     base: str
     identifier_system: str
+    #: The EHR's endpoint for subscription notifications.
+    hooks: Receiver
 
     def client(self, token: str) -> fhir_client.FHIRClient:
         """A fhirclient that has read the CapabilityStatement (as every SMART client does
@@ -78,17 +83,22 @@ async def off_loop(call: Callable[[], T]) -> T:
 @pytest.fixture
 async def ehr(dev_issuer: DevIssuer, tokens: TokenFactory, nats_server: NatsServer,
               tmp_path: Path) -> AsyncIterator[Ehr]:
-    async with running_platform(databases=lambda n: f"sqlite+aiosqlite:///{tmp_path / n}.db",
-                                jwks_file=dev_issuer.jwks_path, tokens=tokens,
-                                nats_url=nats_server.url) as platform:
-        app = platform.gateway.app  # type: ignore[attr-defined]
-        deadline = time.monotonic() + 10
-        while not app.state.feed.connected:
-            assert time.monotonic() < deadline, "the gateway did not connect to NATS"
-            await asyncio.sleep(0.05)
-        system = platform.services["goals"].app.state.kit.settings  # type: ignore[attr-defined]
-        async with serving(app) as address:
-            yield Ehr(platform, f"http://{address}/fhir", system.fhir_patient_identifier_system)
+    async with receiving() as hooks:
+        gateway = GatewaySettings(environment="test",
+                                  fhir_subscription_endpoints=[hooks.endpoint("")])
+        async with running_platform(
+                databases=lambda n: f"sqlite+aiosqlite:///{tmp_path / n}.db",
+                jwks_file=dev_issuer.jwks_path, tokens=tokens, nats_url=nats_server.url,
+                gateway=gateway) as platform:
+            app = platform.gateway.app  # type: ignore[attr-defined]
+            deadline = time.monotonic() + 10
+            while not (app.state.feed.connected and app.state.fhir_subscriptions.ready):
+                assert time.monotonic() < deadline, "the gateway did not connect to NATS"
+                await asyncio.sleep(0.05)
+            goals = platform.services["goals"].app  # type: ignore[attr-defined]
+            async with serving(app) as address:
+                yield Ehr(platform, f"http://{address}/fhir",
+                          goals.state.kit.settings.fhir_patient_identifier_system, hooks)
 
 
 async def goals_of(ehr: Ehr, person: str, *descriptions: str) -> list[dict[str, Any]]:
@@ -296,3 +306,54 @@ async def test_who_read_a_record_is_found_by_the_record_read(ehr: Ehr) -> None:
         assert event.outcome == "0"
         assert {e.what.reference for e in event.entity if e.what.reference} == {
             f"Goal/{goal['id']}", f"Patient/{PERSON}"}
+
+
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
+PLAN_TOPIC = "https://recovery-platform.org/fhir/SubscriptionTopic/active-crisis-plan-changed"
+
+
+async def test_a_subscription_tells_the_ehr_when_the_crisis_plan_is_agreed(ehr: Ehr) -> None:
+    """The EHR subscribes (fhirclient's Subscription, a backend service's token), the plan is
+    agreed through the REST API, and the EHR's endpoint is told which plan to read."""
+    partner = ehr.platform.tokens.system("partner-ehr", scope="system/CarePlan.rs")
+    smart = await off_loop(lambda: ehr.client(partner))
+    hooks = ehr.hooks
+    # fhirclient's models drop primitive extensions (``_criteria``, ``_payload``), which
+    # the backport's filter and payload content are: the JSON goes through its server.
+    asked = {
+        "resourceType": "Subscription", "status": "requested",
+        "reason": "The ED's view of crisis plans", "criteria": PLAN_TOPIC,
+        "_criteria": {"extension": [{"url": f"{BACKPORT}/backport-filter-criteria",
+                                     "valueString": f"CarePlan?patient=Patient/{PERSON}"}]},
+        "channel": {"type": "rest-hook", "endpoint": hooks.endpoint("ed"),
+                    "payload": "application/fhir+json",
+                    "_payload": {"extension": [{
+                        "url": f"{BACKPORT}/backport-payload-content",
+                        "valueCode": "id-only"}]}}}
+    answer = await off_loop(lambda: smart.server.post_json("Subscription", asked))
+    created = valid(answer.json())
+    assert created["status"] == "active"
+    again = await off_loop(lambda: ClientSubscription.read(created["id"], smart.server))
+    assert (again.status, again.criteria) == ("active", PLAN_TOPIC)
+    assert [r.kind for r in hooks.of("ed")] == ["handshake"]
+
+    own, staff = (ehr.platform.tokens.service_user(PERSON),
+                  ehr.platform.tokens.clinician("staff-ehr", [TEAM]))
+    plan = await ehr.platform.rest("crisis-plans", "POST", "/v1/crisis-plans", staff, json={
+        "service_user_id": PERSON, "team_id": TEAM,
+        "when_well": ["I walk by the river"], "early_warning_signs": ["Not eating"],
+        "participants": [{"role": "service_user"},
+                         {"role": "care_coordinator", "id": "staff-ehr"}]})
+    for signer in (own, staff):
+        plan = await ehr.platform.rest(
+            "crisis-plans", "POST", f"/v1/crisis-plans/{plan['id']}/signatures", signer,
+            json={"content_hash": plan["content_hash"]}, etag=f'"{plan["version"]}"')
+    [notified] = await hooks.wait_for("ed", 1)
+    valid(notified.bundle)
+    focus = f"{ehr.base}/CarePlan/{plan['id']}"
+    assert notified.event["focus"] == {"reference": focus}
+    assert notified.bundle["entry"][1]["fullUrl"] == focus
+    assert "resource" not in notified.bundle["entry"][1]  # id-only
+    # The EHR reads what it was told of, with its own token.
+    read = await off_loop(lambda: ClientCarePlan.read(plan["id"], smart.server))
+    assert read.status == "active"

@@ -3,6 +3,9 @@ their lifespans (on real databases, and NATS when given), and the gateway in fro
 them through in-process transports (or a real, closed port for a stopped service)."""
 
 import asyncio
+import json
+import time
+from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -147,3 +150,97 @@ async def running_platform(*, databases: Callable[[str], str], jwks_file: Path,
         yield Platform(services=clients, gateway=client, upstreams=app.state.upstreams,
                        tokens=tokens, stack=stack)
         await asyncio.sleep(0)
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    bundle: dict[str, Any]
+
+    @property
+    def status(self) -> dict[str, Any]:
+        """The SubscriptionStatus (R4 Parameters) as a name -> value map."""
+        parameters: dict[str, Any] = {}
+        for p in self.bundle["entry"][0]["resource"]["parameter"]:
+            parameters[p["name"]] = p.get("part") or next(
+                v for k, v in p.items() if k.startswith("value"))
+        return parameters
+
+    @property
+    def kind(self) -> str:
+        return str(self.status["type"])
+
+    @property
+    def event(self) -> dict[str, Any]:
+        parts = self.status["notification-event"]
+        return {p["name"]: next(v for k, v in p.items() if k.startswith("value"))
+                for p in parts}
+
+
+class Receiver:
+    """An HTTP endpoint as a subscriber runs one: every notification accepted is kept, by
+    path; a path can be told to fail its next requests (or all of them) with a 500."""
+
+    def __init__(self) -> None:
+        self.received: dict[str, list[Received]] = defaultdict(list)
+        self.attempts: dict[str, int] = defaultdict(int)
+        self.failing: dict[str, int] = {}
+        self.held: dict[str, asyncio.Event] = {}
+        self.address = ""
+
+    def endpoint(self, name: str) -> str:
+        return f"http://{self.address}/hooks/{name}"
+
+    def fail(self, name: str, times: int = -1) -> None:
+        """The next ``times`` requests to this hook fail (-1: every one)."""
+        self.failing[f"/hooks/{name}"] = times
+
+    def hold(self, name: str) -> asyncio.Event:
+        """Requests to this hook are kept, then answered only once the event returned is set."""
+        gate = self.held[f"/hooks/{name}"] = asyncio.Event()
+        return gate
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        path = scope["path"]
+        self.attempts[path] += 1
+        left = self.failing.get(path, 0)
+        if left:
+            self.failing[path] = left - 1 if left > 0 else left
+            status = 500
+        else:
+            status = 200
+            self.received[path].append(Received(
+                {k.decode().lower(): v.decode() for k, v in scope["headers"]}, json.loads(body)))
+            if path in self.held:
+                await self.held[path].wait()
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    def of(self, name: str, kind: str | None = None) -> list[Received]:
+        return [r for r in self.received[f"/hooks/{name}"] if kind is None or r.kind == kind]
+
+    async def wait_for(self, name: str, count: int, kind: str = "event-notification",
+                       within: float = 8.0) -> list[Received]:
+        """The first ``count`` notifications of ``kind`` this hook accepted."""
+        deadline = time.monotonic() + within
+        while len(self.of(name, kind)) < count:
+            assert time.monotonic() < deadline, (
+                f"{name}: {len(self.of(name, kind))} of {count} {kind} notifications")
+            await asyncio.sleep(0.02)
+        return self.of(name, kind)[:count]
+
+
+@asynccontextmanager
+async def receiving() -> AsyncIterator[Receiver]:
+    """A ``Receiver`` listening on a free loopback port (FHIR subscriptions' endpoint)."""
+    hooks = Receiver()
+    async with serving(hooks) as address:
+        hooks.address = address
+        yield hooks
