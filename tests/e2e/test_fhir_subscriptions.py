@@ -203,6 +203,12 @@ async def test_a_subscription_is_requested_then_active_after_its_handshake(
     read = await fhir(platform, "GET", f"Subscription/{created['id']}", own)
     assert read.status_code == 200 and read.json()["status"] == "active"
     Subscription.model_validate(read.json())
+    # As every read here: a narrative, and its version (requested, then active) as the ETag.
+    assert read.json()["text"]["status"] == "generated"
+    assert read.json()["meta"]["versionId"] == "2" and read.headers["etag"] == 'W/"2"'
+    again = await platform.gateway.get(f"/fhir/Subscription/{created['id']}", headers={
+        "Authorization": f"Bearer {own}", "If-None-Match": 'W/"2"'})
+    assert again.status_code == 304
     status = await fhir(platform, "GET", f"Subscription/{created['id']}/$status", own)
     assert status.status_code == 200
     Bundle.model_validate(status.json())
@@ -305,6 +311,7 @@ async def test_a_receiver_that_keeps_failing_is_put_in_error_and_the_others_go_o
         await asyncio.sleep(0.05)
     Subscription.model_validate(read)
     assert "HTTP 500" in read["error"]
+    assert read["meta"]["versionId"] == "3"  # requested, active, error
     assert receiver.attempts["/hooks/broken"] == 1 + 3  # the handshake and three attempts
     await proposed_goal(platform, person, staff, "team-a")
     second = (await receiver.wait_for("working", 2))[1]

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from recovery.common.auth import Principal, Scope
+from recovery.common.timeutil import utcnow
 
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 FILTER_CRITERIA = f"{BACKPORT}/backport-filter-criteria"
@@ -123,6 +124,10 @@ class StoredSubscription(BaseModel):
     status: Status
     error: str | None = None
     created_at: datetime
+    #: The Subscription resource's version: it moves when what a read shows (its status,
+    #: its error) changes, not with each notification.
+    version: int = 1
+    updated_at: datetime | None = None
     #: Events notified so far; each notification's number is this count after it.
     events_since_start: int = 0
     #: The topic stream's sequence when it became active: earlier events are not its own.
@@ -133,6 +138,11 @@ class StoredSubscription(BaseModel):
     last_event_number: int = 0
     #: When a notification last went out, for heartbeats.
     last_sent_at: datetime | None = None
+
+    def changed(self, **update: object) -> "StoredSubscription":
+        """A copy with ``update`` applied as a new version of the resource."""
+        return self.model_copy(update={**update, "version": self.version + 1,
+                                       "updated_at": utcnow()})
 
     def encoded(self) -> bytes:
         return self.model_dump_json().encode()

@@ -98,8 +98,7 @@ class Notifier:
                       "error": f"The handshake was not accepted: the endpoint {why}."}
 
         def settle(current: StoredSubscription) -> StoredSubscription | None:
-            return current.model_copy(update=update) \
-                if current.status is Status.requested else None
+            return current.changed(**update) if current.status is Status.requested else None
 
         return await self.store.change(entry.id, settle) or entry
 
@@ -280,7 +279,7 @@ class Notifier:
     async def give_up(self, subscription_id: str, why: str) -> None:
         """The subscription is in error: nothing more is sent to it."""
         def failed(entry: StoredSubscription) -> StoredSubscription | None:
-            return entry.model_copy(update={"status": Status.error, "error": why}) \
+            return entry.changed(status=Status.error, error=why) \
                 if entry.status is Status.active else None
 
         if await self.store.change(subscription_id, failed) is not None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from recovery.common.fhir import instant, match, searchset
+from recovery.common.fhir import instant, match, searchset, with_text
 from recovery.common.ids import new_id
 from recovery.common.timeutil import utcnow
 from recovery.gateway.fhir_subscriptions.models import (
@@ -68,7 +68,9 @@ def subscription_resource(entry: StoredSubscription) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Subscription",
         "id": entry.id,
-        "meta": {"profile": [SUBSCRIPTION_PROFILE]},
+        "meta": {"versionId": str(entry.version),
+                 "lastUpdated": instant(entry.updated_at or entry.created_at),
+                 "profile": [SUBSCRIPTION_PROFILE]},
         "status": entry.status_at(utcnow()).value,
         "reason": entry.reason,
         "criteria": entry.topic,
@@ -141,7 +143,8 @@ def status_bundle(entry: StoredSubscription) -> dict[str, Any]:
 
 def subscriptions_bundle(entries: list[StoredSubscription], self_url: str) -> dict[str, Any]:
     """The caller's subscriptions as a searchset Bundle."""
-    return searchset([match(subscription_resource(e), subscription_url(e)) for e in entries],
+    return searchset([match(with_text(subscription_resource(e)), subscription_url(e))
+                      for e in entries],
                      links=[{"relation": "self", "url": self_url}], total=len(entries))
 
 

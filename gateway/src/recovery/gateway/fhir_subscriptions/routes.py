@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from recovery.common.auth import Principal, unauthorized
-from recovery.common.fhir import FHIR_OK, FhirResponse, acceptable_format
+from recovery.common.fhir import FHIR_OK, FhirResponse, acceptable_format, read_response
 from recovery.common.problems import problem_responses
 from recovery.gateway.fhir import fhir_base
 from recovery.gateway.fhir_subscriptions import service
@@ -37,23 +37,26 @@ def subscriptions_router(subscriptions: Subscriptions,
     @router.post("/Subscription", status_code=201, response_model=None,
                  responses={**FHIR_OK, **refusals},
                  summary="Subscribe to a topic (rest-hook, id-only)")
-    async def create_subscription(request: Request, principal: Caller) -> FhirResponse:
+    async def create_subscription(request: Request, principal: Caller) -> Response:
         entry = await service.create(subscriptions, principal, await request.body(),
                                      fhir_base(request, subscriptions.gateway))
-        return FhirResponse(subscription_resource(entry), status_code=201,
-                            headers={"Location": subscription_url(entry)})
+        return read_response(request, subscription_resource(entry), status=201,
+                             headers={"Location": subscription_url(entry)})
 
     @router.get("/Subscription", response_model=None, responses={**FHIR_OK, **refusals},
                 summary="The caller's subscriptions (searchset Bundle)")
     async def search_subscriptions(request: Request, principal: Caller) -> FhirResponse:
         entries = await service.list_own(subscriptions, principal)
-        return FhirResponse(subscriptions_bundle(entries, str(request.url)))
+        # Search parameters are not offered: the self link says none was used.
+        base = fhir_base(request, subscriptions.gateway)
+        return FhirResponse(subscriptions_bundle(entries, f"{base}/Subscription"))
 
     @router.get("/Subscription/{subscription_id}", response_model=None,
                 responses={**FHIR_OK, **refusals}, summary="Read one of the caller's")
-    async def read_subscription(subscription_id: str, principal: Caller) -> FhirResponse:
+    async def read_subscription(request: Request, subscription_id: str,
+                                principal: Caller) -> Response:
         entry = await service.read_own(subscriptions, principal, subscription_id)
-        return FhirResponse(subscription_resource(entry))
+        return read_response(request, subscription_resource(entry))
 
     @router.get("/Subscription/{subscription_id}/$status", response_model=None,
                 responses={**FHIR_OK, **refusals},
