@@ -177,7 +177,7 @@ def provenance_resource(plan: PlanPublic, version: VersionPublic,
     person = plan.service_user_id
     return provenance(
         f"CarePlan/{plan.id}", version.version,
-        recorded=max(s.signed_at for s in standing),
+        given=[_cosigned(s) for s in version.signatures],
         agents=[{"type": {"coding": [{"system": PARTICIPATION, "code": "attester"}]},
                  "role": [{"text": s.party.value}],
                  "who": _who(s.party, s.signatory, person, settings)} for s in standing],

@@ -178,12 +178,15 @@ def version_resources(found: service.AssessmentVersions,
 
 
 def provenance_resource(assessment_id: str, service_user_id: str, version: VersionPublic,
-                        settings: Settings) -> dict[str, Any]:
-    """One version's signatures as a Provenance: one agent and one signature per party."""
+                        settings: Settings) -> dict[str, Any] | None:
+    """One version's signatures as a Provenance: one agent and one signature per party (none
+    while no signature stands)."""
     standing = [s for s in version.signatures if s.withdrawn_at is None]
+    if not standing:
+        return None
     return provenance(
         f"RiskAssessment/{assessment_id}", version.version,
-        recorded=max(s.signed_at for s in standing),
+        given=[_cosigned(s) for s in version.signatures],
         activity="agreed" if version.status is not VersionStatus.draft else "signed",
         agents=[{"type": {"text": s.party.value.replace("_", " ")},
                  "who": _who(s.party, s.signatory, service_user_id, settings)}
@@ -328,8 +331,8 @@ async def search_provenance(request: Request, access: AccessDep,
     if search.page_size:
         page = await service.list_versions(access, assessment_id, cursor=search.cursor,
                                            limit=search.page_size)
-        resources = [provenance_resource(assessment_id, person, v, settings)
-                     for v in page.items if any(s.withdrawn_at is None for s in v.signatures)]
+        resources = [r for v in page.items
+                     if (r := provenance_resource(assessment_id, person, v, settings))]
         next_cursor = page.next_cursor
     total = (await service.signed_versions(access, assessment_id) if search.wants_total
              else None)
