@@ -211,8 +211,7 @@ def capability_statement(settings: Settings) -> list[dict[str, Any]]:
          "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "history-instance"},
                          {"code": "search-type"}],
          "searchParam": fhir.searched_by(RISK_ASSESSMENT_SEARCH)},
-        {"type": "Provenance", "interaction": [{"code": "search-type"}],
-         "searchParam": fhir.searched_by(PROVENANCE_SEARCH)},
+        fhir.provenance_capability(PROVENANCE_SEARCH),
         fhir.patient_capability(),
     ]
 
@@ -224,6 +223,8 @@ router.dependencies.append(Depends(refuse_predictive_scores))
 fhir.add_patient_routes(router, service.holds_assessments_of)
 
 AssessmentId = Annotated[str, Path(min_length=1, max_length=64)]
+#: Any text: an id that is not ``<assessment id>-v<version>`` is a 404, as FHIR reads answer.
+ProvenanceId = Annotated[str, Path(description="<assessment id>-v<version>")]
 VersionId = Annotated[str, Path(min_length=1, max_length=12,
                                 description="The version (meta.versionId)")]
 _READ = {**FHIR_OK, 304: {"description": "Not Modified: If-None-Match names this version"},
@@ -337,3 +338,19 @@ async def search_provenance(request: Request, access: AccessDep,
     total = (await service.signed_versions(access, assessment_id) if search.wants_total
              else None)
     return FhirResponse(search.bundle(resources, next_cursor=next_cursor, total=total))
+
+
+@router.get("/Provenance/{provenance_id}", response_model=None, responses=_READ,
+            summary="Read the Provenance of one RiskAssessment version: its standing signatures")
+async def read_provenance(request: Request, provenance_id: ProvenanceId, access: AccessDep,
+                          settings: SettingsDep) -> Response:
+    assessment_id, version = fhir.provenance_target(provenance_id)
+    # The vread's own reading, under the same reach as a Provenance search.
+    found = await service.read_versions(access, assessment_id, newest=version, count=1,
+                                        action="read-provenance")
+    person = found.assessment.service_user_id
+    signed = next((provenance_resource(found.assessment.id, person, v, settings)
+                   for v in found.versions if v.version == version), None)
+    if signed is None:
+        raise Problem(404, "No Provenance with that id is available to you.", kind="not-found")
+    return fhir.read_response(request, signed)
