@@ -8,6 +8,7 @@ no link leads to a service's internal address.
 import asyncio
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import APIRouter, Depends, Request, Response
@@ -18,7 +19,7 @@ from recovery.common.fhir import FHIR_JSON
 from recovery.common.problems import RETRY_AFTER_SECONDS, Problem
 from recovery.common.settings import Settings
 from recovery.common.timeutil import utcnow
-from recovery.gateway import fhir_audit
+from recovery.gateway import fanout, fhir_audit
 from recovery.gateway.settings import UPSTREAMS, GatewaySettings
 from recovery.gateway.upstream import Upstreams
 
@@ -117,22 +118,17 @@ def fhir_router(upstreams: Upstreams, settings: Settings,
         answers it, or the union of their searches."""
         if rest and ("/" in rest or rest in {".", ".."}):
             raise Problem(404, "Patient is read as Patient/<id>.", kind="not-found")
-        path = "/fhir/Patient" + (f"/{rest}" if rest else "")
-        answers = await asyncio.gather(*(send(request, s, path) for s in PATIENT_HOLDERS),
-                                       return_exceptions=True)
-        good = [a for a in answers if isinstance(a, httpx.Response) and a.status_code == 200]
-        if rest and good:
-            return returned(good[0])
-        failed = [a for a in answers
-                  if not isinstance(a, httpx.Response) or a.status_code >= 500]
-        if failed:
-            # Without every holder's answer the person might be missed: say so, not 404.
-            raise Problem(503, "A service holding people's records is unavailable; try "
-                               "again shortly.", kind="upstream-unavailable",
-                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-        if rest or not good:
-            refusal = next(a for a in answers if isinstance(a, httpx.Response))
-            return returned(refusal)
+        if rest:
+            return await fanout.read_from_any(request, send=send, returned=returned,
+                                              services=PATIENT_HOLDERS,
+                                              path=f"/fhir/Patient/{quote(rest, safe='')}")
+        answers = await fanout.ask_each(request, send, PATIENT_HOLDERS, "/fhir/Patient")
+        if down := fanout.failed(answers):
+            # Without every holder's answer the person might be missed: say so.
+            raise fanout.unavailable(down)
+        good = fanout.found(answers)
+        if not good:
+            return fanout.nothing_found(answers, returned)
         return JSONResponse(merged_search([a.json() for a in good]), media_type=FHIR_JSON)
 
     @router.api_route("/AuditEvent/{rest:path}", methods=["GET", "POST", "PUT"],
