@@ -35,7 +35,8 @@ OWNERS = {
 #: A person's Patient is served by each service holding records of them: asked of all three.
 PATIENT_HOLDERS = ("goals", "crisis-plans", "risk")
 #: Provenance (the signatures agreeing a version) lives with the record it is about.
-PROVENANCE_TARGETS = frozenset({"CarePlan", "RiskAssessment"})
+PROVENANCE_TARGETS = ("CarePlan", "RiskAssessment")
+PROVENANCE_HOLDERS = tuple(OWNERS[target] for target in PROVENANCE_TARGETS)
 #: Request headers passed to the service as they came.
 FORWARDED = ("authorization", "accept", "content-type", "if-match", "if-none-match",
              "if-none-exist", "prefer")
@@ -54,16 +55,24 @@ def fhir_base(request: Request, settings: GatewaySettings) -> str:
     return str(request.base_url).rstrip("/") + "/fhir"
 
 
-def owner_of(resource_type: str, request: Request) -> str:
+def owner_of(resource_type: str) -> str:
     if resource_type in OWNERS:
         return OWNERS[resource_type]
-    if resource_type == "Provenance":
-        target = request.query_params.get("target", "").partition("/")[0]
-        if target in PROVENANCE_TARGETS:
-            return OWNERS[target]
-        raise Problem(400, "Provenance is searched by target: CarePlan/<id> or "
-                           "RiskAssessment/<id>.", kind="invalid-search")
     raise Problem(404, f"No service here holds {resource_type} resources.", kind="not-found")
+
+
+def provenance_holders(request: Request) -> tuple[str, ...]:
+    """Where a Provenance search goes: to the owner of the type its target names, in any
+    form (``CarePlan/<id>``, any base's URL ending so); a bare id may be either type's, as
+    FHIR reads it, so it goes to both."""
+    targets = [part for value in request.query_params.getlist("target")
+               for part in value.split(",")]
+    kinds = {fhir.reference_type(target) for target in targets} - {""}
+    if not targets or not kinds <= set(PROVENANCE_TARGETS) or len(kinds) > 1:
+        raise Problem(400, "Provenance is searched by one target: CarePlan/<id>, "
+                           "RiskAssessment/<id>, a URL ending so, or <id>.",
+                      kind="invalid-search")
+    return (OWNERS[kinds.pop()],) if kinds else PROVENANCE_HOLDERS
 
 
 def fhir_router(upstreams: Upstreams, settings: Settings,
@@ -131,6 +140,33 @@ def fhir_router(upstreams: Upstreams, settings: Settings,
             return fanout.nothing_found(answers, returned)
         return JSONResponse(merged_search([a.json() for a in good]), media_type=FHIR_JSON)
 
+    @router.api_route("/Provenance/{rest:path}", methods=["GET", "POST", "PUT"],
+                      include_in_schema=False)
+    @router.api_route("/Provenance", methods=["GET", "POST"], include_in_schema=False)
+    async def provenance(request: Request, rest: str = "") -> Response:
+        """The signatures agreeing a version, kept by the service of the record signed: a
+        search goes where its target says; a read by id, which does not say, asks both."""
+        if request.method != "GET":
+            raise Problem(405, "Provenance is read only: it is made by signing.",
+                          headers={"Allow": "GET"})
+        if rest and ("/" in rest or rest in {".", ".."}):
+            raise Problem(404, "Provenance is read as Provenance/<id>.", kind="not-found")
+        if rest:
+            return await fanout.read_from_any(request, send=send, returned=returned,
+                                              services=PROVENANCE_HOLDERS,
+                                              path=f"/fhir/Provenance/{quote(rest, safe='')}")
+        holders = provenance_holders(request)
+        if len(holders) == 1:
+            return returned(await send(request, holders[0], "/fhir/Provenance"))
+        # A bare id: the service holding the record answers, the other has no such record.
+        answers = await fanout.ask_each(request, send, holders, "/fhir/Provenance")
+        good = fanout.found(answers)
+        if len(good) == 1:
+            return returned(good[0])  # its own paging links and total, as they are
+        if not good:
+            return fanout.nothing_found(answers, returned)
+        return JSONResponse(merged_search([a.json() for a in good]), media_type=FHIR_JSON)
+
     @router.api_route("/AuditEvent/{rest:path}", methods=["GET", "POST", "PUT"],
                       include_in_schema=False)
     @router.api_route("/AuditEvent", methods=["GET", "POST"], include_in_schema=False)
@@ -151,7 +187,7 @@ def fhir_router(upstreams: Upstreams, settings: Settings,
                       include_in_schema=False)
     @router.api_route("/{resource_type}", methods=["GET", "POST"], include_in_schema=False)
     async def forward(request: Request, resource_type: str, rest: str = "") -> Response:
-        service = owner_of(resource_type, request)
+        service = owner_of(resource_type)
         if any(part in {".", ".."} for part in rest.split("/")):
             # The client would resolve them, and the call leave the service's /fhir.
             raise Problem(400, "A FHIR path holds no '.' or '..' segments.",
