@@ -3,11 +3,13 @@ type with the caller's own token, and /fhir/metadata lists every service's resou
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.provenance import Provenance
 
 from recovery.common.dev_issuer import DevIssuer
 from recovery.common.testing.access import assert_outcome
@@ -183,14 +185,92 @@ async def test_a_resource_type_no_service_holds_is_a_404_operation_outcome(
 
 async def test_provenance_goes_to_the_service_of_its_target(platform: Platform) -> None:
     token = platform.tokens.clinician("staff-1", ["team-a"])
-    unknown = await platform.gateway.get("/fhir/Provenance", params={"target": "Goal/1"},
-                                         headers={"Authorization": f"Bearer {token}"})
-    assert unknown.status_code == 400
-    care_plan = await platform.gateway.get("/fhir/Provenance",
-                                           params={"target": "CarePlan/no-such-plan"},
-                                           headers={"Authorization": f"Bearer {token}"})
-    assert care_plan.status_code == 404
-    assert platform.upstreams.calls["crisis-plans"] >= 1
+    for wrong in ({"target": "Goal/1"}, {}, {"target": "CarePlan/1,RiskAssessment/2"},
+                  {"target": "https://x.example/fhir/Observation/1"}):
+        assert_outcome(await platform.gateway.get("/fhir/Provenance", params=wrong,
+                                                  headers=bearer(token)), 400)
+    before = dict(platform.upstreams.calls)
+    for target in ("CarePlan/no-such-plan", "https://elsewhere.example/fhir/CarePlan/no-plan"):
+        care_plan = await platform.gateway.get("/fhir/Provenance", params={"target": target},
+                                               headers=bearer(token))
+        assert_outcome(care_plan, 404)
+    assert platform.upstreams.calls["crisis-plans"] == before.get("crisis-plans", 0) + 2
+    assert platform.upstreams.calls["risk"] == before.get("risk", 0)
+    # Provenance is made by signing, never written.
+    refused = await platform.gateway.post("/fhir/Provenance", json={}, headers=bearer(token))
+    assert_outcome(refused, 405)
+    assert refused.headers["allow"] == "GET"
+
+
+async def agreed(platform: Platform, service: str, path: str, body: dict[str, Any]) -> str:
+    """A record of ``service`` signed by PERSON and staff-1 of team-a: its id."""
+    own, staff = platform.tokens.service_user(PERSON), platform.tokens.clinician(
+        "staff-1", ["team-a"])
+    record = await platform.rest(service, "POST", path, staff,
+                                 json={"service_user_id": PERSON, "team_id": "team-a", **body})
+    for signer in (own, staff):
+        await platform.rest(service, "POST", f"{path}/{record['id']}/signatures", signer,
+                            json={"content_hash": record["content_hash"]},
+                            etag=f'"{record["version"]}"')
+    return str(record["id"])
+
+
+async def test_a_provenance_full_url_is_read_through_the_gateway_whichever_service_holds_it(
+        platform: Platform) -> None:
+    base = "http://gateway/fhir"
+    plan_id = await agreed(platform, "crisis-plans", "/v1/crisis-plans",
+                           {"triggers": ["Crowded trains"]})
+    assessment_id = await agreed(platform, "risk", "/v1/risk-assessments", {"areas": [{
+        "area": "safety_of_self", "service_user_view": "I know my signs now",
+        "clinician_view": "Fewer crises since spring", "views_agree": True}]})
+    own = platform.tokens.service_user(PERSON)
+    for kind, record_id in (("CarePlan", plan_id), ("RiskAssessment", assessment_id)):
+        for target in (f"{base}/{kind}/{record_id}", f"{kind}/{record_id}", record_id):
+            searched = await platform.gateway.get("/fhir/Provenance", headers=bearer(own),
+                                                  params={"target": target})
+            assert searched.status_code == 200, searched.text
+            Bundle.model_validate(searched.json())
+            entries = searched.json()["entry"]
+            assert len(entries) == 1, target
+            assert entries[0]["fullUrl"] == f"{base}/Provenance/{record_id}-v1"
+            for entry in entries:
+                read = await platform.gateway.get("/fhir" + entry["fullUrl"].removeprefix(base),
+                                                  headers=bearer(own))
+                assert read.status_code == 200, read.text
+                assert read.json() == entry["resource"]
+                Provenance.model_validate(read.json())
+                assert read.headers["etag"] == f'W/"{entry["resource"]["meta"]["versionId"]}"'
+                target_read = await platform.gateway.get(
+                    "/fhir/" + entry["resource"]["target"][0]["reference"], headers=bearer(own))
+                assert target_read.status_code == 200 and target_read.json()["id"] == record_id
+    outsider = platform.tokens.clinician("staff-9", ["team-z"])
+    for path in (f"{plan_id}-v1", f"{assessment_id}-v1", f"{plan_id}-v2", "nonsense",
+                 f"{plan_id}-v1/_history/1"):
+        token = outsider if path.endswith("-v1") else own
+        assert_outcome(await platform.gateway.get(f"/fhir/Provenance/{path}",
+                                                  headers=bearer(token)), 404)
+
+
+async def test_a_provenance_is_not_denied_while_a_service_that_may_hold_it_is_down(
+        dev_issuer: DevIssuer, tokens: TokenFactory, tmp_path: Path) -> None:
+    async with running_platform(databases=lambda n: f"sqlite+aiosqlite:///{tmp_path / n}.db",
+                                jwks_file=dev_issuer.jwks_path, tokens=tokens,
+                                stopped=("risk",)) as platform:
+        plan_id = await agreed(platform, "crisis-plans", "/v1/crisis-plans",
+                               {"triggers": ["Crowded trains"]})
+        own = platform.tokens.service_user(PERSON)
+        found = await platform.gateway.get(f"/fhir/Provenance/{plan_id}-v1",
+                                           headers=bearer(own))
+        assert found.status_code == 200, found.text
+        by_id = await platform.gateway.get("/fhir/Provenance", params={"target": plan_id},
+                                           headers=bearer(own))
+        assert by_id.status_code == 200 and len(by_id.json()["entry"]) == 1
+        for answer in (await platform.gateway.get("/fhir/Provenance/someone-v1",
+                                                  headers=bearer(own)),
+                       await platform.gateway.get("/fhir/Provenance", params={"target": "x"},
+                                                  headers=bearer(own))):
+            assert_outcome(answer, 503)
+            assert answer.headers["retry-after"]
 
 
 async def test_a_path_that_would_climb_out_of_the_services_fhir_base_is_a_400(

@@ -3,6 +3,7 @@ fhir.resources), in FHIR's media type."""
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from fhir.resources.R4B.provenance import Provenance
 from starlette.requests import Request
 
 from recovery.common import fhir
+from recovery.common.cosign import Signature
 from recovery.common.deps import get_settings
 from recovery.common.problems import Problem, install_problem_handlers
 from recovery.common.settings import Settings
@@ -48,19 +50,55 @@ def test_the_capability_statement_names_the_service_and_its_resources() -> None:
                      "token": "https://idp.example/token"}
 
 
-def test_a_provenance_binds_a_version_of_its_target_to_the_signed_content() -> None:
-    resource = fhir.provenance(
-        "CarePlan/plan-1", 3, recorded=SIGNED, activity="agreed",
-        agents=[{"who": {"reference": "Patient/su-1"}}],
+def _provenance(given: list[Signature]) -> dict[str, Any]:
+    standing = [s for s in given if not s.withdrawn]
+    return fhir.provenance(
+        "CarePlan/plan-1", 3, given=given, activity="agreed",
+        agents=[{"who": {"reference": f"Patient/{s.signatory}"}} for s in standing],
         signatures=[{"type": [{"system": "urn:iso-astm:E1762-95:2013",
                                "code": "1.2.840.10065.1.12.1.7"}],
-                     "when": fhir.instant(SIGNED), "who": {"reference": "Patient/su-1"},
-                     "sigFormat": "text/plain", "data": fhir.signed_content("sha256:abc")}])
+                     "when": fhir.instant(s.signed_at),
+                     "who": {"reference": f"Patient/{s.signatory}"},
+                     "sigFormat": "text/plain", "data": fhir.signed_content(s.content_hash)}
+                    for s in standing])
+
+
+def _signature(signatory: str, signed_at: datetime,
+               withdrawn_at: datetime | None = None) -> Signature:
+    return Signature(signatory=signatory, party="service_user", version=3,
+                     content_hash="sha256:abc", signed_at=signed_at, withdrawn_at=withdrawn_at)
+
+
+def test_a_provenance_binds_a_version_of_its_target_to_the_signed_content() -> None:
+    resource = _provenance([_signature("su-1", SIGNED)])
     parsed = Provenance.model_validate(resource)
     assert parsed.id == "plan-1-v3"
     assert parsed.target[0].reference == "CarePlan/plan-1/_history/3"
     assert parsed.activity.text == "agreed"
     assert parsed.signature[0].data == b"sha256:abc"
+    assert fhir.provenance_target(parsed.id) == ("plan-1", 3)
+
+
+def test_a_provenance_version_moves_with_each_signature_and_each_withdrawal() -> None:
+    later, latest = SIGNED + timedelta(minutes=1), SIGNED + timedelta(minutes=2)
+    one = _provenance([_signature("su-1", SIGNED)])
+    two = _provenance([_signature("su-1", SIGNED), _signature("staff-1", later)])
+    withdrawn = _provenance([_signature("su-1", SIGNED, withdrawn_at=latest),
+                             _signature("staff-1", later)])
+    assert [p["meta"]["versionId"] for p in (one, two, withdrawn)] == ["1", "2", "3"]
+    assert withdrawn["meta"]["lastUpdated"] == fhir.instant(latest)
+    # Recorded when the latest signature still standing was made.
+    assert withdrawn["recorded"] == fhir.instant(later)
+    assert [s["who"]["reference"] for s in withdrawn["signature"]] == ["Patient/staff-1"]
+
+
+@pytest.mark.parametrize("wrong", ["plan-1", "plan-1-v", "plan-1-v0", "plan-1-v01",
+                                   "plan-1-vx", "-v1", "plan-1-v1234567890", "x" * 37 + "-v1",
+                                   "plan 1-v1"])
+def test_an_id_no_provenance_has_is_a_404(wrong: str) -> None:
+    with pytest.raises(Problem) as refused:
+        fhir.provenance_target(wrong)
+    assert refused.value.status == 404
 
 
 def test_a_searchset_lists_its_matches_with_links_and_total() -> None:

@@ -236,6 +236,53 @@ async def test_provenance_is_searched_by_target_in_pages_an_ehr_can_follow(
     outcome(strict, 400)
 
 
+async def test_every_provenance_full_url_reads_as_the_same_resource(api: PlansApi) -> None:
+    own, staff, plan = await agreed_twice_then_edited(api)
+    for params in ({"target": f"CarePlan/{plan['id']}"}, {"target": plan["id"], "_count": 1}):
+        for page in await every_page(api, own, "Provenance", params):
+            for entry in page["entry"]:
+                for token in (own, staff):
+                    read = await api.fhir(token, entry["fullUrl"])
+                    assert fhir_valid(read) == entry["resource"], entry["fullUrl"]
+                    version = entry["resource"]["meta"]["versionId"]
+                    assert read.headers["etag"] == f'W/"{version}"'
+                    assert read.headers["last-modified"].endswith(" GMT")
+                same = await api.fhir(own, entry["fullUrl"], if_none_match=f'W/"{version}"')
+                assert same.status_code == 304 and not same.content
+
+
+async def test_a_withdrawal_is_a_new_version_of_the_provenance(api: PlansApi) -> None:
+    person = unique("su")
+    staff, own = api.tokens.clinician("staff-1"), api.tokens.service_user(person)
+    plan = await api.agreed(staff, person, own)
+    path = f"Provenance/{plan['id']}-v1"
+    agreed = fhir_valid(await api.fhir(own, path))
+    assert agreed["meta"]["versionId"] == "2"  # the two signatures
+    withdrawn = await api.client.post(f"/v1/crisis-plans/{plan['id']}/withdraw-agreement",
+                                      json={}, headers=api.auth(own, '"1"'))
+    assert withdrawn.status_code == 200, withdrawn.text
+    stale = await api.fhir(own, path, if_none_match='W/"2"')
+    standing = fhir_valid(stale)
+    assert standing["meta"]["versionId"] == "3"
+    assert stale.headers["etag"] == 'W/"3"'
+    assert standing["meta"]["lastUpdated"] > agreed["meta"]["lastUpdated"]
+    assert [s["who"]["reference"] for s in standing["signature"]] == ["Practitioner/staff-1"]
+    searched = fhir_valid(await api.fhir(own, "Provenance", {"target": plan["id"]}))
+    assert [e["resource"] for e in searched["entry"]] == [standing]
+
+
+async def test_a_version_without_a_standing_signature_or_a_malformed_id_is_a_404(
+        api: PlansApi) -> None:
+    own, _, plan = await agreed_twice_then_edited(api)
+    plan_id = plan["id"]
+    # Version 3 is a draft nobody has signed; there is no version 4.
+    for path in (f"{plan_id}-v3", f"{plan_id}-v4", f"{plan_id}-v0", f"{plan_id}-v01",
+                 f"{plan_id}-vx", plan_id, f"{plan_id}-v1-v", "nonsense", f"{'a' * 40}-v1",
+                 f"{unique('plan')}-v1", f"{plan_id}-v1.json"):
+        outcome(await api.fhir(own, f"Provenance/{path}"), 404)
+    fhir_valid(await api.fhir(own, f"Provenance/{plan_id}-v2"))
+
+
 # --- search --------------------------------------------------------------------------------
 
 
@@ -426,6 +473,8 @@ async def test_another_person_or_team_finds_nothing_on_any_fhir_path(api: PlansA
                      f"CarePlan/{plan_id}/_history", f"Patient/{person}"):
             outcome(await api.fhir(token, path), 404)
         outcome(await api.fhir(token, "Provenance", {"target": f"CarePlan/{plan_id}"}), 404)
+        for version in (1, 2):
+            outcome(await api.fhir(token, f"Provenance/{plan_id}-v{version}"), 404)
         for path, params in (("CarePlan", {"patient": person}), ("CarePlan", {"_id": plan_id}),
                              ("CarePlan", {}), ("Patient", {"_id": person})):
             bundle = fhir_valid(await api.fhir(token, path, {**params, "_total": "accurate"}))
@@ -434,6 +483,7 @@ async def test_another_person_or_team_finds_nothing_on_any_fhir_path(api: PlansA
         assert ids(fhir_valid(await api.fhir(token, "CarePlan", {"patient": person}))) == [
             plan_id]
         fhir_valid(await api.fhir(token, f"Patient/{person}"))
+        fhir_valid(await api.fhir(token, f"Provenance/{plan_id}-v1"))
 
 
 async def test_the_capability_statement_says_what_is_offered_and_is_public(
@@ -447,7 +497,10 @@ async def test_the_capability_statement_says_what_is_offered_and_is_public(
         "read", "vread", "history-instance", "search-type"]
     assert [p["name"] for p in care_plan["searchParam"]] == [
         "patient", "subject", "status", "_id", "_lastUpdated"]
-    assert [p["name"] for p in resources["Provenance"]["searchParam"]] == ["target"]
+    provenance = resources["Provenance"]
+    assert [i["code"] for i in provenance["interaction"]] == ["read", "search-type"]
+    assert (provenance["versioning"], provenance["readHistory"]) == ("versioned", False)
+    assert [p["name"] for p in provenance["searchParam"]] == ["target"]
     assert [p["name"] for p in resources["Patient"]["searchParam"]] == ["_id", "identifier"]
 
 

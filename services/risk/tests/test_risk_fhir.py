@@ -149,7 +149,8 @@ async def test_a_score_in_a_fhir_query_is_refused_as_in_rest(api: RiskApi) -> No
                          (f"RiskAssessment/{record['id']}", {"riskLevel": "high"}),
                          (f"RiskAssessment/{record['id']}/_history", {"probability": "0.2"}),
                          ("Patient", {"_id": record["service_user_id"], "rag": "red"}),
-                         ("Provenance", {"target": record["id"], "severity": "1"})):
+                         ("Provenance", {"target": record["id"], "severity": "1"}),
+                         (f"Provenance/{record['id']}-v1", {"risk_score": "2"})):
         refused = outcome(await api.fhir(clinician, path, params), 422)
         assert "NG225" in refused["issue"][0]["diagnostics"], path
 
@@ -263,6 +264,53 @@ async def test_provenance_is_searched_by_target_in_pages_an_ehr_can_follow(
         outcome(await api.fhir(own, "Provenance", wrong), 400)
     outcome(await api.fhir(own, "Provenance", {"target": record["id"], "patient": "x"},
                            prefer="handling=strict"), 400)
+
+
+async def test_every_provenance_full_url_reads_as_the_same_resource(api: RiskApi) -> None:
+    own, clinician, record = await agreed_twice_then_edited(api)
+    for params in ({"target": f"RiskAssessment/{record['id']}"},
+                   {"target": record["id"], "_count": 1}):
+        for page in await every_page(api, own, "Provenance", params):
+            for entry in page["entry"]:
+                for token in (own, clinician):
+                    read = await api.fhir(token, entry["fullUrl"])
+                    assert fhir_valid(read) == entry["resource"], entry["fullUrl"]
+                    version = entry["resource"]["meta"]["versionId"]
+                    assert read.headers["etag"] == f'W/"{version}"'
+                    assert read.headers["last-modified"].endswith(" GMT")
+                same = await api.fhir(own, entry["fullUrl"], if_none_match=f'W/"{version}"')
+                assert same.status_code == 304 and not same.content
+
+
+async def test_a_withdrawal_is_a_new_version_of_the_provenance(api: RiskApi) -> None:
+    person, team = unique("su"), unique("team")
+    own = api.tokens.service_user(person)
+    record = await api.agreed(person, team, staff="clin-7")
+    path = f"Provenance/{record['id']}-v1"
+    agreed = fhir_valid(await api.fhir(own, path))
+    assert (agreed["meta"]["versionId"], agreed["activity"]["text"]) == ("2", "agreed")
+    withdrawn = await api.send("POST", f"/v1/risk-assessments/{record['id']}/withdraw-agreement",
+                               own, etag='"1"')
+    assert withdrawn.status_code == 200, withdrawn.text
+    stale = await api.fhir(own, path, if_none_match='W/"2"')
+    standing = fhir_valid(stale)
+    assert (standing["meta"]["versionId"], standing["activity"]["text"]) == ("3", "signed")
+    assert stale.headers["etag"] == 'W/"3"'
+    assert [s["who"]["reference"] for s in standing["signature"]] == ["Practitioner/clin-7"]
+    searched = fhir_valid(await api.fhir(own, "Provenance", {"target": record["id"]}))
+    assert [e["resource"] for e in searched["entry"]] == [standing]
+
+
+async def test_a_version_without_a_standing_signature_or_a_malformed_id_is_a_404(
+        api: RiskApi) -> None:
+    own, _, record = await agreed_twice_then_edited(api)
+    record_id = record["id"]
+    # Version 3 is a draft nobody has signed; there is no version 4.
+    for path in (f"{record_id}-v3", f"{record_id}-v4", f"{record_id}-v0", f"{record_id}-v01",
+                 f"{record_id}-vx", record_id, f"{record_id}-v1-v", "nonsense",
+                 f"{'a' * 40}-v1", f"{unique('ra')}-v1", f"{record_id}-v1.json"):
+        outcome(await api.fhir(own, f"Provenance/{path}"), 404)
+    fhir_valid(await api.fhir(own, f"Provenance/{record_id}-v2"))
 
 
 # --- search --------------------------------------------------------------------------------
@@ -427,6 +475,8 @@ async def test_another_person_or_team_finds_nothing_on_any_fhir_path(api: RiskAp
                      f"RiskAssessment/{record_id}/_history", f"Patient/{person}"):
             outcome(await api.fhir(token, path), 404)
         outcome(await api.fhir(token, "Provenance", {"target": record_id}), 404)
+        for version in (1, 2):
+            outcome(await api.fhir(token, f"Provenance/{record_id}-v{version}"), 404)
         for path, params in (("RiskAssessment", {"patient": person}),
                              ("RiskAssessment", {"_id": record_id}), ("RiskAssessment", {}),
                              ("Patient", {"_id": person})):
@@ -435,6 +485,7 @@ async def test_another_person_or_team_finds_nothing_on_any_fhir_path(api: RiskAp
     for token in (own, clinician):
         assert ids(fhir_valid(await api.fhir(token, "RiskAssessment",
                                              {"patient": person}))) == [record_id]
+        fhir_valid(await api.fhir(token, f"Provenance/{record_id}-v1"))
 
 
 async def test_the_capability_statement_says_what_is_offered_and_is_public(
@@ -448,7 +499,10 @@ async def test_the_capability_statement_says_what_is_offered_and_is_public(
         "read", "vread", "history-instance", "search-type"]
     assert [p["name"] for p in assessment["searchParam"]] == [
         "patient", "subject", "status", "_id", "_lastUpdated"]
-    assert [p["name"] for p in resources["Provenance"]["searchParam"]] == ["target"]
+    provenance = resources["Provenance"]
+    assert [i["code"] for i in provenance["interaction"]] == ["read", "search-type"]
+    assert (provenance["versioning"], provenance["readHistory"]) == ("versioned", False)
+    assert [p["name"] for p in provenance["searchParam"]] == ["target"]
 
 
 # --- a service whose pages are small -----------------------------------------------------

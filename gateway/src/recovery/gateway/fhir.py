@@ -8,6 +8,7 @@ no link leads to a service's internal address.
 import asyncio
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import APIRouter, Depends, Request, Response
@@ -18,7 +19,7 @@ from recovery.common.fhir import FHIR_JSON
 from recovery.common.problems import RETRY_AFTER_SECONDS, Problem
 from recovery.common.settings import Settings
 from recovery.common.timeutil import utcnow
-from recovery.gateway import fhir_audit
+from recovery.gateway import fanout, fhir_audit
 from recovery.gateway.fhir_subscriptions.resources import with_subscription_topics
 from recovery.gateway.settings import UPSTREAMS, GatewaySettings
 from recovery.gateway.upstream import Upstreams
@@ -35,7 +36,8 @@ OWNERS = {
 #: A person's Patient is served by each service holding records of them: asked of all three.
 PATIENT_HOLDERS = ("goals", "crisis-plans", "risk")
 #: Provenance (the signatures agreeing a version) lives with the record it is about.
-PROVENANCE_TARGETS = frozenset({"CarePlan", "RiskAssessment"})
+PROVENANCE_TARGETS = ("CarePlan", "RiskAssessment")
+PROVENANCE_HOLDERS = tuple(OWNERS[target] for target in PROVENANCE_TARGETS)
 #: Request headers passed to the service as they came.
 FORWARDED = ("authorization", "accept", "content-type", "if-match", "if-none-match",
              "if-none-exist", "prefer", "idempotency-key")
@@ -54,16 +56,24 @@ def fhir_base(request: Request, settings: GatewaySettings) -> str:
     return str(request.base_url).rstrip("/") + "/fhir"
 
 
-def owner_of(resource_type: str, request: Request) -> str:
+def owner_of(resource_type: str) -> str:
     if resource_type in OWNERS:
         return OWNERS[resource_type]
-    if resource_type == "Provenance":
-        target = request.query_params.get("target", "").partition("/")[0]
-        if target in PROVENANCE_TARGETS:
-            return OWNERS[target]
-        raise Problem(400, "Provenance is searched by target: CarePlan/<id> or "
-                           "RiskAssessment/<id>.", kind="invalid-search")
     raise Problem(404, f"No service here holds {resource_type} resources.", kind="not-found")
+
+
+def provenance_holders(request: Request) -> tuple[str, ...]:
+    """Where a Provenance search goes: to the owner of the type its target names, in any
+    form (``CarePlan/<id>``, any base's URL ending so); a bare id may be either type's, as
+    FHIR reads it, so it goes to both."""
+    targets = [part for value in request.query_params.getlist("target")
+               for part in value.split(",")]
+    kinds = {fhir.reference_type(target) for target in targets} - {""}
+    if not targets or not kinds <= set(PROVENANCE_TARGETS) or len(kinds) > 1:
+        raise Problem(400, "Provenance is searched by one target: CarePlan/<id>, "
+                           "RiskAssessment/<id>, a URL ending so, or <id>.",
+                      kind="invalid-search")
+    return (OWNERS[kinds.pop()],) if kinds else PROVENANCE_HOLDERS
 
 
 def fhir_router(upstreams: Upstreams, settings: Settings,
@@ -118,22 +128,44 @@ def fhir_router(upstreams: Upstreams, settings: Settings,
         answers it, or the union of their searches."""
         if rest and ("/" in rest or rest in {".", ".."}):
             raise Problem(404, "Patient is read as Patient/<id>.", kind="not-found")
-        path = "/fhir/Patient" + (f"/{rest}" if rest else "")
-        answers = await asyncio.gather(*(send(request, s, path) for s in PATIENT_HOLDERS),
-                                       return_exceptions=True)
-        good = [a for a in answers if isinstance(a, httpx.Response) and a.status_code == 200]
-        if rest and good:
-            return returned(good[0])
-        failed = [a for a in answers
-                  if not isinstance(a, httpx.Response) or a.status_code >= 500]
-        if failed:
-            # Without every holder's answer the person might be missed: say so, not 404.
-            raise Problem(503, "A service holding people's records is unavailable; try "
-                               "again shortly.", kind="upstream-unavailable",
-                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-        if rest or not good:
-            refusal = next(a for a in answers if isinstance(a, httpx.Response))
-            return returned(refusal)
+        if rest:
+            return await fanout.read_from_any(request, send=send, returned=returned,
+                                              services=PATIENT_HOLDERS,
+                                              path=f"/fhir/Patient/{quote(rest, safe='')}")
+        answers = await fanout.ask_each(request, send, PATIENT_HOLDERS, "/fhir/Patient")
+        if down := fanout.failed(answers):
+            # Without every holder's answer the person might be missed: say so.
+            raise fanout.unavailable(down)
+        good = fanout.found(answers)
+        if not good:
+            return fanout.nothing_found(answers, returned)
+        return JSONResponse(merged_search([a.json() for a in good]), media_type=FHIR_JSON)
+
+    @router.api_route("/Provenance/{rest:path}", methods=["GET", "POST", "PUT"],
+                      include_in_schema=False)
+    @router.api_route("/Provenance", methods=["GET", "POST"], include_in_schema=False)
+    async def provenance(request: Request, rest: str = "") -> Response:
+        """The signatures agreeing a version, kept by the service of the record signed: a
+        search goes where its target says; a read by id, which does not say, asks both."""
+        if request.method != "GET":
+            raise Problem(405, "Provenance is read only: it is made by signing.",
+                          headers={"Allow": "GET"})
+        if rest and ("/" in rest or rest in {".", ".."}):
+            raise Problem(404, "Provenance is read as Provenance/<id>.", kind="not-found")
+        if rest:
+            return await fanout.read_from_any(request, send=send, returned=returned,
+                                              services=PROVENANCE_HOLDERS,
+                                              path=f"/fhir/Provenance/{quote(rest, safe='')}")
+        holders = provenance_holders(request)
+        if len(holders) == 1:
+            return returned(await send(request, holders[0], "/fhir/Provenance"))
+        # A bare id: the service holding the record answers, the other has no such record.
+        answers = await fanout.ask_each(request, send, holders, "/fhir/Provenance")
+        good = fanout.found(answers)
+        if len(good) == 1:
+            return returned(good[0])  # its own paging links and total, as they are
+        if not good:
+            return fanout.nothing_found(answers, returned)
         return JSONResponse(merged_search([a.json() for a in good]), media_type=FHIR_JSON)
 
     @router.api_route("/AuditEvent/{rest:path}", methods=["GET", "POST", "PUT"],
@@ -156,7 +188,7 @@ def fhir_router(upstreams: Upstreams, settings: Settings,
                       include_in_schema=False)
     @router.api_route("/{resource_type}", methods=["GET", "POST"], include_in_schema=False)
     async def forward(request: Request, resource_type: str, rest: str = "") -> Response:
-        service = owner_of(resource_type, request)
+        service = owner_of(resource_type)
         if any(part in {".", ".."} for part in rest.split("/")):
             # The client would resolve them, and the call leave the service's /fhir.
             raise Problem(400, "A FHIR path holds no '.' or '..' segments.",

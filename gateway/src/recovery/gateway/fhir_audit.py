@@ -10,10 +10,9 @@ visits every entry once. Entries recorded meanwhile (reading the trail records s
 than any position and never shift a page, as counting entries from the top would.
 """
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -21,24 +20,20 @@ from fastapi import Request, Response
 
 from recovery.common import fhir
 from recovery.common.audit_export import cursor_after
-from recovery.common.problems import RETRY_AFTER_SECONDS, Problem
 from recovery.common.settings import Settings
+from recovery.gateway.fanout import (
+    Returned,
+    Send,
+    ask_each,
+    failed,
+    read_from_any,
+    unavailable,
+)
 from recovery.gateway.settings import UPSTREAMS
 
 #: Every service keeps an audit trail (training's is about staff development records).
 AUDIT_HOLDERS = UPSTREAMS
 PATH = "/fhir/AuditEvent"
-
-
-class Send(Protocol):
-    """The gateway's call of a service with the caller's token and the public base."""
-
-    async def __call__(self, request: Request, service: str, path: str,
-                       params: Sequence[tuple[str, str]] | None = None) -> httpx.Response: ...
-
-
-class Returned(Protocol):
-    def __call__(self, response: httpx.Response) -> Response: ...
 
 
 def entity_owner(search: fhir.Search, owners: Mapping[str, str]) -> str | None:
@@ -47,8 +42,7 @@ def entity_owner(search: fhir.Search, owners: Mapping[str, str]) -> str | None:
     found: set[str | None] = set()
     for value in search.values.get("entity", []):
         for part in value.split(","):
-            kind = part.rstrip("/").rpartition("/")[0].rsplit("/", 1)[-1]
-            found.add(owners.get(kind))
+            found.add(owners.get(fhir.reference_type(part)))
     return found.pop() if len(found) == 1 and None not in found else None
 
 
@@ -79,29 +73,6 @@ def merged_page(bundles: Sequence[Mapping[str, Any]], count: int
     return taken, cursor_after(taken[-1]) if more and taken else None
 
 
-def _unavailable(services: Sequence[str]) -> Problem:
-    return Problem(503, f"The audit trail of {', '.join(services)} is unavailable just now; "
-                        "try again shortly.", kind="upstream-unavailable",
-                   headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-
-
-def _failed(answers: Mapping[str, httpx.Response | BaseException]) -> list[str]:
-    return [service for service, answer in answers.items()
-            if not isinstance(answer, httpx.Response) or answer.status_code >= 500]
-
-
-async def _ask_all(request: Request, send: Send, path: str,
-                   params: Sequence[tuple[str, str]] | None = None
-                   ) -> dict[str, httpx.Response | BaseException]:
-    """Every service's answer, or the problem ``send`` made of not reaching it."""
-    answers = await asyncio.gather(*(send(request, service, path, params)
-                                     for service in AUDIT_HOLDERS), return_exceptions=True)
-    for answer in answers:
-        if isinstance(answer, BaseException) and not isinstance(answer, Problem):
-            raise answer  # our own fault, not a service's unavailability
-    return dict(zip(AUDIT_HOLDERS, answers, strict=True))
-
-
 async def search(request: Request, *, send: Send, returned: Returned, base: str,
                  settings: Settings, owners: Mapping[str, str]) -> Response:
     """``GET /fhir/AuditEvent``: at the owner of the record it names, else merged from all."""
@@ -117,14 +88,14 @@ async def search(request: Request, *, send: Send, returned: Returned, base: str,
     params.append(("_count", str(wanted.count)))
     if wanted.cursor:
         params.append(("_cursor", wanted.cursor))
-    answers = await _ask_all(request, send, PATH, params)
+    answers = await ask_each(request, send, AUDIT_HOLDERS, PATH, params)
     refusal = next((a for a in answers.values() if isinstance(a, httpx.Response)
                     and a.status_code != 200 and a.status_code < 500), None)
     if refusal is not None:
         return returned(refusal)
-    if failed := _failed(answers):
+    if down := failed(answers):
         # Part of the trail is not a smaller answer but a wrong one: say so.
-        raise _unavailable(failed)
+        raise unavailable(down)
     bundles = [a.json() for a in answers.values() if isinstance(a, httpx.Response)]
     total = sum(b.get("total", 0) for b in bundles) if wanted.wants_total else None
     page, following = ([], None) if wanted.count_only else merged_page(bundles, wanted.count)
@@ -136,15 +107,5 @@ async def read(request: Request, event_id: str, *, send: Send,
     """``GET /fhir/AuditEvent/<id>``: ids are unique across services, so the one holding it
     answers. Not found means every service said so: while one cannot be asked, 503."""
     # Quoted: an id is one path segment at the service, whatever the caller encoded in it.
-    answers = await _ask_all(request, send, f"{PATH}/{quote(event_id, safe='')}")
-    responses = [a for a in answers.values() if isinstance(a, httpx.Response)]
-    found = next((a for a in responses if a.status_code == 200), None)
-    if found is not None:
-        return returned(found)
-    refusal = next((a for a in responses if a.status_code not in {200, 404}
-                    and a.status_code < 500), None)
-    if refusal is not None:
-        return returned(refusal)
-    if failed := _failed(answers):
-        raise _unavailable(failed)
-    return returned(responses[0])
+    return await read_from_any(request, send=send, returned=returned, services=AUDIT_HOLDERS,
+                               path=f"{PATH}/{quote(event_id, safe='')}")

@@ -89,7 +89,8 @@ def protected_operations(openapi: dict[str, Any]) -> list[Operation]:
 
 def fill_path(template: str, *, plan_id: str, service_user_id: str, team_id: str) -> str:
     return kit.fill_path(template, plan_id=plan_id, service_user_id=service_user_id,
-                         team_id=team_id, person=service_user_id, version_id="1")
+                         team_id=team_id, person=service_user_id, version_id="1",
+                         provenance_id=f"{plan_id}-v1")
 
 
 def query_for(operation: Operation, *, plan_id: str,

@@ -106,7 +106,7 @@ async def household(api: PlansClient) -> Household:
 async def _operations(api: PlansClient) -> list[Operation]:
     openapi = (await api.client.get("/openapi.json")).json()
     operations = [op for op in protected_operations(openapi) if not op.is_audit]
-    assert len(operations) == 23
+    assert len(operations) == 24
     return operations
 
 

@@ -107,6 +107,7 @@ def test_the_matrix_covers_every_operation_the_service_documents(world: World) -
         "GET /v1/teams/{team_id}/crisis-plans:overdue-review",
         "GET /v1/teams/{team_id}/medication-decisions:review-due",
         "GET /fhir/CarePlan/{plan_id}", "GET /fhir/Provenance", "GET /fhir/CarePlan",
+        "GET /fhir/Provenance/{provenance_id}",
         "GET /fhir/CarePlan/{plan_id}/_history",
         "GET /fhir/CarePlan/{plan_id}/_history/{version_id}",
         "GET /fhir/Patient", "GET /fhir/Patient/{person}",

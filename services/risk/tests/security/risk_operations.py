@@ -77,7 +77,8 @@ def protected_operations(openapi: dict[str, Any]) -> list[Operation]:
 def fill_path(template: str, *, assessment_id: str, team_id: str,
               service_user_id: str = "su-1") -> str:
     return kit.fill_path(template, assessment_id=assessment_id, team_id=team_id, version="1",
-                         version_id="1", person=service_user_id)
+                         version_id="1", person=service_user_id,
+                         provenance_id=f"{assessment_id}-v1")
 
 
 def query_for(operation: Operation, *, assessment_id: str,

@@ -93,6 +93,7 @@ def test_the_matrix_covers_every_risk_operation_the_service_documents(world: Wor
         "GET /v1/risk-assessments/{assessment_id}/versions/{version}",
         "GET /v1/teams/{team_id}/risk-reviews-due",
         "GET /fhir/RiskAssessment/{assessment_id}", "GET /fhir/Provenance",
+        "GET /fhir/Provenance/{provenance_id}",
         "GET /fhir/RiskAssessment", "GET /fhir/RiskAssessment/{assessment_id}/_history",
         "GET /fhir/RiskAssessment/{assessment_id}/_history/{version_id}",
         "GET /fhir/Patient", "GET /fhir/Patient/{person}",

@@ -61,6 +61,8 @@ def record_types(fhir_type: str) -> list[str]:
 _ACTIONS: dict[str, tuple[str, str | None]] = {
     "create": ("C", "create"), "propose": ("C", "create"),
     "read": ("R", "read"), "vread": ("R", "vread"), "history": ("R", "history-instance"),
+    # The record's entry for a read of one version's signatures as a Provenance.
+    "read-provenance": ("R", "read"),
     "list": ("R", "search-type"), "search": ("R", "search-type"),
     "batch-read": ("R", "search-type"), "aggregate": ("R", "search-type"),
     "update": ("U", "update"), "patch": ("U", "patch"), "accept": ("U", "update"),

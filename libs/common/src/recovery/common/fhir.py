@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from recovery.common.audit import Outcome
 from recovery.common.auth import Verb, require_scope
+from recovery.common.cosign import Signature
 from recovery.common.deps import AccessDep, RecordAccess, SettingsDep
 from recovery.common.problems import FHIR_MEDIA_TYPE, Problem
 from recovery.common.reach import reach_condition, reach_of
@@ -487,10 +488,16 @@ def date_bounds(values: Sequence[str], name: str = "date"
     return since, before
 
 
+def reference_type(value: str) -> str:
+    """The type a reference search value names (``Type/id`` or a URL ending so); "" for a
+    bare id, which may be of any type."""
+    return value.rstrip("/").rpartition("/")[0].rsplit("/", 1)[-1]
+
+
 def reference_id(value: str, resource_type: str, name: str) -> str:
     """The id a reference search value names: ``Type/id``, a URL ending so, or a bare id."""
     kind, _, ident = value.rstrip("/").rpartition("/")
-    if (kind and kind.rsplit("/", 1)[-1] != resource_type) or not ident or len(ident) > 64:
+    if (kind and reference_type(value) != resource_type) or not ident or len(ident) > 64:
         raise Problem(400, f"{name} must be {resource_type}/<id> or <id>.", kind="invalid-search")
     return ident
 
@@ -524,20 +531,52 @@ def signed_content(content_hash: str) -> str:
     return base64.b64encode(content_hash.encode()).decode()
 
 
-def provenance(target: str, version: int, *, recorded: datetime,
+#: A Provenance id, ``<record id>-v<version>``: the record and the version its signatures agree.
+_PROVENANCE_ID = re.compile(r"([A-Za-z0-9.-]{1,36})-v([1-9][0-9]{0,8})")
+
+
+def provenance_id(record_id: str, version: int) -> str:
+    return f"{record_id[:36]}-v{version}"
+
+
+def provenance_target(provenance: str) -> tuple[str, int]:
+    """The record id and version a Provenance id names; 404 for an id we never make."""
+    found = _PROVENANCE_ID.fullmatch(provenance)
+    if found is None:
+        raise Problem(404, "No Provenance with that id is available to you.", kind="not-found")
+    return found[1], int(found[2])
+
+
+def provenance(target: str, version: int, *, given: Sequence[Signature],
                agents: Sequence[dict[str, Any]], signatures: Sequence[dict[str, Any]],
                activity: str | None = None) -> dict[str, Any]:
-    """The signatures agreeing one version of ``target`` (``Type/id``) as a Provenance."""
-    record_id = target.rsplit("/", 1)[-1]
+    """The signatures agreeing one version of ``target`` (``Type/id``) as a Provenance.
+
+    ``given`` is every signature the version was given, withdrawn ones too; ``agents`` and
+    ``signatures`` show those still standing, so ``recorded`` is the latest of those. A
+    signature is only ever made and withdrawn, once each, so counting those changes gives a
+    version id that moves whenever what the Provenance says does, and never goes back.
+    """
+    standing = [s for s in given if not s.withdrawn]
+    changes = [*(s.signed_at for s in given), *(s.withdrawn_at for s in given if s.withdrawn_at)]
     resource: dict[str, Any] = {
         "resourceType": "Provenance",
-        "id": f"{record_id[:36]}-v{version}",
+        "id": provenance_id(target.rsplit("/", 1)[-1], version),
+        "meta": {"versionId": str(len(changes)), "lastUpdated": instant(max(changes))},
         "target": [{"reference": f"{target}/_history/{version}"}],
-        "recorded": instant(recorded),
+        "recorded": instant(max(s.signed_at for s in standing)),
     }
     if activity is not None:
         resource["activity"] = {"text": activity}
     return {**resource, "agent": list(agents), "signature": list(signatures)}
+
+
+def provenance_capability(params: Sequence[SearchParam]) -> dict[str, Any]:
+    """Provenance in a service of co-signed records: read by id and searched by ``params``.
+    Its version id is kept current (see ``provenance``); past versions are not."""
+    return {"type": "Provenance", "versioning": "versioned", "readHistory": False,
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": searched_by(params)}
 
 
 # -- Patients ----------------------------------------------------------------------------------

@@ -177,7 +177,7 @@ def provenance_resource(plan: PlanPublic, version: VersionPublic,
     person = plan.service_user_id
     return provenance(
         f"CarePlan/{plan.id}", version.version,
-        recorded=max(s.signed_at for s in standing),
+        given=[_cosigned(s) for s in version.signatures],
         agents=[{"type": {"coding": [{"system": PARTICIPATION, "code": "attester"}]},
                  "role": [{"text": s.party.value}],
                  "who": _who(s.party, s.signatory, person, settings)} for s in standing],
@@ -199,8 +199,7 @@ def capability_statement(settings: Settings) -> list[dict[str, Any]]:
          "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "history-instance"},
                          {"code": "search-type"}],
          "searchParam": fhir.searched_by(CARE_PLAN_SEARCH)},
-        {"type": "Provenance", "interaction": [{"code": "search-type"}],
-         "searchParam": fhir.searched_by(PROVENANCE_SEARCH)},
+        fhir.provenance_capability(PROVENANCE_SEARCH),
         fhir.patient_capability(),
     ]
 
@@ -209,6 +208,8 @@ router = fhir.fhir_router("crisis-plans", capability_statement)
 fhir.add_patient_routes(router, service.holds_plans_of)
 
 PlanId = Annotated[str, Path(min_length=1, max_length=64)]
+#: Any text: an id that is not ``<plan id>-v<version>`` is a 404, as FHIR reads answer.
+ProvenanceId = Annotated[str, Path(description="<plan id>-v<version>")]
 VersionId = Annotated[str, Path(min_length=1, max_length=12,
                                 description="The version (meta.versionId)")]
 _READ = {**FHIR_OK, 304: {"description": "Not Modified: If-None-Match names this version"},
@@ -317,3 +318,18 @@ async def search_provenance(request: Request, access: AccessDep,
         next_cursor = page.next_cursor
     total = await service.signed_versions(access, plan_id) if search.wants_total else None
     return FhirResponse(search.bundle(resources, next_cursor=next_cursor, total=total))
+
+
+@router.get("/Provenance/{provenance_id}", response_model=None, responses=_READ,
+            summary="Read the Provenance of one CarePlan version: its standing signatures")
+async def read_provenance(request: Request, provenance_id: ProvenanceId, access: AccessDep,
+                          settings: SettingsDep) -> Response:
+    plan_id, version = fhir.provenance_target(provenance_id)
+    # The vread's own reading, under the same reach as a Provenance search.
+    found = await service.read_versions(access, plan_id, newest=version, count=1,
+                                        action="read-provenance")
+    signed = next((provenance_resource(found.plan, v, settings) for v in found.versions
+                   if v.version == version), None)
+    if signed is None:
+        raise Problem(404, "No Provenance with that id is available to you.", kind="not-found")
+    return fhir.read_response(request, signed)

@@ -178,12 +178,15 @@ def version_resources(found: service.AssessmentVersions,
 
 
 def provenance_resource(assessment_id: str, service_user_id: str, version: VersionPublic,
-                        settings: Settings) -> dict[str, Any]:
-    """One version's signatures as a Provenance: one agent and one signature per party."""
+                        settings: Settings) -> dict[str, Any] | None:
+    """One version's signatures as a Provenance: one agent and one signature per party (none
+    while no signature stands)."""
     standing = [s for s in version.signatures if s.withdrawn_at is None]
+    if not standing:
+        return None
     return provenance(
         f"RiskAssessment/{assessment_id}", version.version,
-        recorded=max(s.signed_at for s in standing),
+        given=[_cosigned(s) for s in version.signatures],
         activity="agreed" if version.status is not VersionStatus.draft else "signed",
         agents=[{"type": {"text": s.party.value.replace("_", " ")},
                  "who": _who(s.party, s.signatory, service_user_id, settings)}
@@ -208,8 +211,7 @@ def capability_statement(settings: Settings) -> list[dict[str, Any]]:
          "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "history-instance"},
                          {"code": "search-type"}],
          "searchParam": fhir.searched_by(RISK_ASSESSMENT_SEARCH)},
-        {"type": "Provenance", "interaction": [{"code": "search-type"}],
-         "searchParam": fhir.searched_by(PROVENANCE_SEARCH)},
+        fhir.provenance_capability(PROVENANCE_SEARCH),
         fhir.patient_capability(),
     ]
 
@@ -221,6 +223,8 @@ router.dependencies.append(Depends(refuse_predictive_scores))
 fhir.add_patient_routes(router, service.holds_assessments_of)
 
 AssessmentId = Annotated[str, Path(min_length=1, max_length=64)]
+#: Any text: an id that is not ``<assessment id>-v<version>`` is a 404, as FHIR reads answer.
+ProvenanceId = Annotated[str, Path(description="<assessment id>-v<version>")]
 VersionId = Annotated[str, Path(min_length=1, max_length=12,
                                 description="The version (meta.versionId)")]
 _READ = {**FHIR_OK, 304: {"description": "Not Modified: If-None-Match names this version"},
@@ -328,9 +332,25 @@ async def search_provenance(request: Request, access: AccessDep,
     if search.page_size:
         page = await service.list_versions(access, assessment_id, cursor=search.cursor,
                                            limit=search.page_size)
-        resources = [provenance_resource(assessment_id, person, v, settings)
-                     for v in page.items if any(s.withdrawn_at is None for s in v.signatures)]
+        resources = [r for v in page.items
+                     if (r := provenance_resource(assessment_id, person, v, settings))]
         next_cursor = page.next_cursor
     total = (await service.signed_versions(access, assessment_id) if search.wants_total
              else None)
     return FhirResponse(search.bundle(resources, next_cursor=next_cursor, total=total))
+
+
+@router.get("/Provenance/{provenance_id}", response_model=None, responses=_READ,
+            summary="Read the Provenance of one RiskAssessment version: its standing signatures")
+async def read_provenance(request: Request, provenance_id: ProvenanceId, access: AccessDep,
+                          settings: SettingsDep) -> Response:
+    assessment_id, version = fhir.provenance_target(provenance_id)
+    # The vread's own reading, under the same reach as a Provenance search.
+    found = await service.read_versions(access, assessment_id, newest=version, count=1,
+                                        action="read-provenance")
+    person = found.assessment.service_user_id
+    signed = next((provenance_resource(found.assessment.id, person, v, settings)
+                   for v in found.versions if v.version == version), None)
+    if signed is None:
+        raise Problem(404, "No Provenance with that id is available to you.", kind="not-found")
+    return fhir.read_response(request, signed)
